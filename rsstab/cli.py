@@ -14,17 +14,25 @@ from collections.abc import Sequence
 
 from rsstab.errors import RsstabError
 
-COMMANDS = ("check",)
+COMMANDS = ("check", "peft")
 
 EXIT_STABLE, EXIT_UNSTABLE, EXIT_USAGE = 0, 1, 2
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (no usage dump) and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="rsstab",
         description="Derive, classify and measure rank stabilization of LoRA scaling factors.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                parser_class=_Parser)
     for name in COMMANDS:
         module = importlib.import_module(f"rsstab.commands.{name}")
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
@@ -45,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rsstab: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `rsstab check ... | head`
+        sys.stdout = None  # type: ignore[assignment]  # nothing more can be written
+        return EXIT_STABLE
 
 
 if __name__ == "__main__":  # pragma: no cover
