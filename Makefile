@@ -1,0 +1,30 @@
+# Two entry points for a fresh machine:  `make report` (the main job)  and  `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+# torch first, pinned: on this project's machines 2.13.0 is a local CPU wheel; a range would
+# make pip fetch a multi-GB CUDA build instead.
+TORCH  ?= torch==2.13.0
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.rsstab-installed
+
+.PHONY: setup test test-all report clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -m "slow or not slow"
+
+report: $(STAMP)
+	$(BIN)/rsstab report
+
+clean:
+	rm -rf $(VENV) build *.egg-info

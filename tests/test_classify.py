@@ -1,0 +1,137 @@
+"""The classifier: labels follow from the exponents exactly, per optimizer regime."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rsstab import check
+from rsstab.classify import Verdict
+from rsstab.errors import RsstabError
+
+
+def expected_label(p: Fraction, k: int, optimizer: str) -> str:
+    """γ = c·r^p·(log r)^k: the stability quantity is γ²r (SGD) or γr (Adam)."""
+    a, b = (2 * p + 1, 2 * k) if optimizer == "sgd" else (p + 1, k)
+    if a != 0:
+        return "blow-up" if a > 0 else "collapse"
+    return "blow-up" if b > 0 else "collapse" if b < 0 else "rank-stabilized"
+
+
+# exponents near the critical ones (−1/2, −1) are over-represented on purpose
+exponents = st.one_of(
+    st.fractions(min_value=-3, max_value=2, max_denominator=24),
+    st.sampled_from([Fraction(-1, 2), Fraction(-1), Fraction(0)]),
+    st.integers(-3, 3).map(lambda s: Fraction(-1, 2) + Fraction(s, 10_000)),
+)
+log_powers = st.integers(-3, 3)
+coefficients = st.fractions(min_value=Fraction(1, 50), max_value=100, max_denominator=50)
+optimizers = st.sampled_from(["sgd", "adam"])
+
+
+def spell(c: Fraction, p: Fraction, k: int, style: int) -> str:
+    cs = f"({c.numerator}/{c.denominator})"
+    ps = f"({p.numerator}/{p.denominator})"
+    if style == 0:
+        return f"{cs}*r**{ps}*log(r)**({k})"
+    if style == 1:
+        return f"{cs}*r^{ps}*log(r)^({k})"
+    if style == 2:
+        return f"{cs}/(r**(-{ps})*log(r)**({-k}))"
+    return f"{cs}*exp({ps}*log(r))*exp({k}*log(log(r)))"
+
+
+@settings(max_examples=60, deadline=None)
+@given(coefficients, exponents, log_powers, optimizers, st.integers(0, 3))
+def test_label_follows_from_exponents(c: Fraction, p: Fraction, k: int, optimizer: str, style: int) -> None:
+    v = check(spell(c, p, k, style), optimizer=optimizer)
+    assert v.method == "symbolic"
+    assert v.label == expected_label(p, k, optimizer)
+    assert v.gamma_exponent == pytest.approx(float(p))
+
+
+FACTORS = ["(2 + sin(r))", "(3 + cos(r))/2", "(1 + 1/r)", "(2 + sin(r))*(1 + 1/r)"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(exponents, log_powers, optimizers, st.sampled_from(FACTORS))
+def test_bounded_positive_factors_never_change_the_label(p: Fraction, k: int, optimizer: str,
+                                                         factor: str) -> None:
+    base = spell(Fraction(1), p, k, 0)
+    assert check(f"{factor}*{base}", optimizer).label == check(base, optimizer).label
+
+
+EQUIVALENT = [
+    ["alpha/r**0.5", "alpha/r^0.5", "alpha/sqrt(r)", "alpha*r**(-1/2)", "alpha*exp(-log(r)/2)",
+     "2**(-log(r, 2)/2)*alpha", "max(1/r, 1/sqrt(r))*alpha", "floor(sqrt(r))/r*alpha"],
+    ["16/r", "16*r**-1", "16*r^(-1)", "min(1/r, 1/sqrt(r))*16", "exp(-log(r))*16", "ceil(r)/r**2*16"],
+    ["1", "alpha", "pi", "e**0", "tanh(r)", "atan(r)", "(2+sin(r))"],
+]
+
+
+@pytest.mark.parametrize("group", EQUIVALENT)
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_equivalent_spellings_give_the_same_verdict(group: list[str], optimizer: str) -> None:
+    verdicts = [check(s, optimizer) for s in group]
+    assert len({(v.label, v.gamma_order, v.stability_order) for v in verdicts}) == 1
+
+
+@settings(max_examples=25, deadline=None)
+@given(coefficients, exponents, log_powers, optimizers)
+def test_json_round_trips(c: Fraction, p: Fraction, k: int, optimizer: str) -> None:
+    v = check(spell(c, p, k, 0), optimizer)
+    assert Verdict.from_dict(json.loads(v.to_json())) == v
+
+
+@pytest.mark.parametrize(
+    "expr, sgd, adam",
+    [
+        ("alpha", "blow-up", "blow-up"),  # seed table: naive γ = α
+        ("alpha/r", "collapse", "rank-stabilized"),  # LoRA
+        ("alpha/sqrt(r)", "rank-stabilized", "blow-up"),  # rsLoRA
+        ("alpha/r**0.5001", "collapse", "blow-up"),
+        ("alpha/r**0.4999", "blow-up", "blow-up"),
+        ("log(r)/sqrt(r)", "blow-up", "blow-up"),
+        ("1/sqrt(r*log(r))", "collapse", "blow-up"),
+        ("r**sin(r)/sqrt(r)", "indeterminate", "indeterminate"),
+        ("abs(sin(r))/sqrt(r)", "indeterminate", "indeterminate"),  # liminf 0, limsup Θ(1)
+    ],
+)
+def test_regime_table(expr: str, sgd: str, adam: str) -> None:
+    assert check(expr, "sgd").label == sgd
+    assert check(expr, "adam").label == adam
+
+
+def test_reasons_and_notes() -> None:
+    stable = check("alpha/sqrt(r)")
+    assert stable.gamma_to_zero is True and "Theorem 3.2" in stable.reason
+    naive = check("alpha")
+    assert naive.gamma_to_zero is False
+    assert any("hypothesis of Theorem 3.2 fails" in n for n in naive.notes)
+    assert naive.quantities["forward"].exponent == 1.0
+    assert naive.quantities["grad_init"].exponent == 0.5
+    lora_adam = check("alpha/r", "adam")
+    assert lora_adam.quantities["grad_init"].label == "collapse"  # Adam normalises it away
+    assert lora_adam.quantities["forward"].label == "rank-stabilized"
+    assert "iid_variance" not in lora_adam.quantities
+
+
+def test_table_uses_constant_values() -> None:
+    v = check("alpha/sqrt(r)", constants={"alpha": 16})
+    r, gamma, q = v.table[0]
+    assert (r, gamma, q) == (4, 8.0, pytest.approx(256.0))
+    assert v.constants == {"alpha": 16.0}
+
+
+def test_callable_is_numeric() -> None:
+    v = check(lambda r: 2.0 / r**0.5)
+    assert v.method == "numeric" and v.label == "rank-stabilized"
+
+
+def test_bad_optimizer() -> None:
+    with pytest.raises(RsstabError, match="unknown optimizer 'rmsprop'"):
+        check("1/r", "rmsprop")

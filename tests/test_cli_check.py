@@ -1,0 +1,99 @@
+"""`rsstab check` from the command line: exit codes, JSON schema, stdin, clean errors, light imports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from rsstab.cli import main
+
+
+def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "rsstab.cli", *args], input=stdin,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(
+    "expr, optimizer, code",
+    [("alpha/r**0.5", "sgd", 0), ("alpha/r", "sgd", 1), ("alpha", "sgd", 1),
+     ("alpha/r", "adam", 0), ("alpha/sqrt(r)", "adam", 1)],
+)
+def test_exit_codes(expr: str, optimizer: str, code: int, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", expr, "--optimizer", optimizer]) == code
+    out = capsys.readouterr().out
+    assert out.splitlines()[1].startswith("verdict: ")
+    assert f"optimizer: {optimizer}" in out
+
+
+def test_human_output_has_order_quantities_reason_and_table(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["check", "alpha/r**0.5"])
+    out = capsys.readouterr().out
+    assert "verdict: rank-stabilized" in out
+    assert "γ_r order: Θ(r^-1/2)" in out
+    assert "why: " in out
+    for q in ("grad_init", "forward", "backward", "iid_variance"):
+        assert q in out
+    rows = [line.split() for line in out.splitlines() if line.strip().split(" ")[0] in {"4", "2048"}]
+    assert [row[0] for row in rows] == ["4", "2048"]
+    assert float(rows[0][2]) == pytest.approx(1.0) and float(rows[1][2]) == pytest.approx(1.0)
+    assert "under adam: blow-up" in out
+
+
+def test_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "16/r", "--json", "--optimizer", "adam"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["label"] == "rank-stabilized" and d["optimizer"] == "adam"
+    assert d["schedule"] == "16/r" and d["method"] == "symbolic"
+    assert set(d["quantities"]) == {"grad_init", "forward", "backward"}
+    for q in d["quantities"].values():
+        assert {"order", "exponent", "label", "law"} <= set(q)
+    assert d["quantities"]["forward"]["exponent"] == 0.0
+    assert d["also"] == {"sgd": "collapse"}
+    assert len(d["table"]) == 10 and d["table"][0] == {"r": 4, "gamma": 4.0, "stability": 16.0}
+
+
+def test_json_is_strict_even_with_overflow(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "exp(exp(r))", "--json"]) == 1
+    out = capsys.readouterr().out
+    d = json.loads(out, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    assert d["table"][-1]["gamma"] == "inf"
+
+
+def test_reads_stdin() -> None:
+    p = run_cli("check", "-", "--json", stdin="alpha/sqrt(r)\n")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["label"] == "rank-stabilized"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["check", "__import__(os)"], "names starting with '_'"),
+        (["check", "9**9**9**9"], "out of range"),
+        (["check", "sin(r)"], "not positive"),
+        (["check", "r**(-alpha)"], "depends on the constant"),
+        (["check", "1/r", "--set", "alpha"], "NAME=VALUE"),
+        (["check", "alpha/r", "--set", "alpha=x"], "not a number"),
+        (["check", "1/r", "--optimizer", "rmsprop"], "invalid choice"),
+        (["check"], "required"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(args: list[str], message: str) -> None:
+    p = run_cli(*args)
+    assert p.returncode == 2
+    assert p.stdout == ""
+    assert message in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert "Traceback" not in p.stderr
+
+
+def test_check_does_not_import_heavy_modules() -> None:
+    code = ("import sys; from rsstab.cli import main; main(['check', 'alpha/r', '--json']); "
+            "sys.stderr.write(repr(sorted(m for m in ('torch', 'matplotlib', 'numpy', 'scipy') "
+            "if m in sys.modules)))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.stderr.strip() == "[]"
