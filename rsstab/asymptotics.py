@@ -131,11 +131,11 @@ class Scale:
             return "faster than any power of r" if a0 > 0 else "faster decay than any power of r"
         parts = []
         if a0 != 0:
-            parts.append("r" if a0 == 1 else f"r^{_fmt(a0)}")
+            parts.append("r" if _fmt(a0) == "1" else f"r^{_fmt(a0)}")
         if a1.is_infinite:
             parts.append("(beyond every power of log r)" if a1 > 0 else "(decays beyond every power of log r)")
         elif a1 != 0:
-            parts.append("log(r)" if a1 == 1 else f"log(r)^{_fmt(a1)}")
+            parts.append("log(r)" if _fmt(a1) == "1" else f"log(r)^{_fmt(a1)}")
         if a2.is_infinite:
             parts.append("(beyond every power of log log r)" if a2 > 0 else "(decays beyond every power of log log r)")
         elif a2 != 0:
@@ -144,6 +144,8 @@ class Scale:
 
 
 def _fmt(x: sympy.Expr) -> str:
+    if x.is_Float and x == int(x):
+        x = sympy.Integer(int(x))
     if x.is_Rational:
         return str(x)
     if x.is_Float:
@@ -617,7 +619,8 @@ _FLOAT_KS = tuple(range(3, 61, 3))
 
 
 def _log_value_mp(expr: sympy.Expr, k: int, values: dict[str, float]) -> float:
-    with mpmath.workdps(40):
+    # enough digits to survive cancellation between terms of size up to r (= 2^k)
+    with mpmath.workdps(40 + int(0.35 * k)):
         v = evaluate(expr, mpmath.mpf(2) ** k, values)
         if isinstance(v, mpmath.mpc) or mpmath.isnan(v):
             raise ScheduleError(f"γ_r = {expr} is not real at r = 2^{k}")
