@@ -376,8 +376,8 @@ def test_example_file_passes_from_a_clean_install(tmp_path: Path) -> None:
     assert " passed" in proc.stdout
 
 
-def test_docs_show_the_example_file_verbatim() -> None:
-    doc = (ROOT / "docs" / "testing.md").read_text()
+def test_readme_shows_the_example_file_verbatim() -> None:
+    doc = (ROOT / "README.md").read_text()
     blocks = doc.split("```python\n")
     assert EXAMPLE.read_text() in [block.split("```", 1)[0] for block in blocks[1:]]
 
