@@ -1,0 +1,126 @@
+"""``rsstab peft PATH``: the scaling PEFT applies to every module of a saved LoRA adapter.
+
+Reads ``adapter_config.json`` (+ ``adapter_model.safetensors``) with :mod:`rsstab.adapters`
+(json only: no torch, no peft), resolves ``rank_pattern`` / ``alpha_pattern`` exactly as PEFT
+does, and attaches the verdict of the adapter's schedule family (``alpha/sqrt(r)`` with
+``use_rslora``, else ``alpha/r``) from :func:`rsstab.check`.
+
+Exit code: 0 when every module is rank-stabilized and every weight shape agrees with the config,
+1 otherwise, 2 for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+HELP = "report r, alpha, PEFT's scaling and the rank-stabilization verdict per module of a LoRA adapter"
+
+STABLE = "rank-stabilized"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``rsstab peft``."""
+    parser.add_argument(
+        "path",
+        metavar="PATH",
+        help="directory written by PEFT's save_pretrained (adapter_config.json + adapter_model.safetensors) "
+        "or a bare adapter_config.json",
+    )
+    parser.add_argument(
+        "--optimizer",
+        choices=("sgd", "adam"),
+        default="sgd",
+        help="optimizer regime of the verdict (default: sgd, the paper's theorem)",
+    )
+    parser.add_argument("--json", action="store_true", help="print a JSON object instead of a table")
+
+
+def _verdict(schedule: str, optimizer: str) -> Any:
+    import rsstab
+
+    return rsstab.check(schedule, optimizer=optimizer)
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.6g}"
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    cols = [
+        ("module", "name"),
+        ("kind", "kind"),
+        ("r", "r"),
+        ("r(A,B)", "r_weights"),
+        ("lora_alpha", "lora_alpha"),
+        ("scaling", "scaling"),
+        ("set by", "set_by"),
+        ("verdict", "label"),
+    ]
+    cells = []
+    for row in rows:
+        w = "-" if row["r_weight"] is None else f"{row['r_weight']},{row['r_weight_b']}"
+        if row["r_mismatch"]:
+            w += " MISMATCH"
+        set_by = ", ".join(
+            f"{what}[{row[k]!r}]"
+            for what, k in (("rank_pattern", "rank_pattern_key"), ("alpha_pattern", "alpha_pattern_key"))
+            if row[k] is not None
+        )
+        cells.append(
+            {
+                "name": row["name"],
+                "kind": row["kind"],
+                "r": str(row["r"]),
+                "r_weights": w,
+                "lora_alpha": _fmt(row["lora_alpha"]),
+                "scaling": _fmt(row["scaling"]),
+                "set_by": set_by or "default",
+                "label": row["label"],
+            }
+        )
+    widths = {k: max(len(h), *(len(c[k]) for c in cells)) for h, k in cols}
+    lines = ["  ".join(h.ljust(widths[k]) for h, k in cols).rstrip()]
+    lines += ["  ".join(c[k].ljust(widths[k]) for _, k in cols).rstrip() for c in cells]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the per-module report; return 0 (all stable, shapes agree) or 1."""
+    from rsstab.adapters import read_adapter
+
+    report = read_adapter(args.path)
+    cfg = report.config
+    verdict = _verdict(cfg.schedule, args.optimizer)
+    rows = [dict(m.to_dict(), label=verdict.label, schedule=cfg.schedule) for m in report.modules]
+    ok = verdict.label == STABLE and not report.mismatches
+    for w in report.warnings:
+        print(f"rsstab: warning: {w}", file=sys.stderr)
+    if args.json:
+        out = {
+            "path": report.path,
+            "source": "weights" if report.from_weights else "config",
+            "use_rslora": cfg.use_rslora,
+            "schedule": cfg.schedule,
+            "optimizer": args.optimizer,
+            "defaults_used": list(cfg.defaulted),
+            "label": verdict.label,
+            "verdict": verdict.to_dict(),
+            "modules": rows,
+            "warnings": list(report.warnings),
+        }
+        print(json.dumps(out, indent=2, default=str))
+        return 0 if ok else 1
+    src = "modules from the safetensors keys" if report.from_weights else "bare config: one row per pattern + default"
+    print(f"{report.path}: use_rslora={str(cfg.use_rslora).lower()}  schedule {cfg.schedule}  ({src})")
+    if cfg.defaulted:
+        print(f"PEFT defaults used for missing fields: {', '.join(cfg.defaulted)}")
+    print(_table(rows))
+    n_mis = len(report.mismatches)
+    print(
+        f"{len(rows)} row(s); verdict for {cfg.schedule} under {args.optimizer}: {verdict.label}"
+        + (f"; {n_mis} rank mismatch(es) between config and weights" if n_mis else "")
+    )
+    return 0 if ok else 1

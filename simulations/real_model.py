@@ -1,0 +1,257 @@
+"""LoRA vs rsLoRA with PEFT on pretrained MiniLM-L6: gradient norms (paper Fig. 3) and losses (Fig. 2).
+
+    python simulations/real_model.py                 # full run → reports/real_model/
+    python simulations/real_model.py --quick --out /tmp/rm
+
+Writes ``rows.csv`` (tidy: method, rank, scaling, seed, step, quantity, value), ``config.json``,
+``fits.json``, ``summary.md`` (fitted log-log slopes vs r, the theory's exponents, losses per rank) and figures:
+``onset_grad_norm.png``, ``final_adapter_out_rms.png`` and ``final_eval_loss.png`` (log-log vs r),
+``grad_norm_steps.png`` (Fig. 3 analogue) and ``loss_steps.png`` (held-out loss, Fig. 2 analogue). Needs the ``peft`` and ``sim`` extras.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from rsstab.errors import RsstabError
+from rsstab.realmodel import METHODS, RealModelConfig, parse_ranks, run_experiment, summarize
+
+FIELDS = ("method", "rank", "scaling", "seed", "step", "quantity", "value")
+COLOURS = {"lora": "tab:red", "rslora": "tab:blue"}
+LABELS = {"lora": "LoRA (α/r)", "rslora": "rsLoRA (α/√r)"}
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", newline="") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Tidy rows as CSV, written atomically."""
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=FIELDS)
+    w.writeheader()
+    w.writerows({k: row[k] for k in FIELDS} for row in rows)
+    _atomic_write(path, buf.getvalue())
+
+
+def read_csv(path: Path) -> list[dict[str, Any]]:
+    """Rows written by :func:`write_csv`, with their numeric types restored."""
+    types = {"rank": int, "seed": int, "step": int, "scaling": float, "value": float}
+    with open(path, newline="") as fh:
+        return [{k: types.get(k, str)(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+def read_config(path: Path) -> RealModelConfig:
+    """The configuration saved next to the rows."""
+    data = json.loads(path.read_text())
+    return RealModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+def _series(rows: list[dict[str, Any]], method: str, rank: int, quantity: str, seed: int = 0) -> tuple[list, list]:
+    pts = sorted(
+        (r["step"], r["value"])
+        for r in rows
+        if r["method"] == method and r["rank"] == rank and r["quantity"] == quantity and r["seed"] == seed
+    )
+    return [s for s, _ in pts], [v for _, v in pts]
+
+
+def plot(rows: list[dict[str, Any]], cfg: RealModelConfig, out: Path) -> list[Path]:
+    """Figures from the tidy rows; log-log axes for anything vs r."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.ticker import FormatStrFormatter
+
+    from rsstab.realmodel import onset_fits
+
+    ranks = sorted({r["rank"] for r in rows})
+    paths = []
+
+    fits = onset_fits(rows)
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for method in cfg.methods:
+        pts = [
+            (r["rank"], r["value"])
+            for r in rows
+            if r["method"] == method and r["quantity"] == "grad_norm" and r["step"] == 0
+        ]
+        ax.scatter(*zip(*pts), color=COLOURS[method], s=14, alpha=0.6)
+        f = fits[method]
+        x = np.asarray(ranks, float)
+        y = np.exp(np.mean(np.log(f.values)) + f.slope * (np.log(x) - np.mean(np.log(x))))
+        ax.plot(x, y, color=COLOURS[method], label=f"{LABELS[method]}: slope {f.slope:+.2f}")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="rank r",
+        ylabel="mean adapter ‖∇‖_F at step 0",
+        title="Onset gradient norm vs rank (MiniLM-L6)",
+    )
+    ax.legend()
+    paths.append(out / "onset_grad_norm.png")
+    fig.tight_layout()
+    fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+
+    cmap = plt.get_cmap("viridis")
+    for quantity, name, ylabel, logy in [
+        ("grad_norm", "grad_norm_steps.png", "mean adapter ‖∇‖_F (Fig. 3)", True),
+        ("eval_loss", "loss_steps.png", "held-out contrastive loss (Fig. 2)", False),
+    ]:
+        fig, axes = plt.subplots(1, len(cfg.methods), figsize=(5 * len(cfg.methods), 4), sharey=True, squeeze=False)
+        for ax, method in zip(axes[0], cfg.methods):
+            for i, r in enumerate(ranks):
+                s, v = _series(rows, method, r, quantity)
+                ax.plot(
+                    s,
+                    v,
+                    marker="o" if quantity == "eval_loss" else None,
+                    ms=3,
+                    color=cmap(i / max(1, len(ranks) - 1)),
+                    label=f"r={r}",
+                )
+            ax.set(title=LABELS[method], xlabel="optimizer steps", ylabel=ylabel)
+            if logy:
+                ax.set_yscale("log")
+            ax.legend(fontsize=8)
+        paths.append(out / name)
+        fig.tight_layout()
+        fig.savefig(paths[-1], dpi=120)
+        plt.close(fig)
+
+    if cfg.steps >= 2:
+        fig, ax = plt.subplots(figsize=(5.5, 4))
+        for method in cfg.methods:
+            ys = [_series(rows, method, r, "adapter_out_rms")[1][-1] for r in ranks]
+            ax.plot(ranks, ys, "o-", color=COLOURS[method], label=LABELS[method])
+        ax.set(
+            xscale="log",
+            yscale="log",
+            xlabel="rank r",
+            ylabel="RMS of γ·B·A·x (mean over modules)",
+            title=f"Adapter output after {cfg.steps - 1} {cfg.optimizer} updates",
+        )
+        ax.legend()
+        paths.append(out / "final_adapter_out_rms.png")
+        fig.tight_layout()
+        fig.savefig(paths[-1], dpi=120)
+        plt.close(fig)
+
+        fig, ax = plt.subplots(figsize=(5.5, 4))
+        for method in cfg.methods:
+            ys = [_series(rows, method, r, "eval_loss")[1][-1] for r in ranks]
+            ax.plot(ranks, ys, "o-", color=COLOURS[method], label=LABELS[method])
+        start = _series(rows, cfg.methods[0], ranks[0], "eval_loss")[1][0]
+        ax.axhline(start, color="grey", ls=":", label="pretrained (before fine-tuning)")
+        ax.set(
+            xscale="log",
+            yscale="log",
+            xlabel="rank r",
+            ylabel="held-out contrastive loss",
+            title=f"Held-out loss after {cfg.steps} {cfg.optimizer} updates",
+        )
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%.2f"))
+        ax.yaxis.set_minor_formatter(FormatStrFormatter("%.2f"))
+        ax.legend()
+        paths.append(out / "final_eval_loss.png")
+        fig.tight_layout()
+        fig.savefig(paths[-1], dpi=120)
+        plt.close(fig)
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="reports/real_model", help="output folder (default: reports/real_model)")
+    parser.add_argument("--quick", action="store_true", help="small ranks/steps for tests (about half a minute)")
+    parser.add_argument("--ranks", type=parse_ranks, help="comma-separated ranks (default 4,16,64,256,1024)")
+    parser.add_argument("--steps", type=int, help="fine-tuning steps per run")
+    parser.add_argument("--seeds", type=int, help="onset replicates per rank")
+    parser.add_argument("--batch-size", type=int, help="sentence pairs per batch")
+    parser.add_argument("--optimizer", choices=("adamw", "sgd"), help="default adamw (the paper's)")
+    parser.add_argument("--lr", type=float, help="learning rate (default 1e-4)")
+    parser.add_argument("--eval-every", type=int, help="held-out loss every N updates (default 5; 0: first and last)")
+    parser.add_argument("--lora-alpha", type=float, help="α for both methods (default 16)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--device", help="torch device (default cpu)")
+    parser.add_argument("--methods", type=lambda s: tuple(s.split(",")), help=f"subset of {','.join(METHODS)}")
+    parser.add_argument(
+        "--replot", action="store_true", help="redraw figures and summary from OUT/rows.csv without running"
+    )
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    if args.replot:
+        try:
+            rows, cfg = read_csv(out / "rows.csv"), read_config(out / "config.json")
+        except (OSError, ValueError, TypeError, RsstabError) as exc:
+            print(f"real_model: error: cannot replot from {out}: {exc}", file=sys.stderr)
+            return 2
+        return _report(rows, cfg, out)
+    overrides = {
+        k: v
+        for k, v in dict(
+            ranks=args.ranks,
+            steps=args.steps,
+            seeds=args.seeds,
+            batch_size=args.batch_size,
+            optimizer=args.optimizer,
+            lr=args.lr,
+            eval_every=args.eval_every,
+            lora_alpha=args.lora_alpha,
+            threads=args.threads,
+            device=args.device,
+            methods=args.methods,
+        ).items()
+        if v is not None
+    }
+    try:
+        cfg = RealModelConfig.quick(**overrides) if args.quick else RealModelConfig(**overrides)
+    except RsstabError as exc:
+        print(f"real_model: error: {exc}", file=sys.stderr)
+        return 2
+    out.mkdir(parents=True, exist_ok=True)
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=None, unit="step", desc="real model")
+
+    def progress(done: int, total: int, what: str) -> None:
+        bar.total = total
+        bar.set_postfix_str(what, refresh=False)
+        bar.update(done - bar.n)
+
+    rows = run_experiment(cfg, progress)
+    bar.close()
+    write_csv(out / "rows.csv", rows)
+    _atomic_write(out / "config.json", json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
+    return _report(rows, cfg, out)
+
+
+def _report(rows: list[dict[str, Any]], cfg: RealModelConfig, out: Path) -> int:
+    fits, text = summarize(rows, cfg)
+    _atomic_write(out / "summary.md", text)
+    _atomic_write(out / "fits.json", json.dumps([f.to_dict() for f in fits], indent=2) + "\n")
+    figures = plot(rows, cfg, out)
+    print(text)
+    print("wrote", ", ".join(str(p) for p in [out / "rows.csv", out / "summary.md", out / "fits.json", *figures]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
