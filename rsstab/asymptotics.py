@@ -25,6 +25,7 @@ skipped), so nothing hangs.
 
 from __future__ import annotations
 
+import functools
 import math
 import signal
 import threading
@@ -48,8 +49,8 @@ class _Undecided(Exception):
     """The structural engine cannot decide; try the next engine."""
 
 
-class _Timeout(Exception):
-    pass
+class _Timeout(BaseException):
+    """Raised by the alarm; a BaseException so that no ``except Exception`` swallows it."""
 
 
 # --------------------------------------------------------------------------- scales
@@ -512,11 +513,13 @@ _FUNCTIONS: dict[type, Callable[[sympy.Expr], _Asy]] = {
 # --------------------------------------------------------------------------- time limits
 
 
+def _can_time() -> bool:
+    return threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
+
+
 @contextmanager
 def _time_limit(seconds: float) -> Iterator[None]:
     """Raise _Timeout after `seconds` (SIGALRM; only on the main thread of a POSIX process)."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
-        raise _Timeout("no timer off the main thread")
 
     def on_alarm(signum: int, frame: object) -> None:
         raise _Timeout(f"symbolic analysis exceeded {seconds:g} s")
@@ -578,30 +581,59 @@ def growth(expr: sympy.Expr, constants: dict[str, float] | None = None,
     >>> str(growth(parse("sqrt(r + 1) - sqrt(r)").expr))
     'Θ(r^-1/2)'
     """
-    reasons = []
-    try:
-        with _time_limit(time_limit):
-            try:
-                return _structural(expr)
-            except _Undecided as exc:
-                reasons.append(str(exc))
-            try:
-                return _by_limits(expr)
-            except (_Undecided, NotImplementedError, TypeError, ValueError, RecursionError) as exc:
-                reasons.append(str(exc) or type(exc).__name__)
-    except _Timeout as exc:
-        reasons.append(str(exc))
-        if not reasons[:-1]:  # off the main thread: the structural engine is bounded, run it
-            try:
-                return _structural(expr)
-            except _Undecided as exc2:
-                reasons.append(str(exc2))
+    return _growth(expr, tuple(sorted((constants or {}).items())), time_limit)
+
+
+@functools.lru_cache(maxsize=512)
+def _growth(expr: sympy.Expr, constants: tuple[tuple[str, float], ...], time_limit: float) -> Growth:
     values = {name: 1.0 for name in (s.name for s in expr.free_symbols if s != R)}
-    values.update(constants or {})
+    values.update(dict(constants))
+    reasons: list[str] = []
+    if _can_time():
+        try:
+            with _time_limit(time_limit):
+                found = _symbolic(expr, values, reasons, use_limits=True)
+        except _Timeout as exc:
+            reasons.append(str(exc))
+            found = None
+    else:  # no timer off the main thread: only the (bounded) structural engine runs
+        found = _symbolic(expr, values, reasons, use_limits=False)
+        reasons.append("Gruntz limits skipped off the main thread")
+    if found is not None:
+        return found
     note = "symbolic analysis undecided (" + "; ".join(r for r in reasons if r) + ")"
     if values:
         note += f"; constants set to {', '.join(f'{k}={v:g}' for k, v in sorted(values.items()))}"
     return _numeric(lambda k: _log_value_mp(expr, k, values), _MP_KS, note, tol=1e-3)
+
+
+def _symbolic(expr: sympy.Expr, values: dict[str, float], reasons: list[str],
+              use_limits: bool) -> Growth | None:
+    """Structural engine, then Gruntz limits; None when neither decides. sympy can fail in
+    arbitrary ways on odd input, so every exception but a user error becomes a reason."""
+    try:
+        return _structural(expr)
+    except ScheduleError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any internal failure means "undecided"
+        reasons.append(_short(exc))
+    if not use_limits:
+        return None
+    try:
+        found = _by_limits(expr)
+    except ScheduleError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        reasons.append(_short(exc))
+        return None
+    for k in (8, 64, 512):  # limits assume a real positive function: make sure it is one
+        _log_value_mp(expr, k, values)
+    return found
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def growth_of(schedule: Schedule) -> Growth:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from rsstab.errors import RsstabError
 
-COMMANDS = ("check", "peft")
+COMMANDS = ("check", "peft", "simulate", "derive")
 
 EXIT_STABLE, EXIT_UNSTABLE, EXIT_USAGE = 0, 1, 2
 
@@ -50,8 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RsstabError as exc:
         print(f"rsstab: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("rsstab: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # a sweep's interruption says what was kept
+        print(f"rsstab: {exc}" if str(exc) else "rsstab: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # e.g. `rsstab check ... | head`
         sys.stdout = None  # type: ignore[assignment]  # nothing more can be written

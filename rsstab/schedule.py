@@ -21,6 +21,7 @@ from __future__ import annotations
 import ast
 import math
 import re
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -207,7 +208,9 @@ def parse(text: str) -> Schedule:
     _check_nesting(src)
     src = src.replace("^", "**")
     try:
-        tree = ast.parse(src, mode="eval")
+        with warnings.catch_warnings():  # e.g. "invalid decimal literal": we report our own error
+            warnings.simplefilter("ignore")
+            tree = ast.parse(src, mode="eval")
     except SyntaxError as exc:
         raise ScheduleError(f"syntax error at column {exc.offset or 0}: {exc.msg}") from None
     except (ValueError, MemoryError, RecursionError) as exc:
