@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         d = verdict.to_dict()
         d["also"] = {other: also.label}
         if empirical is not None:
-            d["simulation"] = empirical
+            d["simulation"] = empirical.as_dict()
         from rsstab.classify import json_safe
 
         print(json.dumps(json_safe(d), ensure_ascii=False, indent=2))

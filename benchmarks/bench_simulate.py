@@ -1,0 +1,294 @@
+"""Benchmark: ``rsstab.sim`` (seeds batched, analytic gradients) vs a straightforward PEFT loop.
+
+Both sides do the same work on the same numbers: for every rank of the paper's grid and every
+seed, a stack of ``depth`` frozen ``width × width`` layers (√2-orthogonal, ReLU) with a LoRA
+adapter of rank r and γ = 1/√r (PEFT: ``use_rslora=True, lora_alpha=1``) on every layer, trained
+for ``steps`` steps on the simulator's teacher task, with the probes (adapter-output moments,
+adapter-path input gradient, gradient norms, losses) at the first and last step.
+
+* **PEFT loop** — per rank, per seed: ``nn.Sequential`` of ``nn.Linear`` wrapped by
+  ``peft.get_peft_model``, the simulator's draws copied in (so both sides see identical
+  weights and data), ``torch.optim`` SGD/Adam, forward hooks on ``lora_B`` and full backward hooks
+  on ``lora_A`` for the probes. Its final held-out losses are checked against the simulator's.
+* **rsstab.sim** — :func:`rsstab.sim.simulate_cell`, one call per rank with all seeds batched.
+* **Dense matmul** — the machine's float32 ``torch.mm`` throughput (1024², best of several) and
+  the simulator's own largest ``bmm`` shape, measured in the same run.
+
+    python benchmarks/bench_simulate.py                          # full grid → reports/performance.md
+    python benchmarks/bench_simulate.py --ranks 4,32 --seeds 2 --steps 5 --out /tmp/perf.md
+
+``--peft-seeds k`` runs the PEFT loop on the first k seeds only and scales its time by
+seeds/k (stated in the output): every seed costs the same there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+import math
+import platform
+import sys
+import time
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from rsstab.plot import markdown_table, write_text
+from rsstab.sim import SimConfig, draw_seed, simulate_cell, teacher_forward
+
+
+def dense_matmul_flops(n: int = 1024, repeats: int = 8) -> float:
+    """Best float32 ``torch.mm`` throughput (FLOP/s) over ``repeats`` n×n products."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best = math.inf
+    for _ in range(repeats):
+        t = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best
+
+
+def bmm_flops(seeds: int, batch: int, width: int, rank: int, repeats: int = 8) -> float:
+    """Best throughput of the simulator's ``h @ Aᵀ`` bmm shape (seeds, batch, width)×(width, rank)."""
+    h, a = torch.randn(seeds, batch, width), torch.randn(seeds, rank, width)
+    torch.bmm(h, a.transpose(1, 2))
+    best = math.inf
+    for _ in range(repeats):
+        t = time.perf_counter()
+        torch.bmm(h, a.transpose(1, 2))
+        best = min(best, time.perf_counter() - t)
+    return 2 * seeds * batch * width * rank / best
+
+
+def peft_seed(cfg: SimConfig, s: int) -> dict[str, float]:
+    """Train seed ``s`` of ``cfg`` with PEFT; return final held-out loss and probe summaries."""
+    from peft import LoraConfig, get_peft_model
+
+    d, L = cfg.width, cfg.depth
+    draws = draw_seed(cfg, s)
+    relu = cfg.nonlinearity == "relu"
+    x = draws["x"].float()
+    y = teacher_forward(draws["T"], draws["x"], relu).float()
+    xt = draws["xt"].float()
+    yt = teacher_forward(draws["T"], draws["xt"], relu).float()
+    layers: list[torch.nn.Module] = []
+    for layer in range(L):
+        lin = torch.nn.Linear(d, d, bias=False)
+        lin.weight.data.copy_(draws["W"][layer])
+        layers.append(lin)
+        if relu and layer < L - 1:
+            layers.append(torch.nn.ReLU())
+    names = [str(i) for i, m in enumerate(layers) if isinstance(m, torch.nn.Linear)]
+    model = get_peft_model(
+        torch.nn.Sequential(*layers),
+        LoraConfig(r=cfg.rank, lora_alpha=1, use_rslora=True, target_modules=names, lora_dropout=0.0),
+    )
+    loras = [model.base_model.model[int(n)] for n in names]
+    for layer, mod in enumerate(loras):
+        mod.lora_A["default"].weight.data.copy_(draws["A"][layer])
+        mod.lora_B["default"].weight.data.zero_()
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        opt = torch.optim.SGD(params, lr=cfg.learning_rate)
+    else:
+        opt = torch.optim.Adam(params, lr=cfg.learning_rate, betas=cfg.betas, eps=cfg.eps)
+
+    probes: dict[str, list[float]] = {"forward": [], "backward": [], "grad_B": []}
+    recording = {"on": False}
+
+    def fwd_hook(module, inputs, output):
+        if recording["on"]:
+            u = output.detach() * module_scaling[id(module)]
+            probes["forward"].append(float(u.pow(2).mean().sqrt()))
+
+    def bwd_hook(module, grad_input, grad_output):
+        if recording["on"] and grad_input[0] is not None:
+            probes["backward"].append(float(grad_input[0].pow(2).mean().sqrt()))
+
+    module_scaling = {}
+    for mod in loras:
+        b = mod.lora_B["default"]
+        module_scaling[id(b)] = mod.scaling["default"]
+        b.register_forward_hook(fwd_hook)
+        mod.lora_A["default"].register_full_backward_hook(bwd_hook)
+
+    b = cfg.batch
+    final_loss = math.nan
+    for t in range(cfg.steps + 1):
+        probe = t in (0, cfg.steps)
+        opt.zero_grad(set_to_none=True)
+        out = model(x[t * b:(t + 1) * b])
+        loss = 0.5 * (out - y[t * b:(t + 1) * b]).pow(2).sum() / b
+        loss.backward()
+        if probe:
+            probes["grad_B"].append(float(sum(m.lora_B["default"].weight.grad.pow(2).sum() for m in loras).sqrt()))
+            # Held-out probe pass: adapter outputs (forward hooks) and adapter-path input gradients.
+            recording["on"] = True
+            xin = xt.clone().requires_grad_(True)
+            o = model(xin)
+            held = 0.5 * (o - yt).pow(2).sum()
+            grads_before = [p.grad.clone() for p in params]
+            held.backward()
+            for p, g in zip(params, grads_before):
+                p.grad = g
+            recording["on"] = False
+            final_loss = float(held.detach()) / xt.shape[0]
+        if t < cfg.steps:
+            opt.step()
+    return {"test_loss": final_loss, "forward": probes["forward"][-1], "backward": probes["backward"][-1]}
+
+
+def compare(base: SimConfig, ranks: list[int], k: int, peak: float) -> tuple[list[dict], dict, float]:
+    """Time rsstab.sim (default method and direct) and the PEFT loop on every rank of ``ranks``."""
+    records, max_rel = [], 0.0
+    totals = {"auto": 0.0, "direct": 0.0, "peft": 0.0}
+    # Warm-up (lazy initialisation of kernels and PEFT) outside the timings.
+    warm = replace(base, rank=4, gamma=0.5, steps=1, seeds=1, depth=2)
+    simulate_cell(warm)
+    peft_seed(warm, 0)
+    for r in ranks:
+        cfg = replace(base, rank=r, gamma=1 / math.sqrt(r))
+        cells = {m: simulate_cell(replace(cfg, method=m)) for m in ("auto", "direct")}
+        t0 = time.perf_counter()
+        peft_out = [peft_seed(cfg, s) for s in range(k)]
+        t_peft = (time.perf_counter() - t0) * base.seeds / k
+        totals["peft"] += t_peft
+        theirs = np.array([o["test_loss"] for o in peft_out])
+        fw_theirs = math.sqrt(np.mean([o["forward"] ** 2 for o in peft_out]))
+        for m, cell in cells.items():
+            totals[m] += cell.seconds
+            rel = float(np.max(np.abs(cell.data["test_loss"][-1, :k] / theirs - 1)))
+            fw_ours = math.sqrt(np.mean(cell.data["forward"][-1, :k, -1] ** 2))
+            max_rel = max(max_rel, rel, abs(fw_ours / fw_theirs - 1))
+        d = cells["direct"]
+        rec = {
+            "rank": r,
+            "PEFT loop s": t_peft,
+            "sim (default) s": cells["auto"].seconds,
+            "method": cfg.resolved_method(),
+            "speed-up": t_peft / cells["auto"].seconds,
+            "sim direct s": d.seconds,
+            "direct speed-up": t_peft / d.seconds,
+            "direct GFLOP/s": d.flops / d.seconds / 1e9,
+            "direct % of matmul": 100 * d.flops / d.seconds / peak,
+            "bmm-shape GFLOP/s": bmm_flops(base.seeds, base.batch, base.width, r) / 1e9,
+        }
+        records.append(rec)
+        print(base.optimizer, json.dumps(rec), file=sys.stderr)
+    total = {"rank": "all", "PEFT loop s": totals["peft"], "sim (default) s": totals["auto"],
+             "speed-up": totals["peft"] / totals["auto"], "sim direct s": totals["direct"],
+             "direct speed-up": totals["peft"] / totals["direct"]}
+    return records, total, max_rel
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--ranks", default="4,8,32,128,512,2048")
+    p.add_argument("--depth", type=int, default=8)
+    p.add_argument("--width", type=int, default=128)
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--seeds", type=int, default=16)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--optimizers", default="sgd,adam", help="comma-separated, each timed in this run")
+    p.add_argument("--lrs", default="1e-3,1e-4", help="learning rate per optimizer")
+    p.add_argument("--peft-seeds", type=int, default=None, help="PEFT seeds actually run per rank (default: all)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--out", default="reports/performance.md")
+    p.add_argument("--json", default=None, help="also write the raw figures as JSON here")
+    args = p.parse_args(argv)
+    warnings.filterwarnings("ignore", message="Full backward hook is firing")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    ranks = [int(r) for r in args.ranks.split(",")]
+    optimizers = args.optimizers.split(",")
+    lrs = [float(x) for x in args.lrs.split(",")]
+    k = args.peft_seeds or args.seeds
+    base = SimConfig(rank=ranks[0], gamma=1.0, optimizer=optimizers[0], depth=args.depth, width=args.width,
+                     steps=args.steps, seeds=args.seeds, batch=args.batch, lr=lrs[0], probe_batch=args.batch)
+    peak = dense_matmul_flops()
+    print(f"dense matmul: {peak / 1e9:.1f} GFLOP/s ({torch.get_num_threads()} threads)", file=sys.stderr)
+
+    sections, results = [], {}
+    for opt, lr in zip(optimizers, lrs, strict=True):
+        b = replace(base, optimizer=opt, lr=lr)
+        records, total, max_rel = compare(b, ranks, k, peak)
+        results[opt] = {"records": records, "total": total, "max_rel_diff": max_rel}
+        sections += [
+            f"## {opt.upper()} (η = {lr:g}): time per rank, all seeds",
+            "",
+            markdown_table(records + [total], list(records[0])),
+            "",
+            f"Total: PEFT loop {total['PEFT loop s']:.2f} s; rsstab.sim as `rsstab simulate` runs it "
+            f"{total['sim (default) s']:.2f} s (**{total['speed-up']:.1f}× faster**); the direct form alone "
+            f"{total['sim direct s']:.2f} s (**{total['direct speed-up']:.1f}×**). Largest relative difference "
+            f"from PEFT (final held-out loss, last-layer adapter RMS): {max_rel:.1e}.",
+            "",
+        ]
+
+    # Linearity of the simulator's cost in rank, depth and seeds (same run).
+    top = max(ranks)
+    lin = []
+    for label, cfg in (
+        (f"r={top // 4}", replace(base, rank=top // 4, gamma=(top // 4) ** -0.5, method="direct")),
+        (f"r={top // 2}", replace(base, rank=top // 2, gamma=(top // 2) ** -0.5, method="direct")),
+        (f"r={top}", replace(base, rank=top, gamma=top ** -0.5, method="direct")),
+        (f"r={top}, depth {args.depth // 2}", replace(base, rank=top, gamma=top ** -0.5, method="direct",
+                                                      depth=max(1, args.depth // 2))),
+        (f"r={top}, seeds {args.seeds // 2}", replace(base, rank=top, gamma=top ** -0.5, method="direct",
+                                                      seeds=max(1, args.seeds // 2))),
+    ):
+        c = simulate_cell(cfg)
+        lin.append({"cell": label, "seconds": c.seconds, "GFLOP": c.flops / 1e9, "GFLOP/s": c.flops / c.seconds / 1e9})
+
+    note = (f"PEFT loop timed on {k} of {args.seeds} seeds per rank and scaled by {args.seeds}/{k}."
+            if k != args.seeds else f"PEFT loop timed on all {args.seeds} seeds.")
+    text = [
+        "# Performance: rsstab.sim vs a PEFT loop",
+        "",
+        f"Generated by `python benchmarks/bench_simulate.py {' '.join(argv if argv is not None else sys.argv[1:])}` "
+        f"on {platform.machine()} with {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        "",
+        f"Grid: ranks {', '.join(map(str, ranks))}; depth {args.depth}, width {args.width}, {args.steps} steps, "
+        f"{args.seeds} seeds, batch {args.batch}, γ = 1/√r, float32, optimizers {', '.join(optimizers)}. "
+        f"{note} Both sides include drawing weights and data, the training loop and the probes at the "
+        "first and last step. The machine is shared: figures are noisy, ratios are from one run.",
+        "",
+        f"Dense float32 matmul (1024², best of 8): **{peak / 1e9:.1f} GFLOP/s**.",
+        "",
+        *sections,
+        "`method`: the simulator's default (`auto`) trains SGD in the exact reduced form "
+        "(A = A₀X, B = YA₀ᵀ; per-step cost independent of r) when that is cheaper, else directly; "
+        "`direct` always materialises A and B (the form whose FLOP/s and linearity are measured). "
+        "Adam has no reduced form, so its default is the direct form.",
+        "",
+        "Reading: at large r both sides run the same GEMMs (about 12·b·d·r flops per layer, seed and "
+        "step) with only b = 32 rows, compute-bound at similar efficiency, so batching the seeds buys "
+        "little there; its gain is at small r, where the PEFT loop pays per-module Python and autograd "
+        "overhead. Both sides also pay the same draws (Haar bases, A, data, teacher targets in float64). "
+        "The SGD default wins at large r by not doing the r-sized work at all (the reduced form). Adam "
+        "has no such form: its gain is batching, per-layer updates while the layer is in cache and one "
+        "fused AdamW pass per layer.",
+        "",
+        "## Cost linearity of the simulator",
+        "",
+        markdown_table(lin, ["cell", "seconds", "GFLOP", "GFLOP/s"]),
+        "",
+        "Direct form, γ = 1/√r: time should double from r/2 to r and halve with depth or seeds.",
+        "",
+        "FLOPs count the multiply-adds of the adapter and base matmuls (12·b·d·r + 4·b·d² per layer, "
+        "seed and step for training; the probes likewise).",
+        "",
+    ]
+    write_text(args.out, "\n".join(text))
+    if args.json:
+        write_text(args.json, json.dumps({"peak": peak, "results": results, "linearity": lin}, indent=2))
+    print("\n".join(text))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

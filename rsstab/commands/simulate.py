@@ -1,0 +1,146 @@
+"""``rsstab simulate EXPR``: measure the rank-scaling of a γ_r schedule by Monte Carlo.
+
+Trains batched LoRA adapter stacks (:mod:`rsstab.sim`) at several ranks, fits log-log slopes of
+``grad_init`` (‖∇_B L‖_F at step 0), ``forward`` (RMS adapter output after training) and
+``backward`` (RMS gradient into the adapter input after training) with :mod:`rsstab.fit`, and only
+then puts the theory's exponents beside them (:func:`rsstab.check`), for comparison.
+
+Exit code: 0 when the empirical verdict is rank-stabilized, 1 otherwise, 2 for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from rsstab.errors import RsstabError
+
+HELP = "measure forward/backward/gradient slopes of γ_r across rank with a batched Monte Carlo simulation"
+
+# Shown in --help without importing torch; tests/test_sim.py checks they equal rsstab.sim.DEFAULTS.
+DEFAULT_RANKS = "64,256,1024,4096"
+DEFAULT_LR = {"sgd": 1e-5, "adam": 3e-6}
+DEFAULT_DEPTH, DEFAULT_WIDTH, DEFAULT_STEPS, DEFAULT_SEEDS, DEFAULT_BATCH = 2, 16, 10, 8, 64
+
+
+def _ranks(text: str) -> list[int]:
+    try:
+        ranks = [int(t) for t in text.replace(" ", "").split(",") if t]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if len(ranks) < 2 or any(r < 1 for r in ranks) or len(set(ranks)) != len(ranks):
+        raise argparse.ArgumentTypeError(f"need at least two distinct positive ranks, got {text!r}")
+    return sorted(ranks)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be ≥ 1, got {v}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (v > 0 and v < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text!r}")
+    return v
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Arguments of ``rsstab simulate``."""
+    p.add_argument("expr", metavar="EXPR", help='γ_r as an expression in r, e.g. "alpha/sqrt(r)"')
+    p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd", help="optimizer (default: sgd)")
+    p.add_argument("--ranks", type=_ranks, default=None, metavar="R1,R2,...",
+                   help=f"ranks to simulate (default: {DEFAULT_RANKS})")
+    p.add_argument("--depth", type=_positive_int, default=None, metavar="L",
+                   help=f"number of adapted layers (default: {DEFAULT_DEPTH})")
+    p.add_argument("--width", type=_positive_int, default=None, metavar="D",
+                   help=f"layer width d (default: {DEFAULT_WIDTH})")
+    p.add_argument("--steps", type=_positive_int, default=None, metavar="N",
+                   help=f"training steps (default: {DEFAULT_STEPS})")
+    p.add_argument("--seeds", type=_positive_int, default=None, metavar="S",
+                   help=f"independent seeds, batched (default: {DEFAULT_SEEDS})")
+    p.add_argument("--batch", type=_positive_int, default=None, metavar="B",
+                   help=f"examples per step (default: {DEFAULT_BATCH})")
+    p.add_argument("--lr", type=_positive_float, default=None, metavar="ETA",
+                   help=f"learning rate (default: {DEFAULT_LR['sgd']:g} for sgd, {DEFAULT_LR['adam']:g} for adam)")
+    p.add_argument("--seed", type=int, default=0, help="base random seed (default: 0)")
+    p.add_argument("--set", dest="constants", action="append", default=[], metavar="NAME=VALUE",
+                   help="value of a named constant of EXPR (repeatable; default 1)")
+    p.add_argument("--tolerance", type=_positive_float, default=None,
+                   help="half-width of the band of slopes counted as flat (default: 0.1)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    sweep = p.add_argument_group("execution")
+    sweep.add_argument("--out", default=None, metavar="DIR",
+                       help="keep the cells in a resumable store here (default: a temporary directory)")
+    sweep.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT", help="run the cells on a Dask cluster")
+    sweep.add_argument("--workers", type=int, default=None, metavar="N", help="local worker processes")
+    sweep.add_argument("--progress", action="store_true", help="show a progress bar on stderr")
+    sweep.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                       help="torch threads in this process (default: torch's choice; 1 is often "
+                            "fastest on a busy machine)")
+
+
+def report(
+    expr: str,
+    optimizer: str = "sgd",
+    constants: dict[str, float] | None = None,
+    **options: Any,
+) -> tuple[Any, dict[str, Any]]:
+    """Simulate, fit, then compare with theory. Returns (EmpiricalVerdict, JSON-ready dict).
+
+    The dict has ``label``, ``optimizer``, ``diverged`` and ``quantities`` (each with ``slope``,
+    ``ci``, ``theory``, ``agrees`` (|slope − theory| ≤ 0.1), ``ranks``, ``values``, …), plus the
+    symbolic verdict's label as ``theory_label``.
+    """
+    import rsstab
+    from rsstab.fit import agrees_with
+    from rsstab.sim import empirical_verdict
+
+    symbolic = rsstab.check(expr, optimizer=optimizer, constants=constants or None)
+    verdict = empirical_verdict(expr, optimizer, constants=constants, **options)
+    out = verdict.as_dict()
+    out["theory_label"] = symbolic.label
+    for q, fit in verdict.fits.items():
+        qv = symbolic.quantities.get(q)
+        theory = None if qv is None else qv.exponent
+        out["quantities"][q]["theory"] = theory
+        out["quantities"][q]["agrees"] = None if theory is None else agrees_with(fit, theory)
+    return verdict, out
+
+
+def run(args: argparse.Namespace) -> int:
+    from rsstab.commands.check import parse_constants
+    from rsstab.sim import render_empirical
+
+    if args.workers is not None and args.workers < 0:
+        raise RsstabError(f"--workers must be ≥ 0, got {args.workers}")
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    constants = parse_constants(args.constants)
+    options = {
+        k: getattr(args, k)
+        for k in ("ranks", "depth", "width", "steps", "seeds", "batch", "lr", "seed", "tolerance",
+                  "out", "scheduler", "workers")
+    }
+    verdict, out = report(args.expr, args.optimizer, constants, progress=args.progress, **options)
+    if args.json:
+        import json
+
+        print(json.dumps(out, ensure_ascii=False, indent=2))
+    else:
+        theory = {q: d["theory"] for q, d in out["quantities"].items()}
+        print(render_empirical(verdict, theory))
+        print(f"\nsymbolic verdict ({args.optimizer}): {out['theory_label']}")
+    sys.stdout.flush()
+    return 0 if verdict.label == "rank-stabilized" else 1

@@ -1,0 +1,292 @@
+"""Tests of rsstab.sim and the ``rsstab simulate`` command."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import rsstab.sim as sim
+from rsstab.cli import main
+from rsstab.errors import RsstabError
+from rsstab.sim import SimConfig, empirical_verdict, simulate_cell
+from rsstab.theory import law
+
+SMALL = dict(depth=2, width=8, steps=3, seeds=3, batch=8, probe_batch=16)
+
+
+# --------------------------------------------------------------------------- the model
+
+
+@pytest.mark.parametrize("nonlinearity", ["relu", "linear"])
+def test_manual_gradients_match_autograd(nonlinearity: str) -> None:
+    cfg = SimConfig(rank=5, gamma=0.7, depth=3, width=6, steps=1, seeds=2, batch=4,
+                    dtype="float64", nonlinearity=nonlinearity)
+    init = sim._init(cfg)
+    model = sim._Stack(cfg, init)
+    model.B.copy_(torch.randn(model.B.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64))
+    x, y = init["x"][:, :4], init["y"][:, :4]
+    out, cache = model.forward(x)
+    through = model.backward((out - y) / 4, cache, grads=True, adapter_input_grad=True)
+
+    A = model.A.clone().requires_grad_()
+    B = model.B.clone().requires_grad_()
+    h = x.clone().requires_grad_()
+    z_in = []
+    cur = h
+    for layer in range(3):
+        z_in.append(cur)
+        cur.retain_grad()
+        z = cur @ model.Wt[layer] + 0.7 * (cur @ A[layer].transpose(1, 2)) @ B[layer].transpose(1, 2)
+        cur = torch.relu(z) if (nonlinearity == "relu" and layer < 2) else z
+    loss = 0.5 * ((cur - y) ** 2).sum() / 4
+    loss.backward()
+    torch.testing.assert_close(model.gA, A.grad, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(model.gB, B.grad, rtol=1e-10, atol=1e-12)
+    # The adapter-path input gradient of the first layer plus the base path is the full input grad.
+    full = through[0] + torch.bmm(
+        _masked_grad(model, cache, (out - y) / 4, layer=0), model.Wt[0].transpose(1, 2)
+    )
+    torch.testing.assert_close(full, h.grad, rtol=1e-10, atol=1e-12)
+
+
+def _masked_grad(model: sim._Stack, cache, g: torch.Tensor, layer: int) -> torch.Tensor:
+    """dL/dz_layer by a plain reference back-propagation through the cached stack."""
+    for lay in reversed(range(layer, model.L)):
+        mask = cache[lay][2]
+        if mask is not None:
+            g = g * mask
+        if lay == layer:
+            return g
+        g = g @ (model.Wt[lay].transpose(1, 2) + model.gamma * model.B[lay] @ model.A[lay])
+    raise AssertionError
+
+
+def test_one_sgd_step_matches_the_closed_form_adapter() -> None:
+    """Depth 1, linear: after one SGD step from B = 0, A is unchanged and
+    γ·B₁·A·x = −η γ² (1/b) Σ_i v_i (x_iᵀ AᵀA x) exactly."""
+    cfg = SimConfig(rank=7, gamma=0.3, depth=1, width=5, steps=1, seeds=2, batch=6, lr=0.05,
+                    nonlinearity="linear", dtype="float64", probe_batch=4)
+    res = simulate_cell(cfg)
+    init = sim._init(cfg)
+    W, A = init["W"][:, 0], init["A"][:, 0]  # (S,d,d), (S,r,d)
+    x, y = init["x"][:, :6], init["y"][:, :6]
+    v = x @ W.transpose(1, 2) - y  # residual at B = 0
+    xt = init["xt"]
+    kernel = torch.einsum("sid,srd,sre,sje->sij", x, A, A, xt)  # x_iᵀ AᵀA x_j
+    u = -cfg.lr * cfg.gamma**2 / 6 * torch.einsum("sid,sij->sjd", v, kernel)
+    rms = u.pow(2).mean(dim=(1, 2)).sqrt().numpy()
+    np.testing.assert_allclose(res.data["forward"][-1, :, 0], rms, rtol=1e-10)
+    np.testing.assert_allclose(res.data["moment4"][-1, :, 0], u.pow(4).mean(dim=(1, 2)).numpy(), rtol=1e-9)
+    # Step 0: B = 0 so the adapter output and grad_A vanish, grad_B does not.
+    assert np.all(res.data["forward"][0] == 0) and np.all(res.data["grad_A"][0] == 0)
+    grad_b = cfg.gamma / 6 * torch.einsum("sid,sir->sdr", v, x @ A.transpose(1, 2))
+    np.testing.assert_allclose(res.data["grad_B"][0, :, 0], grad_b.flatten(1).norm(dim=1).numpy(), rtol=1e-10)
+
+
+@pytest.mark.parametrize("optimizer, wd", [("sgd", 0.0), ("adam", 0.0), ("adam", 0.1)])
+def test_fused_training_matches_autograd_and_torch_optim(optimizer: str, wd: float) -> None:
+    """Several steps of the fused in-place training loop equal autograd + torch.optim on the
+    batched parameters (per-seed losses summed: seeds stay independent)."""
+    cfg = SimConfig(rank=6, gamma=0.4, optimizer=optimizer, depth=3, width=5, steps=4, seeds=2, batch=7,
+                    lr=0.05, weight_decay=wd, dtype="float64", probe_batch=9)
+    res = simulate_cell(cfg)
+    init = sim._init(cfg)
+    Wt = init["W"].transpose(0, 1).transpose(2, 3)
+    A = init["A"].transpose(0, 1).clone().requires_grad_()
+    B = torch.zeros(3, 2, 5, 6, dtype=torch.float64, requires_grad=True)
+    if optimizer == "sgd":
+        opt = torch.optim.SGD([A, B], lr=cfg.lr)
+    else:
+        opt = torch.optim.AdamW([A, B], lr=cfg.lr, weight_decay=wd, eps=cfg.eps)
+
+    def net(x):
+        h = x
+        for layer in range(3):
+            z = h @ Wt[layer] + cfg.gamma * (h @ A[layer].transpose(1, 2)) @ B[layer].transpose(1, 2)
+            h = torch.relu(z) if layer < 2 else z
+        return h
+
+    for t in range(cfg.steps):
+        opt.zero_grad()
+        x, y = init["x"][:, t * 7:(t + 1) * 7], init["y"][:, t * 7:(t + 1) * 7]
+        loss = 0.5 * ((net(x) - y) ** 2).sum() / 7
+        loss.backward()
+        if t == 0:
+            np.testing.assert_allclose(res.data["grad_B"][0], B.grad.flatten(2).norm(dim=2).T.numpy(), rtol=1e-10)
+        opt.step()
+    with torch.no_grad():
+        test_loss = 0.5 * ((net(init["xt"]) - init["yt"]) ** 2).sum(dim=(1, 2)) / 9
+    np.testing.assert_allclose(res.data["test_loss"][-1], test_loss.numpy(), rtol=1e-9)
+
+
+@pytest.mark.parametrize("nonlinearity", ["relu", "linear"])
+def test_reduced_sgd_form_equals_the_direct_form(nonlinearity: str) -> None:
+    """SGD from B = 0 keeps A = A₀X, B = YA₀ᵀ: the d×d form reproduces every probe exactly."""
+    base = dict(rank=37, gamma=0.3, depth=3, width=8, steps=6, seeds=3, batch=5, lr=0.05,
+                dtype="float64", nonlinearity=nonlinearity, probe_every=2)
+    direct = simulate_cell(SimConfig(method="direct", **base))
+    reduced = simulate_cell(SimConfig(method="reduced", **base))
+    assert direct.probe_steps == reduced.probe_steps == [0, 2, 4, 6]
+    for q in direct.data:
+        np.testing.assert_allclose(reduced.data[q], direct.data[q], rtol=1e-10, atol=1e-300, err_msg=q)
+    assert SimConfig(rank=4096, gamma=1.0).resolved_method() == "reduced"
+    assert SimConfig(rank=4, gamma=1.0, width=128).resolved_method() == "direct"
+    assert SimConfig(rank=4096, gamma=1.0, optimizer="adam").resolved_method() == "direct"
+    with pytest.raises(RsstabError, match="SGD only"):
+        SimConfig(rank=4, gamma=1.0, optimizer="adam", method="reduced")
+
+
+def test_base_keeps_activations_order_one_across_depth() -> None:
+    cfg = SimConfig(rank=2, gamma=1.0, depth=16, width=128, steps=0, seeds=4, batch=64)
+    init = sim._init(cfg)
+    model = sim._Stack(cfg, init)
+    _, cache = model.forward(init["x"][:, :64].float())
+    ms = [float(h.pow(2).mean()) for h, *_ in cache]
+    assert all(0.5 < m < 2.0 for m in ms), ms
+
+
+# --------------------------------------------------------------------------- determinism, seeds
+
+
+def test_same_seed_identical_numbers_and_seeds_are_independent() -> None:
+    a = simulate_cell(SimConfig(rank=16, gamma=0.25, optimizer="adam", **SMALL)).rows()
+    b = simulate_cell(SimConfig(rank=16, gamma=0.25, optimizer="adam", **SMALL)).rows()
+    assert a == b
+    c = simulate_cell(SimConfig(rank=16, gamma=0.25, optimizer="adam", seed=1, **SMALL)).rows()
+    assert [r["value"] for r in c] != [r["value"] for r in a]
+    # Seed s gives the same numbers whether it runs with 3 or 5 batched seeds.
+    five = simulate_cell(SimConfig(rank=16, gamma=0.25, optimizer="adam", **{**SMALL, "seeds": 5}))
+    three = simulate_cell(SimConfig(rank=16, gamma=0.25, optimizer="adam", **SMALL))
+    for q in ("forward", "backward", "grad_A", "loss"):
+        np.testing.assert_allclose(five.data[q][:, :3], three.data[q], rtol=1e-5)
+
+
+def test_rows_are_tidy_and_complete() -> None:
+    cfg = SimConfig(rank=4, gamma=0.5, probe_every=1, **SMALL)
+    res = simulate_cell(cfg, tags={"schedule": "x"})
+    rows = res.rows()
+    keys = {"rank", "depth", "layer", "step", "seed", "quantity", "value", "schedule"}
+    assert all(set(r) == keys for r in rows)
+    n_layer = len(sim.LAYER_QUANTITIES) * cfg.depth
+    assert len(rows) == 4 * cfg.seeds * (n_layer + len(sim.NETWORK_QUANTITIES))
+    assert {r["step"] for r in rows} == {0, 1, 2, 3}
+    forward = [r for r in rows if r["quantity"] == "forward" and r["step"] == 3]
+    m2 = [r for r in rows if r["quantity"] == "moment2" and r["step"] == 3]
+    assert [f["value"] ** 2 for f in forward] == pytest.approx([m["value"] for m in m2])
+
+
+def test_float32_matches_float64_at_tiny_gamma() -> None:
+    """γ = 1/r at r = 4096 gives tiny updates; float32 still agrees with float64."""
+    out = {}
+    for dt in ("float32", "float64"):
+        out[dt] = simulate_cell(SimConfig(rank=4096, gamma=1 / 4096, dtype=dt, **{**SMALL, "seeds": 2}))
+    for q in ("forward", "backward", "grad_B", "moment4"):
+        np.testing.assert_allclose(out["float32"].data[q][-1], out["float64"].data[q][-1], rtol=1e-4)
+
+
+# --------------------------------------------------------------------------- divergence
+
+
+def test_divergence_is_recorded_not_raised() -> None:
+    cfg = SimConfig(rank=64, gamma=1.0, lr=5.0, depth=2, width=8, steps=6, seeds=2, batch=8)
+    res = simulate_cell(cfg)
+    assert all(0 <= s <= 6 for s in res.diverged_step)
+    rows = res.rows()
+    assert sum(r["quantity"] == "diverged_step" for r in rows) == 2
+    final = [r["value"] for r in rows if r["step"] == 6 and r["quantity"] == "forward"]
+    assert not all(math.isfinite(v) for v in final)
+    ok = simulate_cell(SimConfig(rank=64, gamma=1 / 64, lr=1e-3, depth=2, width=8, steps=6, seeds=2, batch=8))
+    assert ok.diverged_step == [-1, -1]
+
+
+def test_empirical_verdict_reports_divergence(tmp_path) -> None:
+    v = empirical_verdict("1", "sgd", ranks=[4, 512], lr=2.0, steps=4, seeds=2, width=8, batch=8,
+                          out=str(tmp_path))
+    assert v.diverged[512] and v.as_dict()["diverged"] is True
+    assert v.fits["forward"].label == "indeterminate"
+
+
+# --------------------------------------------------------------------------- slopes vs theory
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("p", [0.0, 0.5, 1.0])
+def test_default_slopes_within_a_tenth_of_theory(optimizer: str, p: float) -> None:
+    """The acceptance criterion: defaults give slopes within 0.1 of theory for γ = r^(−p)."""
+    v = empirical_verdict(lambda r: r**-p, optimizer)
+    for q, fit in v.fits.items():
+        expected = law(q, optimizer).exponent(-p)
+        assert abs(fit.slope - expected) <= 0.1, (q, fit.evidence)
+        assert fit.ci[1] - fit.ci[0] < 0.1, fit.evidence
+    stable = law("forward", optimizer).exponent(-p) == 0
+    assert (v.label == "rank-stabilized") == stable
+    if not stable:
+        assert v.label == ("blow-up" if law("forward", optimizer).exponent(-p) > 0 else "collapse")
+    assert not any(v.diverged.values())
+
+
+def test_bad_input() -> None:
+    with pytest.raises(RsstabError, match="optimizer"):
+        SimConfig(rank=4, gamma=1.0, optimizer="rmsprop")
+    with pytest.raises(RsstabError, match="positive finite"):
+        SimConfig(rank=4, gamma=0.0)
+    with pytest.raises(RsstabError, match="rank"):
+        SimConfig(rank=0, gamma=1.0)
+    with pytest.raises(RsstabError, match="two distinct"):
+        empirical_verdict("1/r", ranks=[4, 4])
+    with pytest.raises(RsstabError):
+        sim.gamma_values(lambda r: -1.0, [4])
+    with pytest.raises(RsstabError):
+        sim.gamma_values("1/(", [4])
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def test_cli_json_and_exit_codes(capsys) -> None:
+    argv = ["simulate", "alpha/r", "--optimizer", "adam", "--ranks", "64,1024", "--steps", "3",
+            "--seeds", "3", "--set", "alpha=4", "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["label"] == "rank-stabilized" and out["optimizer"] == "adam" and out["diverged"] is False
+    for q in ("grad_init", "forward", "backward"):
+        d = out["quantities"][q]
+        assert set(d) >= {"slope", "ci", "theory", "values", "ranks", "label"}
+        assert len(d["values"]) == 2 and d["ranks"] == [64, 1024]
+    assert out["quantities"]["forward"]["theory"] == 0.0
+    assert out["quantities"]["grad_init"]["theory"] == -0.5
+    assert main(["simulate", "1", "--ranks", "16,256", "--steps", "2", "--seeds", "2"]) == 1
+    text = capsys.readouterr().out
+    assert "empirical verdict: blow-up" in text and "symbolic verdict (sgd): blow-up" in text
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["simulate", "1/("], ["simulate", "1/r", "--ranks", "4"], ["simulate", "1/r", "--seeds", "1"],
+     ["simulate", "1/r", "--set", "alpha"], ["simulate", "-1/r", "--ranks", "4,8"]],
+)
+def test_cli_bad_input_exits_2(argv, capsys) -> None:
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse rejects malformed option values itself
+        code = exc.code
+    assert code == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_command_module_is_light_and_defaults_agree() -> None:
+    code = ("import sys, rsstab.commands.simulate as m; "
+            "print(any(k in sys.modules for k in ('torch', 'numpy', 'matplotlib')))")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    from rsstab.commands import simulate as cmd
+
+    assert tuple(int(r) for r in cmd.DEFAULT_RANKS.split(",")) == sim.DEFAULTS["ranks"]
+    assert cmd.DEFAULT_LR == sim.DEFAULTS["lr"]
+    assert (cmd.DEFAULT_DEPTH, cmd.DEFAULT_WIDTH, cmd.DEFAULT_STEPS, cmd.DEFAULT_SEEDS, cmd.DEFAULT_BATCH) == tuple(
+        sim.DEFAULTS[k] for k in ("depth", "width", "steps", "seeds", "batch"))
