@@ -37,13 +37,14 @@ DESCRIPTIONS = {
 
 @dataclass(frozen=True)
 class Law:
-    """``Q ∝ γ_r^gamma_power · r^rank_power``."""
+    """``Q ∝ γ_r^gamma_power · r^rank_power · σ_A^sigma_a_power`` (σ_A: std of A's entries)."""
 
     quantity: str
     optimizer: str
     gamma_power: Fraction
     rank_power: Fraction
     why: str
+    sigma_a_power: Fraction = Fraction(0)
 
     @property
     def text(self) -> str:
@@ -53,20 +54,27 @@ class Law:
         r = "r" if self.rank_power == 1 else f"r^{self.rank_power}"
         return f"{g}·{r}"
 
-    def exponent(self, gamma_exponent: float) -> float:
-        """r-exponent of Q when γ_r ∝ r^gamma_exponent."""
-        return float(self.gamma_power) * gamma_exponent + float(self.rank_power)
+    def exponent(self, gamma_exponent: float, sigma_a_exponent: float = 0.0) -> float:
+        """r-exponent of Q when γ_r ∝ r^gamma_exponent (and σ_A ∝ r^sigma_a_exponent; LoRA and
+        Theorem 3.2 keep σ_A independent of r, the paper's init-only ablation scales it).
+
+        >>> law("forward", "sgd").exponent(-1.0, sigma_a_exponent=-0.5)  # α/r with A ~ 1/√r
+        -2.0
+        """
+        return (float(self.gamma_power) * gamma_exponent + float(self.rank_power)
+                + float(self.sigma_a_power) * sigma_a_exponent)
 
 
 _F = Fraction
+# (γ power, r power, σ_A power, why)
 _LAWS = {
-    ("grad_init", "sgd"): (_F(1), _F(1, 2), "∇_B L = γ_r·v·(A x)^T and ‖A x‖ ∝ √r at B = 0"),
-    ("grad_init", "adam"): (_F(1), _F(1, 2), "the gradient at step 0 does not depend on the optimizer"),
-    ("forward", "sgd"): (_F(2), _F(1), "SGD learns γ_r·B·A = −η γ_r² Σ v x^T A^T A and A^T A sums r aligned terms"),
-    ("forward", "adam"): (_F(1), _F(1), "sign-like updates make ΔB = Θ(η) whatever γ_r, and ΔB·A·x sums r aligned terms"),
-    ("backward", "sgd"): (_F(2), _F(1), "the gradient into the input passes through (γ_r B A)^T = Θ(η γ_r² r)"),
-    ("backward", "adam"): (_F(1), _F(1), "the gradient into the input passes through (γ_r B A)^T = Θ(η γ_r r)"),
-    ("iid_variance", "sgd"): (_F(2), _F(1), "Var(γ_r B A x) = γ_r²·r·d·σ_A²σ_B²σ_x² sums r independent terms"),
+    ("grad_init", "sgd"): (_F(1), _F(1, 2), _F(1), "∇_B L = γ_r·v·(A x)^T and ‖A x‖ ∝ √r·σ_A at B = 0"),
+    ("grad_init", "adam"): (_F(1), _F(1, 2), _F(1), "the gradient at step 0 does not depend on the optimizer"),
+    ("forward", "sgd"): (_F(2), _F(1), _F(2), "SGD learns γ_r·B·A = −η γ_r² Σ v x^T A^T A and A^T A sums r aligned terms"),
+    ("forward", "adam"): (_F(1), _F(1), _F(1), "sign-like updates make ΔB = Θ(η) whatever γ_r, and ΔB·A·x sums r aligned terms"),
+    ("backward", "sgd"): (_F(2), _F(1), _F(2), "the gradient into the input passes through (γ_r B A)^T = Θ(η γ_r² r)"),
+    ("backward", "adam"): (_F(1), _F(1), _F(1), "the gradient into the input passes through (γ_r B A)^T = Θ(η γ_r r)"),
+    ("iid_variance", "sgd"): (_F(2), _F(1), _F(2), "Var(γ_r B A x) = γ_r²·r·d·σ_A²σ_B²σ_x² sums r independent terms"),
 }
 
 
@@ -86,13 +94,13 @@ def law(quantity: str, optimizer: str) -> Law:
     """The power law of one quantity in one optimizer regime."""
     _check_optimizer(optimizer)
     try:
-        k, m, why = _LAWS[(quantity, optimizer)]
+        k, m, sa, why = _LAWS[(quantity, optimizer)]
     except KeyError:
         raise RsstabError(
             f"no law for quantity {quantity!r} under {optimizer}: expected one of "
             f"{', '.join(quantities(optimizer))}"
         ) from None
-    return Law(quantity, optimizer, k, m, why)
+    return Law(quantity, optimizer, k, m, why, sa)
 
 
 def stability_law(optimizer: str) -> Law:
