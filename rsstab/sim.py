@@ -10,7 +10,9 @@ The model (one *cell* = one rank, one γ_r, all seeds at once):
   layer — activations stay Θ(1) per entry at any depth. ``nonlinearity="linear"`` uses gain 1:
   an exact isometry.
 * **Adapters.** Layer ℓ computes ``z = W_ℓ h + γ_r B_ℓ A_ℓ h`` with ``A_ℓ ∈ R^{r×d}`` iid
-  ``N(0, 1/d)`` (variance independent of r) and ``B_ℓ = 0``, as in LoRA.
+  ``N(0, s²/d)`` (variance independent of r; ``s = a_init_scale``, default 1) and ``B_ℓ = 0``, as
+  in LoRA. ``adapted_layers`` (default: all) chooses which layers carry an adapter; the others
+  are plain frozen base layers (the analogue of adapting a subset of modules, e.g. attention only).
 * **Task.** A teacher with the same base plus a planted rank-``teacher_rank`` perturbation
   ``Δ_ℓ = teacher_scale · U Vᵀ / √(k·d)`` in every layer; inputs ``x ~ N(0, I_d)``; loss
   ``½‖f(x) − y‖²`` averaged over the batch. A fresh batch every step, and a fixed held-out set.
@@ -29,7 +31,8 @@ The model (one *cell* = one rank, one γ_r, all seeds at once):
   absolute m-th moments ``E|u|^m`` of the adapter output ``u = γ_r B A h`` on held-out inputs —
   ``forward`` (RMS of u), ``backward`` (RMS of ``γ_r Aᵀ Bᵀ v``, the gradient of the per-example
   held-out loss into the layer input through the adapter path only), ``grad_A`` and ``grad_B``
-  (Frobenius norms of the training-batch gradients at that step); per network: ``loss``
+  (Frobenius norms of the training-batch gradients at that step) — for adapted layers only;
+  per network: ``loss``
   (training batch), ``test_loss`` (held-out), and ``diverged_step`` for a seed whose loss became
   non-finite or grew a millionfold. Non-finite values are recorded, never raised.
 
@@ -127,11 +130,30 @@ class SimConfig:
     dtype: str = "float32"
     method: str = "auto"  # "direct", "reduced" (SGD only, exact) or "auto" (the cheaper)
     divergence_factor: float = 1e6
+    adapted_layers: tuple[int, ...] | None = None  # 0-based layers with an adapter; None: all
+    a_init_scale: float = 1.0  # A₀ ~ N(0, a_init_scale²/d)
 
     def __post_init__(self) -> None:
         def need(ok: bool, message: str) -> None:
             if not ok:
                 raise RsstabError(message)
+
+        if self.adapted_layers is not None:
+            layers = self.adapted_layers
+            need(isinstance(layers, (list, tuple)), f"adapted_layers must be a list of layer indices or None, got {layers!r}")
+            need(len(layers) > 0, "adapted_layers must name at least one layer (None: all layers)")
+            need(all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in layers),
+                 f"adapted_layers must hold integer layer indices, got {list(layers)!r}")
+            need(len(set(int(i) for i in layers)) == len(layers), f"adapted_layers has repeated indices: {list(layers)!r}")
+            depth_ok = isinstance(self.depth, (int, np.integer)) and self.depth >= 1
+            need(not depth_ok or all(0 <= int(i) < self.depth for i in layers),
+                 f"adapted_layers {list(layers)!r} out of range for depth {self.depth!r}: indices run 0…{int(self.depth) - 1 if depth_ok else '?'}")
+            object.__setattr__(self, "adapted_layers", tuple(sorted(int(i) for i in layers)))
+        s = self.a_init_scale
+        need(isinstance(s, (int, float, np.integer, np.floating)) and not isinstance(s, bool)
+             and math.isfinite(float(s)) and float(s) > 0,
+             f"a_init_scale must be a positive finite number, got {s!r}")
+        object.__setattr__(self, "a_init_scale", float(s))
 
         for name in ("rank", "depth", "width", "seeds", "batch", "probe_batch", "teacher_rank"):
             v = getattr(self, name)
@@ -164,6 +186,10 @@ class SimConfig:
         cheaper = 14 * b * d * d + 4 * d**3 < 12 * b * d * r
         return "reduced" if self.optimizer == "sgd" and cheaper else "direct"
 
+    def adapter_layers(self) -> tuple[int, ...]:
+        """The 0-based indices of the layers that carry an adapter, ascending."""
+        return tuple(range(int(self.depth))) if self.adapted_layers is None else tuple(self.adapted_layers)
+
     def probe_steps(self) -> list[int]:
         steps = {0, int(self.steps)}
         if self.probe_every:
@@ -173,6 +199,8 @@ class SimConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["betas"] = list(self.betas)
+        if self.adapted_layers is not None:
+            d["adapted_layers"] = list(self.adapted_layers)
         return d
 
     @classmethod
@@ -181,13 +209,16 @@ class SimConfig:
         kw = {k: v for k, v in d.items() if k in known}
         if "betas" in kw:
             kw["betas"] = tuple(kw["betas"])
+        if kw.get("adapted_layers") is not None:
+            kw["adapted_layers"] = tuple(kw["adapted_layers"])
         return cls(**kw)
 
 
 @dataclass
 class CellResult:
     """Probes of one cell. ``data[q]`` has shape (n_probe_steps, seeds, depth) for a layer
-    quantity and (n_probe_steps, seeds) for a network quantity."""
+    quantity (nan in the columns of layers without an adapter) and (n_probe_steps, seeds) for a
+    network quantity."""
 
     config: SimConfig
     probe_steps: list[int]
@@ -199,15 +230,17 @@ class CellResult:
 
     def rows(self) -> list[dict[str, Any]]:
         """Tidy rows ``{rank, depth, layer, step, seed, quantity, value, …tags}``; ``layer`` is -1
-        for network quantities; ``diverged_step`` rows appear only for seeds that diverged."""
+        for network quantities; layer rows exist only for layers with an adapter;
+        ``diverged_step`` rows appear only for seeds that diverged."""
         c = self.config
+        layers = c.adapter_layers()
         base = {"rank": int(c.rank), "depth": int(c.depth), **self.tags}
         out: list[dict[str, Any]] = []
         for q, arr in self.data.items():
             for i, step in enumerate(self.probe_steps):
                 for s in range(c.seeds):
                     if arr.ndim == 3:
-                        for layer in range(c.depth):
+                        for layer in layers:
                             out.append({**base, "layer": layer, "step": step, "seed": s,
                                         "quantity": q, "value": float(arr[i, s, layer])})
                     else:
@@ -240,7 +273,9 @@ def _haar(n: int, d: int, gen: torch.Generator) -> torch.Tensor:
 def draw_seed(cfg: SimConfig, s: int) -> dict[str, torch.Tensor]:
     """The random draws of seed ``s`` of a cell, in float64 (no seed axis): base ``W``
     (depth, d, d), teacher ``T``, training inputs ``x`` ((steps+1)·batch, d), held-out ``xt`` and
-    adapters ``A`` (depth, r, d). Depends only on (cfg.seed, s) and the shapes."""
+    adapters ``A`` (depth, r, d) — drawn for every layer, adapted or not, so that the draws of a
+    layer do not depend on ``adapted_layers``. Depends only on (cfg.seed, s), the shapes and
+    ``a_init_scale`` (which multiplies A)."""
     d, L, r, k = cfg.width, cfg.depth, cfg.rank, cfg.teacher_rank
     gain = math.sqrt(2.0) if cfg.nonlinearity == "relu" else 1.0
     gen = _generator(cfg.seed, s)
@@ -252,7 +287,7 @@ def draw_seed(cfg: SimConfig, s: int) -> dict[str, torch.Tensor]:
     xt = torch.randn(cfg.probe_batch, d, generator=gen, dtype=torch.float64)
     # A last: the base, teacher and data of seed s are shared by every rank (common random
     # numbers make slopes across ranks less noisy).
-    A = torch.randn(L, r, d, generator=gen, dtype=torch.float64).mul_(1 / math.sqrt(d))
+    A = torch.randn(L, r, d, generator=gen, dtype=torch.float64).mul_(cfg.a_init_scale / math.sqrt(d))
     return {"W": W, "T": T, "x": x, "xt": xt, "A": A}
 
 
@@ -282,7 +317,10 @@ def _init(cfg: SimConfig) -> dict[str, torch.Tensor]:
 
 
 class _Stack:
-    """Batched adapter stack: every tensor has the seed axis first (after the layer axis)."""
+    """Batched adapter stack: every tensor has the seed axis first (after the layer axis).
+
+    ``A``, ``B`` (and ``gA``, ``gB``) hold the adapted layers only, in ascending layer order:
+    ``slot[layer]`` is the index of a layer's adapter there (absent: a plain base layer)."""
 
     def __init__(self, cfg: SimConfig, init: Mapping[str, torch.Tensor]) -> None:
         dt = getattr(torch, cfg.dtype)
@@ -290,11 +328,16 @@ class _Stack:
         self.L = cfg.depth
         self.relu = cfg.nonlinearity == "relu"
         self.gamma = float(cfg.gamma)
-        S, L, r, d = cfg.seeds, cfg.depth, cfg.rank, cfg.width
+        self.adapted = cfg.adapter_layers()
+        self.slot = {layer: j for j, layer in enumerate(self.adapted)}
+        self.lowest = self.adapted[0]  # back-propagation stops here: nothing below learns
+        S, r, d = cfg.seeds, cfg.rank, cfg.width
+        La = len(self.adapted)
         # Layer axis first so each layer is a contiguous (S, ·, ·) block for bmm.
         self.Wt = init["W"].transpose(0, 1).transpose(2, 3).contiguous().to(dt)  # (L,S,d,d) = Wᵀ
-        self.A = init["A"].transpose(0, 1).contiguous().to(dt)  # (L,S,r,d)
-        self.B = torch.zeros(L, S, d, r, dtype=dt)
+        A = init["A"] if La == self.L else init["A"][:, list(self.adapted)]
+        self.A = A.transpose(0, 1).contiguous().to(dt)  # (La,S,r,d)
+        self.B = torch.zeros(La, S, d, r, dtype=dt)
         # Per-layer scratch for raw gradients (without the factor γ): the fused training step
         # updates layer by layer while that layer's data is still in cache.
         self.sA = torch.empty(S, r, d, dtype=dt)
@@ -305,21 +348,27 @@ class _Stack:
             # One AdamW per layer on views of A and B (updated right after that layer's backward);
             # the gradients handed to it lack the factor γ, so eps becomes eps/γ (exact: Adam is
             # scale-invariant up to eps). The fused CPU kernel makes one pass over the state.
-            self._views = [(self.A[layer], self.B[layer]) for layer in range(L)]
+            self._views = [(self.A[j], self.B[j]) for j in range(La)]
             self._opts = [_adamw(list(v), cfg) for v in self._views]
 
     def forward(self, x: torch.Tensor, keep_u: bool = False) -> tuple[torch.Tensor, list[tuple]]:
-        """Return the output and a per-layer cache (h_in, a, mask-or-None, u-or-None)."""
+        """Return the output and a per-layer cache (h_in, a, mask-or-None, u-or-None); ``a`` and
+        ``u`` are None for a layer without an adapter."""
         cache = []
         h = x
         for layer in range(self.L):
-            a = torch.bmm(h, self.A[layer].transpose(1, 2))  # (S,b,r)
-            if keep_u:
-                u = torch.bmm(a, self.B[layer].transpose(1, 2)).mul_(self.gamma)
+            j = self.slot.get(layer)
+            if j is None:
+                a = u = None
+                z = torch.bmm(h, self.Wt[layer])
+            elif keep_u:
+                a = torch.bmm(h, self.A[j].transpose(1, 2))  # (S,b,r)
+                u = torch.bmm(a, self.B[j].transpose(1, 2)).mul_(self.gamma)
                 z = torch.baddbmm(u, h, self.Wt[layer])
             else:
+                a = torch.bmm(h, self.A[j].transpose(1, 2))  # (S,b,r)
                 u = None
-                z = torch.baddbmm(torch.bmm(h, self.Wt[layer]), a, self.B[layer].transpose(1, 2), alpha=self.gamma)
+                z = torch.baddbmm(torch.bmm(h, self.Wt[layer]), a, self.B[j].transpose(1, 2), alpha=self.gamma)
             mask = None
             if self.relu and layer < self.L - 1:
                 mask = z > 0
@@ -331,27 +380,32 @@ class _Stack:
     def backward(
         self, g: torch.Tensor, cache: list[tuple], *, grads: bool, adapter_input_grad: bool
     ) -> list[torch.Tensor]:
-        """Back-propagate dL/d(output) = g. Fills self.gA/self.gB when ``grads``; returns the
-        per-layer gradient into the layer input through the adapter path when asked."""
+        """Back-propagate dL/d(output) = g. Fills self.gA/self.gB (adapted layers only, as A and
+        B) when ``grads``; returns the per-layer gradient into the layer input through the
+        adapter path when asked (an empty tensor for a layer without an adapter)."""
         through_adapter: list[torch.Tensor] = [torch.empty(0)] * self.L
         gam = self.gamma
         if grads and self.gA.shape != self.A.shape:
             self.gA, self.gB = torch.zeros_like(self.A), torch.zeros_like(self.B)
-        for layer in reversed(range(self.L)):
+        for layer in reversed(range(self.lowest, self.L)):
             h, a, mask, _ = cache[layer]
             if mask is not None:
                 g = g * mask
-            gb = torch.bmm(g, self.B[layer])  # (S,b,r) = (Bᵀ v)ᵀ
+            j = self.slot.get(layer)
+            if j is None:  # a plain base layer (never the lowest one)
+                g = torch.bmm(g, self.Wt[layer].transpose(1, 2))
+                continue
+            gb = torch.bmm(g, self.B[j])  # (S,b,r) = (Bᵀ v)ᵀ
             if grads:
-                torch.bmm(g.transpose(1, 2), a, out=self.gB[layer])
-                self.gB[layer].mul_(gam)
-                torch.bmm(gb.transpose(1, 2), h, out=self.gA[layer])
-                self.gA[layer].mul_(gam)
-            if layer > 0 or adapter_input_grad:
-                ga = torch.bmm(gb, self.A[layer]).mul_(gam)  # γ Aᵀ Bᵀ v, rows per example
+                torch.bmm(g.transpose(1, 2), a, out=self.gB[j])
+                self.gB[j].mul_(gam)
+                torch.bmm(gb.transpose(1, 2), h, out=self.gA[j])
+                self.gA[j].mul_(gam)
+            if layer > self.lowest or adapter_input_grad:
+                ga = torch.bmm(gb, self.A[j]).mul_(gam)  # γ Aᵀ Bᵀ v, rows per example
                 if adapter_input_grad:
                     through_adapter[layer] = ga
-                if layer > 0:
+                if layer > self.lowest:
                     g = torch.baddbmm(ga, g, self.Wt[layer].transpose(1, 2))
         return through_adapter
 
@@ -368,19 +422,23 @@ class _Stack:
         Adam's moments are element-wise, so the seeds stay independent."""
         cfg, gam, lr = self.cfg, self.gamma, self.cfg.learning_rate
         sgd_fused = cfg.optimizer == "sgd" and not record and update
-        norms_a = np.zeros((cfg.seeds, self.L)) if record else None
-        norms_b = np.zeros((cfg.seeds, self.L)) if record else None
-        for layer in reversed(range(self.L)):
+        norms_a = np.full((cfg.seeds, self.L), np.nan) if record else None  # nan: no adapter
+        norms_b = np.full((cfg.seeds, self.L), np.nan) if record else None
+        for layer in reversed(range(self.lowest, self.L)):
             h, a, mask, _ = cache[layer]
             if mask is not None:
                 g = g * mask
-            gb = torch.bmm(g, self.B[layer])  # (S,b,r) = (Bᵀ v)ᵀ
+            j = self.slot.get(layer)
+            if j is None:  # a plain base layer (never the lowest one)
+                g = torch.bmm(g, self.Wt[layer].transpose(1, 2))
+                continue
+            gb = torch.bmm(g, self.B[j])  # (S,b,r) = (Bᵀ v)ᵀ
             g_below = None
-            if layer > 0:  # uses A and B before this layer's update
-                g_below = torch.baddbmm(torch.bmm(g, self.Wt[layer].transpose(1, 2)), gb, self.A[layer], alpha=gam)
+            if layer > self.lowest:  # uses A and B before this layer's update
+                g_below = torch.baddbmm(torch.bmm(g, self.Wt[layer].transpose(1, 2)), gb, self.A[j], alpha=gam)
             if sgd_fused:
-                self.B[layer].baddbmm_(g.transpose(1, 2), a, alpha=-lr * gam)
-                self.A[layer].baddbmm_(gb.transpose(1, 2), h, alpha=-lr * gam)
+                self.B[j].baddbmm_(g.transpose(1, 2), a, alpha=-lr * gam)
+                self.A[j].baddbmm_(gb.transpose(1, 2), h, alpha=-lr * gam)
             else:
                 torch.bmm(g.transpose(1, 2), a, out=self.sB)
                 torch.bmm(gb.transpose(1, 2), h, out=self.sA)
@@ -388,20 +446,21 @@ class _Stack:
                     norms_a[:, layer] = gam * torch.linalg.vector_norm(self.sA, dim=(1, 2)).double().numpy()
                     norms_b[:, layer] = gam * torch.linalg.vector_norm(self.sB, dim=(1, 2)).double().numpy()
                 if update:
-                    self._update(layer)
+                    self._update(j)
             if g_below is not None:
                 g = g_below
         return (norms_a, norms_b) if record else None
 
-    def _update(self, layer: int) -> None:
+    def _update(self, j: int) -> None:
+        """Apply the raw gradients in the scratch buffers to adapter slot ``j``."""
         cfg, gam, lr = self.cfg, self.gamma, self.cfg.learning_rate
         if cfg.optimizer == "sgd":
-            self.A[layer].add_(self.sA, alpha=-lr * gam)
-            self.B[layer].add_(self.sB, alpha=-lr * gam)
+            self.A[j].add_(self.sA, alpha=-lr * gam)
+            self.B[j].add_(self.sB, alpha=-lr * gam)
             return
-        a, b = self._views[layer]
+        a, b = self._views[j]
         a.grad, b.grad = self.sA, self.sB
-        self._opts[layer].step()
+        self._opts[j].step()
         a.grad = b.grad = None
 
 
@@ -420,7 +479,8 @@ class _ReducedStack:
     ``B_t = Y_t·A₀ᵀ`` (∇A = γ·Bᵀ·G and ∇B = γ·G·Aᵀ with G = vᵀh stay in those forms), so the
     adapter is ``γ·Y·K·X`` with ``K = A₀ᵀA₀`` and a step costs O(b·d² + d³) whatever r is;
     r enters once, through K (O(r·d²)). Norms use ‖A₀·M‖_F² = tr(Mᵀ·K·M). Same interface as
-    :class:`_Stack`; the tests check it against the direct form."""
+    :class:`_Stack` (a layer without an adapter has no K, X, Y: ``slot`` maps layers to them);
+    the tests check it against the direct form."""
 
     def __init__(self, cfg: SimConfig, init: Mapping[str, torch.Tensor]) -> None:
         dt = getattr(torch, cfg.dtype)
@@ -428,21 +488,30 @@ class _ReducedStack:
         self.L = cfg.depth
         self.relu = cfg.nonlinearity == "relu"
         self.gamma = float(cfg.gamma)
-        S, L, d = cfg.seeds, cfg.depth, cfg.width
+        self.adapted = cfg.adapter_layers()
+        self.slot = {layer: j for j, layer in enumerate(self.adapted)}
+        self.lowest = self.adapted[0]
+        S, d = cfg.seeds, cfg.width
+        La = len(self.adapted)
         self.Wt = init["W"].transpose(0, 1).transpose(2, 3).contiguous().to(dt)  # (L,S,d,d) = Wᵀ
-        A0 = init["A"]  # (S,L,r,d), float64
-        self.K = (A0.transpose(2, 3) @ A0).transpose(0, 1).to(dt).contiguous()  # (L,S,d,d) = A₀ᵀA₀
-        self.X = torch.eye(d, dtype=dt).expand(L, S, d, d).contiguous()
-        self.Y = torch.zeros(L, S, d, d, dtype=dt)
+        A0 = init["A"] if La == self.L else init["A"][:, list(self.adapted)]  # (S,La,r,d), float64
+        self.K = (A0.transpose(2, 3) @ A0).transpose(0, 1).to(dt).contiguous()  # (La,S,d,d) = A₀ᵀA₀
+        self.X = torch.eye(d, dtype=dt).expand(La, S, d, d).contiguous()
+        self.Y = torch.zeros(La, S, d, d, dtype=dt)
 
     def forward(self, x: torch.Tensor, keep_u: bool = False) -> tuple[torch.Tensor, list[tuple]]:
         cache = []
         h = x
         for layer in range(self.L):
-            hx = torch.bmm(h, self.X[layer].transpose(1, 2))  # h·Xᵀ
-            hxk = torch.bmm(hx, self.K[layer])  # (a·A₀) in d coordinates
-            u = torch.bmm(hxk, self.Y[layer].transpose(1, 2)).mul_(self.gamma)
-            z = torch.baddbmm(u, h, self.Wt[layer]) if keep_u else u.baddbmm_(h, self.Wt[layer])
+            j = self.slot.get(layer)
+            if j is None:
+                z = torch.bmm(h, self.Wt[layer])
+                hx = u = None
+            else:
+                hx = torch.bmm(h, self.X[j].transpose(1, 2))  # h·Xᵀ
+                hxk = torch.bmm(hx, self.K[j])  # (a·A₀) in d coordinates
+                u = torch.bmm(hxk, self.Y[j].transpose(1, 2)).mul_(self.gamma)
+                z = torch.baddbmm(u, h, self.Wt[layer]) if keep_u else u.baddbmm_(h, self.Wt[layer])
             mask = None
             if self.relu and layer < self.L - 1:
                 mask = z > 0
@@ -451,8 +520,8 @@ class _ReducedStack:
             h = z
         return h, cache
 
-    def _through(self, gy: torch.Tensor, layer: int) -> torch.Tensor:
-        return torch.bmm(torch.bmm(gy, self.K[layer]), self.X[layer]).mul_(self.gamma)  # γ·Aᵀ·Bᵀ·v
+    def _through(self, gy: torch.Tensor, j: int) -> torch.Tensor:
+        return torch.bmm(torch.bmm(gy, self.K[j]), self.X[j]).mul_(self.gamma)  # γ·Aᵀ·Bᵀ·v
 
     def backward(
         self, g: torch.Tensor, cache: list[tuple], *, grads: bool, adapter_input_grad: bool
@@ -460,15 +529,19 @@ class _ReducedStack:
         if grads:
             raise RsstabError("the reduced form keeps no full gradients: use train_step")
         through: list[torch.Tensor] = [torch.empty(0)] * self.L
-        for layer in reversed(range(self.L)):
+        for layer in reversed(range(self.lowest, self.L)):
             mask = cache[layer][2]
             if mask is not None:
                 g = g * mask
-            gy = torch.bmm(g, self.Y[layer])
-            ga = self._through(gy, layer)
+            j = self.slot.get(layer)
+            if j is None:  # a plain base layer (never the lowest one)
+                g = torch.bmm(g, self.Wt[layer].transpose(1, 2))
+                continue
+            gy = torch.bmm(g, self.Y[j])
+            ga = self._through(gy, j)
             if adapter_input_grad:
                 through[layer] = ga
-            if layer > 0:
+            if layer > self.lowest:
                 g = torch.baddbmm(ga, g, self.Wt[layer].transpose(1, 2))
         return through
 
@@ -476,26 +549,30 @@ class _ReducedStack:
         self, g: torch.Tensor, cache: list[tuple], *, record: bool, update: bool
     ) -> tuple[np.ndarray, np.ndarray] | None:
         cfg, gam, lr = self.cfg, self.gamma, self.cfg.learning_rate
-        norms_a = np.zeros((cfg.seeds, self.L)) if record else None
-        norms_b = np.zeros((cfg.seeds, self.L)) if record else None
-        for layer in reversed(range(self.L)):
+        norms_a = np.full((cfg.seeds, self.L), np.nan) if record else None  # nan: no adapter
+        norms_b = np.full((cfg.seeds, self.L), np.nan) if record else None
+        for layer in reversed(range(self.lowest, self.L)):
             h, hx, mask, _ = cache[layer]
             if mask is not None:
                 g = g * mask
-            gy = torch.bmm(g, self.Y[layer])
+            j = self.slot.get(layer)
+            if j is None:  # a plain base layer (never the lowest one)
+                g = torch.bmm(g, self.Wt[layer].transpose(1, 2))
+                continue
+            gy = torch.bmm(g, self.Y[j])
             g_below = None
-            if layer > 0:
-                g_below = torch.baddbmm(self._through(gy, layer), g, self.Wt[layer].transpose(1, 2))
+            if layer > self.lowest:
+                g_below = torch.baddbmm(self._through(gy, j), g, self.Wt[layer].transpose(1, 2))
             if record:
                 ga = torch.bmm(gy.transpose(1, 2), h)  # ∇A = γ·A₀·ga
                 gb = torch.bmm(g.transpose(1, 2), hx)  # ∇B = γ·gb·A₀ᵀ
-                k = self.K[layer].double()
+                k = self.K[j].double()
                 ga64, gb64 = ga.double(), gb.double()
                 norms_a[:, layer] = gam * (torch.bmm(k, ga64) * ga64).sum(dim=(1, 2)).clamp_min(0).sqrt().numpy()
                 norms_b[:, layer] = gam * (torch.bmm(gb64, k) * gb64).sum(dim=(1, 2)).clamp_min(0).sqrt().numpy()
             if update:
-                self.Y[layer].baddbmm_(g.transpose(1, 2), hx, alpha=-lr * gam)
-                self.X[layer].baddbmm_(gy.transpose(1, 2), h, alpha=-lr * gam)
+                self.Y[j].baddbmm_(g.transpose(1, 2), hx, alpha=-lr * gam)
+                self.X[j].baddbmm_(gy.transpose(1, 2), h, alpha=-lr * gam)
             if g_below is not None:
                 g = g_below
         return (norms_a, norms_b) if record else None
@@ -503,14 +580,17 @@ class _ReducedStack:
 
 
 def _flops(cfg: SimConfig, n_steps: int, n_probes: int) -> float:
-    """Multiply-add FLOPs of the adapter and base matmuls (2 per multiply-add)."""
+    """Multiply-add FLOPs of the adapter and base matmuls (2 per multiply-add). A layer without
+    an adapter costs its base matmuls only (2 b·d²: forward and backward; upper bound)."""
     S, L, r, d, b, pb = cfg.seeds, cfg.depth, cfg.rank, cfg.width, cfg.batch, cfg.probe_batch
+    La = len(cfg.adapter_layers())
+    plain = 2 * S * (L - La) * 2 * d * d  # per example, layers without an adapter
     if cfg.resolved_method() == "reduced":
-        train = 2 * S * L * (b * 9 * d * d + 2 * d**3)  # fwd 4 b·d²; bwd 5 b·d² + 2 d³ updates
-        probe = 2 * S * L * pb * 8 * d * d
-        return float(train * n_steps + probe * n_probes + 2 * S * L * r * d * d)
-    train = 2 * S * L * b * (6 * r * d + 2 * d * d)  # fwd 2 adapter + 1 base; bwd 4 adapter + 1 base
-    probe = 2 * S * L * pb * (5 * r * d + 2 * d * d)
+        train = 2 * S * La * (b * 9 * d * d + 2 * d**3) + plain * b  # fwd 4 b·d²; bwd 5 b·d² + 2 d³
+        probe = 2 * S * La * pb * 8 * d * d + plain * pb
+        return float(train * n_steps + probe * n_probes + 2 * S * La * r * d * d)
+    train = 2 * S * b * (La * 6 * r * d + L * 2 * d * d)  # fwd 2 adapter + 1 base; bwd 4 adapter + 1 base
+    probe = 2 * S * pb * (La * 5 * r * d + L * 2 * d * d)
     return float(train * n_steps + probe * n_probes)
 
 
@@ -574,8 +654,8 @@ def _probe_heldout(model: _Stack | _ReducedStack, xt: torch.Tensor, yt: torch.Te
     data["test_loss"][i] = 0.5 * resid.double().pow(2).sum(dim=(1, 2)).numpy() / xt.shape[1]
     # Per-example loss ½‖f(x)−y‖²: its gradient w.r.t. the output is the residual itself.
     through = model.backward(resid, cache, grads=False, adapter_input_grad=True)
-    for layer, (_, _, _, u) in enumerate(cache):
-        au = u.double().abs()
+    for layer in model.adapted:
+        au = cache[layer][3].double().abs()
         data["moment1"][i, :, layer] = au.mean(dim=(1, 2)).numpy()
         m2 = au.pow(2).mean(dim=(1, 2))
         data["moment2"][i, :, layer] = m2.numpy()
@@ -597,6 +677,14 @@ def gamma_values(
     >>> gamma_values("alpha/sqrt(r)", [4, 16], {"alpha": 8})
     [4.0, 2.0]
     """
+    return _rank_values(schedule, ranks, constants, "γ_r")
+
+
+def _rank_values(
+    schedule: Any, ranks: Iterable[int], constants: Mapping[str, float] | None, name: str
+) -> list[float]:
+    """Positive finite values of a per-rank function (see :func:`gamma_values`); ``name`` names it
+    in errors."""
     if isinstance(schedule, str):
         from rsstab.schedule import as_schedule
 
@@ -615,7 +703,7 @@ def gamma_values(
         else:
             raise RsstabError(f"a schedule is text, a callable or a number, got {type(schedule).__name__}")
         if not (math.isfinite(g) and g > 0):
-            raise RsstabError(f"γ_r must be positive and finite, got {g!r} at r={r}")
+            raise RsstabError(f"{name} must be positive and finite, got {g!r} at r={r}")
         out.append(g)
     return out
 
@@ -626,20 +714,31 @@ def make_configs(
     *,
     label: str | None = None,
     constants: Mapping[str, float] | None = None,
+    a_init_scale: Any = 1.0,
     **options: Any,
 ) -> list[dict[str, Any]]:
     """JSON-serialisable configs (one per rank) for :func:`run_cell` / :func:`rsstab.sweep.run_sweep`.
 
     ``label`` names the schedule in the rows (default: its text); other keyword arguments are
-    :class:`SimConfig` fields. A config key ``tags`` (a dict) is copied into every row.
+    :class:`SimConfig` fields (e.g. ``adapted_layers=(0, 2)``). A config key ``tags`` (a dict) is
+    copied into every row. ``a_init_scale`` is a number, or a function of the rank like the
+    schedule (text such as ``"1/sqrt(r)"``, a callable or a Schedule; ``constants`` apply to it
+    too), evaluated per rank: each config stores its float.
+
+    >>> [c["a_init_scale"] for c in make_configs("alpha/r", [4, 16], a_init_scale="1/sqrt(r)")]
+    [0.5, 0.25]
     """
     gammas = gamma_values(schedule, ranks, constants)
+    if isinstance(a_init_scale, (int, float, np.integer, np.floating)) and not isinstance(a_init_scale, bool):
+        scales = [float(a_init_scale)] * len(gammas)  # SimConfig validates it
+    else:
+        scales = _rank_values(a_init_scale, ranks, constants, "a_init_scale")
     if label is None:
         label = getattr(schedule, "text", None) or (schedule if isinstance(schedule, str) else repr(schedule))
     tags = dict(options.pop("tags", {}) or {})
     configs = []
-    for r, g in zip(ranks, gammas):
-        cfg = SimConfig(rank=int(r), gamma=g, **options)  # validates early
+    for r, g, a_scale in zip(ranks, gammas, scales):
+        cfg = SimConfig(rank=int(r), gamma=g, a_init_scale=a_scale, **options)  # validates early
         d = cfg.to_dict()
         d["tags"] = {"schedule": label, "optimizer": cfg.optimizer, "gamma": g, **tags}
         configs.append(d)
@@ -769,6 +868,8 @@ def empirical_verdict(
     batch: int | None = None,
     lr: float | None = None,
     seed: int = 0,
+    adapted_layers: Sequence[int] | None = None,
+    a_init_scale: Any = 1.0,
     tolerance: float | None = None,
     out: str | None = None,
     scheduler: str | None = None,
@@ -778,7 +879,9 @@ def empirical_verdict(
     """Simulate ``schedule`` across ranks and fit the slopes of grad_init, forward and backward.
 
     ``schedule`` is a Schedule, a callable ``f(r)`` or a text expression; ``constants`` gives its
-    named constants values (default 1). Unset options take :data:`DEFAULTS`. The cells (one per
+    named constants values (default 1). ``adapted_layers`` and ``a_init_scale`` (a number or a
+    function of r, see :func:`make_configs`) are passed to every cell; the other unset options
+    take :data:`DEFAULTS`. The cells (one per
     rank, all seeds batched) run through :func:`rsstab.sweep.run_sweep`: in ``out`` (a resumable
     store) when given, else in a temporary directory; ``scheduler``/``workers`` choose where.
 
@@ -809,8 +912,10 @@ def empirical_verdict(
         raise RsstabError("an empirical verdict needs at least 2 seeds for its confidence intervals")
     if opts["steps"] < 1:
         raise RsstabError("an empirical verdict needs at least 1 training step")
+    if adapted_layers is not None:
+        opts["adapted_layers"] = tuple(adapted_layers)
     text = getattr(schedule, "text", None) or (schedule if isinstance(schedule, str) else "callable")
-    configs = make_configs(schedule, ranks, label=text, constants=constants, **opts)
+    configs = make_configs(schedule, ranks, label=text, constants=constants, a_init_scale=a_init_scale, **opts)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="rsstab-sim-") as tmp:
         result = run_sweep(run_cell, configs, out or tmp, scheduler=scheduler, workers=workers,
@@ -835,9 +940,15 @@ def empirical_verdict(
         schedule=text,
         fits=fits,
         diverged=diverged,
-        settings={"ranks": ranks, **opts, "tolerance": tol, "constants": dict(constants or {})},
+        settings={"ranks": ranks, **opts, "tolerance": tol, "constants": dict(constants or {}),
+                  **({} if _is_one(a_init_scale) else {"a_init_scale": [c["a_init_scale"] for c in configs]})},
         seconds=time.perf_counter() - t0,
     )
+
+
+def _is_one(v: Any) -> bool:
+    """True for the number 1 (the default ``a_init_scale``)."""
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and float(v) == 1.0
 
 
 def render_empirical(verdict: EmpiricalVerdict, theory: Mapping[str, float | None] | None = None) -> str:

@@ -246,6 +246,179 @@ def test_bad_input() -> None:
         sim.gamma_values("1/(", [4])
 
 
+# --------------------------------------------------------------------------- ablations: adapted_layers, a_init_scale
+
+
+@pytest.mark.parametrize("kw", [dict(method="direct"), dict(method="reduced"), dict(optimizer="adam")])
+def test_adapted_layers_all_given_explicitly_equals_none(kw) -> None:
+    base = dict(rank=9, gamma=0.3, depth=3, width=6, steps=3, seeds=2, batch=5, lr=0.05, probe_batch=7, **kw)
+    ref = simulate_cell(SimConfig(**base))
+    explicit = simulate_cell(SimConfig(adapted_layers=(2, 0, 1), **base))  # any order
+    assert explicit.config.adapted_layers == (0, 1, 2)
+    for q in ref.data:
+        np.testing.assert_array_equal(explicit.data[q], ref.data[q], err_msg=q)
+    assert explicit.rows() == ref.rows()
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("layers", [(1,), (0, 2), (2,)])
+def test_adapted_subset_matches_autograd_and_torch_optim(optimizer: str, layers: tuple[int, ...]) -> None:
+    """Adapters on a subset of a depth-3 stack: the fused loop equals autograd + torch.optim on a
+    model whose other layers are plain frozen base layers (held-out loss, grad_B at step 0)."""
+    cfg = SimConfig(rank=6, gamma=0.4, optimizer=optimizer, depth=3, width=5, steps=4, seeds=2, batch=7,
+                    lr=0.05, dtype="float64", probe_batch=9, method="direct", adapted_layers=layers)
+    res = simulate_cell(cfg)
+    init = sim._init(cfg)
+    Wt = init["W"].transpose(0, 1).transpose(2, 3)
+    A = {lay: init["A"][:, lay].clone().requires_grad_() for lay in layers}
+    B = {lay: torch.zeros(2, 5, 6, dtype=torch.float64, requires_grad=True) for lay in layers}
+    params = [*A.values(), *B.values()]
+    opt = torch.optim.SGD(params, lr=cfg.lr) if optimizer == "sgd" else torch.optim.AdamW(params, lr=cfg.lr, eps=cfg.eps, weight_decay=0.0)
+
+    def net(x):
+        h = x
+        for layer in range(3):
+            z = h @ Wt[layer]
+            if layer in A:
+                z = z + cfg.gamma * (h @ A[layer].transpose(1, 2)) @ B[layer].transpose(1, 2)
+            h = torch.relu(z) if layer < 2 else z
+        return h
+
+    for t in range(cfg.steps):
+        opt.zero_grad()
+        x, y = init["x"][:, t * 7:(t + 1) * 7], init["y"][:, t * 7:(t + 1) * 7]
+        loss = 0.5 * ((net(x) - y) ** 2).sum() / 7
+        loss.backward()
+        if t == 0:
+            for lay in layers:
+                np.testing.assert_allclose(res.data["grad_B"][0, :, lay], B[lay].grad.flatten(1).norm(dim=1).numpy(), rtol=1e-10)
+        opt.step()
+    with torch.no_grad():
+        test_loss = 0.5 * ((net(init["xt"]) - init["yt"]) ** 2).sum(dim=(1, 2)) / 9
+    np.testing.assert_allclose(res.data["test_loss"][-1], test_loss.numpy(), rtol=1e-9)
+    others = [lay for lay in range(3) if lay not in layers]
+    for q in sim.LAYER_QUANTITIES:
+        assert np.all(np.isnan(res.data[q][:, :, others])), q
+        assert np.all(np.isfinite(res.data[q][:, :, list(layers)])), q
+
+
+@pytest.mark.parametrize("nonlinearity", ["relu", "linear"])
+@pytest.mark.parametrize("layers", [(1,), (0, 2), (1, 2)])
+def test_adapted_subset_reduced_equals_direct(nonlinearity: str, layers: tuple[int, ...]) -> None:
+    base = dict(rank=37, gamma=0.3, depth=3, width=8, steps=6, seeds=3, batch=5, lr=0.05, dtype="float64",
+                nonlinearity=nonlinearity, probe_every=2, adapted_layers=layers)
+    direct = simulate_cell(SimConfig(method="direct", **base))
+    reduced = simulate_cell(SimConfig(method="reduced", **base))
+    for q in direct.data:
+        np.testing.assert_allclose(reduced.data[q], direct.data[q], rtol=1e-10, atol=1e-300, err_msg=q)
+    keys = [{k: v for k, v in r.items() if k != "value"} for r in direct.rows()]
+    assert [{k: v for k, v in r.items() if k != "value"} for r in reduced.rows()] == keys
+    assert {r["layer"] for r in keys if r["quantity"] == "backward"} == set(layers)
+
+
+def test_adapted_layer_one_of_three_rows_loss_and_onset() -> None:
+    """adapted_layers=(1,) on depth 3: layer rows only for layer 1, the loss decreases, and at
+    step 0 (B = 0 everywhere: the network is the base) the network quantities and layer 1's
+    grad_B equal those of the fully adapted run — the draws of layer 1 do not depend on which
+    other layers are adapted."""
+    base = dict(rank=16, gamma=0.25, depth=3, width=8, steps=20, seeds=3, batch=16, lr=0.05, probe_batch=32)
+    full = simulate_cell(SimConfig(**base))
+    part = simulate_cell(SimConfig(adapted_layers=(1,), **base))
+    rows = part.rows()
+    layer_rows = [r for r in rows if r["quantity"] in sim.LAYER_QUANTITIES]
+    assert layer_rows and {r["layer"] for r in layer_rows} == {1}
+    assert len(layer_rows) == len(sim.LAYER_QUANTITIES) * len(part.probe_steps) * 3
+    net_rows = [r for r in rows if r["quantity"] in sim.NETWORK_QUANTITIES]
+    assert {r["layer"] for r in net_rows} == {-1}
+    assert len(net_rows) == len(sim.NETWORK_QUANTITIES) * len(part.probe_steps) * 3
+    assert np.all(part.data["test_loss"][-1] < part.data["test_loss"][0])
+    assert np.all(part.data["loss"][-1] < part.data["loss"][0])
+    for q in ("loss", "test_loss"):
+        np.testing.assert_array_equal(part.data[q][0], full.data[q][0])
+    np.testing.assert_allclose(part.data["grad_B"][0, :, 1], full.data["grad_B"][0, :, 1], rtol=1e-5)
+    # Summaries and aggregates see layer 1 only: no zeros, no nans.
+    ranks, vals = sim.summary_values(rows, "grad_init")
+    assert ranks == [16] and np.all(np.isfinite(vals)) and np.all(vals > 0)
+    np.testing.assert_allclose(vals[0], part.data["grad_B"][0, :, 1], rtol=1e-12)
+    _, fwd = sim.summary_values(rows, "forward")
+    np.testing.assert_allclose(fwd[0], part.data["forward"][-1, :, 1], rtol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["direct", "reduced"])
+@pytest.mark.parametrize("s", [0.125, 3.0])
+def test_a_init_scale_scales_grad_init_by_s_and_first_step_forward_by_s2(method: str, s: float) -> None:
+    """At B = 0, ∇_B L = γ·vᵀ(A h) is linear in A: grad_init scales by exactly s. After one SGD
+    step A is unchanged (∇_A = 0 at B = 0) and B₁ ∝ A, so the first layer's adapter output (its
+    input is x itself) scales by s²."""
+    base = dict(rank=12, gamma=0.3, depth=2, width=6, steps=1, seeds=3, batch=8, lr=0.01, probe_batch=16,
+                dtype="float64", method=method)
+    ref = simulate_cell(SimConfig(**base))
+    scaled = simulate_cell(SimConfig(a_init_scale=s, **base))
+    np.testing.assert_allclose(scaled.data["grad_B"][0] / ref.data["grad_B"][0], s, rtol=1e-12)
+    first = ref.data["forward"][-1, :, 0]
+    np.testing.assert_allclose(scaled.data["forward"][-1, :, 0] / first, s**2, rtol=1e-10)
+    _, v_ref = sim.summary_values(ref.rows(), "grad_init")
+    _, v_scaled = sim.summary_values(scaled.rows(), "grad_init")
+    np.testing.assert_allclose(v_scaled, s * v_ref, rtol=1e-12)
+    # The default is bit-identical to not giving it.
+    again = simulate_cell(SimConfig(a_init_scale=1.0, **base))
+    assert again.rows() == ref.rows()
+
+
+def test_new_fields_round_trip_and_sweep_store(tmp_path) -> None:
+    from rsstab.sweep import run_sweep
+
+    cfg = SimConfig(rank=8, gamma=0.5, depth=3, adapted_layers=[2, 0], a_init_scale=0.25)
+    assert cfg.adapted_layers == (0, 2) and cfg.adapter_layers() == (0, 2)
+    d = json.loads(json.dumps(cfg.to_dict()))
+    assert d["adapted_layers"] == [0, 2] and d["a_init_scale"] == 0.25
+    back = SimConfig.from_dict(d)
+    assert back == cfg and isinstance(back.adapted_layers, tuple)
+    assert SimConfig.from_dict(SimConfig(rank=8, gamma=0.5).to_dict()).adapted_layers is None
+    old = {k: v for k, v in SimConfig(rank=8, gamma=0.5).to_dict().items() if k not in ("adapted_layers", "a_init_scale")}
+    assert SimConfig.from_dict(old) == SimConfig(rank=8, gamma=0.5)  # a config stored before the fields
+
+    configs = sim.make_configs("alpha/r", [4, 16], constants={"alpha": 2}, a_init_scale="1/sqrt(r)",
+                               adapted_layers=(1,), **SMALL)
+    assert [c["a_init_scale"] for c in configs] == [0.5, 0.25]
+    assert [c["adapted_layers"] for c in configs] == [[1], [1]]
+    assert [c["gamma"] for c in configs] == [0.5, 0.125]
+    json.dumps(configs)
+    assert [c["a_init_scale"] for c in sim.make_configs("1/r", [4, 16], a_init_scale=lambda r: r**-0.5)] == [0.5, 0.25]
+    assert [c["a_init_scale"] for c in sim.make_configs("1/r", [4, 16], a_init_scale="s", constants={"s": 3})] == [3.0, 3.0]
+    first = run_sweep(sim.run_cell, configs, tmp_path, progress=False)
+    again = run_sweep(sim.run_cell, configs, tmp_path, progress=False)
+    assert first.ok and again.n_computed == 0 and again.rows == first.rows
+    assert {r["layer"] for r in first.rows if r["quantity"] == "forward"} == {1}
+    direct = simulate_cell(SimConfig.from_dict(configs[1]), tags=configs[1]["tags"]).rows()
+    assert [r for r in first.rows if r["rank"] == 16] == direct
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [(dict(adapted_layers=()), "at least one"), (dict(adapted_layers=(3,)), "out of range"),
+     (dict(adapted_layers=(-1,)), "out of range"), (dict(adapted_layers=(1, 1)), "repeated"),
+     (dict(adapted_layers=("a",)), "integer"), (dict(adapted_layers=(True,)), "integer"),
+     (dict(adapted_layers=(1.0,)), "integer"), (dict(adapted_layers=1), "list"),
+     (dict(a_init_scale=0.0), "a_init_scale"), (dict(a_init_scale=-1.0), "a_init_scale"),
+     (dict(a_init_scale=float("nan")), "a_init_scale"), (dict(a_init_scale=float("inf")), "a_init_scale"),
+     (dict(a_init_scale="1"), "a_init_scale"), (dict(a_init_scale=None), "a_init_scale")],
+)
+def test_bad_ablation_options(kw, match) -> None:
+    with pytest.raises(RsstabError, match=match) as info:
+        SimConfig(rank=4, gamma=1.0, depth=3, **kw)
+    assert "\n" not in str(info.value)
+
+
+def test_bad_a_init_scale_schedules() -> None:
+    with pytest.raises(RsstabError, match="a_init_scale"):
+        sim.make_configs("1/r", [4, 8], a_init_scale="-1/r")
+    with pytest.raises(RsstabError):
+        sim.make_configs("1/r", [4, 8], a_init_scale="1/(")
+    with pytest.raises(RsstabError, match="a_init_scale"):
+        sim.make_configs("1/r", [4, 8], a_init_scale=0)
+
+
 # --------------------------------------------------------------------------- command line
 
 
