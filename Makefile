@@ -24,7 +24,7 @@ test-all: $(STAMP)
 	$(BIN)/python -m pytest -m "slow or not slow"
 
 report: $(STAMP)
-	$(BIN)/rsstab report
+	$(BIN)/python simulations/make_report.py $(if $(QUICK),--quick)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

