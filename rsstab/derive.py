@@ -1392,13 +1392,9 @@ _PROOF_FILES = {"iid": "iid_forward_variance.py", "first-step": "first_sgd_step.
 
 def write_markdown(path: str | Path = "reports/derivations.md", keys: Sequence[str] | None = None) -> Path:
     """Render all (or some) derivations as GitHub markdown and write them atomically to ``path``."""
-    path = Path(path)
-    text = render(derivations(keys), "markdown")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    from rsstab.sweep import atomic_write
+
+    return atomic_write(path, render(derivations(keys), "markdown"))
 
 
 def run_proof(key: str, stream_out: TextIO | None = None, stream_err: TextIO | None = None) -> int:

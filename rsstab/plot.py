@@ -158,17 +158,10 @@ def markdown_table(records: Sequence[Mapping[str, Any]], columns: Sequence[str])
 
 
 def write_text(path: str | Path, text: str) -> Path:
-    """Write a text file atomically (temporary file in the same directory, then rename)."""
-    import os
-    import tempfile
+    """Write a text file atomically (see :func:`rsstab.sweep.atomic_write`)."""
+    from rsstab.sweep import atomic_write
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, text)
 
 
 # --------------------------------------------------------------------------- figures

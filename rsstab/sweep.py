@@ -68,6 +68,7 @@ __all__ = [
     "SweepInterrupted",
     "SweepResult",
     "add_sweep_arguments",
+    "atomic_write",
     "config_key",
     "read_record",
     "run_sweep",
@@ -242,9 +243,12 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new one, never a part."""
+def atomic_write(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` to ``path`` so that readers see the old file or the new one, never a part
+    (temporary file in the same folder, fsync, rename); creates the folder. The one writer of
+    every file rsstab produces."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     host = socket.gethostname().replace("/", "_")
     tmp = path.parent / f"{_TMP_PREFIX}{os.getpid()}@{host}-{secrets.token_hex(4)}-{path.name}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -260,6 +264,7 @@ def _atomic_write(path: Path, text: str) -> None:
         except FileNotFoundError:
             pass
         raise
+    return path
     _fsync_dir(path.parent)
 
 
@@ -616,7 +621,7 @@ def run_sweep(
         fail_path = failures / f"{item.key}.json"
         if outcome[0] == "ok":
             text = _record_text(item.key, item.config, outcome[1], float(outcome[2]))
-            _atomic_write(store / f"{item.key}.json", text)
+            atomic_write(store / f"{item.key}.json", text)
             rows_of[item.key] = _load(text)["record"]["rows"]
             n_computed += 1
             if fail_path.exists():
@@ -625,7 +630,7 @@ def run_sweep(
             failed[item.key] = outcome[1]
             note = {"config": item.config, "error": outcome[1], "traceback": outcome[2]}
             failures.mkdir(exist_ok=True)
-            _atomic_write(fail_path, json.dumps(note, indent=1, allow_nan=True) + "\n")
+            atomic_write(fail_path, json.dumps(note, indent=1, allow_nan=True) + "\n")
 
     if todo:
         backend = _backend(scheduler, workers)
@@ -713,7 +718,7 @@ def write_csv(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[str]) -
         writer.writerow(_cell(row.get(c)) for c in columns)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, buffer.getvalue())
+    atomic_write(path, buffer.getvalue())
     return path
 
 

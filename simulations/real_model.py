@@ -15,25 +15,17 @@ import argparse
 import csv
 import dataclasses
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from rsstab.errors import RsstabError
+from rsstab.sweep import atomic_write
 from rsstab.realmodel import METHODS, RealModelConfig, parse_ranks, run_experiment, summarize
 
 FIELDS = ("method", "rank", "scaling", "seed", "step", "quantity", "value")
 COLOURS = {"lora": "tab:red", "rslora": "tab:blue"}
 LABELS = {"lora": "LoRA (α/r)", "rslora": "rsLoRA (α/√r)"}
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", newline="") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -44,7 +36,7 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     w = csv.DictWriter(buf, fieldnames=FIELDS)
     w.writeheader()
     w.writerows({k: row[k] for k in FIELDS} for row in rows)
-    _atomic_write(path, buf.getvalue())
+    atomic_write(path, buf.getvalue())
 
 
 def read_csv(path: Path) -> list[dict[str, Any]]:
@@ -239,14 +231,14 @@ def main(argv: list[str] | None = None) -> int:
     rows = run_experiment(cfg, progress)
     bar.close()
     write_csv(out / "rows.csv", rows)
-    _atomic_write(out / "config.json", json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
+    atomic_write(out / "config.json", json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
     return _report(rows, cfg, out)
 
 
 def _report(rows: list[dict[str, Any]], cfg: RealModelConfig, out: Path) -> int:
     fits, text = summarize(rows, cfg)
-    _atomic_write(out / "summary.md", text)
-    _atomic_write(out / "fits.json", json.dumps([f.to_dict() for f in fits], indent=2) + "\n")
+    atomic_write(out / "summary.md", text)
+    atomic_write(out / "fits.json", json.dumps([f.to_dict() for f in fits], indent=2) + "\n")
     figures = plot(rows, cfg, out)
     print(text)
     print("wrote", ", ".join(str(p) for p in [out / "rows.csv", out / "summary.md", out / "fits.json", *figures]))

@@ -43,12 +43,11 @@ def run(args: argparse.Namespace) -> int:
     ds = derivations(keys)
     text = render(ds, args.format)
     if args.output:
+        from rsstab.sweep import atomic_write
+
         path = Path(args.output)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(path)
+            atomic_write(path, text)
         except OSError as exc:
             raise RsstabError(f"cannot write {path}: {exc.strerror}") from None
         print(f"wrote {path}")
