@@ -27,6 +27,11 @@ Seeds are explicit: ``seed`` fixes A's initialisation (identical for LoRA and rs
 and the batch order (identical for every run). Dropout is off, so runs are deterministic on CPU.
 torch, transformers and peft are imported inside functions, so importing this module is cheap.
 
+Each (method, rank, seed) is an independent cell: :func:`cell_configs` gives one JSON-ready dict per
+cell and :func:`run_cell` (picklable) runs one, so the experiment runs through
+:func:`rsstab.sweep.run_sweep` (resumable store, process pool or Dask). The pretrained model and the
+tokenised data are loaded once per process and shared by the cells it runs.
+
 >>> parse_ranks("4, 16,64")
 (4, 16, 64)
 >>> [round(method_scaling(m, 64, 16.0), 4) for m in METHODS]
@@ -35,12 +40,13 @@ torch, transformers and peft are imported inside functions, so importing this mo
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import random
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from rsstab.errors import RsstabError
@@ -50,10 +56,12 @@ __all__ = [
     "QUANTITIES",
     "RankFit",
     "RealModelConfig",
+    "cell_configs",
     "load_minilm",
     "method_scaling",
     "onset_fits",
     "parse_ranks",
+    "run_cell",
     "run_experiment",
     "sentence_pairs",
     "summarize",
@@ -361,10 +369,81 @@ def _run_one(
     return rows
 
 
+#: Configuration keys of a cell besides the fields of :class:`RealModelConfig` it carries.
+_CELL_KEYS = ("experiment", "method", "rank", "seed")
+#: Fields of :class:`RealModelConfig` that a cell replaces by its own method, rank and seed.
+_GRID_FIELDS = ("ranks", "seeds", "methods")
+
+
+def cell_configs(cfg: RealModelConfig) -> list[dict[str, Any]]:
+    """One JSON-ready sweep configuration per (method, rank, seed), in the order of the rows.
+
+    Each carries ``"experiment": "real_model"``, its method, rank and seed, and every other field of
+    ``cfg`` (``steps`` is the experiment's: seed 0 fine-tunes for ``steps`` steps, the other seeds
+    measure the onset only), so a cell's key does not depend on which other ranks or seeds are run.
+
+    >>> [(c["method"], c["rank"], c["seed"]) for c in cell_configs(RealModelConfig(ranks=(4, 8), seeds=1))]
+    [('lora', 4, 0), ('rslora', 4, 0), ('lora', 8, 0), ('rslora', 8, 0)]
+    """
+    common = {k: v for k, v in asdict(cfg).items() if k not in _GRID_FIELDS}
+    for name in ("lora_alpha", "lr", "temperature"):
+        common[name] = float(common[name])  # 16 and 16.0 must give the same key
+    return [
+        {"experiment": "real_model", "method": m, "rank": r, "seed": s, **common}
+        for r in cfg.ranks
+        for m in cfg.methods
+        for s in range(cfg.seeds)
+    ]
+
+
+def _parse_cell(config: Mapping[str, Any]) -> tuple[RealModelConfig, str, int, int]:
+    """The configuration of one cell (validated), its method, rank and seed."""
+    names = {f.name for f in fields(RealModelConfig)} - set(_GRID_FIELDS)
+    expected = names | set(_CELL_KEYS)
+    if config.get("experiment") != "real_model" or set(config) != expected:
+        raise RsstabError(f"not a real-model cell configuration: {dict(config)!r:.200}")
+    method, rank, seed = config["method"], config["rank"], config["seed"]
+    if not isinstance(seed, int) or seed < 0:
+        raise RsstabError(f"seed must be a non-negative integer, got {seed!r}")
+    cfg = RealModelConfig(ranks=(rank,), seeds=seed + 1, methods=(method,), **{k: config[k] for k in names})
+    return cfg, method, rank, seed
+
+
+@functools.lru_cache(maxsize=2)
+def _base_model(device: str) -> tuple[Any, Any]:
+    """:func:`load_minilm`, once per process and device (cells deep-copy the model, never change it)."""
+    return load_minilm(device)
+
+
+@functools.lru_cache(maxsize=16)
+def _data(device: str, seed: int, batch_size: int, max_length: int, eval_pairs: int) -> _Batches:
+    """The batches of one seed, built once per process."""
+    _, tokenizer = _base_model(device)
+    cfg = RealModelConfig(batch_size=batch_size, max_length=max_length, eval_pairs=eval_pairs, device=device)
+    return _Batches(tokenizer, cfg, seed)
+
+
+def _cell(cfg: RealModelConfig, method: str, rank: int, seed: int, tick: Callable[[], None]) -> list[dict[str, Any]]:
+    base, _ = _base_model(cfg.device)
+    data = _data(cfg.device, seed, cfg.batch_size, cfg.max_length, cfg.eval_pairs)
+    return _run_one(base, data, method, rank, seed, cfg.steps if seed == 0 else 1, cfg, tick)
+
+
+def run_cell(config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Sweep task: one configuration from :func:`cell_configs` → its tidy rows. Picklable."""
+    import torch
+
+    cfg, method, rank, seed = _parse_cell(config)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    return _cell(cfg, method, rank, seed, lambda: None)
+
+
 def run_experiment(
     cfg: RealModelConfig, progress: Callable[[int, int, str], None] | None = None
 ) -> list[dict[str, Any]]:
-    """Run every method × rank; return tidy rows (method, rank, scaling, seed, step, quantity, value).
+    """Run every method × rank in this process, without a store; return tidy rows (method, rank,
+    scaling, seed, step, quantity, value), the rows of :func:`run_cell` over :func:`cell_configs`.
 
     ``progress(done, total, what)`` is called after every training step.
     """
@@ -372,13 +451,11 @@ def run_experiment(
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    base, tokenizer = load_minilm(cfg.device)
-    data = {s: _Batches(tokenizer, cfg, s) for s in range(cfg.seeds)}
-    jobs = [(m, r, s) for r in cfg.ranks for m in cfg.methods for s in range(cfg.seeds)]
-    total = sum(cfg.steps if s == 0 else 1 for _, _, s in jobs)
+    cells = [_parse_cell(c) for c in cell_configs(cfg)]
+    total = sum(cfg.steps if seed == 0 else 1 for *_, seed in cells)
     done = 0
     rows: list[dict[str, Any]] = []
-    for method, r, seed in jobs:
+    for cell_cfg, method, r, seed in cells:
         what = f"{method} r={r} seed={seed}"
 
         def tick(what: str = what) -> None:
@@ -387,7 +464,7 @@ def run_experiment(
             if progress is not None:
                 progress(done, total, what)
 
-        rows += _run_one(base, data[seed], method, r, seed, cfg.steps if seed == 0 else 1, cfg, tick)
+        rows += _cell(cell_cfg, method, r, seed, tick)
     return rows
 
 

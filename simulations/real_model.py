@@ -2,6 +2,13 @@
 
     python simulations/real_model.py                 # full run → reports/real_model/
     python simulations/real_model.py --quick --out /tmp/rm
+    python simulations/real_model.py --workers 2     # cells in 2 local processes
+    python simulations/real_model.py --scheduler tcp://HOST:8786   # cells on a Dask cluster
+
+Each (method, rank, seed) cell runs through :func:`rsstab.sweep.run_sweep` into the resumable store
+``OUT/store``: re-running skips finished cells and a killed run resumes where it stopped. Cells that
+fail are listed on stderr (exit 1); the rows of the others are still written, but the summary, fits
+and figures only from a complete run.
 
 Writes ``rows.csv`` (tidy: method, rank, scaling, seed, step, quantity, value), ``config.json``,
 ``fits.json``, ``summary.md`` (fitted log-log slopes vs r, the theory's exponents, losses per rank) and figures:
@@ -20,12 +27,38 @@ from pathlib import Path
 from typing import Any
 
 from rsstab.errors import RsstabError
-from rsstab.sweep import atomic_write
-from rsstab.realmodel import METHODS, RealModelConfig, parse_ranks, run_experiment, summarize
+from rsstab.realmodel import (
+    METHODS,
+    RealModelConfig,
+    cell_configs,
+    parse_ranks,
+    run_cell,
+    summarize,
+)
+from rsstab.sweep import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    SweepInterrupted,
+    add_sweep_arguments,
+    atomic_write,
+    run_sweep,
+    sweep_kwargs,
+)
 
 FIELDS = ("method", "rank", "scaling", "seed", "step", "quantity", "value")
 COLOURS = {"lora": "tab:red", "rslora": "tab:blue"}
 LABELS = {"lora": "LoRA (α/r)", "rslora": "rsLoRA (α/√r)"}
+#: What :func:`_report` derives from the rows (removed after an incomplete run, so that no stale
+#: summary sits next to partial rows).
+DERIVED = (
+    "summary.md",
+    "fits.json",
+    "onset_grad_norm.png",
+    "grad_norm_steps.png",
+    "loss_steps.png",
+    "final_adapter_out_rms.png",
+    "final_eval_loss.png",
+)
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -170,7 +203,7 @@ def plot(rows: list[dict[str, Any]], cfg: RealModelConfig, out: Path) -> list[Pa
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="reports/real_model", help="output folder (default: reports/real_model)")
+    add_sweep_arguments(parser, default_out="reports/real_model")
     parser.add_argument("--quick", action="store_true", help="small ranks/steps for tests (about half a minute)")
     parser.add_argument("--ranks", type=parse_ranks, help="comma-separated ranks (default 4,16,64,256,1024)")
     parser.add_argument("--steps", type=int, help="fine-tuning steps per run")
@@ -218,20 +251,32 @@ def main(argv: list[str] | None = None) -> int:
         print(f"real_model: error: {exc}", file=sys.stderr)
         return 2
     out.mkdir(parents=True, exist_ok=True)
-
-    from tqdm import tqdm
-
-    bar = tqdm(total=None, unit="step", desc="real model")
-
-    def progress(done: int, total: int, what: str) -> None:
-        bar.total = total
-        bar.set_postfix_str(what, refresh=False)
-        bar.update(done - bar.n)
-
-    rows = run_experiment(cfg, progress)
-    bar.close()
+    try:
+        result = run_sweep(run_cell, cell_configs(cfg), **sweep_kwargs(args))
+    except SweepInterrupted as exc:
+        print(f"real_model: {exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except RsstabError as exc:
+        print(f"real_model: error: {exc}", file=sys.stderr)
+        return 2
+    rows = result.rows
     write_csv(out / "rows.csv", rows)
     atomic_write(out / "config.json", json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
+    print(f"real_model: {result.summary()} (store: {out / 'store'})", file=sys.stderr)
+    if not result.ok:
+        for config, error in result.failed:
+            print(
+                f"real_model: failed: {config['method']} r={config['rank']} seed={config['seed']}: {error}",
+                file=sys.stderr,
+            )
+        for name in DERIVED:
+            (out / name).unlink(missing_ok=True)
+        print(
+            f"real_model: wrote the rows of the finished cells to {out / 'rows.csv'}; no summary, fits or "
+            "figures until every cell has finished (re-run the same command to retry the failed ones)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     return _report(rows, cfg, out)
 
 

