@@ -336,7 +336,8 @@ class _Stack:
         # Layer axis first so each layer is a contiguous (S, ·, ·) block for bmm.
         self.Wt = init["W"].transpose(0, 1).transpose(2, 3).contiguous().to(dt)  # (L,S,d,d) = Wᵀ
         A = init["A"] if La == self.L else init["A"][:, list(self.adapted)]
-        self.A = A.transpose(0, 1).contiguous().to(dt)  # (La,S,r,d)
+        # Cast and transpose in one pass (no float64 (La,S,r,d) intermediate: r·d-sized at large r).
+        self.A = torch.empty(A.shape[1], A.shape[0], r, d, dtype=dt).copy_(A.transpose(0, 1))  # (La,S,r,d)
         self.B = torch.zeros(La, S, d, r, dtype=dt)
         # Per-layer scratch for raw gradients (without the factor γ): the fused training step
         # updates layer by layer while that layer's data is still in cache.
