@@ -97,3 +97,13 @@ def test_check_does_not_import_heavy_modules() -> None:
             "if m in sys.modules)))")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert p.stderr.strip() == "[]"
+
+
+def test_simulate_adds_the_measured_verdict_beside_the_symbolic_one(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "alpha/r", "--simulate", "--json"]) == 1
+    d = json.loads(capsys.readouterr().out)
+    assert d["label"] == "collapse" and d["simulation"]["label"] == "collapse"
+    assert main(["check", "alpha/sqrt(r)", "--simulate"]) == 0
+    out = capsys.readouterr().out
+    assert "empirical verdict: rank-stabilized" in out
+    assert "theory" in out.split("empirical verdict")[1]

@@ -71,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
             from rsstab.sim import render_empirical
 
             print()
-            print(render_empirical(empirical))
+            theory = {q: v.exponent for q, v in verdict.quantities.items()}
+            print(render_empirical(empirical, theory))
     return 0 if verdict.stable else 1
 
 
