@@ -171,12 +171,18 @@ class Growth:
     upper: Scale
     method: str
     note: str = ""
+    #: +1 / −1 when f / scale → ∞ / 0 more slowly than any power of the next level (e.g.
+    #: log log log r / √r against r^-1/2); 0 for a true Θ.
+    strict: int = 0
 
     @property
     def exact(self) -> bool:
         return self.lower is not None and self.lower == self.upper
 
     def __str__(self) -> str:
+        if self.exact and self.strict:
+            how = "grows" if self.strict > 0 else "vanishes"
+            return f"{'ω' if self.strict > 0 else 'o'}({self.upper}) (the ratio {how} slowly)"
         if self.exact:
             return f"Θ({self.upper})"
         lo = f"Ω({self.lower})" if self.lower is not None else "liminf → 0"
@@ -186,7 +192,7 @@ class Growth:
         """Growth of ``f^k · r^rank_power`` (k > 0)."""
         shift = Scale.of(rank_power)
         lo = None if self.lower is None else self.lower.scaled(k) + shift
-        return Growth(lo, self.upper.scaled(k) + shift, self.method, self.note)
+        return Growth(lo, self.upper.scaled(k) + shift, self.method, self.note, self.strict)
 
 
 # --------------------------------------------------------------------------- structural engine
@@ -362,7 +368,10 @@ def _exp_of(u: sympy.Expr, positive_base: bool = True) -> _Asy:
             continue
         if rest.is_Mul and _LOG_LEVELS[0] in rest.args:
             g = _analyze(coeff * rest / _LOG_LEVELS[0])
-            if _bounded(g) and g.interval is not None:
+            # g·log r with g oscillating in [m, M] gives r^g between r^m and r^M; a coefficient
+            # that tends to a limit (e.g. 1/log log r → 0) must not be reduced to that limit:
+            # log r / log log r is beyond every power of log r. Those go through _analyze below.
+            if g.hi == ZERO and g.interval is not None and g.interval[0] < g.interval[1]:
                 lo[0] += sympy.Float(g.interval[0])
                 hi[0] += sympy.Float(g.interval[1])
                 interval = None
@@ -563,9 +572,11 @@ def _by_limits(expr: sympy.Expr) -> Growth:
     if a1.is_infinite:
         return Growth(Scale.of(a0, a1), Scale.of(a0, a1), "symbolic")
     c = lim(g / sympy.log(R) ** a1)
+    s = Scale.of(a0, a1)
+    if c is _oo or c == 0:  # e.g. log log log r: beyond the hierarchy, but the direction is known
+        return Growth(s, s, "symbolic", f"leading factor tends to {c}", strict=1 if c is _oo else -1)
     if not (c.is_positive and c.is_finite):
         raise _Undecided(f"leading coefficient {c} is not a positive constant")
-    s = Scale.of(a0, a1)
     return Growth(s, s, "symbolic")
 
 
@@ -604,7 +615,8 @@ def _growth(expr: sympy.Expr, constants: tuple[tuple[str, float], ...], time_lim
     note = "symbolic analysis undecided (" + "; ".join(r for r in reasons if r) + ")"
     if values:
         note += f"; constants set to {', '.join(f'{k}={v:g}' for k, v in sorted(values.items()))}"
-    return _numeric(lambda k: _log_value_mp(expr, k, values), _MP_KS, note, tol=1e-3)
+    oscillating = expr.has(sympy.sin, sympy.cos, sympy.tan)
+    return _numeric(lambda k: _log_value_mp(expr, k, values), _MP_KS, note, tol=1e-3, oscillating=oscillating)
 
 
 def _symbolic(expr: sympy.Expr, values: dict[str, float], reasons: list[str],
@@ -627,7 +639,7 @@ def _symbolic(expr: sympy.Expr, values: dict[str, float], reasons: list[str],
         reasons.append(_short(exc))
         return None
     for k in (8, 64, 512):  # limits assume a real positive function: make sure it is one
-        _log_value_mp(expr, k, values)
+        _log_value_mp(expr, k, values)  # raises when not real or not positive; NaN: overflow
     return found
 
 
@@ -651,16 +663,23 @@ _FLOAT_KS = tuple(range(3, 61, 3))
 
 
 def _log_value_mp(expr: sympy.Expr, k: int, values: dict[str, float]) -> float:
-    # enough digits to survive cancellation between terms of size up to r (= 2^k)
-    with mpmath.workdps(40 + int(0.35 * k)):
-        v = evaluate(expr, mpmath.mpf(2) ** k, values)
-        if isinstance(v, mpmath.mpc) or mpmath.isnan(v):
-            raise ScheduleError(f"γ_r = {expr} is not real at r = 2^{k}")
-        if v <= 0:
+    """log γ at r = 2^k; NaN when the value cannot be computed (overflow inside the expression).
+
+    Precision starts at enough digits for cancellation between terms of size r and doubles while
+    the result is not positive, so that cancellations such as r^(3/2)·(1 − cos(1/r)) resolve."""
+    dps = 40 + int(0.35 * k)
+    while True:
+        with mpmath.workdps(dps):
+            v = evaluate(expr, mpmath.mpf(2) ** k, values)
+            if isinstance(v, mpmath.mpc):
+                raise ScheduleError(f"γ_r = {expr} is not real at r = 2^{k}")
+            if mpmath.isnan(v):
+                return math.nan
+            if v > 0:
+                return math.inf if mpmath.isinf(v) else float(mpmath.log(v))
+        if dps > 4000 + 2 * k:
             raise ScheduleError(f"γ_r = {expr} is not positive at r = 2^{k}")
-        if mpmath.isinf(v):
-            return math.inf
-        return float(mpmath.log(v))
+        dps *= 2
 
 
 def _log_value_float(schedule: Schedule, k: int) -> float:
@@ -672,10 +691,15 @@ def _log_value_float(schedule: Schedule, k: int) -> float:
     return math.log(v) if math.isfinite(v) else math.inf
 
 
-def _numeric(logf: Callable[[int], float], ks: tuple[int, ...], note: str, tol: float) -> Growth:
+def _numeric(logf: Callable[[int], float], ks: tuple[int, ...], note: str, tol: float,
+             oscillating: bool = False) -> Growth:
     """Estimate r-exponents from log f at r = 2^k. Exponents within `tol` of a simple rational
-    (denominator ≤ 12) are snapped to it; the note says so."""
+    (denominator ≤ 12) are snapped to it; the note says so. With oscillating factors (sin, cos,
+    tan) samples cannot show how close f comes to 0 or how high it peaks between them, so only an
+    upper bound, widened by `10·tol`, is claimed."""
     ys = [logf(k) for k in ks]
+    if all(math.isnan(y) for y in ys[len(ks) // 2:]):
+        raise ScheduleError("cannot evaluate the schedule at large r (it overflows)")
     if ys[-1] == math.inf or (ys[-1] > 0 and all(y == math.inf for y in ys[-3:])):
         s = Scale.of(_oo)
         return Growth(s, s, "numeric", note + "; overflows: faster than any power of r")
@@ -686,6 +710,10 @@ def _numeric(logf: Callable[[int], float], ks: tuple[int, ...], note: str, tol: 
     effective = [y / x for x, y in tail]
     slopes = [(y2 - y1) / (x2 - x1) for (x1, y1), (x2, y2) in zip(tail, tail[1:])]
     lo_e, hi_e = min(slopes), max(slopes)
+    if oscillating:
+        hi = Scale.of(sympy.Float(max(max(effective), _fit_power_log(tail)[0]) + 10 * tol, 4))
+        return Growth(None, hi, "numeric", note + "; oscillating factors: sampled values bound the growth "
+                      "from above only (the liminf cannot be sampled)")
     if hi_e - lo_e > 10 * tol:  # the exponent itself oscillates
         lo = Scale.of(sympy.Float(min(effective), 4))
         hi = Scale.of(sympy.Float(max(effective), 4))

@@ -113,7 +113,7 @@ def label_of(g: Growth) -> str:
     if g.lower is not None and g.lower > ZERO:
         return "blow-up"
     if g.exact and g.upper == ZERO:
-        return "rank-stabilized"
+        return {0: "rank-stabilized", 1: "blow-up", -1: "collapse"}[g.strict]
     return "indeterminate"
 
 
@@ -176,7 +176,12 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
     stab = theory.stability_law(optimizer)
     deciding = quantities[stab.quantity]
     label = deciding.label
-    to_zero = True if gamma.upper < ZERO else False if (gamma.lower is not None and gamma.lower >= ZERO) else None
+    if gamma.upper < ZERO or (gamma.exact and gamma.upper == ZERO and gamma.strict < 0):
+        to_zero: bool | None = True
+    elif gamma.lower is not None and gamma.lower >= ZERO:
+        to_zero = False
+    else:
+        to_zero = None
     notes = []
     if gamma.note:
         notes.append(gamma.note)

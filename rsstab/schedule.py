@@ -440,7 +440,9 @@ def _mp_pow(base: mpmath.mpf, exponent: mpmath.mpf) -> mpmath.mpf:
     if isinstance(base, mpmath.mpc) or isinstance(exponent, mpmath.mpc):
         return mpmath.mpc(mpmath.nan, mpmath.nan)
     if base == 0:
-        return mpmath.inf if exponent < 0 else mpmath.mpf(0) if exponent > 0 else mpmath.mpf(1)
+        if exponent < 0:
+            raise ScheduleError("γ_r divides by zero")
+        return mpmath.mpf(0) if exponent > 0 else mpmath.mpf(1)
     if not (mpmath.isfinite(base) and mpmath.isfinite(exponent)):
         if mpmath.isnan(base) or mpmath.isnan(exponent):
             return mpmath.nan

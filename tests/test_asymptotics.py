@@ -82,3 +82,32 @@ def test_time_limit_turns_symbolic_into_numeric() -> None:
     # a zero budget forces the fallback; the answer is still right and labelled numeric
     g = growth(parse("sqrt(r + 1) - sqrt(r)").expr, time_limit=1e-6)
     assert g.method == "numeric" and str(g) == "Θ(r^-1/2)"
+
+
+# Review findings: each was once labelled wrongly; the expected labels follow from γ²·r by hand.
+@pytest.mark.parametrize(
+    "text, label",
+    [
+        ("exp(log(r)/log(log(r)))/sqrt(r)", "blow-up"),  # r^(1/log log r) beats every power of log r
+        ("r**(-1/2 + 1/log(log(r)))", "blow-up"),
+        ("r**(-1/2 - 1/log(log(r)))", "collapse"),
+        ("log(log(log(r)))/sqrt(r)", "blow-up"),  # γ²r = (log log log r)² → ∞, slowly
+        ("1/sqrt(r*log(log(log(r))))", "collapse"),
+        ("min(1/sqrt(r), 1 + sin(r))", "indeterminate"),  # liminf of γ²r is 0
+        ("max(sin(r)/sqrt(r), 1/r)", "indeterminate"),  # limsup of γ²r is 1, liminf 0
+        ("r**(3/2)*(1 - cos(1/r))", "rank-stabilized"),  # cancellation below 1/r²
+        ("r**(5/2)*(1/r - sin(1/r))", "rank-stabilized"),
+        ("(exp(r) + 1)/exp(r)/sqrt(r)", "rank-stabilized"),  # overflow at large r is not "not real"
+    ],
+)
+def test_review_findings(text: str, label: str) -> None:
+    from rsstab import check
+
+    assert check(text).label == label
+
+
+def test_division_by_zero_at_every_rank_is_refused() -> None:
+    from rsstab import check
+
+    with pytest.raises(ScheduleError, match="divides by zero"):
+        check("1/floor(1/r)")
