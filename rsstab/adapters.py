@@ -30,11 +30,14 @@ import math
 import os
 import re
 import struct
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rsstab.asymptotics import _can_time, _time_limit, _Timeout
 from rsstab.errors import RsstabError
 
 __all__ = [
@@ -43,6 +46,7 @@ __all__ = [
     "DEFAULT_R",
     "DEFAULT_USE_RSLORA",
     "MODEL_PREFIX",
+    "PATTERN_TIME_LIMIT",
     "WEIGHTS_NAME",
     "AdapterConfig",
     "AdapterReport",
@@ -70,6 +74,14 @@ MODEL_PREFIX = "base_model.model."
 
 # The safetensors format caps its header at 100 MB; anything larger is not a safetensors file.
 _MAX_HEADER_BYTES = 100_000_000
+
+# Largest accepted rank: every integer up to 2**53 is exact as a float, so alpha/r and
+# alpha/sqrt(r) cannot overflow (a larger r is no real adapter anyway).
+_MAX_RANK = 2**53
+
+#: Seconds all pattern matching of one :func:`read_adapter` call may take (main thread only):
+#: a pattern key such as ``(a+)+b`` backtracks catastrophically on some module names.
+PATTERN_TIME_LIMIT = 10.0
 
 # Tensor-name suffixes of LoRA factors: (A suffix, B suffix, layer kind).  The adapter name is
 # removed from saved keys, so ``x.lora_A.weight`` is module ``x``'s A factor (shape (r, ...)) and
@@ -183,6 +195,34 @@ def _pattern_regex(key: str) -> str:
     return rf"(.*\.)?({key})$"
 
 
+# The (key, name) being matched on this thread, for the message when the time limit fires.
+_matching = threading.local()
+
+
+def _matches(key: str, name: str) -> bool:
+    _matching.current = (key, name)
+    return re.match(_pattern_regex(key), name) is not None
+
+
+@contextmanager
+def _pattern_time_limit() -> Iterator[None]:
+    """Bound pattern matching by :data:`PATTERN_TIME_LIMIT` (SIGALRM: main thread only, else no limit)."""
+    if not _can_time():
+        yield
+        return
+    _matching.current = None
+    try:
+        with _time_limit(PATTERN_TIME_LIMIT):
+            yield
+    except _Timeout:
+        where = getattr(_matching, "current", None)
+        what = f"pattern key {where[0]!r} on module name {where[1]!r}" if where else "pattern matching"
+        raise RsstabError(
+            f"{what} exceeded the {PATTERN_TIME_LIMIT:g} s limit for pattern matching "
+            "(a regular expression that backtracks catastrophically?)"
+        ) from None
+
+
 def match_pattern(keys: Iterable[str], name: str) -> str | None:
     """The pattern key PEFT's ``get_pattern_key`` picks for ``name``, or ``None`` for the default.
 
@@ -199,13 +239,13 @@ def match_pattern(keys: Iterable[str], name: str) -> str | None:
     """
     keys = list(keys)
     for key in keys:
-        if re.match(_pattern_regex(key), name):
+        if _matches(key, name):
             return key
     return name if name in keys else None
 
 
 def _matching_keys(keys: Iterable[str], name: str) -> list[str]:
-    return [k for k in keys if re.match(_pattern_regex(k), name)]
+    return [k for k in keys if _matches(k, name)]
 
 
 def _is_int(value: object) -> bool:
@@ -213,7 +253,12 @@ def _is_int(value: object) -> bool:
 
 
 def _is_real(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 def _check_rank(value: object, what: str, source: str) -> int:
@@ -221,12 +266,15 @@ def _check_rank(value: object, what: str, source: str) -> int:
         raise RsstabError(f"{source}: {what} must be a positive integer, got {value!r}")
     if value <= 0:  # PEFT raises ValueError for r <= 0
         raise RsstabError(f"{source}: {what} must be a positive integer, got {value}")
+    if value > _MAX_RANK:
+        raise RsstabError(f"{source}: {what} must be at most 2**53, got a {value.bit_length()}-bit integer")
     return int(value)
 
 
 def _check_alpha(value: object, what: str, source: str) -> float:
     if not _is_real(value):
-        raise RsstabError(f"{source}: {what} must be a finite number, got {value!r}")
+        got = f"a {value.bit_length()}-bit integer" if _is_int(value) else repr(value)  # type: ignore[union-attr]
+        raise RsstabError(f"{source}: {what} must be a finite number, got {got}")
     return value  # type: ignore[return-value]
 
 
@@ -295,6 +343,11 @@ def load_config(path: str | os.PathLike[str]) -> AdapterConfig:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise RsstabError(f"{p}: malformed JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+    except ValueError as exc:  # e.g. an integer literal over sys.get_int_max_str_digits() digits
+        detail = str(exc).splitlines()[0].split(";")[0]  # drop the sys.set_int_max_str_digits() hint
+        raise RsstabError(f"{p}: malformed JSON: {detail}") from None
+    except RecursionError:
+        raise RsstabError(f"{p}: malformed JSON: nested too deeply") from None
     return parse_config(data, str(p))
 
 
@@ -321,7 +374,7 @@ def read_safetensors_header(path: str | os.PathLike[str]) -> dict[str, TensorInf
         raise RsstabError(f"cannot read {p}: {exc.__class__.__name__}") from None
     try:
         header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError, JSONDecodeError, huge ints, deep nesting
         raise RsstabError(f"{p}: not a safetensors file (header is not JSON)") from None
     if not isinstance(header, dict):
         raise RsstabError(f"{p}: not a safetensors file (header is not a JSON object)")
@@ -389,23 +442,14 @@ def resolve_module(
 
 
 def _pattern_rows(config: AdapterConfig) -> tuple[ModuleScaling, ...]:
-    """With a bare config: one row per distinct pattern key, then the default row."""
-    ranks = dict(config.rank_pattern)
-    alphas = dict(config.alpha_pattern)
-    rows = []
-    for key in dict.fromkeys([k for k, _ in config.rank_pattern] + [k for k, _ in config.alpha_pattern]):
-        r = ranks.get(key, config.r)
-        alpha = alphas.get(key, config.lora_alpha)
-        rows.append(
-            ModuleScaling(
-                name=key,
-                r=r,
-                lora_alpha=alpha,
-                scaling=peft_scaling(r, alpha, config.use_rslora),
-                rank_key=key if key in ranks else None,
-                alpha_key=key if key in alphas else None,
-            )
-        )
+    """With a bare config: one row per distinct pattern key, then the default row.
+
+    Each row is what PEFT gives a module named like the key: both pattern dicts are matched
+    against it, so ``alpha_pattern`` key ``attn.q`` also takes its rank from ``rank_pattern`` key
+    ``q`` (``rank_key`` / ``alpha_key`` say which keys set the values).
+    """
+    keys = dict.fromkeys([k for k, _ in config.rank_pattern] + [k for k, _ in config.alpha_pattern])
+    rows = [resolve_module(config, key, kind="pattern") for key in keys]
     rows.append(
         ModuleScaling(
             name="<default>",
@@ -462,18 +506,19 @@ def read_adapter(path: str | os.PathLike[str]) -> AdapterReport:
         if not mods:
             raise RsstabError(f"{weights}: no LoRA weights (no '*.lora_A.weight' tensors)")
         rows = []
-        for name, entry in mods.items():
-            a, b = entry["A"], entry["B"]
-            rows.append(
-                resolve_module(
-                    config,
-                    name,
-                    r_weight=a[0] if a else None,
-                    r_weight_b=b[1] if b and len(b) > 1 else None,
-                    kind=entry["kind"],
+        with _pattern_time_limit():
+            for name, entry in mods.items():
+                a, b = entry["A"], entry["B"]
+                rows.append(
+                    resolve_module(
+                        config,
+                        name,
+                        r_weight=a[0] if a else None,
+                        r_weight_b=b[1] if b and len(b) > 1 else None,
+                        kind=entry["kind"],
+                    )
                 )
-            )
-        warnings = _pattern_warnings(config, list(mods))
+            warnings = _pattern_warnings(config, list(mods))
         for m in rows:
             if m.mismatch:
                 warnings.append(
@@ -486,5 +531,7 @@ def read_adapter(path: str | os.PathLike[str]) -> AdapterReport:
         warnings = []
         if config.rank_pattern or config.alpha_pattern:
             warnings.append("bare config: module names unknown, so patterns matching nothing cannot be detected")
-        return AdapterReport(str(p), config, _pattern_rows(config), False, tuple(warnings))
+        with _pattern_time_limit():
+            rows = _pattern_rows(config)
+        return AdapterReport(str(p), config, tuple(rows), False, tuple(warnings))
     raise RsstabError(f"no such file or directory: {p}")

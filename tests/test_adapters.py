@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import math
 import re
+import signal
 import struct
 import subprocess
 import sys
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import rsstab
+from rsstab import adapters
 from rsstab.adapters import (
     CONFIG_NAME,
     WEIGHTS_NAME,
@@ -247,15 +250,51 @@ def test_bare_config_rows(saved, capsys):
     assert set(cfg["rank_pattern"]) == set(CASES["patterns"]["rank_pattern"])
     keys = list(dict.fromkeys([*cfg["rank_pattern"], *cfg["alpha_pattern"]]))
     assert list(rows) == [*keys, "<default>"]
+    live = saved["patterns"][1]
     for key, row in rows.items():
-        r = cfg["rank_pattern"].get(key, cfg["r"])
-        alpha = cfg["alpha_pattern"].get(key, cfg["lora_alpha"])
+        if key == "<default>":
+            assert (row["r"], row["lora_alpha"]) == (cfg["r"], cfg["lora_alpha"])
+            continue
+        r, alpha, _, _ = _peft_resolution(cfg, key)
         assert (row["r"], row["lora_alpha"], row["scaling"]) == (r, alpha, alpha / r)
         assert row["r_weight"] is None
+        if key in live:  # a key that is also a real module name: the row is that module exactly
+            assert (row["r"], row["lora_alpha"], row["scaling"]) == live[key]
+    # 'layers.0.q' is an alpha key only, yet its rank comes from rank_pattern key 'q'.
+    assert (rows["layers.0.q"]["r"], rows["layers.0.q"]["rank_pattern_key"]) == (6, "q")
     _, via_weights, _ = _cli_json(capsys, saved["patterns"][0] / WEIGHTS_NAME)
     assert via_weights["source"] == "weights" and len(via_weights["modules"]) == 10
     _, plain, _ = _cli_json(capsys, saved["rslora"][0] / CONFIG_NAME)
     assert [(m["name"], m["scaling"]) for m in plain["modules"]] == [("<default>", 4 / math.sqrt(16))]
+
+
+def _peft_resolution(cfg: dict[str, Any], name: str) -> tuple[int, float, str, str]:
+    """(r, alpha, rank key, alpha key) as PEFT's LoraModel._create_and_replace resolves them."""
+    from peft.utils.other import get_pattern_key
+
+    ranks, alphas = cfg.get("rank_pattern") or {}, cfg.get("alpha_pattern") or {}
+    rkey, akey = get_pattern_key(list(ranks), name), get_pattern_key(list(alphas), name)
+    return ranks.get(rkey, cfg.get("r", 8)), alphas.get(akey, cfg.get("lora_alpha", 8)), rkey, akey
+
+
+def test_bare_config_row_takes_rank_and_alpha_from_both_dicts(tmp_path, capsys):
+    # Review finding: row 'attn.q' used to show r 8 / scaling 16, ignoring rank key 'q'.
+    cfg = {"r": 8, "lora_alpha": 8, "rank_pattern": {"q": 64}, "alpha_pattern": {"attn.q": 128}}
+    f = tmp_path / "pat.json"
+    f.write_text(json.dumps(cfg))
+    _, report, _ = _cli_json(capsys, f)
+    rows = {m["name"]: m for m in report["modules"]}
+    assert list(rows) == ["q", "attn.q", "<default>"]
+    for name in ("q", "attn.q"):
+        r, alpha, rkey, akey = _peft_resolution(cfg, name)
+        row = rows[name]
+        assert (row["r"], row["lora_alpha"], row["scaling"]) == (r, alpha, alpha / r)
+        assert row["rank_pattern_key"] == (rkey if rkey in cfg["rank_pattern"] else None)
+        assert row["alpha_pattern_key"] == (akey if akey in cfg["alpha_pattern"] else None)
+    assert (rows["attn.q"]["r"], rows["attn.q"]["lora_alpha"], rows["attn.q"]["scaling"]) == (64, 128, 2.0)
+    assert (rows["attn.q"]["rank_pattern_key"], rows["attn.q"]["alpha_pattern_key"]) == ("q", "attn.q")
+    _, out, _ = _cli(capsys, "peft", str(f))
+    assert "rank_pattern['q'], alpha_pattern['attn.q']" in out
 
 
 def test_header_reader_agrees_with_safetensors(saved, tmp_path):
@@ -305,6 +344,13 @@ def _one_line_error(capsys, *argv: str) -> str:
         ("[1, 2]", "expected a JSON object"),
         ('{"r": 8,', "malformed JSON"),
         ("", "malformed JSON"),
+        # Review findings: these used to end in a traceback.
+        ('{"lora_alpha": 1' + "0" * 400 + "}", "lora_alpha must be a finite number"),
+        ('{"alpha_pattern": {"q": -1' + "0" * 400 + "}}", "alpha_pattern['q'] must be a finite number"),
+        ('{"use_rslora": true, "r": 1' + "0" * 400 + "}", "r must be at most 2**53"),
+        ('{"rank_pattern": {"q": 9007199254740993}}', "rank_pattern['q'] must be at most 2**53"),
+        ('{"r": 1' + "0" * 5000 + "}", "malformed JSON"),
+        ('{"r": ' + "[" * 100_000 + "]" * 100_000 + "}", "malformed JSON"),
     ],
 )
 def test_bad_config_exits_2_with_one_line(tmp_path, capsys, config, message):
@@ -334,11 +380,75 @@ def test_bad_paths_exit_2(saved, tmp_path, capsys):
         (d / CONFIG_NAME).write_text("{}")
         (d / WEIGHTS_NAME).write_bytes(blob)
         assert "safetensors" in _one_line_error(capsys, str(d)), name
+    for name, header in [  # review finding: these used to end in a traceback
+        ("huge_int", b'{"x": {"dtype": "F32", "shape": [1' + b"0" * 5000 + b"]}}"),
+        ("deep", b"[" * 100_000 + b"]" * 100_000),
+    ]:
+        d = tmp_path / name
+        d.mkdir()
+        (d / CONFIG_NAME).write_text("{}")
+        (d / WEIGHTS_NAME).write_bytes(struct.pack("<Q", len(header)) + header)
+        assert "not a safetensors file (header is not JSON)" in _one_line_error(capsys, str(d)), name
     no_lora = tmp_path / "no_lora"
     no_lora.mkdir()
     (no_lora / CONFIG_NAME).write_text("{}")
     (no_lora / WEIGHTS_NAME).write_bytes(struct.pack("<Q", 2) + b"{}")
     assert "no LoRA weights" in _one_line_error(capsys, str(no_lora))
+
+
+def test_rank_cap_boundary():
+    assert parse_config({"r": 2**53, "use_rslora": True}).r == 2**53
+    with pytest.raises(RsstabError, match=r"at most 2\*\*53"):
+        parse_config({"r": 2**53 + 1})
+
+
+_EVIL_KEY = "(a+)+b"  # catastrophic backtracking on a run of a's not followed by b
+_EVIL_NAME = "a" * 30 + "!"
+
+
+def _evil_adapter(root: Path) -> Path:
+    d = root / "evil"
+    d.mkdir()
+    (d / CONFIG_NAME).write_text(json.dumps({"r": 4, "lora_alpha": 8, "rank_pattern": {_EVIL_KEY: 2}}))
+    prefix = adapters.MODEL_PREFIX + _EVIL_NAME
+    header = json.dumps(
+        {
+            f"{prefix}.lora_A.weight": {"dtype": "F32", "shape": [4, 3], "data_offsets": [0, 0]},
+            f"{prefix}.lora_B.weight": {"dtype": "F32", "shape": [3, 4], "data_offsets": [0, 0]},
+        }
+    ).encode()
+    (d / WEIGHTS_NAME).write_bytes(struct.pack("<Q", len(header)) + header)
+    return d
+
+
+def test_catastrophic_pattern_hits_the_time_limit(tmp_path, capsys, monkeypatch):
+    # Review finding: this hung `rsstab peft` (re.match backtracks ~2**30 times).
+    monkeypatch.setattr(adapters, "PATTERN_TIME_LIMIT", 0.2)
+    before = signal.getsignal(signal.SIGALRM)
+    err = _one_line_error(capsys, str(_evil_adapter(tmp_path)))
+    assert "pattern key '(a+)+b'" in err and _EVIL_NAME in err and "0.2 s limit" in err
+    # A bare config whose other key is such a name: matching the keys against each other hangs too.
+    bare = tmp_path / "bare.json"
+    bare.write_text(json.dumps({"rank_pattern": {_EVIL_KEY: 2}, "alpha_pattern": {_EVIL_NAME: 3}}))
+    assert "pattern key '(a+)+b'" in _one_line_error(capsys, str(bare))
+    assert signal.getsignal(signal.SIGALRM) is before
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    # The limit does not disturb ordinary adapters.
+    ok = tmp_path / "ok.json"
+    ok.write_text(json.dumps({"rank_pattern": {_EVIL_KEY: 2, "q": 3}}))
+    assert [m.r for m in adapters.read_adapter(ok).modules] == [2, 3, 8]
+
+
+def test_pattern_matching_off_the_main_thread_runs_without_a_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(adapters, "PATTERN_TIME_LIMIT", 1e-9)  # would fire at once if armed
+    f = tmp_path / "pat.json"
+    f.write_text(json.dumps({"rank_pattern": {"q": 64}, "alpha_pattern": {"attn.q": 128}}))
+    out: list[Any] = []
+    t = threading.Thread(target=lambda: out.append(adapters.read_adapter(f)))
+    t.start()
+    t.join(60)
+    rows = [(m.name, m.r, m.lora_alpha) for m in out[0].modules]
+    assert rows == [("q", 64, 8), ("attn.q", 64, 128), ("<default>", 8, 8)]
 
 
 def test_reader_imports_nothing_heavy(saved):
