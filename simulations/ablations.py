@@ -5,7 +5,7 @@ Experiments (all through the resumable sweep store under ``--out``):
 * ``pscan``     — the iff of Theorem 3.2: γ_r = r^(−p) for p ∈ {0, ¼, ½, ¾, 1}, SGD and Adam at the
                   small learning rate of ``rsstab simulate`` (the linearised regime); forward slopes.
 * ``sgd``       — the paper's SGD ablation: LoRA vs rsLoRA trained with SGD (η = 0.1).
-* ``lr_sweep``  — rank-4 LoRA with its learning rate boosted ×1…×50 vs rank-2048 rsLoRA at the
+* ``lr_sweep``  — rank-4 LoRA with its learning rate boosted ×1…×500 vs rank-2048 rsLoRA at the
                   base rate (Adam, the settings of ``rank_sweep.py``), on a task whose planted change
                   has rank 4 (a rank-4 adapter can represent it) and on one of full rank 32.
 * ``subset``    — adapters on half of the layers only (the analogue of attention-only adapters).
@@ -42,7 +42,7 @@ TASK_RANKS = (4, ADAM["width"])
 SGD = dict(optimizer="sgd", depth=2, width=32, batch=64, lr=0.1, probe_batch=64)
 SMALL = dict(depth=DEFAULTS["depth"], width=DEFAULTS["width"], batch=DEFAULTS["batch"])  # rsstab simulate's
 FULL = dict(pscan_ranks=DEFAULTS["ranks"], pscan_seeds=DEFAULTS["seeds"], pscan_steps=DEFAULTS["steps"],
-            ranks=(4, 8, 32, 128, 512, 2048), steps=100, seeds=4, boosts=(1, 2, 5, 10, 20, 50),
+            ranks=(4, 8, 32, 128, 512, 2048), steps=100, seeds=4, boosts=(1, 2, 5, 10, 20, 50, 100, 200, 500),
             iid_ranks=(16, 64, 256, 1024, 4096), iid_samples=2000, iid_seeds=8)
 QUICK = dict(pscan_ranks=(64, 1024), pscan_seeds=2, pscan_steps=3, ranks=(4, 64, 1024), steps=10, seeds=2,
              boosts=(1, 10), iid_ranks=(16, 256, 4096), iid_samples=500, iid_seeds=3)
@@ -95,7 +95,8 @@ def final_losses(rows: list[dict], experiment: str) -> list[dict]:
             "experiment": experiment, "schedule": schedule, "optimizer": optimizer, "rank": rank,
             "boost": boost, "task_rank": task_rank, "seeds": len(last), "diverged": len(last) - len(finite),
             "loss_start": float(np.mean(first)),
-            "loss_end": float(np.mean(finite)) if finite else math.nan,
+            # a cell with a diverged seed has no final loss: averaging the survivors would flatter it
+            "loss_end": float(np.mean(last)) if len(finite) == len(last) else math.nan,
             "loss_end_sd": float(np.std(finite, ddof=1)) if len(finite) > 1 else math.nan,
         })
     return out
