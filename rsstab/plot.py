@@ -131,7 +131,7 @@ def slope_records(
                 "ci_low": fit.ci[0],
                 "ci_high": fit.ci[1],
                 "theory": th,
-                "agrees": None if th is None else agrees_with(fit, th),
+                "agrees": None if th is None else agrees_with(fit, th, tol),
                 "label": fit.label,
                 "local_slopes": " ".join(f"{s:+.2f}" for s in fit.local_slopes),
                 "diverged_ranks": " ".join(map(str, diverged)),

@@ -126,7 +126,7 @@ class SimConfig:
     probe_every: int = 0  # 0: probe at step 0 and after the last step only
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
-    weight_decay: float = 0.0
+    weight_decay: float = 0.0  # decoupled, as AdamW: P ← (1 − lr·weight_decay)·P − lr·∇P (SGD too)
     dtype: str = "float32"
     method: str = "auto"  # "direct", "reduced" (SGD only, exact) or "auto" (the cheaper)
     divergence_factor: float = 1e6
@@ -421,7 +421,8 @@ class _Stack:
         SGD adds ``−η·γ·sA`` with one in-place ``baddbmm`` per matrix; Adam runs on the raw
         gradients with ``eps/γ`` (exactly the same update: Adam is scale-invariant up to eps).
         Adam's moments are element-wise, so the seeds stay independent."""
-        cfg, gam, lr = self.cfg, self.gamma, self.cfg.learning_rate
+        cfg, gam = self.cfg, self.gamma
+        step, keep = _sgd_step(cfg, gam)
         sgd_fused = cfg.optimizer == "sgd" and not record and update
         norms_a = np.full((cfg.seeds, self.L), np.nan) if record else None  # nan: no adapter
         norms_b = np.full((cfg.seeds, self.L), np.nan) if record else None
@@ -438,8 +439,8 @@ class _Stack:
             if layer > self.lowest:  # uses A and B before this layer's update
                 g_below = torch.baddbmm(torch.bmm(g, self.Wt[layer].transpose(1, 2)), gb, self.A[j], alpha=gam)
             if sgd_fused:
-                self.B[j].baddbmm_(g.transpose(1, 2), a, alpha=-lr * gam)
-                self.A[j].baddbmm_(gb.transpose(1, 2), h, alpha=-lr * gam)
+                self.B[j].baddbmm_(g.transpose(1, 2), a, beta=keep, alpha=step)
+                self.A[j].baddbmm_(gb.transpose(1, 2), h, beta=keep, alpha=step)
             else:
                 torch.bmm(g.transpose(1, 2), a, out=self.sB)
                 torch.bmm(gb.transpose(1, 2), h, out=self.sA)
@@ -454,15 +455,33 @@ class _Stack:
 
     def _update(self, j: int) -> None:
         """Apply the raw gradients in the scratch buffers to adapter slot ``j``."""
-        cfg, gam, lr = self.cfg, self.gamma, self.cfg.learning_rate
+        cfg = self.cfg
         if cfg.optimizer == "sgd":
-            self.A[j].add_(self.sA, alpha=-lr * gam)
-            self.B[j].add_(self.sB, alpha=-lr * gam)
+            step, keep = _sgd_step(cfg, self.gamma)
+            if keep != 1.0:
+                self.A[j].mul_(keep)
+                self.B[j].mul_(keep)
+            self.A[j].add_(self.sA, alpha=step)
+            self.B[j].add_(self.sB, alpha=step)
             return
         a, b = self._views[j]
         a.grad, b.grad = self.sA, self.sB
         self._opts[j].step()
         a.grad = b.grad = None
+
+
+def _sgd_step(cfg: SimConfig, gamma: float) -> tuple[float, float]:
+    """``(−η·γ, 1 − η·λ)``: SGD's update is ``P ← (1 − η·λ)·P − η·γ·s`` (``s`` the raw γ-less
+    gradient; λ the decoupled weight decay, as AdamW's). A factor beyond the largest finite value
+    of ``cfg.dtype`` becomes ±inf, so a huge learning rate makes the parameters non-finite and the
+    run is recorded as diverged (torch refuses to convert such a scalar to float32)."""
+    big = float(torch.finfo(getattr(torch, cfg.dtype)).max)
+
+    def fit(v: float) -> float:
+        return v if abs(v) <= big or math.isnan(v) else math.copysign(math.inf, v)
+
+    lr = cfg.learning_rate
+    return fit(-lr * gamma), fit(1.0 - lr * cfg.weight_decay)
 
 
 def _adamw(params: list[torch.Tensor], cfg: SimConfig) -> torch.optim.Optimizer:
@@ -549,7 +568,8 @@ class _ReducedStack:
     def train_step(
         self, g: torch.Tensor, cache: list[tuple], *, record: bool, update: bool
     ) -> tuple[np.ndarray, np.ndarray] | None:
-        cfg, gam, lr = self.cfg, self.gamma, self.cfg.learning_rate
+        cfg, gam = self.cfg, self.gamma
+        step, keep = _sgd_step(cfg, gam)
         norms_a = np.full((cfg.seeds, self.L), np.nan) if record else None  # nan: no adapter
         norms_b = np.full((cfg.seeds, self.L), np.nan) if record else None
         for layer in reversed(range(self.lowest, self.L)):
@@ -572,8 +592,9 @@ class _ReducedStack:
                 norms_a[:, layer] = gam * (torch.bmm(k, ga64) * ga64).sum(dim=(1, 2)).clamp_min(0).sqrt().numpy()
                 norms_b[:, layer] = gam * (torch.bmm(gb64, k) * gb64).sum(dim=(1, 2)).clamp_min(0).sqrt().numpy()
             if update:
-                self.Y[j].baddbmm_(g.transpose(1, 2), hx, alpha=-lr * gam)
-                self.X[j].baddbmm_(gy.transpose(1, 2), h, alpha=-lr * gam)
+                # B = Y·A₀ᵀ and A = A₀·X: weight decay scales Y and X like B and A
+                self.Y[j].baddbmm_(g.transpose(1, 2), hx, beta=keep, alpha=step)
+                self.X[j].baddbmm_(gy.transpose(1, 2), h, beta=keep, alpha=step)
             if g_below is not None:
                 g = g_below
         return (norms_a, norms_b) if record else None

@@ -4,7 +4,8 @@ Each configuration is a JSON-serializable ``dict``; a *task* maps one configurat
 tidy rows (``dict`` of scalars). Every finished configuration is written atomically (temporary
 file, ``fsync``, rename, ``fsync`` of the directory) into a content-addressed store::
 
-    <out>/store/<key>.json      key = sha256(canonical JSON of the config + rsstab version)
+    <out>/store/<key>.json      key = sha256(canonical JSON of the config, the rsstab version,
+                                the task's name and the sha256 of its module's source file)
     <out>/failures/<key>.json   last error of a configuration that raised (retried next run)
     <out>/corrupt/<key>.json    a store file that failed its checks, moved aside, then recomputed
 
@@ -19,8 +20,9 @@ Executors: in-process (default), a local :class:`~concurrent.futures.ProcessPool
 any :class:`~concurrent.futures.Executor` instance. Workers only compute; the calling process
 writes the store, so workers need no shared filesystem.
 
-Configurations of different experiments that share an ``out`` directory must differ as dicts
-(e.g. carry an ``"experiment"`` key): the key depends on the config and the version only.
+The key depends on the task too: two tasks never share cells, and any edit to the source file
+that defines the task (e.g. ``rsstab/sim.py``) invalidates that task's cells, which are then
+recomputed. Code the task calls in *other* modules is not fingerprinted.
 
 >>> import tempfile
 >>> def square(config):
@@ -74,6 +76,7 @@ __all__ = [
     "run_sweep",
     "run_sweep_command",
     "sweep_kwargs",
+    "task_identity",
     "write_csv",
 ]
 
@@ -188,8 +191,51 @@ def _normalize_config(config: Any, index: int) -> Config:
     return _load(_dump(plain))
 
 
-def config_key(config: Mapping[str, Any]) -> str:
-    """Content address of a configuration: sha256 of its canonical JSON and the rsstab version.
+def task_identity(task: Callable[..., Any]) -> dict[str, str]:
+    """Name and code fingerprint of a task, part of its store keys (see :func:`config_key`).
+
+    ``name`` is ``module:qualname`` (a :func:`functools.partial` also records its arguments);
+    ``code`` is the sha256 of the source file of the module defining the task, or ``""`` when
+    there is no readable source (then only the name distinguishes tasks).
+    """
+    import functools
+    import inspect
+
+    func: Any = task
+    extra = ""
+    while isinstance(func, functools.partial):
+        extra = f"{extra}partial{func.args!r}{sorted(func.keywords.items())!r}"
+        func = func.func
+    module = getattr(func, "__module__", None) or type(func).__module__
+    qualname = getattr(func, "__qualname__", None) or type(func).__qualname__
+    code = ""
+    try:
+        source = inspect.getsourcefile(inspect.unwrap(func))
+        if source is None and not inspect.isroutine(func):
+            source = inspect.getsourcefile(type(func))
+    except (TypeError, ValueError):
+        source = None
+    if source is not None:
+        try:
+            code = hashlib.sha256(Path(source).read_bytes()).hexdigest()
+        except OSError:
+            code = ""
+    return {"name": f"{module}:{qualname}{extra}", "code": code}
+
+
+def _key(plain: Config, identity: Mapping[str, str] | None) -> str:
+    material: dict[str, Any] = {"config": plain, "version": _version()}
+    if identity is not None:
+        material["task"] = {"name": identity["name"], "code": identity["code"]}
+    return hashlib.sha256(_canonical(material).encode("ascii")).hexdigest()
+
+
+def config_key(config: Mapping[str, Any], task: Callable[..., Any] | None = None) -> str:
+    """Content address of a configuration: sha256 of its canonical JSON, the rsstab version and,
+    when ``task`` is given, the task's :func:`task_identity` (its ``module:qualname`` and the
+    sha256 of the source file defining it). :func:`run_sweep` always passes its task, so its
+    store files are named ``config_key(config, task)``; without ``task`` the key covers the
+    config and version only.
 
     Key order does not matter; ``1`` and ``1.0`` are different configurations.
 
@@ -197,10 +243,11 @@ def config_key(config: Mapping[str, Any]) -> str:
     True
     >>> len(config_key({"rank": 8}))
     64
+    >>> config_key({"rank": 8}, task=len) != config_key({"rank": 8}, task=abs)
+    True
     """
     plain = _normalize_config(config, 0)
-    material = _canonical({"config": plain, "version": _version()})
-    return hashlib.sha256(material.encode("ascii")).hexdigest()
+    return _key(plain, None if task is None else task_identity(task))
 
 
 def _rows_text(rows: Any) -> str:
@@ -264,8 +311,8 @@ def atomic_write(path: str | os.PathLike[str], text: str) -> Path:
         except FileNotFoundError:
             pass
         raise
-    return path
     _fsync_dir(path.parent)
+    return path
 
 
 def _clean_tmp(directory: Path) -> None:
@@ -293,12 +340,22 @@ def _clean_tmp(directory: Path) -> None:
             pass
 
 
-def _record_text(key: str, config: Config, rows_text: str, seconds: float) -> str:
-    record = {
+def _record_text(
+    key: str,
+    config: Config,
+    rows_text: str,
+    seconds: float,
+    identity: Mapping[str, str] | None = None,
+) -> str:
+    record: dict[str, Any] = {
         "format": FORMAT,
         "key": key,
         "version": _version(),
         "config": config,
+    }
+    if identity is not None:
+        record["task"] = {"name": identity["name"], "code": identity["code"]}
+    record |= {
         "seconds": round(seconds, 6),
         "rows": _load(rows_text),
     }
@@ -311,7 +368,8 @@ def read_record(path: str | os.PathLike[str], key: str | None = None) -> dict[st
     """Read and verify one store file; return its record (``config``, ``rows``, ...).
 
     Raises :class:`ValueError` naming the problem if the file is truncated, garbled, fails its
-    checksum, belongs to another key, or was written by another rsstab version.
+    checksum, belongs to another key, or was written by another rsstab version; ``OSError`` if it
+    cannot be read (e.g. ``FileNotFoundError``, or ``IsADirectoryError`` for a folder).
     """
     path = Path(path)
     key = path.stem if key is None else key
@@ -334,7 +392,14 @@ def read_record(path: str | os.PathLike[str], key: str | None = None) -> dict[st
         raise ValueError(f"written by rsstab {record.get('version')!r}, not {_version()!r}")
     if record.get("key") != key or not isinstance(record.get("config"), dict):
         raise ValueError("record does not belong to this key")
-    if config_key(record["config"]) != key:
+    identity = record.get("task")
+    if identity is not None and not (
+        isinstance(identity, dict)
+        and set(identity) == {"name", "code"}
+        and all(isinstance(v, str) for v in identity.values())
+    ):
+        raise ValueError("bad task identity")
+    if _key(_normalize_config(record["config"], 0), identity) != key:
         raise ValueError("config does not hash to the key")
     rows = record.get("rows")
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
@@ -529,6 +594,18 @@ def _progress_bar(enabled: bool, total: int, initial: int) -> Any:
     return tqdm(total=total, initial=initial, unit="config", desc="sweep", file=sys.stderr)
 
 
+def _move_aside(path: Path, target: Path) -> None:
+    """Move a corrupt store entry (a file, or a folder squatting on its name) to ``target``."""
+    if path.is_dir() or target.is_dir():  # os.replace cannot swap a file and a folder
+        import shutil
+
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
+            target.unlink()
+    os.replace(path, target)
+
+
 @dataclass
 class _Item:
     index: int
@@ -568,11 +645,12 @@ def run_sweep(
     """
     if not callable(task):
         raise RsstabError(f"task must be callable, got {type(task).__name__}")
+    identity = task_identity(task)
     items: list[_Item] = []
     seen: dict[str, int] = {}
     for index, config in enumerate(configs):
         plain = _normalize_config(config, index)
-        key = config_key(plain)
+        key = _key(plain, identity)
         if key in seen:
             raise RsstabError(f"config #{index} repeats config #{seen[key]}: {_canonical(plain)}")
         seen[key] = index
@@ -597,11 +675,18 @@ def run_sweep(
             continue
         except FileNotFoundError:
             pass
-        except ValueError as exc:
-            corrupt.append((item.key, str(exc)))
-            logger.warning("store file %s is corrupt (%s); recomputing it", path, exc)
-            corrupt_dir.mkdir(exist_ok=True)
-            os.replace(path, corrupt_dir / path.name)
+        except (ValueError, OSError) as exc:  # OSError: a folder or an unreadable file
+            reason = str(exc) if isinstance(exc, ValueError) else f"unreadable ({_one_line(exc)})"
+            corrupt.append((item.key, reason))
+            logger.warning("store file %s is corrupt (%s); recomputing it", path, reason)
+            try:
+                corrupt_dir.mkdir(exist_ok=True)
+                _move_aside(path, corrupt_dir / path.name)
+            except OSError as move_exc:
+                raise RsstabError(
+                    f"store file {path} is corrupt ({reason}) and cannot be moved aside to"
+                    f" {corrupt_dir}: {_one_line(move_exc)}"
+                ) from None
         todo.append(item)
     n_cached = len(items) - len(todo)
 
@@ -620,7 +705,9 @@ def run_sweep(
             outcome = future.result()
         fail_path = failures / f"{item.key}.json"
         if outcome[0] == "ok":
-            text = _record_text(item.key, item.config, outcome[1], float(outcome[2]))
+            text = _record_text(
+                item.key, item.config, outcome[1], float(outcome[2]), identity
+            )
             atomic_write(store / f"{item.key}.json", text)
             rows_of[item.key] = _load(text)["record"]["rows"]
             n_computed += 1

@@ -49,3 +49,21 @@ def test_script_quick_writes_table_figures_and_summary(name: str, tmp_path: Path
         again = _run(name, out)
         assert again.returncode == 0 and "0 computed" in again.stderr, again.stderr[-2000:]
         assert (out / "rows.csv").read_bytes() == rows_text
+
+
+def test_slope_records_agrees_uses_its_tolerance(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: ``slope_records(tolerance=...)`` fitted with it but ``agrees`` used 0.1."""
+    import numpy as np
+
+    import rsstab.sim
+    from rsstab import plot
+
+    ranks = [4, 16, 64, 256]
+    values = np.array([[r**0.3, 1.01 * r**0.3] for r in ranks])  # slope 0.3
+    monkeypatch.setattr(rsstab.sim, "summary_values", lambda grp, q: (ranks, values))
+    monkeypatch.setattr(plot, "theory_exponent", lambda schedule, optimizer, q: 0.0)
+    rows = [{"schedule": "1/sqrt(r)", "optimizer": "sgd", "quantity": "forward", "rank": r} for r in ranks]
+    narrow = plot.slope_records(rows, ["schedule"], quantities=["forward"])
+    wide = plot.slope_records(rows, ["schedule"], quantities=["forward"], tolerance=0.5)
+    assert abs(narrow[0]["slope"] - 0.3) < 1e-6
+    assert narrow[0]["agrees"] is False and wide[0]["agrees"] is True

@@ -123,7 +123,7 @@ def test_floats_round_trip_bit_exactly(tmp_path: Path, values: list) -> None:
     assert _bits(first.rows) == _bits(cached.rows) == _bits(expected)
 
 
-def test_key_depends_on_config_and_version_only(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_key_depends_on_config_and_version(monkeypatch: pytest.MonkeyPatch) -> None:
     import rsstab
 
     k = config_key({"rank": 4, "seed": 1})
@@ -132,6 +132,54 @@ def test_key_depends_on_config_and_version_only(monkeypatch: pytest.MonkeyPatch)
     assert config_key({"x": 1}) != config_key({"x": 1.0})
     monkeypatch.setattr(rsstab, "__version__", "99.0")
     assert config_key({"rank": 4, "seed": 1}) != k
+
+
+def test_key_depends_on_the_task_and_its_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: the key was config + version only, so another task (or an edited sim.py) was
+    served the old task's cached rows."""
+    config = {"experiment": "toy", "rank": 4, "seed": 0, "sleep": 0.0}
+    k_toy = config_key(config, sweep_tasks.toy_task)
+    assert k_toy == config_key(config, sweep_tasks.toy_task)
+    assert k_toy != config_key(config, sweep_tasks.failing_task) != config_key(config)
+    first = run_sweep(sweep_tasks.toy_task, [config], tmp_path, progress=False)
+    assert [p.stem for p in _store_files(tmp_path)] == [k_toy]
+    other = run_sweep(sweep_tasks.echo_task, [{**config, "values": [7.5]}], tmp_path, progress=False)
+    assert (other.n_cached, other.n_computed) == (0, 1)
+    same_config = run_sweep(sweep_tasks.failing_task, [config], tmp_path, progress=False)
+    assert (same_config.n_cached, len(same_config.failed)) == (0, 1)  # not toy_task's cached rows
+    again = run_sweep(sweep_tasks.toy_task, [config], tmp_path, progress=False)
+    assert (again.n_cached, again.n_computed) == (1, 0) and again.rows == first.rows
+    assert read_record(_store_files(tmp_path)[0])["task"]["name"] in (
+        "sweep_tasks:toy_task",
+        "sweep_tasks:echo_task",
+    )
+
+    # an edit to the file defining the task invalidates its cells
+    module = tmp_path / "edited_task_mod.py"
+    module.write_text("def task(config):\n    return [{'v': 1}]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import edited_task_mod
+
+    out = tmp_path / "edited"
+    assert run_sweep(edited_task_mod.task, [config], out, progress=False).n_computed == 1
+    assert run_sweep(edited_task_mod.task, [config], out, progress=False).n_cached == 1
+    module.write_text(module.read_text() + "# a fix\n")
+    rerun = run_sweep(edited_task_mod.task, [config], out, progress=False)
+    assert (rerun.n_cached, rerun.n_computed) == (0, 1)
+    # a task without a source file still gets a key of its own
+    assert config_key(config, len) != config_key(config, abs)
+
+
+def test_atomic_write_fsyncs_the_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: ``return path`` came before ``_fsync_dir``, so the rename was never synced."""
+    from rsstab import sweep
+
+    synced: list[Path] = []
+    monkeypatch.setattr(sweep, "_fsync_dir", synced.append)
+    path = sweep.atomic_write(tmp_path / "sub" / "a.txt", "hello")
+    assert path.read_text() == "hello" and synced == [tmp_path / "sub"]
 
 
 def test_sigkill_at_random_moments_then_rerun_matches_uninterrupted_run(tmp_path: Path) -> None:
@@ -240,7 +288,8 @@ def test_corrupt_store_files_are_reported_and_recomputed(
 ) -> None:
     configs = sweep_tasks.grid(8)
     good = run_sweep(sweep_tasks.toy_task, configs, tmp_path, progress=False)
-    files = {config_key(c): tmp_path / "store" / f"{config_key(c)}.json" for c in configs}
+    keys = [config_key(c, sweep_tasks.toy_task) for c in configs]
+    files = {k: tmp_path / "store" / f"{k}.json" for k in keys}
     paths = list(files.values())
     text = paths[0].read_text()
     paths[0].write_text(text[: len(text) // 2])  # truncated
@@ -281,6 +330,24 @@ def test_read_record_rejects_misplaced_file(tmp_path: Path) -> None:
     b.write_bytes(a.read_bytes())  # a valid record under the wrong name
     with pytest.raises(ValueError, match="does not belong"):
         read_record(b)
+
+
+def test_unreadable_store_entry_is_moved_aside_and_recomputed(tmp_path: Path) -> None:
+    """Regression: a folder (or unreadable file) at store/<key>.json raised IsADirectoryError."""
+    configs = sweep_tasks.grid(2)
+    good = run_sweep(sweep_tasks.toy_task, configs, tmp_path, progress=False)
+    path = tmp_path / "store" / f"{config_key(configs[0], sweep_tasks.toy_task)}.json"
+    path.unlink()
+    path.mkdir()
+    (path / "junk").write_text("x")
+    (tmp_path / "corrupt").mkdir()
+    (tmp_path / "corrupt" / path.name).write_text("an older corrupt file")
+    again = run_sweep(sweep_tasks.toy_task, configs, tmp_path, progress=False)
+    assert (again.n_corrupt, again.n_computed, again.n_cached) == (1, 1, 1)
+    assert "unreadable" in dict(again.corrupt)[path.stem]
+    assert (tmp_path / "corrupt" / path.name / "junk").exists()
+    assert path.is_file() and read_record(path)["rows"] == good.rows[:5]  # toy_task: 5 rows
+    assert run_sweep(sweep_tasks.toy_task, configs, tmp_path, progress=False).n_cached == 2
 
 
 # ---------------------------------------------------------------------------------------------

@@ -54,13 +54,15 @@ def test_dask_rows_equal_local_rows(tmp_path: Path, scheduler: str) -> None:
     assert remote.n_computed == local.n_computed == 8
     csv_local = local.write_csv(tmp_path / "local.csv").read_bytes()
     assert remote.write_csv(tmp_path / "dask.csv").read_bytes() == csv_local
-    # the store written through Dask is a cache for a local run, and the other way round
-    mixed = run_sweep(sweep_tasks.toy_task, configs, tmp_path / "dask", progress=False)
-    assert (mixed.n_cached, mixed.n_computed) == (8, 4)
+    # the store written through Dask is a cache for a local run, and the other way round (same
+    # task: the store key includes the task's identity, so another task would recompute)
+    mixed = run_sweep(sweep_tasks.failing_task, configs, tmp_path / "dask", progress=False)
+    assert (mixed.n_cached, mixed.n_computed, len(mixed.failed)) == (8, 0, 4)
     back = run_sweep(
-        sweep_tasks.toy_task, configs, tmp_path / "dask", scheduler=scheduler, progress=False
+        sweep_tasks.failing_task, configs, tmp_path / "local", scheduler=scheduler, progress=False
     )
-    assert (back.n_cached, back.n_computed) == (12, 0)
+    assert (back.n_cached, back.n_computed, len(back.failed)) == (8, 0, 4)
+    assert _bits(mixed.rows) == _bits(back.rows) == _bits(local.rows)
 
 
 def test_unreachable_scheduler_is_a_one_line_error(

@@ -98,22 +98,24 @@ def report(
     """Simulate, fit, then compare with theory. Returns (EmpiricalVerdict, JSON-ready dict).
 
     The dict has ``label``, ``optimizer``, ``diverged`` and ``quantities`` (each with ``slope``,
-    ``ci``, ``theory``, ``agrees`` (|slope − theory| ≤ 0.1), ``ranks``, ``values``, …), plus the
-    symbolic verdict's label as ``theory_label``.
+    ``ci``, ``theory``, ``agrees`` (|slope − theory| ≤ the ``tolerance`` option, default 0.1),
+    ``ranks``, ``values``, …), plus the symbolic verdict's label as ``theory_label``.
     """
     import rsstab
-    from rsstab.fit import agrees_with
+    from rsstab.fit import DEFAULT_TOLERANCE, agrees_with
     from rsstab.sim import empirical_verdict
 
     symbolic = rsstab.check(expr, optimizer=optimizer, constants=constants or None)
     verdict = empirical_verdict(expr, optimizer, constants=constants, **options)
     out = verdict.as_dict()
     out["theory_label"] = symbolic.label
+    tolerance = options.get("tolerance")
+    tol = DEFAULT_TOLERANCE if tolerance is None else float(tolerance)
     for q, fit in verdict.fits.items():
         qv = symbolic.quantities.get(q)
         theory = None if qv is None else qv.exponent
         out["quantities"][q]["theory"] = theory
-        out["quantities"][q]["agrees"] = None if theory is None else agrees_with(fit, theory)
+        out["quantities"][q]["agrees"] = None if theory is None else agrees_with(fit, theory, tol)
     return verdict, out
 
 
