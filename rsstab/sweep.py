@@ -803,20 +803,26 @@ def write_csv(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[str]) -
     writer.writerow(columns)
     for row in rows:
         writer.writerow(_cell(row.get(c)) for c in columns)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, buffer.getvalue())
-    return path
+    return atomic_write(path, buffer.getvalue())
 
 
-def _workers_arg(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type`` for integers ≥ ``minimum`` (one-line errors, exit 2).
+
+    >>> int_at_least(1)("3")
+    3
+    """
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be ≥ {minimum}, got {value}")
+        return value
+
+    return parse
 
 
 def add_sweep_arguments(parser: argparse.ArgumentParser, *, default_out: str | None = None) -> None:
@@ -844,7 +850,7 @@ def add_sweep_arguments(parser: argparse.ArgumentParser, *, default_out: str | N
     )
     group.add_argument(
         "--workers",
-        type=_workers_arg,
+        type=int_at_least(0),
         default=None,
         metavar="N",
         help="local worker processes (default: in-process)",

@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from rsstab.errors import RsstabError
+from rsstab.sweep import int_at_least  # stdlib-only module: keeps this command light
 
 HELP = "measure forward/backward/gradient slopes of γ_r across rank with a batched Monte Carlo simulation"
 
@@ -34,14 +35,7 @@ def _ranks(text: str) -> list[int]:
     return sorted(ranks)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be ≥ 1, got {v}")
-    return v
+_positive_int = int_at_least(1)
 
 
 def _positive_float(text: str) -> float:
