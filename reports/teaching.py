@@ -306,7 +306,7 @@ print("Adam stability factor, derived:", adam_stability_factor())
 
 # %%
 from rsstab.fit import agrees_with
-from rsstab.sim import empirical_verdict, render_empirical
+from rsstab.empirical import empirical_verdict, render_empirical
 
 SIM = {"ranks": (32, 128, 512, 2048), "depth": 1, "width": 16, "steps": 5, "seeds": 4, "batch": 32, "seed": 0}
 QUANTITIES = ("grad_init", "forward", "backward")

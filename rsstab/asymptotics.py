@@ -27,10 +27,7 @@ from __future__ import annotations
 
 import functools
 import math
-import signal
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import mpmath
@@ -38,6 +35,8 @@ import sympy
 
 from rsstab.errors import ScheduleError
 from rsstab.schedule import R, Schedule, evaluate
+from rsstab.timelimit import Timeout, can_time
+from rsstab.timelimit import time_limit as time_limit_
 
 __all__ = ["Scale", "Growth", "growth", "growth_of", "TIME_LIMIT"]
 
@@ -47,10 +46,6 @@ _oo = sympy.oo
 
 class _Undecided(Exception):
     """The structural engine cannot decide; try the next engine."""
-
-
-class _Timeout(BaseException):
-    """Raised by the alarm; a BaseException so that no ``except Exception`` swallows it."""
 
 
 # --------------------------------------------------------------------------- scales
@@ -115,7 +110,8 @@ class Scale:
                                                 for x, y in zip(self.a, other.a))
 
     def __hash__(self) -> int:
-        return hash(self.a)
+        # consistent with __eq__, which compares exponents by value: 1/2 and 0.5 hash alike
+        return hash(tuple(float(x) if x.is_number else sympy.simplify(x) for x in self.a))
 
     @property
     def power(self) -> float:
@@ -311,7 +307,8 @@ def _constant_exponent(p: sympy.Expr) -> sympy.Expr:
     if p.free_symbols:
         raise ScheduleError(
             f"the exponent {p} depends on the constant(s) "
-            f"{', '.join(sorted(s.name for s in p.free_symbols))}; give values with --set NAME=VALUE"
+            f"{', '.join(sorted(s.name for s in p.free_symbols))}; give them values",
+            parameter="constants",
         )
     if not p.is_real:
         raise _Undecided(f"exponent {p} is not real")
@@ -337,7 +334,7 @@ def _pow(base: sympy.Expr, ex: sympy.Expr) -> _Asy:
         return _finish(1, lo, hi, interval)
     if p.is_integer and p > 0:
         lo = None if b.lo is None else b.lo.scaled(p)
-        sign = b.sign if p % 2 else (1 if b.sign != 0 else 1)
+        sign = b.sign if p % 2 else 1  # an even power of a nonzero base is positive; 0 stays 0
         if b.sign == 0 and p % 2:
             sign = 0
         return _finish(sign, lo if b.sign != 0 else None, b.hi.scaled(p), None)
@@ -519,29 +516,6 @@ _FUNCTIONS: dict[type, Callable[[sympy.Expr], _Asy]] = {
 }
 
 
-# --------------------------------------------------------------------------- time limits
-
-
-def _can_time() -> bool:
-    return threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
-
-
-@contextmanager
-def _time_limit(seconds: float) -> Iterator[None]:
-    """Raise _Timeout after `seconds` (SIGALRM; only on the main thread of a POSIX process)."""
-
-    def on_alarm(signum: int, frame: object) -> None:
-        raise _Timeout(f"symbolic analysis exceeded {seconds:g} s")
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 # --------------------------------------------------------------------------- engines
 
 
@@ -600,11 +574,11 @@ def _growth(expr: sympy.Expr, constants: tuple[tuple[str, float], ...], time_lim
     values = {name: 1.0 for name in (s.name for s in expr.free_symbols if s != R)}
     values.update(dict(constants))
     reasons: list[str] = []
-    if _can_time():
+    if can_time():
         try:
-            with _time_limit(time_limit):
+            with time_limit_(time_limit, "symbolic analysis"):
                 found = _symbolic(expr, values, reasons, use_limits=True)
-        except _Timeout as exc:
+        except Timeout as exc:
             reasons.append(str(exc))
             found = None
     else:  # no timer off the main thread: only the (bounded) structural engine runs

@@ -21,10 +21,10 @@ import sympy
 from rsstab import theory
 from rsstab.asymptotics import ZERO, Growth, growth_of
 from rsstab.schedule import Schedule, as_schedule
+from rsstab.vocab import BLOW_UP, COLLAPSE, INDETERMINATE, LABELS, STABLE, Label, Optimizer
 
 __all__ = ["LABELS", "QuantityVerdict", "Verdict", "check", "json_safe", "label_of"]
 
-LABELS = ("rank-stabilized", "collapse", "blow-up", "indeterminate")
 TABLE_RANKS = (4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
 
 _REGIME = {
@@ -45,15 +45,15 @@ class QuantityVerdict:
     log_exponent: float | None
     lower_exponent: float | None
     upper_exponent: float
-    label: str
+    label: Label
 
 
 @dataclass(frozen=True)
 class Verdict:
     """The classification of a schedule in one optimizer regime."""
 
-    label: str
-    optimizer: str
+    label: Label
+    optimizer: Optimizer
     schedule: str
     method: str
     gamma_order: str
@@ -69,7 +69,7 @@ class Verdict:
 
     @property
     def stable(self) -> bool:
-        return self.label == "rank-stabilized"
+        return self.label == STABLE
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -106,15 +106,15 @@ def _num(x: object) -> float:
     return float(x)  # float("inf") / float("nan") parse the JSON-safe strings back
 
 
-def label_of(g: Growth) -> str:
+def label_of(g: Growth) -> Label:
     """Label of a quantity from its growth bounds."""
     if g.upper < ZERO:
-        return "collapse"
+        return COLLAPSE
     if g.lower is not None and g.lower > ZERO:
-        return "blow-up"
+        return BLOW_UP
     if g.exact and g.upper == ZERO:
-        return {0: "rank-stabilized", 1: "blow-up", -1: "collapse"}[g.strict]
-    return "indeterminate"
+        return {0: STABLE, 1: BLOW_UP, -1: COLLAPSE}[g.strict]
+    return INDETERMINATE
 
 
 def _exponent(s: object) -> float | None:
@@ -140,11 +140,11 @@ def _quantity(name: str, optimizer: str, gamma: Growth) -> QuantityVerdict:
 
 def _reason(label: str, optimizer: str, law: str, order: str) -> str:
     regime = _REGIME[optimizer]
-    if label == "rank-stabilized":
+    if label == STABLE:
         return f"{law} ∈ {order}: {regime}, so activations and gradients stay Θ(1) as r grows."
-    if label == "collapse":
+    if label == COLLAPSE:
         return f"{law} → 0 as {order}: {regime}, so the learned update and its gradients vanish as r grows."
-    if label == "blow-up":
+    if label == BLOW_UP:
         return f"{law} → ∞ as {order}: {regime}, so activations and gradients blow up as r grows."
     return (f"{law} is {order}: it neither converges to a positive constant nor tends to 0 or ∞, "
             f"so stability depends on which ranks are used ({regime}).")
@@ -190,7 +190,7 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
                      "terms of the trajectory are not negligible and the first-order laws are heuristics.")
     if sched.constants:
         notes.append("table computed with " + ", ".join(f"{c}=1" for c in sched.constants)
-                     + " (change with --set NAME=VALUE)")
+                     + " (give the constants values to change it)")
     k, m = float(stab.gamma_power), float(stab.rank_power)
     table = []
     for r in TABLE_RANKS:

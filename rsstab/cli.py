@@ -18,6 +18,9 @@ COMMANDS = ("check", "peft", "simulate", "derive")
 
 EXIT_STABLE, EXIT_UNSTABLE, EXIT_USAGE = 0, 1, 2
 
+#: How the command line spells the library's parameters (see ``RsstabError.parameter``).
+FLAGS = {"constants": "--set NAME=VALUE", "workers": "--workers", "scheduler": "--scheduler"}
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse with a one-line error (no usage dump) and exit code 2."""
@@ -48,7 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args._run(args))
     except RsstabError as exc:
-        print(f"rsstab: error: {exc}", file=sys.stderr)
+        flag = FLAGS.get(getattr(exc, "parameter", None) or "")
+        print(f"rsstab: error: {exc}" + (f" (see {flag})" if flag else ""), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt as exc:  # a sweep's interruption says what was kept
         print(f"rsstab: {exc}" if str(exc) else "rsstab: interrupted", file=sys.stderr)

@@ -1392,7 +1392,7 @@ _PROOF_FILES = {"iid": "iid_forward_variance.py", "first-step": "first_sgd_step.
 
 def write_markdown(path: str | Path = "reports/derivations.md", keys: Sequence[str] | None = None) -> Path:
     """Render all (or some) derivations as GitHub markdown and write them atomically to ``path``."""
-    from rsstab.sweep import atomic_write
+    from rsstab.io import atomic_write
 
     return atomic_write(path, render(derivations(keys), "markdown"))
 

@@ -8,8 +8,20 @@ __all__ = ["RsstabError", "ScheduleError"]
 class RsstabError(ValueError):
     """Invalid input to rsstab: the message is one line that names the problem.
 
-    The command line prints it as ``rsstab: error: <message>`` and exits with code 2.
+    ``parameter`` names the argument of the library function at fault (``"constants"``,
+    ``"workers"``, …) when there is one; library messages speak of parameters, and the command
+    line translates them into its flags. The command line prints the message as
+    ``rsstab: error: <message>`` and exits with code 2.
+
+    >>> str(RsstabError("no value for beta", parameter="constants"))
+    'no value for beta'
+    >>> RsstabError("no value for beta", parameter="constants").parameter
+    'constants'
     """
+
+    def __init__(self, message: str = "", *, parameter: str | None = None) -> None:
+        super().__init__(message)
+        self.parameter = parameter
 
 
 class ScheduleError(RsstabError):

@@ -39,25 +39,22 @@ Nothing here knows the theory's exponents: compare a fit with a prediction with
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from rsstab.errors import RsstabError
+from rsstab.vocab import BLOW_UP, COLLAPSE, INDETERMINATE, STABLE, Label
 
 __all__ = [
-    "LABELS",
     "DEFAULT_TOLERANCE",
     "SlopeFit",
     "fit_slope",
     "agrees_with",
-    "values_from_rows",
-    "combine_labels",
 ]
 
-LABELS = ("rank-stabilized", "collapse", "blow-up", "indeterminate")
 
 #: Half-width of the band of slopes counted as flat (Θ_r(1)).
 DEFAULT_TOLERANCE = 0.1
@@ -185,7 +182,7 @@ def fit_slope(
         if np.any(np.isnan(v)):
             kinds.append("nan")
         evidence = f"{'/'.join(kinds)} values at {where}: no power law can be fitted"
-        return SlopeFit(math.nan, (math.nan, math.nan), local_t, ranks_t, values_t, "indeterminate", evidence)
+        return SlopeFit(math.nan, (math.nan, math.nan), local_t, ranks_t, values_t, INDETERMINATE, evidence)
 
     xc = x - x.mean()
     sxx = float(xc @ xc)
@@ -208,14 +205,14 @@ def fit_slope(
 
     tol = float(tolerance)
     if lo >= -tol and hi <= tol:
-        label, why = "rank-stabilized", f"lies inside ±{tol:g}"
+        label, why = STABLE, f"lies inside ±{tol:g}"
     elif lo > tol:
-        label, why = "blow-up", f"lies above +{tol:g}"
+        label, why = BLOW_UP, f"lies above +{tol:g}"
     elif hi < -tol:
-        label, why = "collapse", f"lies below -{tol:g}"
+        label, why = COLLAPSE, f"lies below -{tol:g}"
     else:
         edges = [e for e in (-tol, tol) if lo < e < hi] or [-tol, tol]
-        label = "indeterminate"
+        label = INDETERMINATE
         why = "straddles the band edge " + " and ".join(_fmt(e) for e in edges)
     local_txt = ", ".join(_fmt(s) for s in local_t)
     evidence = (
@@ -232,65 +229,3 @@ def agrees_with(fit: SlopeFit, expected: float, tolerance: float = DEFAULT_TOLER
     True
     """
     return math.isfinite(fit.slope) and abs(fit.slope - expected) <= tolerance
-
-
-def combine_labels(labels: Iterable[str]) -> str:
-    """One empirical verdict from per-quantity labels.
-
-    Any blow-up wins (an unstable direction is enough), then any collapse; otherwise all must be
-    rank-stabilized, else the verdict is indeterminate.
-
-    >>> combine_labels(["rank-stabilized", "collapse"])
-    'collapse'
-    >>> combine_labels(["rank-stabilized", "indeterminate"])
-    'indeterminate'
-    """
-    labels = list(labels)
-    if not labels:
-        return "indeterminate"
-    for special in ("blow-up", "collapse"):
-        if special in labels:
-            return special
-    if all(lab == "rank-stabilized" for lab in labels):
-        return "rank-stabilized"
-    return "indeterminate"
-
-
-def values_from_rows(
-    rows: Iterable[Mapping[str, Any]],
-    quantity: str,
-    *,
-    where: Mapping[str, Any] | None = None,
-) -> tuple[list[int], np.ndarray]:
-    """Gather one quantity from tidy rows into ``(ranks, values[n_ranks, n_seeds])``.
-
-    Rows must carry ``rank``, ``seed``, ``quantity`` and ``value``; ``where`` filters on other
-    keys (e.g. ``{"step": 20, "layer": -1}``). Exactly one row per (rank, seed) must remain.
-
-    >>> rows = [{"rank": r, "seed": s, "quantity": "q", "value": float(r + s)}
-    ...         for r in (2, 4) for s in (0, 1)]
-    >>> values_from_rows(rows, "q")
-    ([2, 4], array([[2., 3.],
-           [4., 5.]]))
-    """
-    where = dict(where or {})
-    table: dict[int, dict[int, float]] = {}
-    for row in rows:
-        if row.get("quantity") != quantity or any(row.get(k) != val for k, val in where.items()):
-            continue
-        per_rank = table.setdefault(int(row["rank"]), {})
-        seed = int(row["seed"])
-        if seed in per_rank:
-            raise RsstabError(
-                f"several {quantity!r} rows for rank {row['rank']}, seed {seed}: narrow `where`"
-            )
-        value = row["value"]
-        per_rank[seed] = math.nan if value is None else float(value)
-    if not table:
-        raise RsstabError(f"no rows for quantity {quantity!r} matching {where}")
-    ranks = sorted(table)
-    seeds = sorted(table[ranks[0]])
-    for r in ranks:
-        if sorted(table[r]) != seeds:
-            raise RsstabError(f"rank {r} has seeds {sorted(table[r])}, expected {seeds}")
-    return ranks, np.array([[table[r][s] for s in seeds] for r in ranks], dtype=float)

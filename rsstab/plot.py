@@ -33,7 +33,7 @@ __all__ = [
     "write_text",
 ]
 
-SUMMARY_QUANTITIES = ("grad_init", "forward", "backward")
+from rsstab.vocab import SUMMARY_QUANTITIES
 
 
 # --------------------------------------------------------------------------- script plumbing
@@ -107,7 +107,7 @@ def slope_records(
     """Fit every summary quantity within each group of rows (e.g. by schedule and depth) and put
     the theory's exponent beside it. Rows need ``schedule`` and ``optimizer`` columns."""
     from rsstab.fit import DEFAULT_TOLERANCE, agrees_with, fit_slope
-    from rsstab.sim import summary_values
+    from rsstab.rows import summary_values
 
     tol = DEFAULT_TOLERANCE if tolerance is None else tolerance
     groups: dict[tuple, list[Mapping[str, Any]]] = {}
@@ -158,8 +158,8 @@ def markdown_table(records: Sequence[Mapping[str, Any]], columns: Sequence[str])
 
 
 def write_text(path: str | Path, text: str) -> Path:
-    """Write a text file atomically (see :func:`rsstab.sweep.atomic_write`)."""
-    from rsstab.sweep import atomic_write
+    """Write a text file atomically (see :func:`rsstab.io.atomic_write`)."""
+    from rsstab.io import atomic_write
 
     return atomic_write(path, text)
 

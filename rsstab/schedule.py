@@ -146,10 +146,11 @@ class Schedule:
         return self.value(r)
 
     def with_values(self, values: Mapping[str, float]) -> Schedule:
-        """Substitute numbers for named constants (``--set alpha=16``)."""
+        """Substitute numbers for named constants (``with_values({"alpha": 16})``)."""
         unknown = sorted(set(values) - set(self.constants))
         if unknown:
-            raise ScheduleError(f"--set names a constant the schedule does not have: {unknown[0]!r}")
+            raise ScheduleError(f"a value is given for a constant the schedule does not have: {unknown[0]!r}",
+                                parameter="constants")
         for name, v in values.items():
             if not (math.isfinite(v) and v > 0):
                 raise ScheduleError(f"constant {name!r} must be a positive finite number, got {v!r}")

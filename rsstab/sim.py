@@ -69,6 +69,7 @@ import numpy as np
 import torch
 
 from rsstab.errors import RsstabError
+from rsstab.vocab import OPTIMIZERS
 
 __all__ = [
     "SimConfig",
@@ -82,16 +83,10 @@ __all__ = [
     "run_cell",
     "gamma_values",
     "make_configs",
-    "aggregate",
-    "summary_values",
-    "EmpiricalVerdict",
-    "empirical_verdict",
-    "render_empirical",
 ]
 
 LAYER_QUANTITIES = ("moment1", "moment2", "moment4", "forward", "backward", "grad_A", "grad_B")
 NETWORK_QUANTITIES = ("loss", "test_loss")
-OPTIMIZERS = ("sgd", "adam")
 
 #: Defaults of the command line and :func:`empirical_verdict`, per optimizer where they differ.
 DEFAULTS: dict[str, Any] = {
@@ -160,7 +155,7 @@ class SimConfig:
             need(isinstance(v, (int, np.integer)) and v >= 1, f"{name} must be a positive integer, got {v!r}")
         need(isinstance(self.steps, (int, np.integer)) and self.steps >= 0, f"steps must be ≥ 0, got {self.steps!r}")
         need(self.probe_every >= 0, f"probe_every must be ≥ 0, got {self.probe_every!r}")
-        need(self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}: expected sgd or adam")
+        need(self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}: expected one of {', '.join(OPTIMIZERS)}")
         need(self.nonlinearity in ("relu", "linear"), f"nonlinearity must be relu or linear, got {self.nonlinearity!r}")
         need(self.dtype in ("float32", "float64"), f"dtype must be float32 or float64, got {self.dtype!r}")
         need(self.method in ("auto", "direct", "reduced"), f"method must be auto, direct or reduced, got {self.method!r}")
@@ -772,236 +767,3 @@ def run_cell(config: Mapping[str, Any]) -> list[dict[str, Any]]:
     cfg = SimConfig.from_dict(config)
     res = simulate_cell(cfg, tags=config.get("tags"))
     return res.rows()
-
-
-def aggregate(
-    rows: Iterable[Mapping[str, Any]], quantity: str, *, step: int | None = None, how: str = "rms"
-) -> list[dict[str, Any]]:
-    """Collapse a per-layer quantity to one value per (rank, seed, other tags) at ``step``
-    (default: each cell's last probed step).
-
-    ``how="rms"``: root mean square over layers (forward, backward); ``how="norm"``: root sum of
-    squares (a Frobenius norm over all layers' parameters: grad_A, grad_B); ``how="mean"``.
-    """
-    groups: dict[tuple, list[float]] = {}
-    proto: dict[tuple, dict[str, Any]] = {}
-    rows = list(rows)
-    last: dict[tuple, int] = {}
-    skip = {"layer", "step", "value", "quantity"}
-    for row in rows:
-        if row["quantity"] != quantity:
-            continue
-        key = tuple(sorted((k, _hashable(v)) for k, v in row.items() if k not in skip))
-        last[key] = max(last.get(key, -1), int(row["step"]))
-    for row in rows:
-        if row["quantity"] != quantity:
-            continue
-        key = tuple(sorted((k, _hashable(v)) for k, v in row.items() if k not in skip))
-        target = last[key] if step is None else step
-        if int(row["step"]) != target:
-            continue
-        groups.setdefault(key, []).append(float(row["value"]) if row["value"] is not None else math.nan)
-        proto.setdefault(key, {k: v for k, v in row.items() if k not in ("layer", "value")})
-    out = []
-    with np.errstate(all="ignore"):
-        for key, vals in groups.items():
-            v = np.asarray(vals, dtype=float)
-            if how == "rms":
-                value = float(np.sqrt(np.mean(v**2)))
-            elif how == "norm":
-                value = float(np.sqrt(np.sum(v**2)))
-            elif how == "mean":
-                value = float(np.mean(v))
-            else:
-                raise RsstabError(f"unknown aggregation {how!r}")
-            out.append({**proto[key], "layer": -1, "value": value})
-    return out
-
-
-def _hashable(v: Any) -> Any:
-    if isinstance(v, dict):
-        return tuple(sorted((k, _hashable(x)) for k, x in v.items()))
-    if isinstance(v, list):
-        return tuple(_hashable(x) for x in v)
-    return v
-
-
-#: The three summary quantities: (per-layer source, aggregation, step: "first" or "last").
-SUMMARY = {
-    "grad_init": ("grad_B", "norm", "first"),
-    "forward": ("forward", "rms", "last"),
-    "backward": ("backward", "rms", "last"),
-}
-
-
-def summary_values(rows: Sequence[Mapping[str, Any]], quantity: str) -> tuple[list[int], np.ndarray]:
-    """(ranks, values[n_ranks, n_seeds]) of a summary quantity (``grad_init``: ‖∇_B L‖_F over all
-    layers at step 0; ``forward``/``backward``: RMS over layers after the last step)."""
-    from rsstab.fit import values_from_rows
-
-    source, how, when = SUMMARY[quantity]
-    step = 0 if when == "first" else None
-    return values_from_rows(aggregate(rows, source, step=step, how=how), source)
-
-
-# --------------------------------------------------------------------------- empirical verdict
-
-
-@dataclass(frozen=True)
-class EmpiricalVerdict:
-    """Measured slopes of the summary quantities and the empirical label they imply.
-
-    ``label`` combines ``forward`` and ``backward`` (Definition 3.1's two conditions) with
-    :func:`rsstab.fit.combine_labels`; ``grad_init`` is reported but does not vote (it is an
-    onset quantity, not a stability condition). ``diverged`` maps rank → seeds that diverged.
-    """
-
-    label: str
-    optimizer: str
-    schedule: str
-    fits: dict[str, Any]
-    diverged: dict[int, list[int]]
-    settings: dict[str, Any]
-    seconds: float
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "label": self.label,
-            "optimizer": self.optimizer,
-            "schedule": self.schedule,
-            "diverged": bool(any(self.diverged.values())),
-            "diverged_seeds": {str(r): s for r, s in self.diverged.items() if s},
-            "quantities": {q: f.as_dict() for q, f in self.fits.items()},
-            "settings": self.settings,
-            "seconds": round(self.seconds, 3),
-        }
-
-
-def empirical_verdict(
-    schedule: Any,
-    optimizer: str = "sgd",
-    *,
-    constants: Mapping[str, float] | None = None,
-    ranks: Sequence[int] | None = None,
-    depth: int | None = None,
-    width: int | None = None,
-    steps: int | None = None,
-    seeds: int | None = None,
-    batch: int | None = None,
-    lr: float | None = None,
-    seed: int = 0,
-    adapted_layers: Sequence[int] | None = None,
-    a_init_scale: Any = 1.0,
-    tolerance: float | None = None,
-    out: str | None = None,
-    scheduler: str | None = None,
-    workers: int | None = None,
-    progress: bool = False,
-) -> EmpiricalVerdict:
-    """Simulate ``schedule`` across ranks and fit the slopes of grad_init, forward and backward.
-
-    ``schedule`` is a Schedule, a callable ``f(r)`` or a text expression; ``constants`` gives its
-    named constants values (default 1). ``adapted_layers`` and ``a_init_scale`` (a number or a
-    function of r, see :func:`make_configs`) are passed to every cell; the other unset options
-    take :data:`DEFAULTS`. The cells (one per
-    rank, all seeds batched) run through :func:`rsstab.sweep.run_sweep`: in ``out`` (a resumable
-    store) when given, else in a temporary directory; ``scheduler``/``workers`` choose where.
-
-    Raises:
-        RsstabError: bad input, or a cell that failed to run.
-    """
-    import tempfile
-
-    from rsstab.fit import DEFAULT_TOLERANCE, combine_labels, fit_slope
-    from rsstab.sweep import run_sweep
-
-    if optimizer not in OPTIMIZERS:
-        raise RsstabError(f"unknown optimizer {optimizer!r}: expected sgd or adam")
-    ranks = [int(r) for r in (ranks if ranks is not None else DEFAULTS["ranks"])]
-    if len(set(ranks)) < 2:
-        raise RsstabError("give at least two distinct ranks to fit a slope")
-    opts = {
-        "optimizer": optimizer,
-        "depth": depth if depth is not None else DEFAULTS["depth"],
-        "width": width if width is not None else DEFAULTS["width"],
-        "steps": steps if steps is not None else DEFAULTS["steps"],
-        "seeds": seeds if seeds is not None else DEFAULTS["seeds"],
-        "batch": batch if batch is not None else DEFAULTS["batch"],
-        "lr": float(lr) if lr is not None else DEFAULTS["lr"][optimizer],
-        "seed": seed,
-    }
-    if opts["seeds"] < 2:
-        raise RsstabError("an empirical verdict needs at least 2 seeds for its confidence intervals")
-    if opts["steps"] < 1:
-        raise RsstabError("an empirical verdict needs at least 1 training step")
-    if adapted_layers is not None:
-        opts["adapted_layers"] = tuple(adapted_layers)
-    text = getattr(schedule, "text", None) or (schedule if isinstance(schedule, str) else "callable")
-    configs = make_configs(schedule, ranks, label=text, constants=constants, a_init_scale=a_init_scale, **opts)
-    t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="rsstab-sim-") as tmp:
-        result = run_sweep(run_cell, configs, out or tmp, scheduler=scheduler, workers=workers,
-                           progress=progress)
-    if result.failed:
-        config, error = result.failed[0]
-        raise RsstabError(f"the simulation of rank {config.get('rank')} failed: {error}")
-    rows = result.rows
-    diverged: dict[int, list[int]] = {r: [] for r in ranks}
-    for row in rows:
-        if row["quantity"] == "diverged_step":
-            diverged[int(row["rank"])].append(int(row["seed"]))
-    tol = DEFAULT_TOLERANCE if tolerance is None else tolerance
-    fits = {}
-    for q in SUMMARY:
-        rk, vals = summary_values(rows, q)
-        fits[q] = fit_slope(rk, vals, tolerance=tol)
-    label = combine_labels([fits["forward"].label, fits["backward"].label])
-    return EmpiricalVerdict(
-        label=label,
-        optimizer=optimizer,
-        schedule=text,
-        fits=fits,
-        diverged=diverged,
-        settings={"ranks": ranks, **opts, "tolerance": tol, "constants": dict(constants or {}),
-                  **({} if _is_one(a_init_scale) else {"a_init_scale": [c["a_init_scale"] for c in configs]})},
-        seconds=time.perf_counter() - t0,
-    )
-
-
-def _is_one(v: Any) -> bool:
-    """True for the number 1 (the default ``a_init_scale``)."""
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and float(v) == 1.0
-
-
-def render_empirical(verdict: EmpiricalVerdict, theory: Mapping[str, float | None] | None = None) -> str:
-    """Human-readable table of an :class:`EmpiricalVerdict`; ``theory`` (quantity → predicted
-    exponent, supplied by the caller) adds a comparison column."""
-    s = verdict.settings
-    lines = [
-        f"simulation: γ_r = {verdict.schedule}    [optimizer: {verdict.optimizer}, "
-        f"depth {s['depth']}, width {s['width']}, {s['steps']} steps, {s['seeds']} seeds, "
-        f"batch {s['batch']}, lr {s['lr']:g}; {verdict.seconds:.1f} s]",
-        f"empirical verdict: {verdict.label}",
-    ]
-    n_div = sum(len(v) for v in verdict.diverged.values())
-    if n_div:
-        where = ", ".join(f"r={r}: {len(v)}" for r, v in verdict.diverged.items() if v)
-        lines.append(f"diverged runs (seeds): {where}")
-    head = f"{'quantity':<10}{'slope':>8}  {'95% CI':<17}"
-    if theory is not None:
-        head += f"{'theory':>7}  "
-    head += f"{'label':<16}local slopes"
-    lines += ["", head]
-    for q, f in verdict.fits.items():
-        ci = f"[{f.ci[0]:+.3f}, {f.ci[1]:+.3f}]" if math.isfinite(f.slope) else "—"
-        line = f"{q:<10}{f.slope:>+8.3f}  {ci:<17}"
-        if theory is not None:
-            th = theory.get(q)
-            line += f"{'—' if th is None else format(th, '+.3g'):>7}  "
-        line += f"{f.label:<16}" + " ".join(f"{x:+.2f}" for x in f.local_slopes)
-        lines.append(line)
-    ranks = next(iter(verdict.fits.values())).ranks
-    lines += ["", f"{'r':>6}" + "".join(f"{q:>12}" for q in verdict.fits)]
-    for i, r in enumerate(ranks):
-        lines.append(f"{r:>6}" + "".join(f"{f.values[i]:>12.4g}" for f in verdict.fits.values()))
-    return "\n".join(lines)

@@ -40,17 +40,13 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
-import csv
 import hashlib
-import io
 import json
 import logging
 import math
 import os
 import re
-import secrets
 import signal
-import socket
 import struct
 import sys
 import threading
@@ -62,6 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from rsstab.errors import RsstabError
+from rsstab.io import atomic_write, stale_temporaries, write_csv
 
 __all__ = [
     "EXIT_FAILED",
@@ -70,14 +67,12 @@ __all__ = [
     "SweepInterrupted",
     "SweepResult",
     "add_sweep_arguments",
-    "atomic_write",
     "config_key",
     "read_record",
     "run_sweep",
     "run_sweep_command",
     "sweep_kwargs",
     "task_identity",
-    "write_csv",
 ]
 
 logger = logging.getLogger("rsstab.sweep")
@@ -96,8 +91,6 @@ Row = dict[str, Any]
 Task = Callable[[Config], Sequence[Mapping[str, Any]]]
 
 _SCALARS = (str, int, float, bool, type(None))
-_TMP_PREFIX = ".tmp-"
-_TMP_RE = re.compile(r"^\.tmp-(\d+)@(.+)-[0-9a-f]{8}-")
 _ADDRESS_RE = re.compile(r"^[a-z][a-z0-9+.-]*://\S+$")
 
 
@@ -277,63 +270,9 @@ def _one_line(exc: BaseException) -> str:
 # ----------------------------------------------------------------------------------------------
 
 
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` to ``path`` so that readers see the old file or the new one, never a part
-    (temporary file in the same folder, fsync, rename); creates the folder. The one writer of
-    every file rsstab produces."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    host = socket.gethostname().replace("/", "_")
-    tmp = path.parent / f"{_TMP_PREFIX}{os.getpid()}@{host}-{secrets.token_hex(4)}-{path.name}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(path.parent)
-    return path
-
-
 def _clean_tmp(directory: Path) -> None:
     """Remove temporary files left by dead writers on this host (e.g. after SIGKILL)."""
-    if os.name != "posix":  # os.kill(pid, 0) would terminate the process on Windows
-        return
-    host = socket.gethostname().replace("/", "_")
-    for path in directory.glob(f"{_TMP_PREFIX}*"):
-        match = _TMP_RE.match(path.name)
-        if not match or match.group(2) != host:
-            continue
-        pid = int(match.group(1))
-        if pid == os.getpid():
-            continue  # one of our own writes, in progress in another thread
-        try:
-            os.kill(pid, 0)
-            continue  # the writer is alive
-        except ProcessLookupError:
-            pass  # the writer is dead: its file can never be renamed into place
-        except PermissionError:
-            continue  # alive, owned by someone else
+    for path in stale_temporaries(directory):
         try:
             path.unlink()
         except FileNotFoundError:
@@ -771,39 +710,6 @@ def run_sweep(
 # ----------------------------------------------------------------------------------------------
 # Tables and command-line helpers
 # ----------------------------------------------------------------------------------------------
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return repr(value)  # shortest text that reads back to the same bits
-    return str(value)
-
-
-def write_csv(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[str]) -> Path:
-    """Write tidy rows as CSV, atomically; columns in order of first appearance.
-
-    Floats are written with ``repr`` (bit-exact), ``None`` as an empty cell.
-
-    >>> import tempfile, pathlib
-    >>> with tempfile.TemporaryDirectory() as d:
-    ...     p = write_csv([{"r": 4, "v": 0.1}, {"r": 8, "v": float("nan"), "note": None}],
-    ...                   pathlib.Path(d) / "t.csv")
-    ...     print(p.read_text(), end="")
-    r,v,note
-    4,0.1,
-    8,nan,
-    """
-    columns: dict[str, None] = {}
-    for row in rows:
-        columns.update(dict.fromkeys(row))
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow(_cell(row.get(c)) for c in columns)
-    return atomic_write(path, buffer.getvalue())
 
 
 def int_at_least(minimum: int) -> Callable[[str], int]:

@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from rsstab.errors import RsstabError
+from rsstab.vocab import OPTIMIZERS, Optimizer, check_optimizer
 
 __all__ = ["OPTIMIZERS", "QUANTITIES", "Law", "law", "quantities", "stability_law"]
-
-OPTIMIZERS = ("sgd", "adam")
 
 #: Measurable quantities, in the order they are reported.
 QUANTITIES = ("grad_init", "forward", "backward", "iid_variance")
@@ -78,21 +77,15 @@ _LAWS = {
 }
 
 
-def _check_optimizer(optimizer: str) -> str:
-    if optimizer not in OPTIMIZERS:
-        raise RsstabError(f"unknown optimizer {optimizer!r}: expected one of {', '.join(OPTIMIZERS)}")
-    return optimizer
-
-
 def quantities(optimizer: str) -> tuple[str, ...]:
     """The quantities that have a law in this regime (iid variance is an SGD/initialisation law)."""
-    _check_optimizer(optimizer)
+    check_optimizer(optimizer)
     return tuple(q for q in QUANTITIES if (q, optimizer) in _LAWS)
 
 
 def law(quantity: str, optimizer: str) -> Law:
     """The power law of one quantity in one optimizer regime."""
-    _check_optimizer(optimizer)
+    check_optimizer(optimizer)
     try:
         k, m, sa, why = _LAWS[(quantity, optimizer)]
     except KeyError:

@@ -32,7 +32,7 @@ import numpy as np
 from rsstab import plot
 from rsstab.fit import fit_slope
 from rsstab.sim import DEFAULTS, make_configs
-from rsstab.sweep import write_csv
+from rsstab.io import write_csv
 
 LORA, RSLORA = "alpha/r", "alpha/sqrt(r)"
 P_VALUES = ("0", "1/4", "1/2", "3/4", "1")

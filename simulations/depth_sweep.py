@@ -20,7 +20,7 @@ from pathlib import Path
 
 from rsstab import plot
 from rsstab.sim import make_configs
-from rsstab.sweep import write_csv
+from rsstab.io import write_csv
 
 SCHEDULES = ("alpha", "alpha/sqrt(r)", "alpha/r")
 FULL = dict(depths=(1, 2, 4, 8, 16), ranks=(16, 64, 256, 1024, 4096), steps=20, seeds=8)

@@ -18,9 +18,10 @@ import sys
 from pathlib import Path
 
 from rsstab import plot
-from rsstab.fit import combine_labels
-from rsstab.sim import DEFAULTS, aggregate, make_configs
-from rsstab.sweep import write_csv
+from rsstab.rows import aggregate
+from rsstab.sim import DEFAULTS, make_configs
+from rsstab.vocab import combine_labels
+from rsstab.io import write_csv
 
 SCHEDULES = ("alpha", "alpha/sqrt(r)", "alpha/r")
 OPTIMIZERS = ("sgd", "adam")

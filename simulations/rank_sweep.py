@@ -21,7 +21,7 @@ from pathlib import Path
 
 from rsstab import plot
 from rsstab.sim import make_configs
-from rsstab.sweep import write_csv
+from rsstab.io import write_csv
 
 METHODS = {"LoRA": "alpha/r", "rsLoRA": "alpha/sqrt(r)"}
 FULL = dict(ranks=(4, 8, 32, 128, 512, 2048), steps=100, seeds=4, probe_every=5)

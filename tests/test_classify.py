@@ -135,3 +135,31 @@ def test_callable_is_numeric() -> None:
 def test_bad_optimizer() -> None:
     with pytest.raises(RsstabError, match="unknown optimizer 'rmsprop'"):
         check("1/r", "rmsprop")
+
+
+def test_scale_hash_agrees_with_equality() -> None:
+    """Regression: ``Scale.__eq__`` compared exponents by value but ``__hash__`` by form."""
+    import sympy
+
+    from rsstab.asymptotics import Scale
+
+    assert Scale.of(0.5) == Scale.of(sympy.Rational(1, 2))
+    assert hash(Scale.of(0.5)) == hash(Scale.of(sympy.Rational(1, 2)))
+    assert len({Scale.of(-1.0, 2), Scale.of(-1, 2.0)}) == 1
+
+
+def test_library_errors_name_parameters_and_the_cli_names_flags() -> None:
+    from rsstab.errors import RsstabError
+
+    with pytest.raises(RsstabError) as info:
+        check("r**(-beta)")
+    assert "--" not in str(info.value) and info.value.parameter == "constants"
+    from rsstab.cli import main
+
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(["check", "r**(-beta)"]) == 2
+    assert "--set NAME=VALUE" in err.getvalue() and len(err.getvalue().strip().splitlines()) == 1

@@ -10,14 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rsstab.errors import RsstabError
-from rsstab.fit import (
-    LABELS,
-    SlopeFit,
-    agrees_with,
-    combine_labels,
-    fit_slope,
-    values_from_rows,
-)
+from rsstab.fit import SlopeFit, agrees_with, fit_slope
+from rsstab.rows import values_from_rows
+from rsstab.vocab import LABELS, combine_labels
 
 RANKS = [4, 16, 64, 256, 1024]
 

@@ -14,7 +14,9 @@ import torch
 import rsstab.sim as sim
 from rsstab.cli import main
 from rsstab.errors import RsstabError
-from rsstab.sim import SimConfig, empirical_verdict, simulate_cell
+from rsstab.empirical import empirical_verdict
+from rsstab.rows import summary_values
+from rsstab.sim import SimConfig, simulate_cell
 from rsstab.theory import law
 
 SMALL = dict(depth=2, width=8, steps=3, seeds=3, batch=8, probe_batch=16)
@@ -371,10 +373,10 @@ def test_adapted_layer_one_of_three_rows_loss_and_onset() -> None:
         np.testing.assert_array_equal(part.data[q][0], full.data[q][0])
     np.testing.assert_allclose(part.data["grad_B"][0, :, 1], full.data["grad_B"][0, :, 1], rtol=1e-5)
     # Summaries and aggregates see layer 1 only: no zeros, no nans.
-    ranks, vals = sim.summary_values(rows, "grad_init")
+    ranks, vals = summary_values(rows, "grad_init")
     assert ranks == [16] and np.all(np.isfinite(vals)) and np.all(vals > 0)
     np.testing.assert_allclose(vals[0], part.data["grad_B"][0, :, 1], rtol=1e-12)
-    _, fwd = sim.summary_values(rows, "forward")
+    _, fwd = summary_values(rows, "forward")
     np.testing.assert_allclose(fwd[0], part.data["forward"][-1, :, 1], rtol=1e-12)
 
 
@@ -391,8 +393,8 @@ def test_a_init_scale_scales_grad_init_by_s_and_first_step_forward_by_s2(method:
     np.testing.assert_allclose(scaled.data["grad_B"][0] / ref.data["grad_B"][0], s, rtol=1e-12)
     first = ref.data["forward"][-1, :, 0]
     np.testing.assert_allclose(scaled.data["forward"][-1, :, 0] / first, s**2, rtol=1e-10)
-    _, v_ref = sim.summary_values(ref.rows(), "grad_init")
-    _, v_scaled = sim.summary_values(scaled.rows(), "grad_init")
+    _, v_ref = summary_values(ref.rows(), "grad_init")
+    _, v_scaled = summary_values(scaled.rows(), "grad_init")
     np.testing.assert_allclose(v_scaled, s * v_ref, rtol=1e-12)
     # The default is bit-identical to not giving it.
     again = simulate_cell(SimConfig(a_init_scale=1.0, **base))

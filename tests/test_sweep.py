@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from rsstab.errors import RsstabError
+from rsstab.io import write_csv
 from rsstab.sweep import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -30,7 +31,6 @@ from rsstab.sweep import (
     run_sweep,
     run_sweep_command,
     sweep_kwargs,
-    write_csv,
 )
 
 TESTS = Path(__file__).resolve().parent
@@ -170,16 +170,6 @@ def test_key_depends_on_the_task_and_its_source(
     assert (rerun.n_cached, rerun.n_computed) == (0, 1)
     # a task without a source file still gets a key of its own
     assert config_key(config, len) != config_key(config, abs)
-
-
-def test_atomic_write_fsyncs_the_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Regression: ``return path`` came before ``_fsync_dir``, so the rename was never synced."""
-    from rsstab import sweep
-
-    synced: list[Path] = []
-    monkeypatch.setattr(sweep, "_fsync_dir", synced.append)
-    path = sweep.atomic_write(tmp_path / "sub" / "a.txt", "hello")
-    assert path.read_text() == "hello" and synced == [tmp_path / "sub"]
 
 
 def test_sigkill_at_random_moments_then_rerun_matches_uninterrupted_run(tmp_path: Path) -> None:

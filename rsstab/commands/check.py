@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from rsstab.errors import RsstabError
+from rsstab.vocab import OPTIMIZERS
 
 HELP = "classify a scaling factor γ_r (rank-stabilized / collapse / blow-up) per optimizer regime"
 
@@ -13,7 +14,7 @@ HELP = "classify a scaling factor γ_r (rank-stabilized / collapse / blow-up) pe
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("expr", metavar="EXPR",
                    help='γ_r as an expression in r, e.g. "alpha/r**0.5"; "-" reads it from stdin')
-    p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd",
                    help="regime: sgd (Theorem 3.2, γ_r²·r) or adam (sign-like updates, γ_r·r)")
     p.add_argument("--set", dest="constants", action="append", default=[], metavar="NAME=VALUE",
                    help="value of a named constant (repeatable)")
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     also = check(expr, optimizer=other, constants=constants)
     empirical = None
     if args.simulate:
-        from rsstab.sim import empirical_verdict
+        from rsstab.empirical import empirical_verdict
 
         empirical = empirical_verdict(expr, optimizer=args.optimizer, constants=constants)
     if args.json:
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(render(verdict, also))
         if empirical is not None:
-            from rsstab.sim import render_empirical
+            from rsstab.empirical import render_empirical
 
             print()
             theory = {q: v.exponent for q, v in verdict.quantities.items()}
@@ -98,7 +99,8 @@ def render(v: object, also: object) -> str:
     for r, g, q in v.table:
         lines.append(f"{r:>6}  {_fmt(g):>12}  {_fmt(q):>12}")
     lines.append("")
-    lines.extend(f"note: {n}" for n in v.notes)
+    lines.extend(f"note: {n}".replace("give the constants values", "give the constants values with --set NAME=VALUE")
+                 for n in v.notes)
     lines.append(f"under {also.optimizer}: {also.label} ({also.stability_law} ∈ {also.stability_order})")
     return "\n".join(lines)
 

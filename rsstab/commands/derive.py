@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     ds = derivations(keys)
     text = render(ds, args.format)
     if args.output:
-        from rsstab.sweep import atomic_write
+        from rsstab.io import atomic_write
 
         path = Path(args.output)
         try:

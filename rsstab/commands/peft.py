@@ -1,6 +1,6 @@
 """``rsstab peft PATH``: the scaling PEFT applies to every module of a saved LoRA adapter.
 
-Reads ``adapter_config.json`` (+ ``adapter_model.safetensors``) with :mod:`rsstab.adapters`
+Reads ``adapter_config.json`` (+ ``adapter_model.safetensors``) with :mod:`rsstab.peft_files`
 (json only: no torch, no peft), resolves ``rank_pattern`` / ``alpha_pattern`` exactly as PEFT
 does, and attaches the verdict of the adapter's schedule family (``alpha/sqrt(r)`` with
 ``use_rslora``, else ``alpha/r``) from :func:`rsstab.check`.
@@ -18,7 +18,7 @@ from typing import Any
 
 HELP = "report r, alpha, PEFT's scaling and the rank-stabilization verdict per module of a LoRA adapter"
 
-STABLE = "rank-stabilized"
+from rsstab.vocab import OPTIMIZERS, STABLE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--optimizer",
-        choices=("sgd", "adam"),
+        choices=OPTIMIZERS,
         default="sgd",
         help="optimizer regime of the verdict (default: sgd, the paper's theorem)",
     )
@@ -89,7 +89,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Print the per-module report; return 0 (all stable, shapes agree) or 1."""
-    from rsstab.adapters import read_adapter
+    from rsstab.peft_files import read_adapter
 
     report = read_adapter(args.path)
     cfg = report.config

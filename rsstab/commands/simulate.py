@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from rsstab.errors import RsstabError
+from rsstab.vocab import OPTIMIZERS, STABLE
 from rsstab.sweep import int_at_least  # stdlib-only module: keeps this command light
 
 HELP = "measure forward/backward/gradient slopes of γ_r across rank with a batched Monte Carlo simulation"
@@ -51,7 +52,7 @@ def _positive_float(text: str) -> float:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of ``rsstab simulate``."""
     p.add_argument("expr", metavar="EXPR", help='γ_r as an expression in r, e.g. "alpha/sqrt(r)"')
-    p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd", help="optimizer (default: sgd)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd", help="optimizer (default: sgd)")
     p.add_argument("--ranks", type=_ranks, default=None, metavar="R1,R2,...",
                    help=f"ranks to simulate (default: {DEFAULT_RANKS})")
     p.add_argument("--depth", type=_positive_int, default=None, metavar="L",
@@ -97,7 +98,7 @@ def report(
     """
     import rsstab
     from rsstab.fit import DEFAULT_TOLERANCE, agrees_with
-    from rsstab.sim import empirical_verdict
+    from rsstab.empirical import empirical_verdict
 
     symbolic = rsstab.check(expr, optimizer=optimizer, constants=constants or None)
     verdict = empirical_verdict(expr, optimizer, constants=constants, **options)
@@ -115,7 +116,7 @@ def report(
 
 def run(args: argparse.Namespace) -> int:
     from rsstab.commands.check import parse_constants
-    from rsstab.sim import render_empirical
+    from rsstab.empirical import render_empirical
 
     if args.workers is not None and args.workers < 0:
         raise RsstabError(f"--workers must be ≥ 0, got {args.workers}")
@@ -139,4 +140,4 @@ def run(args: argparse.Namespace) -> int:
         print(render_empirical(verdict, theory))
         print(f"\nsymbolic verdict ({args.optimizer}): {out['theory_label']}")
     sys.stdout.flush()
-    return 0 if verdict.label == "rank-stabilized" else 1
+    return 0 if verdict.label == STABLE else 1

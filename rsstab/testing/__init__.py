@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from rsstab import theory
 from rsstab.errors import RsstabError
+from rsstab.vocab import INDETERMINATE, STABLE, SUMMARY_QUANTITIES, VOTING_QUANTITIES, combine_labels
 
 if TYPE_CHECKING:  # pragma: no cover
     from hypothesis.strategies import SearchStrategy
@@ -59,9 +60,9 @@ __all__ = [
 ]
 
 #: Measured quantities, in report order.
-QUANTITIES = ("grad_init", "forward", "backward")
+QUANTITIES = SUMMARY_QUANTITIES
 #: The quantities whose labels decide the verdict (Definition 3.1: outputs and input gradients).
-VOTING = ("forward", "backward")
+VOTING = VOTING_QUANTITIES
 
 #: Defaults of :func:`check_rank_stability`. Ranks well above the width keep the finite-rank bias
 #: (a relative ``~width/r`` term in the learned change) small; the learning rate keeps training
@@ -103,7 +104,7 @@ class RankStabilityResult:
     Attributes:
         passed: ``True`` when every voting quantity (forward, backward) is labelled
             rank-stabilized, i.e. its whole confidence interval lies inside ``±tolerance``.
-        label: the combined empirical label (:func:`rsstab.fit.combine_labels` of the voting
+        label: the combined empirical label (:func:`rsstab.vocab.combine_labels` of the voting
             quantities): ``rank-stabilized``, ``collapse``, ``blow-up`` or ``indeterminate``.
         optimizer: ``"sgd"`` or ``"adam"``: the regime the verdict is for.
         ranks: the ranks, increasing.
@@ -144,7 +145,7 @@ class RankStabilityResult:
 
         Every quantity in :data:`QUANTITIES` must be present.
         """
-        from rsstab.fit import combine_labels, fit_slope
+        from rsstab.fit import fit_slope
 
         theory.quantities(optimizer)  # validates the optimizer
         missing = [q for q in QUANTITIES if q not in values]
@@ -158,7 +159,7 @@ class RankStabilityResult:
             table[q] = tuple(tuple(float(v) for v in rows[i]) for i in order)
         label = combine_labels(fits[q].label for q in VOTING)
         return cls(
-            passed=all(fits[q].label == "rank-stabilized" for q in VOTING),
+            passed=all(fits[q].label == STABLE for q in VOTING),
             label=label,
             optimizer=optimizer,
             ranks=tuple(int(ranks[i]) for i in order),
@@ -173,7 +174,7 @@ class RankStabilityResult:
 
     def rows(self) -> list[dict[str, Any]]:
         """Tidy rows ``{rank, seed, quantity, value}`` (the input of
-        :func:`rsstab.fit.values_from_rows`)."""
+        :func:`rsstab.rows.values_from_rows`)."""
         return [
             {"rank": r, "seed": s, "quantity": q, "value": v}
             for q in QUANTITIES
@@ -226,7 +227,7 @@ class RankStabilityResult:
         if self.passed:
             head = f"adapter is rank-stabilized under {opt}: forward and backward stay flat across ranks"
         else:
-            bad = ", ".join(f"{q}: {self.fits[q].label}" for q in VOTING if self.fits[q].label != "rank-stabilized")
+            bad = ", ".join(f"{q}: {self.fits[q].label}" for q in VOTING if self.fits[q].label != STABLE)
             head = f"adapter is not rank-stabilized under {opt} ({bad})"
         lines = [
             head,
@@ -240,7 +241,7 @@ class RankStabilityResult:
         lines += [f"  {self._why(q)}" for q in QUANTITIES]
         for r, seeds in sorted(self.diverged.items()):
             lines.append(f"  r={r}: training diverged (non-finite loss) for seeds {list(seeds)}: lower lr=.")
-        if not self.diverged and any(self.fits[q].label == "indeterminate" for q in VOTING):
+        if not self.diverged and any(self.fits[q].label == INDETERMINATE for q in VOTING):
             lines.append("  an interval that straddles a band edge cannot confirm a flat slope: raise seeds= "
                          "(the interval shrinks like 1/√seeds) or use larger ranks.")
         if self.notes:

@@ -32,11 +32,12 @@ from hypothesis import strategies as st
 
 from rsstab import theory
 from rsstab.errors import RsstabError
+from rsstab.vocab import BLOW_UP, COLLAPSE, STABLE
 
 __all__ = ["LABELS", "schedules", "labelled_schedules", "critical_exponent"]
 
 #: The labels a drawn schedule can have (``indeterminate`` is never generated).
-LABELS = ("rank-stabilized", "collapse", "blow-up")
+LABELS = (STABLE, COLLAPSE, BLOW_UP)  # the labels a drawn schedule can have
 
 #: Offsets of the rank exponent from the critical one.
 _OFFSETS = tuple(
@@ -121,10 +122,10 @@ def _log_spellings(k: int) -> list[tuple[str, bool]]:
 def _labelled(draw: st.DrawFn, label: str | None, optimizer: str) -> tuple[str, str]:
     chosen = label if label is not None else draw(st.sampled_from(LABELS))
     p_star = critical_exponent(optimizer)
-    if chosen == "rank-stabilized":
+    if chosen == STABLE:
         offset, k = Fraction(0), 0
     else:
-        sign = -1 if chosen == "collapse" else 1
+        sign = -1 if chosen == COLLAPSE else 1
         at_critical = draw(st.booleans())
         if at_critical:  # the log factor decides
             offset, k = Fraction(0), sign * draw(st.integers(1, 2))

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rsstab.asymptotics import _can_time, _time_limit, _Timeout
+from rsstab.timelimit import Timeout, can_time, time_limit
 from rsstab.errors import RsstabError
 
 __all__ = [
@@ -207,14 +207,14 @@ def _matches(key: str, name: str) -> bool:
 @contextmanager
 def _pattern_time_limit() -> Iterator[None]:
     """Bound pattern matching by :data:`PATTERN_TIME_LIMIT` (SIGALRM: main thread only, else no limit)."""
-    if not _can_time():
+    if not can_time():
         yield
         return
     _matching.current = None
     try:
-        with _time_limit(PATTERN_TIME_LIMIT):
+        with time_limit(PATTERN_TIME_LIMIT, "pattern matching"):
             yield
-    except _Timeout:
+    except Timeout:
         where = getattr(_matching, "current", None)
         what = f"pattern key {where[0]!r} on module name {where[1]!r}" if where else "pattern matching"
         raise RsstabError(

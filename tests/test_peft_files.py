@@ -19,8 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import rsstab
-from rsstab import adapters
-from rsstab.adapters import (
+from rsstab import peft_files as adapters
+from rsstab.peft_files import (
     CONFIG_NAME,
     WEIGHTS_NAME,
     TensorInfo,

@@ -1,0 +1,183 @@
+"""The empirical verdict: simulate a schedule across ranks, fit the slopes, label them.
+
+The measured counterpart of :func:`rsstab.classify.check`. It runs :mod:`rsstab.sim` through the
+sweep store, fits with :mod:`rsstab.fit` and labels with :func:`rsstab.vocab.combine_labels`;
+it never reads the theory (a caller who wants the predicted exponents beside the measured ones
+passes them to :func:`render_empirical`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rsstab.errors import RsstabError
+from rsstab.vocab import SUMMARY_QUANTITIES, Label, Optimizer, check_optimizer, combine_labels
+
+__all__ = ["EmpiricalVerdict", "empirical_verdict", "render_empirical"]
+
+
+@dataclass(frozen=True)
+class EmpiricalVerdict:
+    """Measured slopes of the summary quantities and the empirical label they imply.
+
+    ``label`` combines ``forward`` and ``backward`` (Definition 3.1's two conditions) with
+    :func:`rsstab.vocab.combine_labels`; ``grad_init`` is reported but does not vote (it is an
+    onset quantity, not a stability condition). ``diverged`` maps rank → seeds that diverged.
+    """
+
+    label: Label
+    optimizer: Optimizer
+    schedule: str
+    fits: dict[str, Any]
+    diverged: dict[int, list[int]]
+    settings: dict[str, Any]
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "optimizer": self.optimizer,
+            "schedule": self.schedule,
+            "diverged": bool(any(self.diverged.values())),
+            "diverged_seeds": {str(r): s for r, s in self.diverged.items() if s},
+            "quantities": {q: f.as_dict() for q, f in self.fits.items()},
+            "settings": self.settings,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def empirical_verdict(
+    schedule: Any,
+    optimizer: str = "sgd",
+    *,
+    constants: Mapping[str, float] | None = None,
+    ranks: Sequence[int] | None = None,
+    depth: int | None = None,
+    width: int | None = None,
+    steps: int | None = None,
+    seeds: int | None = None,
+    batch: int | None = None,
+    lr: float | None = None,
+    seed: int = 0,
+    adapted_layers: Sequence[int] | None = None,
+    a_init_scale: Any = 1.0,
+    tolerance: float | None = None,
+    out: str | None = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    progress: bool = False,
+) -> EmpiricalVerdict:
+    """Simulate ``schedule`` across ranks and fit the slopes of grad_init, forward and backward.
+
+    ``schedule`` is a Schedule, a callable ``f(r)`` or a text expression; ``constants`` gives its
+    named constants values (default 1). ``adapted_layers`` and ``a_init_scale`` (a number or a
+    function of r, see :func:`make_configs`) are passed to every cell; the other unset options
+    take :data:`DEFAULTS`. The cells (one per
+    rank, all seeds batched) run through :func:`rsstab.sweep.run_sweep`: in ``out`` (a resumable
+    store) when given, else in a temporary directory; ``scheduler``/``workers`` choose where.
+
+    Raises:
+        RsstabError: bad input, or a cell that failed to run.
+    """
+    import tempfile
+
+    from rsstab.fit import DEFAULT_TOLERANCE, fit_slope
+    from rsstab.rows import summary_values
+    from rsstab.sim import DEFAULTS, make_configs, run_cell
+    from rsstab.sweep import run_sweep
+
+    check_optimizer(optimizer)
+    ranks = [int(r) for r in (ranks if ranks is not None else DEFAULTS["ranks"])]
+    if len(set(ranks)) < 2:
+        raise RsstabError("give at least two distinct ranks to fit a slope")
+    opts = {
+        "optimizer": optimizer,
+        "depth": depth if depth is not None else DEFAULTS["depth"],
+        "width": width if width is not None else DEFAULTS["width"],
+        "steps": steps if steps is not None else DEFAULTS["steps"],
+        "seeds": seeds if seeds is not None else DEFAULTS["seeds"],
+        "batch": batch if batch is not None else DEFAULTS["batch"],
+        "lr": float(lr) if lr is not None else DEFAULTS["lr"][optimizer],
+        "seed": seed,
+    }
+    if opts["seeds"] < 2:
+        raise RsstabError("an empirical verdict needs at least 2 seeds for its confidence intervals")
+    if opts["steps"] < 1:
+        raise RsstabError("an empirical verdict needs at least 1 training step")
+    if adapted_layers is not None:
+        opts["adapted_layers"] = tuple(adapted_layers)
+    text = getattr(schedule, "text", None) or (schedule if isinstance(schedule, str) else "callable")
+    configs = make_configs(schedule, ranks, label=text, constants=constants, a_init_scale=a_init_scale, **opts)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="rsstab-sim-") as tmp:
+        result = run_sweep(run_cell, configs, out or tmp, scheduler=scheduler, workers=workers,
+                           progress=progress)
+    if result.failed:
+        config, error = result.failed[0]
+        raise RsstabError(f"the simulation of rank {config.get('rank')} failed: {error}")
+    rows = result.rows
+    diverged: dict[int, list[int]] = {r: [] for r in ranks}
+    for row in rows:
+        if row["quantity"] == "diverged_step":
+            diverged[int(row["rank"])].append(int(row["seed"]))
+    tol = DEFAULT_TOLERANCE if tolerance is None else tolerance
+    fits = {}
+    for q in SUMMARY_QUANTITIES:
+        rk, vals = summary_values(rows, q)
+        fits[q] = fit_slope(rk, vals, tolerance=tol)
+    label = combine_labels([fits["forward"].label, fits["backward"].label])
+    return EmpiricalVerdict(
+        label=label,
+        optimizer=optimizer,
+        schedule=text,
+        fits=fits,
+        diverged=diverged,
+        settings={"ranks": ranks, **opts, "tolerance": tol, "constants": dict(constants or {}),
+                  **({} if _is_one(a_init_scale) else {"a_init_scale": [c["a_init_scale"] for c in configs]})},
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def _is_one(v: Any) -> bool:
+    """True for the number 1 (the default ``a_init_scale``)."""
+    import numbers
+
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and float(v) == 1.0
+
+
+def render_empirical(verdict: EmpiricalVerdict, theory: Mapping[str, float | None] | None = None) -> str:
+    """Human-readable table of an :class:`EmpiricalVerdict`; ``theory`` (quantity → predicted
+    exponent, supplied by the caller) adds a comparison column."""
+    s = verdict.settings
+    lines = [
+        f"simulation: γ_r = {verdict.schedule}    [optimizer: {verdict.optimizer}, "
+        f"depth {s['depth']}, width {s['width']}, {s['steps']} steps, {s['seeds']} seeds, "
+        f"batch {s['batch']}, lr {s['lr']:g}; {verdict.seconds:.1f} s]",
+        f"empirical verdict: {verdict.label}",
+    ]
+    n_div = sum(len(v) for v in verdict.diverged.values())
+    if n_div:
+        where = ", ".join(f"r={r}: {len(v)}" for r, v in verdict.diverged.items() if v)
+        lines.append(f"diverged runs (seeds): {where}")
+    head = f"{'quantity':<10}{'slope':>8}  {'95% CI':<17}"
+    if theory is not None:
+        head += f"{'theory':>7}  "
+    head += f"{'label':<16}local slopes"
+    lines += ["", head]
+    for q, f in verdict.fits.items():
+        ci = f"[{f.ci[0]:+.3f}, {f.ci[1]:+.3f}]" if math.isfinite(f.slope) else "—"
+        line = f"{q:<10}{f.slope:>+8.3f}  {ci:<17}"
+        if theory is not None:
+            th = theory.get(q)
+            line += f"{'—' if th is None else format(th, '+.3g'):>7}  "
+        line += f"{f.label:<16}" + " ".join(f"{x:+.2f}" for x in f.local_slopes)
+        lines.append(line)
+    ranks = next(iter(verdict.fits.values())).ranks
+    lines += ["", f"{'r':>6}" + "".join(f"{q:>12}" for q in verdict.fits)]
+    for i, r in enumerate(ranks):
+        lines.append(f"{r:>6}" + "".join(f"{f.values[i]:>12.4g}" for f in verdict.fits.values()))
+    return "\n".join(lines)

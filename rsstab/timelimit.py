@@ -1,0 +1,51 @@
+"""Wall-clock limits for work that may not terminate in time (symbolic limits, user regexes).
+
+SIGALRM-based, so a limit can interrupt pure-Python and C-level loops alike; it is available only
+on the main thread of a POSIX process (:func:`can_time`), and callers fall back to bounded work
+elsewhere.
+
+>>> import time
+>>> if can_time():
+...     try:
+...         with time_limit(0.05, "sleeping"):
+...             time.sleep(1)
+...     except Timeout as exc:
+...         print(exc)
+... else:
+...     print("sleeping exceeded 0.05 s")
+sleeping exceeded 0.05 s
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+__all__ = ["Timeout", "can_time", "time_limit"]
+
+
+class Timeout(BaseException):
+    """Raised by the alarm; a BaseException so that no ``except Exception`` swallows it."""
+
+
+def can_time() -> bool:
+    """True where :func:`time_limit` works: the main thread of a process with ``setitimer``."""
+    return threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
+
+
+@contextmanager
+def time_limit(seconds: float, what: str = "the computation") -> Iterator[None]:
+    """Raise :class:`Timeout` ("<what> exceeded <seconds> s") if the block runs longer."""
+
+    def on_alarm(signum: int, frame: object) -> None:
+        raise Timeout(f"{what} exceeded {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

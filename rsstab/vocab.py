@@ -1,0 +1,77 @@
+"""One vocabulary: the labels of a verdict, the optimizer regimes, the measured quantities, and
+the rule that combines per-quantity labels into one.
+
+Every module that names a label or an optimizer takes it from here, typed as a
+:data:`~typing.Literal` so that a misspelt label is a type error, not a silent mismatch.
+
+>>> combine_labels([STABLE, COLLAPSE])
+'collapse'
+>>> check_optimizer("adam")
+'adam'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Final, Literal, cast
+
+from rsstab.errors import RsstabError
+
+__all__ = [
+    "Label", "LABELS", "STABLE", "COLLAPSE", "BLOW_UP", "INDETERMINATE",
+    "Optimizer", "OPTIMIZERS", "check_optimizer",
+    "Quantity", "SUMMARY_QUANTITIES", "VOTING_QUANTITIES", "combine_labels",
+]
+
+#: The verdict about rank stabilization of one quantity or of a whole schedule.
+Label = Literal["rank-stabilized", "collapse", "blow-up", "indeterminate"]
+STABLE: Final[Label] = "rank-stabilized"
+COLLAPSE: Final[Label] = "collapse"
+BLOW_UP: Final[Label] = "blow-up"
+INDETERMINATE: Final[Label] = "indeterminate"
+LABELS: Final[tuple[Label, ...]] = (STABLE, COLLAPSE, BLOW_UP, INDETERMINATE)
+
+#: The optimizer regimes: SGD (Theorem 3.2) and Adam (sign-like updates).
+Optimizer = Literal["sgd", "adam"]
+OPTIMIZERS: Final[tuple[Optimizer, ...]] = ("sgd", "adam")
+
+#: The measured summary quantities; ``forward`` and ``backward`` are Definition 3.1's two
+#: conditions and vote in an empirical verdict, ``grad_init`` (an onset quantity) is reported.
+Quantity = Literal["grad_init", "forward", "backward"]
+SUMMARY_QUANTITIES: Final[tuple[Quantity, ...]] = ("grad_init", "forward", "backward")
+VOTING_QUANTITIES: Final[tuple[Quantity, ...]] = ("forward", "backward")
+
+
+def check_optimizer(name: object) -> Optimizer:
+    """``name`` as an :data:`Optimizer`, or a one-line :class:`RsstabError`.
+
+    >>> check_optimizer("sgd")
+    'sgd'
+    """
+    if name not in OPTIMIZERS:
+        raise RsstabError(f"unknown optimizer {name!r}: expected one of {', '.join(OPTIMIZERS)}")
+    return cast(Optimizer, name)
+
+
+def combine_labels(labels: Iterable[str]) -> Label:
+    """One verdict from per-quantity labels.
+
+    Any blow-up wins (an unstable direction is enough), then any collapse; otherwise all must be
+    rank-stabilized, else the verdict is indeterminate.
+
+    >>> combine_labels(["rank-stabilized", "collapse"])
+    'collapse'
+    >>> combine_labels(["rank-stabilized", "indeterminate"])
+    'indeterminate'
+    >>> combine_labels([])
+    'indeterminate'
+    """
+    labels = list(labels)
+    if not labels:
+        return INDETERMINATE
+    for special in (BLOW_UP, COLLAPSE):
+        if special in labels:
+            return special
+    if all(lab == STABLE for lab in labels):
+        return STABLE
+    return INDETERMINATE
