@@ -31,6 +31,7 @@ from rsstab.sweep import (
     run_sweep,
     run_sweep_command,
     sweep_kwargs,
+    task_identity,
 )
 
 TESTS = Path(__file__).resolve().parent
@@ -172,6 +173,104 @@ def test_key_depends_on_the_task_and_its_source(
     assert config_key(config, len) != config_key(config, abs)
 
 
+def test_task_identity_pieces() -> None:
+    import hashlib
+    import platform
+
+    from rsstab.vocab import combine_labels
+
+    outside = task_identity(sweep_tasks.toy_task)
+    inside = task_identity(combine_labels)
+    assert list(outside) == ["name", "package", "source", "python", "torch", "transformers"]
+    assert outside["name"] == "sweep_tasks:toy_task"
+    assert inside["name"] == "rsstab.vocab:combine_labels"
+    # a task outside the package: its own file; inside: covered by the package fingerprint
+    assert outside["source"] == hashlib.sha256((TESTS / "sweep_tasks.py").read_bytes()).hexdigest()
+    assert inside["source"] == ""
+    assert outside["package"] == inside["package"] and len(inside["package"]) == 64
+    assert inside["python"] == platform.python_version()
+
+
+def test_key_depends_on_python_torch_and_transformers_versions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.metadata
+    import platform
+
+    config = {"rank": 4, "seed": 0}
+    key = config_key(config, sweep_tasks.toy_task)
+    real_version = importlib.metadata.version
+
+    with monkeypatch.context() as m:
+        m.setattr(platform, "python_version", lambda: "3.99.0")
+        assert config_key(config, sweep_tasks.toy_task) != key
+    for dist in ("torch", "transformers"):
+        with monkeypatch.context() as m:
+            m.setattr(importlib.metadata, "version",
+                      lambda name, d=dist: "0.0.1-other" if name == d else real_version(name))
+            assert task_identity(sweep_tasks.toy_task)[dist] == "0.0.1-other"
+            assert config_key(config, sweep_tasks.toy_task) != key
+
+    def missing(name: str) -> str:
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", missing)
+    identity = task_identity(sweep_tasks.toy_task)
+    assert (identity["torch"], identity["transformers"]) == ("absent", "absent")
+    assert config_key(config, sweep_tasks.toy_task) != key
+
+
+PROBE_TASK = """\
+from rsstab.vocab import check_optimizer, combine_labels
+
+
+def task(config):
+    return [{"x": config["x"], "label": combine_labels(["rank-stabilized"]),
+             "optimizer": check_optimizer("adam")}]
+"""
+
+PROBE_DRIVER = """\
+import sys
+import rsstab
+from rsstab.sweep import run_sweep
+from rsstab._probe_task import task
+
+assert rsstab.__file__.startswith(sys.argv[2]), rsstab.__file__
+print(run_sweep(task, [{"x": 1}], sys.argv[1], progress=False).summary())
+"""
+
+
+def test_editing_any_rsstab_module_the_task_calls_recomputes_the_cell(tmp_path: Path) -> None:
+    """Regression: only the task's own file was fingerprinted, so an edit to a module it calls
+    (e.g. sim.run_cell's helpers) kept serving the old cached rows."""
+    import shutil
+
+    import rsstab
+
+    copy = tmp_path / "pkg"
+    shutil.copytree(Path(rsstab.__file__).parent, copy / "rsstab",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (copy / "rsstab" / "_probe_task.py").write_text(PROBE_TASK)
+    out = tmp_path / "out"
+
+    def sweep() -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", PROBE_DRIVER, str(out), str(copy)],
+            env={**os.environ, "PYTHONPATH": str(copy), "PYTHONDONTWRITEBYTECODE": "1"},
+            cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert "1 computed, 0 cached" in sweep()
+    assert "0 computed, 1 cached" in sweep()
+    vocab = copy / "rsstab" / "vocab.py"  # not the task's file: a module the task calls
+    vocab.write_text(vocab.read_text() + "# an edit elsewhere in the package\n")
+    assert "1 computed, 0 cached" in sweep()
+    assert "0 computed, 1 cached" in sweep()
+    assert len(_store_files(out)) == 2
+
+
 def test_sigkill_at_random_moments_then_rerun_matches_uninterrupted_run(tmp_path: Path) -> None:
     n, sleep = 30, "0.03"
     reference = tmp_path / "reference"
@@ -294,9 +393,9 @@ def test_corrupt_store_files_are_reported_and_recomputed(
     doc["record"]["version"] = "0.0.1"
     import hashlib
 
-    from rsstab.sweep import _dump
+    from rsstab.sweep.codec import dump
 
-    doc["sha256"] = hashlib.sha256(_dump(doc["record"]).encode()).hexdigest()
+    doc["sha256"] = hashlib.sha256(dump(doc["record"]).encode()).hexdigest()
     paths[6].write_text(json.dumps({"sha256": doc["sha256"], "record": doc["record"]}))
 
     with caplog.at_level("WARNING", logger="rsstab.sweep"):
@@ -469,15 +568,60 @@ def test_custom_executor_instance(tmp_path: Path) -> None:
         ([{"a": 1}, [1]], {}, "config #1 is a list, not a dict"),
         ([{"a": {1: 2}}], {}, "non-string key 1"),
         ([{"a": object()}], {}, "is not JSON-serializable: object"),
-        ([{"a": 1}], {"workers": -2}, "--workers must be a non-negative integer"),
-        ([{"a": 1}], {"scheduler": "localhost:8786"}, "--scheduler must look like tcp://HOST:PORT"),
-        ([{"a": 1}], {"scheduler": "tcp://127.0.0.1:1", "workers": 3}, "--workers is for the local"),
+        ([{"a": 1}], {"workers": -2}, "workers must be a non-negative integer, got -2"),
+        ([{"a": 1}], {"workers": 1.5}, "workers must be a non-negative integer, got 1.5"),
+        ([{"a": 1}], {"scheduler": "localhost:8786"}, "scheduler must look like tcp://HOST:PORT"),
+        ([{"a": 1}], {"scheduler": 8786}, "scheduler must be an address or an Executor"),
+        ([{"a": 1}], {"scheduler": "tcp://127.0.0.1:1", "workers": 3},
+         "workers is for the local pool; a Dask cluster brings its own"),
     ],
 )
 def test_bad_input_is_a_one_line_rsstab_error(tmp_path: Path, configs, kwargs, message) -> None:
     with pytest.raises(RsstabError, match=message) as info:
         run_sweep(sweep_tasks.toy_task, configs, tmp_path, progress=False, **kwargs)
     assert "\n" not in str(info.value)
+    # a library error names the parameter, never a command-line flag
+    assert "--" not in str(info.value)
+    expected = next((p for p in ("workers", "scheduler") if p in kwargs), "configs")
+    assert info.value.parameter == expected
+
+
+def test_bad_workers_are_an_error_even_when_everything_is_cached(tmp_path: Path) -> None:
+    run_sweep(sweep_tasks.toy_task, sweep_tasks.grid(2), tmp_path, progress=False)
+    with pytest.raises(RsstabError, match="workers must be"):
+        run_sweep(sweep_tasks.toy_task, sweep_tasks.grid(2), tmp_path, workers=-1, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["--scheduler", "localhost:8786"],
+         "rsstab: error: scheduler must look like tcp://HOST:PORT, got 'localhost:8786' "
+         "(see --scheduler)"),
+        (["--scheduler", "tcp://127.0.0.1:1", "--workers", "3"],
+         "rsstab: error: workers is for the local pool; a Dask cluster brings its own "
+         "(see --workers)"),
+    ],
+)
+def test_run_sweep_command_names_the_flag_of_a_bad_parameter(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], line: str
+) -> None:
+    parser = argparse.ArgumentParser()
+    add_sweep_arguments(parser)
+    args = parser.parse_args(["--out", str(tmp_path), "--no-progress", *argv])
+    assert run_sweep_command(sweep_tasks.toy_task, sweep_tasks.grid(2), args) == 2
+    assert capsys.readouterr().err.splitlines() == [line]
+    assert not (tmp_path / "rows.csv").exists()
+
+
+def test_a_script_reports_the_flag_of_a_bad_parameter(tmp_path: Path) -> None:
+    proc = _driver(tmp_path, "--n", "2", "--scheduler", "not-an-address")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert err.strip() == (
+        "rsstab: error: scheduler must look like tcp://HOST:PORT, got 'not-an-address' "
+        "(see --scheduler)"
+    )
 
 
 def test_empty_sweep_and_write_csv(tmp_path: Path) -> None:

@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 import sweep_tasks
 
-from rsstab import sweep
 from rsstab.errors import RsstabError
-from rsstab.sweep import run_sweep
+from rsstab.sweep import executors, run_sweep
 
 distributed = pytest.importorskip(
     "distributed", reason="Dask is the optional extra rsstab[dask]; distributed is not installed"
@@ -68,7 +67,7 @@ def test_dask_rows_equal_local_rows(tmp_path: Path, scheduler: str) -> None:
 def test_unreachable_scheduler_is_a_one_line_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sweep, "DASK_CONNECT_TIMEOUT", 1.0)
+    monkeypatch.setattr(executors, "DASK_CONNECT_TIMEOUT", 1.0)
     with socket.socket() as s:  # a loopback port that nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -80,7 +79,7 @@ def test_unreachable_scheduler_is_a_one_line_error(
             scheduler=f"tcp://127.0.0.1:{port}",
             progress=False,
         )
-    assert "\n" not in str(info.value)
+    assert "\n" not in str(info.value) and info.value.parameter == "scheduler"
 
 
 @pytest.mark.slow
