@@ -18,8 +18,19 @@ COMMANDS = ("check", "peft", "simulate", "derive")
 
 EXIT_STABLE, EXIT_UNSTABLE, EXIT_USAGE = 0, 1, 2
 
-#: How the command line spells the library's parameters (see ``RsstabError.parameter``).
-FLAGS = {"constants": "--set NAME=VALUE", "workers": "--workers", "scheduler": "--scheduler"}
+#: How the command line spells the library's parameters (see ``RsstabError.parameter``); the
+#: sweep's own flags live in :data:`rsstab.sweep.cli.FLAGS`.
+FLAGS = {"constants": "--set NAME=VALUE"}
+
+
+def _flag(parameter: str | None) -> str | None:
+    if not parameter:
+        return None
+    if parameter in FLAGS:
+        return FLAGS[parameter]
+    from rsstab.sweep.cli import FLAGS as SWEEP_FLAGS  # only on an error: keeps start-up light
+
+    return SWEEP_FLAGS.get(parameter)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args._run(args))
     except RsstabError as exc:
-        flag = FLAGS.get(getattr(exc, "parameter", None) or "")
+        flag = _flag(getattr(exc, "parameter", None))
         print(f"rsstab: error: {exc}" + (f" (see {flag})" if flag else ""), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt as exc:  # a sweep's interruption says what was kept
