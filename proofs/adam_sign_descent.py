@@ -4,7 +4,7 @@ Adam's first step is −η sign(g); the learned output after it is Θ(η γ_r r)
 sign-like updates is Θ(1/r).
 
 Run ``python proofs/adam_sign_descent.py``: it prints the chain of steps and exits 0 when every asserted identity holds,
-1 (with the failing identity on stderr) otherwise. The derivation lives in :mod:`rsstab.derive`.
+1 (with the failing identity on stderr) otherwise. The derivation lives in :mod:`rsstab.derive.results.adam`.
 """
 
 import sys

@@ -4,7 +4,7 @@ The gradient into the adapter input, (γ_r B_n A_n)^T u, has mean −η γ_r² r
 order: Θ(η γ_r² r), the same factor as the forward pass.
 
 Run ``python proofs/backward_pass.py``: it prints the chain of steps and exits 0 when every asserted identity holds,
-1 (with the failing identity on stderr) otherwise. The derivation lives in :mod:`rsstab.derive`.
+1 (with the failing identity on stderr) otherwise. The derivation lives in :mod:`rsstab.derive.results.sgd`.
 """
 
 import sys

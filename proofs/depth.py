@@ -4,7 +4,7 @@ For L stacked layers (W_ℓ + Δ_ℓ) with Δ_ℓ = Θ(r^e), the perturbation ex
 e < 0 and 0 when e = 0, forward and backward.
 
 Run ``python proofs/depth.py``: it prints the chain of steps and exits 0 when every asserted identity holds,
-1 (with the failing identity on stderr) otherwise. The derivation lives in :mod:`rsstab.derive`.
+1 (with the failing identity on stderr) otherwise. The derivation lives in :mod:`rsstab.derive.results.scaling`.
 """
 
 import sys

@@ -4,7 +4,7 @@ From B = 0 one SGD step gives B_1 = −η γ_r v x^T A^T, and E[γ_r B_1 A x′]
 its variance is Θ(r), so the fluctuation is O(√r) against the Θ(r) mean — the coherent-sum origin of √r.
 
 Run ``python proofs/first_sgd_step.py``: it prints the chain of steps and exits 0 when every asserted identity holds,
-1 (with the failing identity on stderr) otherwise. The derivation lives in :mod:`rsstab.derive`.
+1 (with the failing identity on stderr) otherwise. The derivation lives in :mod:`rsstab.derive.results.sgd`.
 """
 
 import sys

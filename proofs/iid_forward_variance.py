@@ -6,7 +6,7 @@ m-th moments (m = 2, 4, 6, checked against a conditional-Gaussian / χ² route a
 small r, d) are polynomials of degree m/2 in r: Θ((γ_r² r)^(m/2)).
 
 Run ``python proofs/iid_forward_variance.py``: it prints the chain of steps and exits 0 when every asserted identity holds,
-1 (with the failing identity on stderr) otherwise. The derivation lives in :mod:`rsstab.derive`.
+1 (with the failing identity on stderr) otherwise. The derivation lives in :mod:`rsstab.derive.results.iid`.
 """
 
 import sys

@@ -5,7 +5,7 @@ recursion for n = 1, 2, 3 is expanded; every expected remainder term is O(γ_r²
 only because γ_r → 0.
 
 Run ``python proofs/sgd_trajectory.py``: it prints the chain of steps and exits 0 when every asserted identity holds,
-1 (with the failing identity on stderr) otherwise. The derivation lives in :mod:`rsstab.derive`.
+1 (with the failing identity on stderr) otherwise. The derivation lives in :mod:`rsstab.derive.results.sgd`.
 """
 
 import sys

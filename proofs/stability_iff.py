@@ -4,7 +4,7 @@ Over γ_r = c r^p (log r)^k, the derived stability factor γ_r² r is Θ(1) iff 
 exponent collapses or blows up (and γ_r r under Adam gives Θ(1/r)). Cross-checked against rsstab.check.
 
 Run ``python proofs/stability_iff.py``: it prints the chain of steps and exits 0 when every asserted identity holds,
-1 (with the failing identity on stderr) otherwise. The derivation lives in :mod:`rsstab.derive`.
+1 (with the failing identity on stderr) otherwise. The derivation lives in :mod:`rsstab.derive.results.scaling`.
 """
 
 import sys

@@ -12,6 +12,7 @@ import functools
 import io
 import math
 import runpy
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,11 @@ import sympy as sp
 
 import rsstab.derive as D
 from rsstab.cli import main
+from rsstab.derive import wick, words
+from rsstab.derive.model import Check
+from rsstab.derive.results import adam as adam_result
+from rsstab.derive.results import sgd as sgd_result
+from rsstab.errors import RsstabError
 
 K = 5.0
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,7 +85,7 @@ def test_first_step_mean_and_variance_match_monte_carlo() -> None:
     A = rng.normal(0, sA, (n, rank, width))
     coherent = np.einsum("nj,nj->n", A @ vecs["x0"], A @ vecs["xp"])       # x0ᵀ Aᵀ A x′
     out = -lr * g**2 * vecs["v0"][0] * coherent                               # entry i = 0
-    _, mean, var = D._one_step()
+    _, mean, var = sgd_result._one_step()
     vals = {D.r: rank, D.d: width, D.sigma_A: sA, D.gamma: g, D.eta: lr} | D.contraction_values(vecs)
     exact_mean, exact_var = _num(mean, vals), _num(var, vals)
     _assert_close(float(out.mean()), exact_mean, math.sqrt(exact_var / n), "E[γ B₁ A x′]")
@@ -211,7 +217,7 @@ def test_reparametrisation_numpy_trajectories_match() -> None:
 def test_engine_matches_brute_force(sizes: dict) -> None:
     s = D.forward_sum().power(2)
     exact = D.wick_expectation(s, D.IID_VARIANCES)
-    assert sp.expand(D._explicit(exact, s, sizes) - D.brute_force_expectation(s, D.IID_VARIANCES, sizes)) == 0
+    assert sp.expand(wick.explicit(exact, s, sizes) - D.brute_force_expectation(s, D.IID_VARIANCES, sizes)) == 0
 
 
 def test_odd_moments_vanish() -> None:
@@ -224,7 +230,7 @@ def test_odd_moments_vanish() -> None:
 @pytest.fixture
 def fresh_caches():
     def clear() -> None:
-        for f in (D._free_index_sum, D._expect_word, D._one_step, D.sign_step_moments):
+        for f in (wick._free_index_sum, words._expect_word, sgd_result._one_step, adam_result.sign_step_moments):
             f.cache_clear()
 
     clear()
@@ -242,8 +248,8 @@ def _run_script(name: str) -> tuple[int, str]:
 
 def test_breaking_the_index_sum_fails_the_proofs(monkeypatch: pytest.MonkeyPatch, fresh_caches: None) -> None:
     """Make Σ_{j=1}^r 1 = r² (the coherent sum over the rank counted wrongly): the proofs must fail."""
-    real = D._free_index_sum.__wrapped__
-    monkeypatch.setattr(D, "_free_index_sum", functools.cache(lambda size: real(size) ** 2 if size == D.r else real(size)))
+    real = wick._free_index_sum.__wrapped__
+    monkeypatch.setattr(wick, "_free_index_sum", functools.cache(lambda size: real(size) ** 2 if size == D.r else real(size)))
     for script in ("iid_forward_variance.py", "first_sgd_step.py", "stability_iff.py"):
         code, err = _run_script(script)
         assert code == 1, script
@@ -262,20 +268,20 @@ def test_breaking_the_sgd_update_fails_the_proofs(monkeypatch: pytest.MonkeyPatc
                     sp.expand(B - D.eta * D.gamma**2 * v * D.transpose(x) * D.transpose(A)))
         return A, B
 
-    monkeypatch.setattr(D, "sgd_trajectory", wrong)
+    monkeypatch.setattr(sgd_result, "sgd_trajectory", wrong)  # where results 2-4 look it up
     for script in ("first_sgd_step.py", "sgd_trajectory.py", "stability_iff.py"):
         assert _run_script(script)[0] == 1, script
 
 
 def test_breaking_the_sign_integral_fails_the_adam_proof(monkeypatch: pytest.MonkeyPatch, fresh_caches: None) -> None:
     """Replace the Σ over r rows by a √r-sized (incoherent) sum: Adam's Θ(1/r) law must fail."""
-    real = D.sign_step_moments.__wrapped__
+    real = adam_result.sign_step_moments.__wrapped__
 
     def incoherent():
         row_mean, row_var, total = real()
         return row_mean, row_var, total / sp.sqrt(D.r)
 
-    monkeypatch.setattr(D, "sign_step_moments", functools.cache(incoherent))
+    monkeypatch.setattr(adam_result, "sign_step_moments", functools.cache(incoherent))
     assert _run_script("adam_sign_descent.py")[0] == 1
     assert _run_script("stability_iff.py")[0] == 1
 
@@ -325,5 +331,23 @@ def test_report_is_generated_from_code(tmp_path: Path) -> None:
 
 
 def test_render_rejects_unknown_format() -> None:
-    with pytest.raises(D.RsstabError, match="unknown format"):
+    with pytest.raises(RsstabError, match="unknown format"):
         D.render([], "html")
+
+
+def test_each_check_runs_once_per_invocation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rendering, the exit status of ``rsstab derive`` and a proof's verify share one evaluation per check."""
+    n_checks = len(D.derivation("depth").checks)
+    real = Check.holds
+    calls: Counter[int] = Counter()
+
+    def spy(self: Check) -> bool:
+        calls[id(self)] += 1
+        return real(self)
+
+    monkeypatch.setattr(Check, "holds", spy)
+    assert main(["derive", "depth"]) == 0
+    assert len(calls) == n_checks and set(calls.values()) == {1}
+    calls.clear()
+    assert D.run_proof("depth", io.StringIO(), io.StringIO()) == 0
+    assert len(calls) == n_checks and set(calls.values()) == {1}

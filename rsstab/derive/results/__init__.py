@@ -1,0 +1,46 @@
+"""The eight results, each built by one function into a :class:`~rsstab.derive.model.Derivation`.
+
+>>> RESULTS
+('iid', 'first-step', 'trajectory', 'backward', 'iff', 'depth', 'adam', 'reparam')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from rsstab.derive.model import Derivation
+from rsstab.derive.results.adam import adam_sign_descent
+from rsstab.derive.results.iid import iid_forward
+from rsstab.derive.results.reparam import reparam
+from rsstab.derive.results.scaling import depth, stability_iff
+from rsstab.derive.results.sgd import backward, first_step, trajectory
+from rsstab.errors import RsstabError
+
+__all__ = ["RESULTS", "derivation", "derivations"]
+
+_BUILDERS: dict[str, Callable[[], Derivation]] = {
+    "iid": iid_forward,
+    "first-step": first_step,
+    "trajectory": trajectory,
+    "backward": backward,
+    "iff": stability_iff,
+    "depth": depth,
+    "adam": adam_sign_descent,
+    "reparam": reparam,
+}
+#: Result keys in issue order.
+RESULTS: tuple[str, ...] = tuple(_BUILDERS)
+
+
+def derivation(key: str) -> Derivation:
+    """Build one result's derivation (the sympy work happens here)."""
+    try:
+        builder = _BUILDERS[key]
+    except KeyError:
+        raise RsstabError(f"unknown result {key!r}: expected one of {', '.join(RESULTS)}") from None
+    return builder()
+
+
+def derivations(keys: Sequence[str] | None = None) -> list[Derivation]:
+    """Build several (default: all) derivations in issue order."""
+    return [derivation(k) for k in (RESULTS if keys is None else keys)]
