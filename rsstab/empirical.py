@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rsstab.errors import RsstabError
+from rsstab.sim.config import DEFAULTS
 from rsstab.vocab import SUMMARY_QUANTITIES, Label, Optimizer, check_optimizer, combine_labels
 
 __all__ = ["EmpiricalVerdict", "empirical_verdict", "render_empirical"]
@@ -87,7 +88,7 @@ def empirical_verdict(
 
     from rsstab.fit import DEFAULT_TOLERANCE, fit_slope
     from rsstab.rows import summary_values
-    from rsstab.sim import DEFAULTS, make_configs, run_cell
+    from rsstab.sim.cells import make_configs, run_cell
     from rsstab.sweep import run_sweep
 
     check_optimizer(optimizer)

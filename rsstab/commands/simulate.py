@@ -14,16 +14,11 @@ import argparse
 import sys
 from typing import Any
 
-from rsstab.errors import RsstabError
-from rsstab.vocab import OPTIMIZERS, STABLE
+from rsstab.sim.config import DEFAULTS  # standard library only: --help imports neither torch nor numpy
 from rsstab.sweep import int_at_least  # stdlib-only module: keeps this command light
+from rsstab.vocab import OPTIMIZERS, STABLE
 
 HELP = "measure forward/backward/gradient slopes of γ_r across rank with a batched Monte Carlo simulation"
-
-# Shown in --help without importing torch; tests/test_sim.py checks they equal rsstab.sim.DEFAULTS.
-DEFAULT_RANKS = "64,256,1024,4096"
-DEFAULT_LR = {"sgd": 1e-5, "adam": 3e-6}
-DEFAULT_DEPTH, DEFAULT_WIDTH, DEFAULT_STEPS, DEFAULT_SEEDS, DEFAULT_BATCH = 2, 16, 10, 8, 64
 
 
 def _ranks(text: str) -> list[int]:
@@ -54,19 +49,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("expr", metavar="EXPR", help='γ_r as an expression in r, e.g. "alpha/sqrt(r)"')
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd", help="optimizer (default: sgd)")
     p.add_argument("--ranks", type=_ranks, default=None, metavar="R1,R2,...",
-                   help=f"ranks to simulate (default: {DEFAULT_RANKS})")
+                   help=f"ranks to simulate (default: {','.join(map(str, DEFAULTS['ranks']))})")
     p.add_argument("--depth", type=_positive_int, default=None, metavar="L",
-                   help=f"number of adapted layers (default: {DEFAULT_DEPTH})")
+                   help=f"number of adapted layers (default: {DEFAULTS['depth']})")
     p.add_argument("--width", type=_positive_int, default=None, metavar="D",
-                   help=f"layer width d (default: {DEFAULT_WIDTH})")
+                   help=f"layer width d (default: {DEFAULTS['width']})")
     p.add_argument("--steps", type=_positive_int, default=None, metavar="N",
-                   help=f"training steps (default: {DEFAULT_STEPS})")
+                   help=f"training steps (default: {DEFAULTS['steps']})")
     p.add_argument("--seeds", type=_positive_int, default=None, metavar="S",
-                   help=f"independent seeds, batched (default: {DEFAULT_SEEDS})")
+                   help=f"independent seeds, batched (default: {DEFAULTS['seeds']})")
     p.add_argument("--batch", type=_positive_int, default=None, metavar="B",
-                   help=f"examples per step (default: {DEFAULT_BATCH})")
+                   help=f"examples per step (default: {DEFAULTS['batch']})")
     p.add_argument("--lr", type=_positive_float, default=None, metavar="ETA",
-                   help=f"learning rate (default: {DEFAULT_LR['sgd']:g} for sgd, {DEFAULT_LR['adam']:g} for adam)")
+                   help=f"learning rate (default: {DEFAULTS['lr']['sgd']:g} for sgd, {DEFAULTS['lr']['adam']:g} for adam)")
     p.add_argument("--seed", type=int, default=0, help="base random seed (default: 0)")
     p.add_argument("--set", dest="constants", action="append", default=[], metavar="NAME=VALUE",
                    help="value of a named constant of EXPR (repeatable; default 1)")
@@ -77,7 +72,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sweep.add_argument("--out", default=None, metavar="DIR",
                        help="keep the cells in a resumable store here (default: a temporary directory)")
     sweep.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT", help="run the cells on a Dask cluster")
-    sweep.add_argument("--workers", type=int, default=None, metavar="N", help="local worker processes")
+    sweep.add_argument("--workers", type=int_at_least(0), default=None, metavar="N", help="local worker processes")
     sweep.add_argument("--progress", action="store_true", help="show a progress bar on stderr")
     sweep.add_argument("--threads", type=_positive_int, default=None, metavar="N",
                        help="torch threads in this process (default: torch's choice; 1 is often "
@@ -118,8 +113,6 @@ def run(args: argparse.Namespace) -> int:
     from rsstab.commands.check import parse_constants
     from rsstab.empirical import render_empirical
 
-    if args.workers is not None and args.workers < 0:
-        raise RsstabError(f"--workers must be ≥ 0, got {args.workers}")
     if args.threads is not None:
         import torch
 

@@ -1,0 +1,109 @@
+"""Monte Carlo simulator: batched LoRA adapter stacks trained on a synthetic task, with probes.
+
+The model (one *cell* = one rank, one γ_r, all seeds at once):
+
+* **Base.** A stack of ``depth`` frozen ``width × width`` layers. Each base matrix is
+  ``gain · Q`` with ``Q`` a Haar-random orthogonal matrix. With ``nonlinearity="relu"`` (default)
+  the gain is √2 and ReLU follows every layer but the last: for a symmetric pre-activation
+  ``E|relu(z)|² = |z|²/2``, so the √2 gain makes the expected squared norm of the activations
+  (and of the back-propagated gradients, which ReLU also halves) exactly preserved from layer to
+  layer — activations stay Θ(1) per entry at any depth. ``nonlinearity="linear"`` uses gain 1:
+  an exact isometry.
+* **Adapters.** Layer ℓ computes ``z = W_ℓ h + γ_r B_ℓ A_ℓ h`` with ``A_ℓ ∈ R^{r×d}`` iid
+  ``N(0, s²/d)`` (variance independent of r; ``s = a_init_scale``, default 1) and ``B_ℓ = 0``, as
+  in LoRA. ``adapted_layers`` (default: all) chooses which layers carry an adapter; the others
+  are plain frozen base layers (the analogue of adapting a subset of modules, e.g. attention only).
+* **Task.** A teacher with the same base plus a planted rank-``teacher_rank`` perturbation
+  ``Δ_ℓ = teacher_scale · U Vᵀ / √(k·d)`` in every layer; inputs ``x ~ N(0, I_d)``; loss
+  ``½‖f(x) − y‖²`` averaged over the batch. A fresh batch every step, and a fixed held-out set.
+* **Training.** SGD or Adam(W) on A and B, implemented in place on batched tensors. Gradients
+  are computed analytically (manual back-propagation through the stack, checked against autograd
+  and ``torch.optim`` in the tests, and against a PEFT model in ``benchmarks/``), so every seed is
+  one slice of a batched ``torch.bmm``: no Python loop over seeds. Each layer is updated as soon
+  as its gradients are known (``baddbmm_`` in place for SGD), while its data is still in cache.
+* **Reduced SGD form** (``method="auto"`` picks it when cheaper, ``"direct"`` never): from
+  ``B₀ = 0``, SGD keeps ``A_t = A₀·X_t`` and ``B_t = Y_t·A₀ᵀ`` exactly, with d×d matrices X, Y,
+  because ∇A = γ·Bᵀ·vᵀh and ∇B = γ·vᵀh·Aᵀ preserve those forms. The adapter is then
+  ``γ·Y·(A₀ᵀA₀)·X``: r enters once, through ``K = A₀ᵀA₀``, and a step costs O(b·d² + d³) however
+  large r is. This is the coherent sum of the theory made explicit (K ≈ (r/d)·I), and it makes
+  ranks far above d cheap. Adam's element-wise normalisation breaks the form: Adam is direct.
+* **Probes** at chosen steps, per layer and seed: ``moment1``, ``moment2``, ``moment4`` — the
+  absolute m-th moments ``E|u|^m`` of the adapter output ``u = γ_r B A h`` on held-out inputs —
+  ``forward`` (RMS of u), ``backward`` (RMS of ``γ_r Aᵀ Bᵀ v``, the gradient of the per-example
+  held-out loss into the layer input through the adapter path only), ``grad_A`` and ``grad_B``
+  (Frobenius norms of the training-batch gradients at that step) — for adapted layers only;
+  per network: ``loss``
+  (training batch), ``test_loss`` (held-out), and ``diverged_step`` for a seed whose loss became
+  non-finite or grew a millionfold. Non-finite values are recorded, never raised.
+
+Precision: ``float32`` by default. No quantity is a small difference of large numbers — the
+adapter output and its gradients are computed on their own, apart from the base path — so
+float32 measures slopes at γ = 1/r, r = 4096 as well as float64 does (the tests compare them).
+
+Defaults (:data:`DEFAULTS`, used by ``rsstab simulate``): ranks 64…4096, width 16, depth 2,
+10 steps, 8 seeds, batch 64, η = 1e-5 (SGD) / 3e-6 (Adam). The theory's laws are leading order in
+η, so η is small enough that η·γ_r²·r (SGD) and η·γ_r·r (Adam) stay small at r = 4096 for γ = 1;
+ranks well above the width let the coherent sum over rank (∝ r) dominate the incoherent one
+(∝ √r), which matters most for Adam's sign-like updates. Larger η is the regime the depth sweep
+explores on purpose (``simulations/depth_sweep.py``).
+
+This package does not read the theory's exponents (it imports neither :mod:`rsstab.theory` nor
+:mod:`rsstab.fit`): it measures, and :mod:`rsstab.fit` fits.
+
+Modules: :mod:`~rsstab.sim.config` (:class:`SimConfig`, :data:`DEFAULTS`, the probe names; standard
+library only), :mod:`~rsstab.sim.draws` (seeds, base, teacher, data), :mod:`~rsstab.sim.stack` (the
+direct and reduced forms on one shared layer walk) and :mod:`~rsstab.sim.cells` (one cell, its rows,
+the sweep task :func:`run_cell`). The names below load lazily: ``import rsstab.sim.config`` imports
+neither torch nor numpy.
+
+>>> from rsstab.sim import SimConfig, simulate_cell
+>>> res = simulate_cell(SimConfig(rank=4, gamma=0.5, depth=2, width=8, steps=2, seeds=2, batch=4,
+...                              lr=0.01, probe_batch=8))
+>>> sorted({row["quantity"] for row in res.rows()})[:4]
+['backward', 'forward', 'grad_A', 'grad_B']
+>>> res.diverged_step
+[-1, -1]
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rsstab.sim.cells import CellResult, gamma_values, make_configs, run_cell, simulate_cell
+    from rsstab.sim.config import DEFAULTS, LAYER_QUANTITIES, NETWORK_QUANTITIES, SimConfig
+    from rsstab.sim.draws import draw_seed, teacher_forward
+
+__all__ = [
+    "SimConfig",
+    "CellResult",
+    "DEFAULTS",
+    "LAYER_QUANTITIES",
+    "NETWORK_QUANTITIES",
+    "simulate_cell",
+    "draw_seed",
+    "teacher_forward",
+    "run_cell",
+    "gamma_values",
+    "make_configs",
+]
+
+_LAZY = {
+    **dict.fromkeys(("SimConfig", "DEFAULTS", "LAYER_QUANTITIES", "NETWORK_QUANTITIES"), "rsstab.sim.config"),
+    **dict.fromkeys(("draw_seed", "teacher_forward"), "rsstab.sim.draws"),
+    **dict.fromkeys(("CellResult", "simulate_cell", "run_cell", "gamma_values", "make_configs"), "rsstab.sim.cells"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rsstab.sim' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

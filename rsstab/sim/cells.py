@@ -1,0 +1,217 @@
+"""Cells: train one (rank, γ_r) cell with all seeds batched, its tidy rows, and the sweep task
+:func:`run_cell` (``rsstab.sim.cells:run_cell`` in the sweep store's keys)."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from numbers import Real
+from typing import Any
+
+import numpy as np
+import torch
+
+from rsstab.errors import RsstabError
+from rsstab.sim.config import LAYER_QUANTITIES, NETWORK_QUANTITIES, SimConfig
+from rsstab.sim.draws import draw_cell
+from rsstab.sim.stack import build_stack
+
+__all__ = ["CellResult", "simulate_cell", "gamma_values", "make_configs", "run_cell"]
+
+
+@dataclass
+class CellResult:
+    """Probes of one cell. ``data[q]`` has shape (n_probe_steps, seeds, depth) for a layer
+    quantity (nan in the columns of layers without an adapter) and (n_probe_steps, seeds) for a
+    network quantity."""
+
+    config: SimConfig
+    probe_steps: list[int]
+    data: dict[str, np.ndarray]
+    diverged_step: list[int]
+    seconds: float
+    flops: float
+    tags: dict[str, Any] = field(default_factory=dict)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Tidy rows ``{rank, depth, layer, step, seed, quantity, value, …tags}``; ``layer`` is -1
+        for network quantities; layer rows exist only for layers with an adapter;
+        ``diverged_step`` rows appear only for seeds that diverged."""
+        c = self.config
+        layers = c.adapter_layers()
+        base = {"rank": int(c.rank), "depth": int(c.depth), **self.tags}
+        out: list[dict[str, Any]] = []
+        for q, arr in self.data.items():
+            for i, step in enumerate(self.probe_steps):
+                for s in range(c.seeds):
+                    if arr.ndim == 3:
+                        for layer in layers:
+                            out.append({**base, "layer": layer, "step": step, "seed": s,
+                                        "quantity": q, "value": float(arr[i, s, layer])})
+                    else:
+                        out.append({**base, "layer": -1, "step": step, "seed": s,
+                                    "quantity": q, "value": float(arr[i, s])})
+        for s, step in enumerate(self.diverged_step):
+            if step >= 0:
+                out.append({**base, "layer": -1, "step": int(step), "seed": s,
+                            "quantity": "diverged_step", "value": float(step)})
+        return out
+
+
+def _flops(cfg: SimConfig, n_steps: int, n_probes: int) -> float:
+    """Multiply-add FLOPs of the adapter and base matmuls (2 per multiply-add). A layer without
+    an adapter costs its base matmuls only (2 b·d²: forward and backward; upper bound)."""
+    S, L, r, d, b, pb = cfg.seeds, cfg.depth, cfg.rank, cfg.width, cfg.batch, cfg.probe_batch
+    La = len(cfg.adapter_layers())
+    plain = 2 * S * (L - La) * 2 * d * d  # per example, layers without an adapter
+    if cfg.resolved_method() == "reduced":
+        train = 2 * S * La * (b * 9 * d * d + 2 * d**3) + plain * b  # fwd 4 b·d²; bwd 5 b·d² + 2 d³
+        probe = 2 * S * La * pb * 8 * d * d + plain * pb
+        return float(train * n_steps + probe * n_probes + 2 * S * La * r * d * d)
+    train = 2 * S * b * (La * 6 * r * d + L * 2 * d * d)  # fwd 2 adapter + 1 base; bwd 4 adapter + 1 base
+    probe = 2 * S * pb * (La * 5 * r * d + L * 2 * d * d)
+    return float(train * n_steps + probe * n_probes)
+
+
+def simulate_cell(cfg: SimConfig, *, tags: Mapping[str, Any] | None = None) -> CellResult:
+    """Train one cell (all seeds batched) and return its probes. Never raises on divergence."""
+    t0 = time.perf_counter()
+    dt = getattr(torch, cfg.dtype)
+    init = draw_cell(cfg)
+    model = build_stack(cfg, init)
+    S, L, b = cfg.seeds, cfg.depth, cfg.batch
+    x_all = init["x"].to(dt)
+    y_all = init["y"].to(dt)
+    xt, yt = init["xt"].to(dt), init["yt"].to(dt)
+    probe_steps = cfg.probe_steps()
+    probe_index = {s: i for i, s in enumerate(probe_steps)}
+    P = len(probe_steps)
+    data = {q: np.full((P, S, L), np.nan) for q in LAYER_QUANTITIES}
+    data.update({q: np.full((P, S), np.nan) for q in NETWORK_QUANTITIES})
+    diverged = np.full(S, -1, dtype=np.int64)
+    first_loss: np.ndarray | None = None
+    n_updates = 0
+
+    with torch.no_grad(), np.errstate(all="ignore"):
+        for t in range(cfg.steps + 1):
+            probing = t in probe_index
+            if t == cfg.steps and not probing:
+                break
+            if t > 0 and np.all(diverged >= 0):
+                break  # every seed has diverged: the remaining probes stay nan
+            x = x_all[:, t * b : (t + 1) * b]
+            out, cache = model.forward(x)
+            resid = out - y_all[:, t * b : (t + 1) * b]
+            loss = 0.5 * resid.pow(2).sum(dim=(1, 2)).double().numpy() / b
+            if first_loss is None:
+                first_loss = loss.copy()
+            bad = (~np.isfinite(loss)) | (loss > cfg.divergence_factor * np.maximum(first_loss, 1e-30))
+            diverged[(diverged < 0) & bad] = t
+            if probing:  # held-out probes first: the training step below updates in place
+                i = probe_index[t]
+                data["loss"][i] = loss
+                model.probe(xt, yt, data, i)
+            norms = model.train_step(resid.div_(b), cache, record=probing, update=t < cfg.steps)
+            if norms is not None:
+                data["grad_A"][i], data["grad_B"][i] = norms
+            if t < cfg.steps:
+                n_updates += 1
+    return CellResult(
+        config=cfg,
+        probe_steps=probe_steps,
+        data=data,
+        diverged_step=[int(v) for v in diverged],
+        seconds=time.perf_counter() - t0,
+        flops=_flops(cfg, n_updates + 1, P),
+        tags=dict(tags or {}),
+    )
+
+
+# --------------------------------------------------------------------------- sweeps of cells
+
+
+def gamma_values(
+    schedule: Any, ranks: Iterable[int], constants: Mapping[str, float] | None = None
+) -> list[float]:
+    """γ_r at each rank for a Schedule, a callable ``f(r)``, a text expression or a number.
+
+    ``constants`` gives values to a schedule's named constants (default 1).
+
+    >>> gamma_values("alpha/sqrt(r)", [4, 16], {"alpha": 8})
+    [4.0, 2.0]
+    """
+    return _rank_values(schedule, ranks, constants, "γ_r")
+
+
+def _rank_values(
+    schedule: Any, ranks: Iterable[int], constants: Mapping[str, float] | None, name: str
+) -> list[float]:
+    """Positive finite values of a per-rank function (see :func:`gamma_values`); ``name`` names it
+    in errors."""
+    if isinstance(schedule, str):
+        from rsstab.schedule import as_schedule
+
+        schedule = as_schedule(schedule)
+    out = []
+    for r in ranks:
+        if isinstance(schedule, (int, float)):
+            g = float(schedule)
+        elif constants and hasattr(schedule, "value"):
+            g = float(schedule.value(r, dict(constants)))
+        elif callable(schedule):
+            try:
+                g = float(schedule(r))
+            except (ArithmeticError, TypeError, ValueError) as exc:
+                raise RsstabError(f"the schedule failed at r={r}: {exc}") from None
+        else:
+            raise RsstabError(f"a schedule is text, a callable or a number, got {type(schedule).__name__}")
+        if not (math.isfinite(g) and g > 0):
+            raise RsstabError(f"{name} must be positive and finite, got {g!r} at r={r}")
+        out.append(g)
+    return out
+
+
+def make_configs(
+    schedule: Any,
+    ranks: Sequence[int],
+    *,
+    label: str | None = None,
+    constants: Mapping[str, float] | None = None,
+    a_init_scale: Any = 1.0,
+    **options: Any,
+) -> list[dict[str, Any]]:
+    """JSON-serialisable configs (one per rank) for :func:`run_cell` / :func:`rsstab.sweep.run_sweep`.
+
+    ``label`` names the schedule in the rows (default: its text); other keyword arguments are
+    :class:`SimConfig` fields (e.g. ``adapted_layers=(0, 2)``). A config key ``tags`` (a dict) is
+    copied into every row. ``a_init_scale`` is a number, or a function of the rank like the
+    schedule (text such as ``"1/sqrt(r)"``, a callable or a Schedule; ``constants`` apply to it
+    too), evaluated per rank: each config stores its float.
+
+    >>> [c["a_init_scale"] for c in make_configs("alpha/r", [4, 16], a_init_scale="1/sqrt(r)")]
+    [0.5, 0.25]
+    """
+    gammas = gamma_values(schedule, ranks, constants)
+    if isinstance(a_init_scale, Real) and not isinstance(a_init_scale, bool):
+        scales = [float(a_init_scale)] * len(gammas)  # SimConfig validates it
+    else:
+        scales = _rank_values(a_init_scale, ranks, constants, "a_init_scale")
+    if label is None:
+        label = getattr(schedule, "text", None) or (schedule if isinstance(schedule, str) else repr(schedule))
+    tags = dict(options.pop("tags", {}) or {})
+    configs = []
+    for r, g, a_scale in zip(ranks, gammas, scales):
+        cfg = SimConfig(rank=int(r), gamma=g, a_init_scale=a_scale, **options)  # validates early
+        d = cfg.to_dict()
+        d["tags"] = {"schedule": label, "optimizer": cfg.optimizer, "gamma": g, **tags}
+        configs.append(d)
+    return configs
+
+
+def run_cell(config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Sweep task: one config dict (from :func:`make_configs`) → tidy rows. Picklable."""
+    cfg = SimConfig.from_dict(config)
+    res = simulate_cell(cfg, tags=config.get("tags"))
+    return res.rows()

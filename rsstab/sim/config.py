@@ -1,0 +1,153 @@
+"""One simulation cell's settings: :class:`SimConfig`, the defaults and the names of the probes.
+
+Standard library only (no torch, no numpy), so that ``rsstab simulate --help`` and anything that
+only reads the defaults stays light.
+
+>>> cfg = SimConfig(rank=8, gamma=0.5, depth=3, adapted_layers=[2, 0])
+>>> cfg.adapter_layers(), cfg.learning_rate, cfg.resolved_method()
+((0, 2), 1e-05, 'direct')
+>>> SimConfig.from_dict(cfg.to_dict()) == cfg
+True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from numbers import Integral, Real
+from typing import Any
+
+from rsstab.errors import RsstabError
+from rsstab.vocab import OPTIMIZERS
+
+__all__ = ["SimConfig", "DEFAULTS", "LAYER_QUANTITIES", "NETWORK_QUANTITIES"]
+
+#: Probes per adapted layer and seed (see :mod:`rsstab.sim`).
+LAYER_QUANTITIES = ("moment1", "moment2", "moment4", "forward", "backward", "grad_A", "grad_B")
+#: Probes per network and seed.
+NETWORK_QUANTITIES = ("loss", "test_loss")
+
+#: Defaults of the command line and :func:`rsstab.empirical.empirical_verdict`, per optimizer
+#: where they differ.
+DEFAULTS: dict[str, Any] = {
+    "ranks": (64, 256, 1024, 4096),
+    "depth": 2,
+    "width": 16,
+    "steps": 10,
+    "seeds": 8,
+    "batch": 64,
+    "lr": {"sgd": 1e-5, "adam": 3e-6},
+}
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """One simulation cell: one rank and one γ_r, all seeds batched together."""
+
+    rank: int
+    gamma: float
+    optimizer: str = "sgd"
+    depth: int = DEFAULTS["depth"]
+    width: int = DEFAULTS["width"]
+    steps: int = DEFAULTS["steps"]
+    seeds: int = DEFAULTS["seeds"]
+    batch: int = DEFAULTS["batch"]
+    lr: float | None = None  # None: DEFAULTS["lr"][optimizer]
+    seed: int = 0
+    nonlinearity: str = "relu"
+    teacher_rank: int = 4
+    teacher_scale: float = 0.5
+    probe_batch: int = 256
+    probe_every: int = 0  # 0: probe at step 0 and after the last step only
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    weight_decay: float = 0.0  # decoupled, as AdamW: P ← (1 − lr·weight_decay)·P − lr·∇P (SGD too)
+    dtype: str = "float32"
+    method: str = "auto"  # "direct", "reduced" (SGD only, exact) or "auto" (the cheaper)
+    divergence_factor: float = 1e6
+    adapted_layers: tuple[int, ...] | None = None  # 0-based layers with an adapter; None: all
+    a_init_scale: float = 1.0  # A₀ ~ N(0, a_init_scale²/d)
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                raise RsstabError(message)
+
+        if self.adapted_layers is not None:
+            layers = self.adapted_layers
+            need(isinstance(layers, (list, tuple)), f"adapted_layers must be a list of layer indices or None, got {layers!r}")
+            need(len(layers) > 0, "adapted_layers must name at least one layer (None: all layers)")
+            need(all(isinstance(i, Integral) and not isinstance(i, bool) for i in layers),
+                 f"adapted_layers must hold integer layer indices, got {list(layers)!r}")
+            need(len(set(int(i) for i in layers)) == len(layers), f"adapted_layers has repeated indices: {list(layers)!r}")
+            depth_ok = isinstance(self.depth, Integral) and self.depth >= 1
+            need(not depth_ok or all(0 <= int(i) < self.depth for i in layers),
+                 f"adapted_layers {list(layers)!r} out of range for depth {self.depth!r}: indices run 0…{int(self.depth) - 1 if depth_ok else '?'}")
+            object.__setattr__(self, "adapted_layers", tuple(sorted(int(i) for i in layers)))
+        s = self.a_init_scale
+        need(isinstance(s, Real) and not isinstance(s, bool) and math.isfinite(float(s)) and float(s) > 0,
+             f"a_init_scale must be a positive finite number, got {s!r}")
+        object.__setattr__(self, "a_init_scale", float(s))
+
+        for name in ("rank", "depth", "width", "seeds", "batch", "probe_batch", "teacher_rank"):
+            v = getattr(self, name)
+            need(isinstance(v, Integral) and v >= 1, f"{name} must be a positive integer, got {v!r}")
+        need(isinstance(self.steps, Integral) and self.steps >= 0, f"steps must be ≥ 0, got {self.steps!r}")
+        need(self.probe_every >= 0, f"probe_every must be ≥ 0, got {self.probe_every!r}")
+        need(self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}: expected one of {', '.join(OPTIMIZERS)}")
+        need(self.nonlinearity in ("relu", "linear"), f"nonlinearity must be relu or linear, got {self.nonlinearity!r}")
+        need(self.dtype in ("float32", "float64"), f"dtype must be float32 or float64, got {self.dtype!r}")
+        need(self.method in ("auto", "direct", "reduced"), f"method must be auto, direct or reduced, got {self.method!r}")
+        need(not (self.method == "reduced" and self.optimizer != "sgd"),
+             "the reduced method is exact for SGD only: use method='direct' or 'auto' with adam")
+        g = float(self.gamma)
+        need(math.isfinite(g) and g > 0, f"γ_r must be a positive finite number at r={self.rank}, got {self.gamma!r}")
+        if self.lr is not None:
+            need(math.isfinite(self.lr) and self.lr > 0, f"learning rate must be positive, got {self.lr!r}")
+        need(0 <= self.betas[0] < 1 and 0 <= self.betas[1] < 1, "Adam betas must lie in [0, 1)")
+        need(self.eps >= 0 and self.weight_decay >= 0, "eps and weight_decay must be ≥ 0")
+
+    @property
+    def learning_rate(self) -> float:
+        """η: ``lr``, or the optimizer's default when it is None."""
+        return float(self.lr) if self.lr is not None else float(DEFAULTS["lr"][self.optimizer])
+
+    def resolved_method(self) -> str:
+        """``direct`` or ``reduced``: ``auto`` takes the reduced form for SGD when its
+        per-step cost (14·b·d² + 4·d³ per layer and seed) is below the direct one (12·b·d·r)."""
+        if self.method != "auto":
+            return self.method
+        b, d, r = self.batch, self.width, self.rank
+        cheaper = 14 * b * d * d + 4 * d**3 < 12 * b * d * r
+        return "reduced" if self.optimizer == "sgd" and cheaper else "direct"
+
+    def adapter_layers(self) -> tuple[int, ...]:
+        """The 0-based indices of the layers that carry an adapter, ascending."""
+        return tuple(range(int(self.depth))) if self.adapted_layers is None else tuple(self.adapted_layers)
+
+    def probe_steps(self) -> list[int]:
+        """The steps at which the probes run: 0, every ``probe_every`` steps, and the last."""
+        steps = {0, int(self.steps)}
+        if self.probe_every:
+            steps.update(range(0, int(self.steps) + 1, int(self.probe_every)))
+        return sorted(steps)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (tuples as lists); :meth:`from_dict` reads them back."""
+        d = asdict(self)
+        d["betas"] = list(self.betas)
+        if self.adapted_layers is not None:
+            d["adapted_layers"] = list(self.adapted_layers)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SimConfig:
+        """The config of :meth:`to_dict`'s output; unknown keys (e.g. ``tags``) are ignored."""
+        known = {f for f in cls.__dataclass_fields__}
+        kw = {k: v for k, v in d.items() if k in known}
+        if "betas" in kw:
+            kw["betas"] = tuple(kw["betas"])
+        if kw.get("adapted_layers") is not None:
+            kw["adapted_layers"] = tuple(kw["adapted_layers"])
+        return cls(**kw)
