@@ -35,9 +35,10 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from rsstab.plot import markdown_table, write_text
+from rsstab.experiments.compare import markdown_table
+from rsstab.io import atomic_write
 from rsstab.sim import SimConfig, draw_seed, simulate_cell, teacher_forward
-from rsstab.sim import _init as sim_init
+from rsstab.sim.draws import draw_cell as sim_init
 
 
 def dense_matmul_flops(n: int = 1024, repeats: int = 8) -> float:
@@ -342,9 +343,9 @@ def main(argv: list[str] | None = None) -> int:
         "seed and step for training; the probes likewise).",
         "",
     ]
-    write_text(args.out, "\n".join(text))
+    atomic_write(args.out, "\n".join(text))
     if args.json:
-        write_text(args.json, json.dumps({"peak": peak, "results": results, "linearity": lin}, indent=2))
+        atomic_write(args.json, json.dumps({"peak": peak, "results": results, "linearity": lin}, indent=2))
     print("\n".join(text))
     return 0
 

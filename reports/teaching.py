@@ -298,7 +298,7 @@ print("Adam stability factor, derived:", adam_stability_factor())
 # * `forward` — RMS of the adapter output $\gamma_r B A h$ on held-out inputs after training;
 # * `backward` — RMS of the gradient that flows into the layer input through the adapter.
 #
-# `rsstab.sim.empirical_verdict` runs one cell per rank and fits log-log slopes with
+# `rsstab.empirical.empirical_verdict` runs one cell per rank and fits log-log slopes with
 # `rsstab.fit` (a 95% confidence interval over seeds). The simulator never reads the theory's
 # exponents: we put its slopes beside `rsstab.check`'s predictions ourselves. The grid is tiny
 # (4 ranks, 4 seeds, 5 steps, one layer of width 16) so that the notebook stays fast;

@@ -29,10 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
-from rsstab import plot
+from rsstab.experiments.compare import markdown_table, slope_records, theory_exponent
+from rsstab.experiments.figures import loglog_vs_rank, pyplot
+from rsstab.experiments.scripts import run_configs, script_parser
 from rsstab.fit import fit_slope
+from rsstab.io import atomic_write, save_figure, write_csv
 from rsstab.sim import DEFAULTS, make_configs
-from rsstab.io import write_csv
+from rsstab.vocab import OPTIMIZERS
 
 LORA, RSLORA = "alpha/r", "alpha/sqrt(r)"
 P_VALUES = ("0", "1/4", "1/2", "3/4", "1")
@@ -56,7 +59,7 @@ def configs(grid: dict) -> list[dict]:
         out.extend(make_configs(schedule, ranks, tags={"experiment": experiment, **options.pop("tags", {})},
                                 **options))
 
-    for opt in ("sgd", "adam"):
+    for opt in OPTIMIZERS:
         for p in P_VALUES:
             add(f"r**(-{p})", grid["pscan_ranks"], "pscan", optimizer=opt, steps=grid["pscan_steps"],
                 seeds=grid["pscan_seeds"], **SMALL)
@@ -70,7 +73,7 @@ def configs(grid: dict) -> list[dict]:
                 **{**ADAM, "lr": ADAM["lr"] * boost}, tags={"boost": boost, "task_rank": task_rank})
         add(RSLORA, (max(grid["ranks"]),), "lr_sweep", steps=grid["steps"], seeds=grid["seeds"],
             teacher_rank=task_rank, **ADAM, tags={"boost": 1, "task_rank": task_rank})
-    for opt in ("sgd", "adam"):
+    for opt in OPTIMIZERS:
         add(LORA, grid["pscan_ranks"], "init_only", optimizer=opt, steps=grid["pscan_steps"],
             seeds=grid["pscan_seeds"], a_init_scale="1/sqrt(r)", **SMALL)
     add(LORA, grid["ranks"], "init_only_train", steps=grid["steps"], seeds=grid["seeds"],
@@ -131,21 +134,21 @@ def iid_variance(ranks: tuple, samples: int, seeds: int, width: int = 16) -> tup
         fit = fit_slope(list(ranks), values)
         slopes.append({"experiment": "iid", "schedule": schedule, "optimizer": "sgd",
                        "quantity": "iid_variance", "slope": fit.slope, "ci_low": fit.ci[0],
-                       "ci_high": fit.ci[1], "theory": plot.theory_exponent(schedule, "sgd", "iid_variance"),
+                       "ci_high": fit.ci[1], "theory": theory_exponent(schedule, "sgd", "iid_variance"),
                        "label": fit.label, "local_slopes": " ".join(f"{x:+.2f}" for x in fit.local_slopes)})
     return rows, slopes
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = plot.script_parser("ablations", __doc__.splitlines()[0]).parse_args(argv)
+    args = script_parser("ablations", __doc__.splitlines()[0]).parse_args(argv)
     grid = QUICK if args.quick else FULL
-    rows = plot.run_configs(configs(grid), args)
+    rows = run_configs(configs(grid), args)
     out = Path(args.out)
 
     slopes = []
     for experiment, by in (("pscan", ("schedule", "optimizer")), ("sgd", ("schedule",)),
                            ("subset", ("schedule",)), ("init_only", ("schedule", "optimizer"))):
-        recs = plot.slope_records([r for r in rows if r.get("experiment") == experiment], by)
+        recs = slope_records([r for r in rows if r.get("experiment") == experiment], by)
         slopes.extend({"experiment": experiment, "optimizer": rec.get("optimizer", ""), **rec} for rec in recs)
     iid_rows, iid_slopes = iid_variance(grid["iid_ranks"], grid["iid_samples"], grid["iid_seeds"])
     slopes.extend(iid_slopes)
@@ -160,9 +163,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _figures(out: Path, slopes: list[dict], finals: list[dict]) -> None:
-    plt = plot._pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.2, 3.8))
-    for i, opt in enumerate(("sgd", "adam")):
+    for i, opt in enumerate(OPTIMIZERS):
         recs = [s for s in slopes if s["experiment"] == "pscan" and s["optimizer"] == opt
                 and s["quantity"] == "forward"]
         ps = [P_OF[s["schedule"]] for s in recs]
@@ -176,7 +179,7 @@ def _figures(out: Path, slopes: list[dict], finals: list[dict]) -> None:
     ax.set_ylabel("d log(RMS adapter output) / d log r")
     ax.set_title("The iff: only p = ½ (SGD) / p = 1 (Adam) is flat")
     ax.legend(fontsize=7)
-    plot.save_figure(fig, out / "pscan.png")
+    save_figure(fig, out / "pscan.png")
 
     fig, ax = plt.subplots(figsize=(5.6, 3.8))
     for i, task_rank in enumerate(TASK_RANKS):
@@ -193,7 +196,7 @@ def _figures(out: Path, slopes: list[dict], finals: list[dict]) -> None:
     ax.set_xlabel("learning-rate boost of rank-4 LoRA (base Adam η = 1e-3)")
     ax.set_ylabel("held-out loss after training")
     ax.legend(fontsize=7)
-    plot.save_figure(fig, out / "lr_sweep.png")
+    save_figure(fig, out / "lr_sweep.png")
 
     panels = {}
     for experiment, title in (("sgd", "SGD ablation"), ("subset", "adapters on half the layers (Adam)"),
@@ -207,7 +210,7 @@ def _figures(out: Path, slopes: list[dict], finals: list[dict]) -> None:
                 name = "α/r, A std × 1/√r"
             curves[name] = ([p[0] for p in pts], [p[1] for p in pts])
         panels[title] = curves
-    plot.loglog_vs_rank(panels, ylabel="held-out loss after training", path=out / "ablation_losses.png")
+    loglog_vs_rank(panels, ylabel="held-out loss after training", path=out / "ablation_losses.png")
 
 
 def _summary(out: Path, slopes: list[dict], finals: list[dict], grid: dict) -> None:
@@ -222,17 +225,17 @@ def _summary(out: Path, slopes: list[dict], finals: list[dict], grid: dict) -> N
         "",
         "## Fitted slopes",
         "",
-        plot.markdown_table(slopes, cols),
+        markdown_table(slopes, cols),
         "",
         "## Held-out loss after training",
         "",
-        plot.markdown_table(finals, ["experiment", "schedule", "optimizer", "rank", "boost", "task_rank", "loss_start",
-                                     "loss_end", "loss_end_sd", "diverged"]),
+        markdown_table(finals, ["experiment", "schedule", "optimizer", "rank", "boost", "task_rank", "loss_start",
+                                "loss_end", "loss_end_sd", "diverged"]),
         "",
         "Figures: `pscan.png`, `lr_sweep.png`, `ablation_losses.png`.",
         "",
     ]
-    plot.write_text(out / "summary.md", "\n".join(text))
+    atomic_write(out / "summary.md", "\n".join(text))
 
 
 if __name__ == "__main__":

@@ -18,9 +18,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from rsstab import plot
+from rsstab.experiments.compare import markdown_table, slope_records
+from rsstab.experiments.figures import curves_vs_step, loglog_vs_rank, series
+from rsstab.experiments.scripts import run_configs, script_parser
+from rsstab.io import atomic_write, write_csv
 from rsstab.sim import make_configs
-from rsstab.io import write_csv
 
 SCHEDULES = ("alpha", "alpha/sqrt(r)", "alpha/r")
 FULL = dict(depths=(1, 2, 4, 8, 16), ranks=(16, 64, 256, 1024, 4096), steps=20, seeds=8)
@@ -29,7 +31,7 @@ COMMON = dict(optimizer="sgd", width=16, batch=64, lr=1e-3)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = plot.script_parser("depth_sweep", __doc__.splitlines()[0]).parse_args(argv)
+    args = script_parser("depth_sweep", __doc__.splitlines()[0]).parse_args(argv)
     grid = QUICK if args.quick else FULL
     configs = [
         c
@@ -38,42 +40,41 @@ def main(argv: list[str] | None = None) -> int:
         for c in make_configs(schedule, grid["ranks"], depth=depth, steps=grid["steps"],
                               seeds=grid["seeds"], tags={"experiment": "depth_sweep"}, **COMMON)
     ]
-    rows = plot.run_configs(configs, args)
+    rows = run_configs(configs, args)
     out = Path(args.out)
-    records = plot.slope_records(rows, ("schedule", "depth"))
+    records = slope_records(rows, ("schedule", "depth"))
     write_csv(records, out / "slopes.csv")
 
     last = max(r["step"] for r in rows)
-    plot.loglog_vs_rank(
-        {s: {f"L={d}": plot.series(rows, "rank", "forward", {"schedule": s, "depth": d, "step": last})
+    loglog_vs_rank(
+        {s: {f"L={d}": series(rows, "rank", "forward", {"schedule": s, "depth": d, "step": last})
              for d in grid["depths"]} for s in SCHEDULES},
         ylabel="RMS adapter output after training (per layer, geo-mean)",
         title=f"forward vs rank by depth (SGD, η={COMMON['lr']:g}, {grid['steps']} steps); gaps = diverged",
         path=out / "forward_vs_rank.png",
     )
-    plot.loglog_vs_rank(
-        {s: {f"L={d}": plot.series(rows, "rank", "test_loss", {"schedule": s, "depth": d, "step": last})
+    loglog_vs_rank(
+        {s: {f"L={d}": series(rows, "rank", "test_loss", {"schedule": s, "depth": d, "step": last})
              for d in grid["depths"]} for s in SCHEDULES},
         ylabel="held-out loss after training",
         title="held-out loss vs rank by depth; gaps = diverged",
         path=out / "test_loss_vs_rank.png",
     )
     top = max(grid["ranks"])
-    deepest = max(grid["depths"])
-    plot.curves_vs_step(
-        {s: {f"L={d}": plot.series(rows, "layer", "forward", {"schedule": s, "depth": d, "step": last, "rank": top})
+    curves_vs_step(
+        {s: {f"L={d}": series(rows, "layer", "forward", {"schedule": s, "depth": d, "step": last, "rank": top})
              for d in grid["depths"]} for s in SCHEDULES},
         ylabel=f"RMS adapter output at r={top}",
         title="forward per layer after training (gaps = diverged)",
         path=out / "forward_vs_layer.png",
         xlabel="layer index",
     )
-    _summary(out, rows, records, grid, deepest)
+    _summary(out, rows, records, grid)
     print(f"wrote {out / 'summary.md'}", file=sys.stderr)
     return 0
 
 
-def _summary(out: Path, rows: list[dict], records: list[dict], grid: dict, deepest: int) -> None:
+def _summary(out: Path, rows: list[dict], records: list[dict], grid: dict) -> None:
     diverged: dict[tuple, set] = {}
     for r in rows:
         if r["quantity"] == "diverged_step":
@@ -99,22 +100,22 @@ def _summary(out: Path, rows: list[dict], records: list[dict], grid: dict, deepe
         "",
         "## Forward slope (RMS adapter output after training vs r)",
         "",
-        plot.markdown_table(fwd, ["schedule", "depth", "slope", "ci_low", "ci_high", "theory", "agrees", "label",
-                                  "local_slopes"]),
+        markdown_table(fwd, ["schedule", "depth", "slope", "ci_low", "ci_high", "theory", "agrees", "label",
+                             "local_slopes"]),
         "",
         "## Diverged runs (rank: seeds out of " + str(grid["seeds"]) + ")",
         "",
-        plot.markdown_table(div_rows, ["schedule"] + [f"L={d}" for d in grid["depths"]]),
+        markdown_table(div_rows, ["schedule"] + [f"L={d}" for d in grid["depths"]]),
         "",
         "## All fitted slopes",
         "",
-        plot.markdown_table(records, ["schedule", "depth", "quantity", "slope", "ci_low", "ci_high", "theory",
-                                      "agrees", "label"]),
+        markdown_table(records, ["schedule", "depth", "quantity", "slope", "ci_low", "ci_high", "theory",
+                                 "agrees", "label"]),
         "",
         "Figures: `forward_vs_rank.png`, `test_loss_vs_rank.png`, `forward_vs_layer.png`.",
         "",
     ]
-    plot.write_text(out / "summary.md", "\n".join(text))
+    atomic_write(out / "summary.md", "\n".join(text))
 
 
 if __name__ == "__main__":

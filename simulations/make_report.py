@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                 failed.append(name)
 
     from rsstab.derive import write_markdown
-    from rsstab.report import build
+    from rsstab.experiments.claims import build
 
     write_markdown(out / "derivations.md")
     import torch

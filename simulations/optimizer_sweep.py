@@ -17,21 +17,22 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from rsstab import plot
+from rsstab.experiments.compare import markdown_table, slope_records, theory_label
+from rsstab.experiments.figures import loglog_vs_rank, series
+from rsstab.experiments.scripts import run_configs, script_parser
+from rsstab.io import atomic_write, write_csv
 from rsstab.rows import aggregate
 from rsstab.sim import DEFAULTS, make_configs
-from rsstab.vocab import combine_labels
-from rsstab.io import write_csv
+from rsstab.vocab import OPTIMIZERS, VOTING_QUANTITIES, combine_labels
 
 SCHEDULES = ("alpha", "alpha/sqrt(r)", "alpha/r")
-OPTIMIZERS = ("sgd", "adam")
 FULL = dict(ranks=(16, 64, 256, 1024, 4096), seeds=DEFAULTS["seeds"], steps=DEFAULTS["steps"])
 QUICK = dict(ranks=(64, 1024), seeds=2, steps=3)
 COMMON = dict(depth=DEFAULTS["depth"], width=DEFAULTS["width"], batch=DEFAULTS["batch"])
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = plot.script_parser("optimizer_sweep", __doc__.splitlines()[0]).parse_args(argv)
+    args = script_parser("optimizer_sweep", __doc__.splitlines()[0]).parse_args(argv)
     grid = QUICK if args.quick else FULL
     configs = [
         c
@@ -41,32 +42,32 @@ def main(argv: list[str] | None = None) -> int:
                               steps=grid["steps"], seeds=grid["seeds"], tags={"experiment": "optimizer_sweep"},
                               **COMMON)
     ]
-    rows = plot.run_configs(configs, args)
+    rows = run_configs(configs, args)
     out = Path(args.out)
-    records = plot.slope_records(rows, ("optimizer", "schedule"))
+    records = slope_records(rows, ("optimizer", "schedule"))
     write_csv(records, out / "slopes.csv")
 
     def by_rank(quantity: str, how: str, step: int | None) -> dict:
         agg = aggregate(rows, quantity, step=step, how=how)
-        return {opt.upper(): {s: plot.series(agg, "rank", quantity, {"optimizer": opt, "schedule": s})
+        return {opt.upper(): {s: series(agg, "rank", quantity, {"optimizer": opt, "schedule": s})
                               for s in SCHEDULES} for opt in OPTIMIZERS}
 
-    plot.loglog_vs_rank(by_rank("forward", "rms", grid["steps"]), ylabel="RMS adapter output after training",
-                        path=out / "forward_vs_rank.png", title="forward vs rank")
-    plot.loglog_vs_rank(by_rank("backward", "rms", grid["steps"]),
-                        ylabel="RMS gradient into the adapter input after training",
-                        path=out / "backward_vs_rank.png", title="backward vs rank")
-    plot.loglog_vs_rank(by_rank("grad_B", "norm", 0), ylabel="‖∇_B L‖_F at step 0",
-                        path=out / "grad_init_vs_rank.png", title="gradient at onset vs rank")
+    loglog_vs_rank(by_rank("forward", "rms", grid["steps"]), ylabel="RMS adapter output after training",
+                   path=out / "forward_vs_rank.png", title="forward vs rank")
+    loglog_vs_rank(by_rank("backward", "rms", grid["steps"]),
+                   ylabel="RMS gradient into the adapter input after training",
+                   path=out / "backward_vs_rank.png", title="backward vs rank")
+    loglog_vs_rank(by_rank("grad_B", "norm", 0), ylabel="‖∇_B L‖_F at step 0",
+                   path=out / "grad_init_vs_rank.png", title="gradient at onset vs rank")
 
     matrix = []
     for s in SCHEDULES:
         rec = {"schedule": s}
         for opt in OPTIMIZERS:
             labels = [r["label"] for r in records
-                      if r["schedule"] == s and r["optimizer"] == opt and r["quantity"] in ("forward", "backward")]
+                      if r["schedule"] == s and r["optimizer"] == opt and r["quantity"] in VOTING_QUANTITIES]
             rec[f"{opt} measured"] = combine_labels(labels)
-            rec[f"{opt} theory"] = plot.theory_label(s, opt)
+            rec[f"{opt} theory"] = theory_label(s, opt)
         matrix.append(rec)
     lr = ", ".join(f"{o}: η = {DEFAULTS['lr'][o]:g}" for o in OPTIMIZERS)
     text = [
@@ -78,17 +79,17 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "## Empirical verdict (forward and backward) vs symbolic verdict",
         "",
-        plot.markdown_table(matrix, ["schedule"] + [f"{o} {w}" for o in OPTIMIZERS for w in ("measured", "theory")]),
+        markdown_table(matrix, ["schedule"] + [f"{o} {w}" for o in OPTIMIZERS for w in ("measured", "theory")]),
         "",
         "## Fitted slopes vs theory",
         "",
-        plot.markdown_table(records, ["optimizer", "schedule", "quantity", "slope", "ci_low", "ci_high", "theory",
-                                      "agrees", "label", "local_slopes", "diverged_ranks"]),
+        markdown_table(records, ["optimizer", "schedule", "quantity", "slope", "ci_low", "ci_high", "theory",
+                                 "agrees", "label", "local_slopes", "diverged_ranks"]),
         "",
         "Figures: `forward_vs_rank.png`, `backward_vs_rank.png`, `grad_init_vs_rank.png`.",
         "",
     ]
-    plot.write_text(out / "summary.md", "\n".join(text))
+    atomic_write(out / "summary.md", "\n".join(text))
     print(f"wrote {out / 'summary.md'}", file=sys.stderr)
     return 0
 

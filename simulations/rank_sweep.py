@@ -19,9 +19,11 @@ import math
 import sys
 from pathlib import Path
 
-from rsstab import plot
+from rsstab.experiments.compare import markdown_table, slope_records
+from rsstab.experiments.figures import curves_vs_step, geometric_mean, loglog_vs_rank, series
+from rsstab.experiments.scripts import run_configs, script_parser
+from rsstab.io import atomic_write, write_csv
 from rsstab.sim import make_configs
-from rsstab.io import write_csv
 
 METHODS = {"LoRA": "alpha/r", "rsLoRA": "alpha/sqrt(r)"}
 FULL = dict(ranks=(4, 8, 32, 128, 512, 2048), steps=100, seeds=4, probe_every=5)
@@ -39,13 +41,8 @@ def grad_norms(rows: list[dict]) -> dict[tuple, float]:
     return {k: math.sqrt(v) for k, v in acc.items()}
 
 
-def _geo(values: list[float]) -> float:
-    good = [v for v in values if math.isfinite(v) and v > 0]
-    return math.exp(sum(map(math.log, good)) / len(good)) if good else math.nan
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = plot.script_parser("rank_sweep", __doc__.splitlines()[0]).parse_args(argv)
+    args = script_parser("rank_sweep", __doc__.splitlines()[0]).parse_args(argv)
     grid = QUICK if args.quick else FULL
     configs = [
         c
@@ -53,30 +50,34 @@ def main(argv: list[str] | None = None) -> int:
         for c in make_configs(schedule, grid["ranks"], steps=grid["steps"], seeds=grid["seeds"],
                               probe_every=grid["probe_every"], tags={"experiment": "rank_sweep"}, **COMMON)
     ]
-    rows = plot.run_configs(configs, args)
+    rows = run_configs(configs, args)
     out = Path(args.out)
-    records = plot.slope_records(rows, ("schedule",))
+    records = slope_records(rows, ("schedule",))
     write_csv(records, out / "slopes.csv")
 
     gn = grad_norms(rows)
     steps = sorted({k[2] for k in gn})
+
+    def norm(s: str, r: int, step: int) -> float:  # geometric mean over seeds
+        return geometric_mean([v for k, v in gn.items() if k[:3] == (s, r, step)])
+
     grad_panels, loss_panels = {}, {}
     for name, s in METHODS.items():
         grad_panels[name] = {
-            f"r={r}": (steps, [_geo([v for k, v in gn.items() if k[:3] == (s, r, st)]) for st in steps])
+            f"r={r}": (steps, [norm(s, r, st) for st in steps])
             for r in grid["ranks"]
         }
-        loss_panels[name] = {f"r={r}": plot.series(rows, "step", "test_loss", {"schedule": s, "rank": r})
+        loss_panels[name] = {f"r={r}": series(rows, "step", "test_loss", {"schedule": s, "rank": r})
                              for r in grid["ranks"]}
     title = f"Adam, η={COMMON['lr']:g}, α=1, depth {COMMON['depth']}, width {COMMON['width']}"
-    plot.curves_vs_step(loss_panels, ylabel="held-out loss", path=out / "loss_vs_step.png",
-                        title=f"loss vs step (Fig. 2 analogue); {title}")
-    plot.curves_vs_step(grad_panels, ylabel="‖∇(A,B)‖_F, all layers", path=out / "grad_norm_vs_step.png",
-                        title=f"gradient norm vs step (Fig. 3 analogue); {title}")
-    plot.loglog_vs_rank(
-        {"gradient norm at step 0": {n: (list(grid["ranks"]), [_geo([v for k, v in gn.items() if k[:3] == (s, r, 0)])
-                                                                for r in grid["ranks"]]) for n, s in METHODS.items()},
-         "held-out loss after training": {n: plot.series(rows, "rank", "test_loss", {"schedule": s, "step": grid["steps"]})
+    curves_vs_step(loss_panels, ylabel="held-out loss", path=out / "loss_vs_step.png",
+                   title=f"loss vs step (Fig. 2 analogue); {title}")
+    curves_vs_step(grad_panels, ylabel="‖∇(A,B)‖_F, all layers", path=out / "grad_norm_vs_step.png",
+                   title=f"gradient norm vs step (Fig. 3 analogue); {title}")
+    loglog_vs_rank(
+        {"gradient norm at step 0": {n: (list(grid["ranks"]), [norm(s, r, 0) for r in grid["ranks"]])
+                                     for n, s in METHODS.items()},
+         "held-out loss after training": {n: series(rows, "rank", "test_loss", {"schedule": s, "step": grid["steps"]})
                                           for n, s in METHODS.items()}},
         ylabel="value", path=out / "grad_init_vs_rank.png", title=title,
     )
@@ -84,10 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     for r in grid["ranks"]:
         rec = {"rank": r}
         for name, s in METHODS.items():
-            xs, ys = plot.series(rows, "step", "test_loss", {"schedule": s, "rank": r})
+            xs, ys = series(rows, "step", "test_loss", {"schedule": s, "rank": r})
             rec[f"{name} loss start"] = ys[0]
             rec[f"{name} loss end"] = ys[-1]
-            rec[f"{name} grad norm start"] = _geo([v for k, v in gn.items() if k[:3] == (s, r, 0)])
+            rec[f"{name} grad norm start"] = norm(s, r, 0)
         final.append(rec)
     cols = ["rank"] + [f"{n} {what}" for n in METHODS for what in ("loss start", "loss end", "grad norm start")]
     text = [
@@ -98,12 +99,12 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "## Held-out loss and gradient norm per rank",
         "",
-        plot.markdown_table(final, cols),
+        markdown_table(final, cols),
         "",
         "## Fitted slopes vs theory (Adam regime)",
         "",
-        plot.markdown_table(records, ["schedule", "quantity", "slope", "ci_low", "ci_high", "theory", "agrees",
-                                      "label", "local_slopes", "diverged_ranks"]),
+        markdown_table(records, ["schedule", "quantity", "slope", "ci_low", "ci_high", "theory", "agrees",
+                                 "label", "local_slopes", "diverged_ranks"]),
         "",
         "Slopes use the state after the last step; at this learning rate the rsLoRA adapters at large r",
         "have left the small-η regime (that is where the loss improves), so their forward slope is not",
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         "Figures: `loss_vs_step.png`, `grad_norm_vs_step.png`, `grad_init_vs_rank.png`.",
         "",
     ]
-    plot.write_text(out / "summary.md", "\n".join(text))
+    atomic_write(out / "summary.md", "\n".join(text))
     print(f"wrote {out / 'summary.md'}", file=sys.stderr)
     return 0
 

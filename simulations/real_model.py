@@ -19,33 +19,35 @@ Writes ``rows.csv`` (tidy: method, rank, scaling, seed, step, quantity, value), 
 from __future__ import annotations
 
 import argparse
-import csv
-import dataclasses
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from rsstab.errors import RsstabError
-from rsstab.realmodel import (
+from rsstab.experiments.figures import pyplot
+from rsstab.experiments.minilm import (
+    FIELDS,
     METHODS,
     RealModelConfig,
     cell_configs,
     parse_ranks,
+    read_config,
+    read_rows,
     run_cell,
-    summarize,
+    write_config,
 )
+from rsstab.experiments.minilm_fits import onset_fits, run_series, summarize
+from rsstab.io import atomic_write, save_figure, write_csv
 from rsstab.sweep import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     SweepInterrupted,
     add_sweep_arguments,
-    atomic_write,
     run_sweep,
     sweep_kwargs,
 )
 
-FIELDS = ("method", "rank", "scaling", "seed", "step", "quantity", "value")
 COLOURS = {"lora": "tab:red", "rslora": "tab:blue"}
 LABELS = {"lora": "LoRA (α/r)", "rslora": "rsLoRA (α/√r)"}
 #: What :func:`_report` derives from the rows (removed after an incomplete run, so that no stale
@@ -61,50 +63,12 @@ DERIVED = (
 )
 
 
-def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Tidy rows as CSV, written atomically."""
-    import io
-
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=FIELDS)
-    w.writeheader()
-    w.writerows({k: row[k] for k in FIELDS} for row in rows)
-    atomic_write(path, buf.getvalue())
-
-
-def read_csv(path: Path) -> list[dict[str, Any]]:
-    """Rows written by :func:`write_csv`, with their numeric types restored."""
-    types = {"rank": int, "seed": int, "step": int, "scaling": float, "value": float}
-    with open(path, newline="") as fh:
-        return [{k: types.get(k, str)(v) for k, v in row.items()} for row in csv.DictReader(fh)]
-
-
-def read_config(path: Path) -> RealModelConfig:
-    """The configuration saved next to the rows."""
-    data = json.loads(path.read_text())
-    return RealModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
-
-
-def _series(rows: list[dict[str, Any]], method: str, rank: int, quantity: str, seed: int = 0) -> tuple[list, list]:
-    pts = sorted(
-        (r["step"], r["value"])
-        for r in rows
-        if r["method"] == method and r["rank"] == rank and r["quantity"] == quantity and r["seed"] == seed
-    )
-    return [s for s, _ in pts], [v for _, v in pts]
-
-
 def plot(rows: list[dict[str, Any]], cfg: RealModelConfig, out: Path) -> list[Path]:
     """Figures from the tidy rows; log-log axes for anything vs r."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
     from matplotlib.ticker import FormatStrFormatter
 
-    from rsstab.realmodel import onset_fits
-
+    plt = pyplot()
     ranks = sorted({r["rank"] for r in rows})
     paths = []
 
@@ -131,8 +95,7 @@ def plot(rows: list[dict[str, Any]], cfg: RealModelConfig, out: Path) -> list[Pa
     ax.legend()
     paths.append(out / "onset_grad_norm.png")
     fig.tight_layout()
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
+    save_figure(fig, paths[-1], dpi=120)
 
     cmap = plt.get_cmap("viridis")
     for quantity, name, ylabel, logy in [
@@ -142,7 +105,7 @@ def plot(rows: list[dict[str, Any]], cfg: RealModelConfig, out: Path) -> list[Pa
         fig, axes = plt.subplots(1, len(cfg.methods), figsize=(5 * len(cfg.methods), 4), sharey=True, squeeze=False)
         for ax, method in zip(axes[0], cfg.methods):
             for i, r in enumerate(ranks):
-                s, v = _series(rows, method, r, quantity)
+                s, v = run_series(rows, method, r, quantity)
                 ax.plot(
                     s,
                     v,
@@ -157,13 +120,12 @@ def plot(rows: list[dict[str, Any]], cfg: RealModelConfig, out: Path) -> list[Pa
             ax.legend(fontsize=8)
         paths.append(out / name)
         fig.tight_layout()
-        fig.savefig(paths[-1], dpi=120)
-        plt.close(fig)
+        save_figure(fig, paths[-1], dpi=120)
 
     if cfg.steps >= 2:
         fig, ax = plt.subplots(figsize=(5.5, 4))
         for method in cfg.methods:
-            ys = [_series(rows, method, r, "adapter_out_rms")[1][-1] for r in ranks]
+            ys = [run_series(rows, method, r, "adapter_out_rms")[1][-1] for r in ranks]
             ax.plot(ranks, ys, "o-", color=COLOURS[method], label=LABELS[method])
         ax.set(
             xscale="log",
@@ -175,14 +137,13 @@ def plot(rows: list[dict[str, Any]], cfg: RealModelConfig, out: Path) -> list[Pa
         ax.legend()
         paths.append(out / "final_adapter_out_rms.png")
         fig.tight_layout()
-        fig.savefig(paths[-1], dpi=120)
-        plt.close(fig)
+        save_figure(fig, paths[-1], dpi=120)
 
         fig, ax = plt.subplots(figsize=(5.5, 4))
         for method in cfg.methods:
-            ys = [_series(rows, method, r, "eval_loss")[1][-1] for r in ranks]
+            ys = [run_series(rows, method, r, "eval_loss")[1][-1] for r in ranks]
             ax.plot(ranks, ys, "o-", color=COLOURS[method], label=LABELS[method])
-        start = _series(rows, cfg.methods[0], ranks[0], "eval_loss")[1][0]
+        start = run_series(rows, cfg.methods[0], ranks[0], "eval_loss")[1][0]
         ax.axhline(start, color="grey", ls=":", label="pretrained (before fine-tuning)")
         ax.set(
             xscale="log",
@@ -196,8 +157,7 @@ def plot(rows: list[dict[str, Any]], cfg: RealModelConfig, out: Path) -> list[Pa
         ax.legend()
         paths.append(out / "final_eval_loss.png")
         fig.tight_layout()
-        fig.savefig(paths[-1], dpi=120)
-        plt.close(fig)
+        save_figure(fig, paths[-1], dpi=120)
     return paths
 
 
@@ -223,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     if args.replot:
         try:
-            rows, cfg = read_csv(out / "rows.csv"), read_config(out / "config.json")
+            rows, cfg = read_rows(out / "rows.csv"), read_config(out / "config.json")
         except (OSError, ValueError, TypeError, RsstabError) as exc:
             print(f"real_model: error: cannot replot from {out}: {exc}", file=sys.stderr)
             return 2
@@ -260,8 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"real_model: error: {exc}", file=sys.stderr)
         return 2
     rows = result.rows
-    write_csv(out / "rows.csv", rows)
-    atomic_write(out / "config.json", json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
+    write_csv([{k: row[k] for k in FIELDS} for row in rows], out / "rows.csv")
+    write_config(cfg, out / "config.json")
     print(f"real_model: {result.summary()} (store: {out / 'store'})", file=sys.stderr)
     if not result.ok:
         for config, error in result.failed:

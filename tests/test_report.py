@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from rsstab.report import Claim, claims, render, verdict_of
+from rsstab.experiments.claims import Claim, claims, render, verdict_of
 
 ROOT = Path(__file__).resolve().parents[1]
 VERDICTS = {"reproduced", "partly reproduced", "not reproduced", "not run"}
@@ -80,3 +82,31 @@ def test_verdict_rule() -> None:
     assert verdict_of([False, True]) == "partly reproduced"
     c = Claim("a | b", "p", "m", "reproduced", "", "cmd")
     assert "a \\| b" in render([c])
+
+
+REAL_MODEL_RUNS = ("real_model", "real_model_sgd")
+
+
+def test_real_model_claims_build_from_the_committed_runs() -> None:
+    """``make_report.py`` reuses ``reports/real_model*/``: their claims rebuild as committed."""
+    committed = (ROOT / "reports" / "REPORT.md").read_text()
+    real = [c for c in claims(ROOT / "reports") if c.command.startswith("python simulations/real_model.py")]
+    assert len(real) == len(REAL_MODEL_RUNS)
+    for c in real:
+        assert c.verdict != "not run"
+        row = next(line for line in render([c]).splitlines() if line.startswith("| 1 | "))
+        assert row[len("| 1 "):] in committed, row
+
+
+@pytest.mark.parametrize("name", REAL_MODEL_RUNS)
+def test_committed_real_model_rows_replot_to_the_committed_summary(name: str, tmp_path: Path) -> None:
+    """``real_model.py --replot`` rebuilds the committed summary and fits from the committed rows."""
+    source = ROOT / "reports" / name
+    for table in ("rows.csv", "config.json"):
+        shutil.copy(source / table, tmp_path / table)
+    spec = importlib.util.spec_from_file_location("real_model_script", ROOT / "simulations" / "real_model.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.main(["--replot", "--out", str(tmp_path)]) == 0
+    for derived in ("summary.md", "fits.json"):
+        assert (tmp_path / derived).read_text() == (source / derived).read_text(), derived

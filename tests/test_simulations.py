@@ -56,14 +56,14 @@ def test_slope_records_agrees_uses_its_tolerance(monkeypatch: pytest.MonkeyPatch
     import numpy as np
 
     import rsstab.rows
-    from rsstab import plot
+    from rsstab.experiments import compare
 
     ranks = [4, 16, 64, 256]
     values = np.array([[r**0.3, 1.01 * r**0.3] for r in ranks])  # slope 0.3
     monkeypatch.setattr(rsstab.rows, "summary_values", lambda grp, q: (ranks, values))
-    monkeypatch.setattr(plot, "theory_exponent", lambda schedule, optimizer, q: 0.0)
+    monkeypatch.setattr(compare, "theory_exponent", lambda schedule, optimizer, q: 0.0)
     rows = [{"schedule": "1/sqrt(r)", "optimizer": "sgd", "quantity": "forward", "rank": r} for r in ranks]
-    narrow = plot.slope_records(rows, ["schedule"], quantities=["forward"])
-    wide = plot.slope_records(rows, ["schedule"], quantities=["forward"], tolerance=0.5)
+    narrow = compare.slope_records(rows, ["schedule"], quantities=["forward"])
+    wide = compare.slope_records(rows, ["schedule"], quantities=["forward"], tolerance=0.5)
     assert abs(narrow[0]["slope"] - 0.3) < 1e-6
     assert narrow[0]["agrees"] is False and wide[0]["agrees"] is True

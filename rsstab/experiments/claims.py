@@ -1,7 +1,7 @@
 """The claims table of ``reports/REPORT.md``: every claim, its prediction, what was measured, a verdict.
 
 Pure functions over the tables the experiment scripts write (``slopes.csv``, ``final_loss.csv``,
-``rows.csv``, ``fits.json``); :mod:`simulations.make_report` runs the experiments and calls
+``rows.csv``, ``fits.json``); ``simulations/make_report.py`` runs the experiments and calls
 :func:`build`. Predictions come from :func:`rsstab.check` and :mod:`rsstab.theory`, measurements
 from the tables; nothing here is a typed-in number except the paper's own reported figures, which
 are quoted as such.
@@ -20,11 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rsstab.experiments.compare import theory_exponent
+from rsstab.fit import DEFAULT_TOLERANCE, fit_slope
+from rsstab.io import atomic_write
+from rsstab.vocab import COLLAPSE, OPTIMIZERS, STABLE
+
 __all__ = ["Claim", "build", "claims", "verdict_of", "read_table", "render"]
 
 LORA, RSLORA = "alpha/r", "alpha/sqrt(r)"
 NAMES = {"alpha": "naive γ = α", LORA: "LoRA γ = α/r", RSLORA: "rsLoRA γ = α/√r"}
-TOL = 0.1  # slopes within this of the prediction agree (the simulator's default tolerance)
+TOL = DEFAULT_TOLERANCE  # slopes within this of the prediction agree (as in `rsstab simulate`)
 
 
 @dataclass(frozen=True)
@@ -85,9 +90,7 @@ def _agrees(rec: Mapping[str, Any], expected: float) -> bool:
 
 
 def _exp(schedule: str, optimizer: str, quantity: str) -> float:
-    from rsstab import check
-
-    e = check(schedule, optimizer).quantities[quantity].exponent
+    e = theory_exponent(schedule, optimizer, quantity)
     if e is None:
         raise LookupError(f"no pure power law for {quantity} of {schedule} under {optimizer}")
     return e
@@ -118,7 +121,7 @@ def _iff_measured(root: Path) -> Claim:
             and r["quantity"] == "forward"]
     recs.sort(key=lambda r: -r["theory"])
     checks = [_agrees(r, r["theory"]) for r in recs]
-    stable = [r["schedule"] for r in recs if r["label"] == "rank-stabilized"]
+    stable = [r["schedule"] for r in recs if r["label"] == STABLE]
     checks.append(stable == ["r**(-1/2)"])
     measured = "; ".join(f"{r['schedule']}: {_slope(r)} (theory {r['theory']:+g})" for r in recs)
     return Claim(
@@ -164,8 +167,6 @@ def _final_by_rank(rows: Sequence[Mapping[str, Any]], schedule: str) -> tuple[li
 
 
 def _fig2(root: Path) -> Claim:
-    from rsstab.fit import fit_slope
-
     rows = read_table(root / "rank_sweep" / "rows.csv")
     r1, lora = _final_by_rank(rows, LORA)
     r2, rs = _final_by_rank(rows, RSLORA)
@@ -178,7 +179,7 @@ def _fig2(root: Path) -> Claim:
         f"LoRA final-loss slope {flat.slope:+.3f} [{flat.ci[0]:+.3f}, {flat.ci[1]:+.3f}] "
         f"({lora.mean(axis=1).min():.3g}–{lora.mean(axis=1).max():.3g}); rsLoRA final loss "
         + " → ".join(f"{m:.3g}" for m in means) + f" over r = {r2[0]}…{r2[-1]}",
-        verdict_of([flat.label == "rank-stabilized", monotone]),
+        verdict_of([flat.label == STABLE, monotone]),
         _fig("rank_sweep/loss_vs_step.png"), "python simulations/rank_sweep.py")
 
 
@@ -267,10 +268,10 @@ def _init_only(root: Path) -> Claim:
 
     s = read_table(root / "ablations" / "slopes.csv")
     checks, parts = [], []
-    for opt in ("sgd", "adam"):
+    for opt in OPTIMIZERS:
         rec = _pick(s, experiment="init_only", schedule=LORA, optimizer=opt, quantity="forward")
         pred = theory.law("forward", opt).exponent(-1.0, sigma_a_exponent=-0.5)
-        checks += [_agrees(rec, pred), rec["label"] != "rank-stabilized"]
+        checks += [_agrees(rec, pred), rec["label"] != STABLE]
         parts.append(f"{opt}: forward {_slope(rec)} (theory {pred:+g}, {rec['label']})")
     return Claim(
         "Fixing only the initialisation (A scaled by 1/√r, γ = α/r) is not rank-stabilized "
@@ -305,8 +306,6 @@ def _real_model(root: Path) -> Claim:
     if not (folder / "fits.json").exists():
         return Claim(claim, "onset gradient slope −½ (LoRA), 0 (rsLoRA)",
                      "not run (needs `pip install rsstab[peft]`)", "not run", "", cmd)
-    from rsstab.fit import fit_slope
-
     lo, rs, losses = _real_model_tables(folder)
     ends = {m: [e for _, e in v] for m, v in losses.items()}
     ranks = sorted({r["rank"] for r in read_table(folder / "rows.csv")})
@@ -316,7 +315,7 @@ def _real_model(root: Path) -> Claim:
         f"LoRA {_ci(lo)}, rsLoRA {_ci(rs)}; held-out loss after fine-tuning: LoRA "
         f"{min(ends['lora']):.4g}–{max(ends['lora']):.4g} (slope vs r {flat.slope:+.4f} "
         f"[{flat.ci[0]:+.4f}, {flat.ci[1]:+.4f}]), rsLoRA " + " → ".join(f"{v:.4g}" for v in ends["rslora"]),
-        verdict_of([abs(lo["slope"] + 0.5) <= TOL, abs(rs["slope"]) <= TOL, flat.label == "rank-stabilized",
+        verdict_of([abs(lo["slope"] + 0.5) <= TOL, abs(rs["slope"]) <= TOL, flat.label == STABLE,
                     all(b < a for a, b in zip(ends["rslora"], ends["rslora"][1:]))]),
         _fig("real_model/onset_grad_norm.png"), cmd)
 
@@ -357,8 +356,8 @@ def _depth(root: Path) -> Claim:
     s = read_table(root / "depth_sweep" / "slopes.csv")
     fwd = [r for r in s if r["quantity"] == "forward"]
     depths = sorted({r["depth"] for r in fwd})
-    rs_ok = all(_pick(fwd, schedule=RSLORA, depth=d)["label"] == "rank-stabilized" for d in depths)
-    lo_ok = all(_pick(fwd, schedule=LORA, depth=d)["label"] == "collapse" for d in depths)
+    rs_ok = all(_pick(fwd, schedule=RSLORA, depth=d)["label"] == STABLE for d in depths)
+    lo_ok = all(_pick(fwd, schedule=LORA, depth=d)["label"] == COLLAPSE for d in depths)
     first_div = []
     for d in depths:
         ranks = str(_pick(fwd, schedule="alpha", depth=d).get("diverged_ranks") or "").split()
@@ -438,7 +437,5 @@ def render(cs: Sequence[Claim], *, header: str = "", appendix: Sequence[tuple[st
 
 def build(root: str | Path, header: str = "", appendix: Sequence[tuple[str, str]] = ()) -> Path:
     """Write ``<root>/REPORT.md`` from the tables under ``root``."""
-    from rsstab.plot import write_text
-
     root = Path(root)
-    return write_text(root / "REPORT.md", render(claims(root), header=header, appendix=appendix))
+    return atomic_write(root / "REPORT.md", render(claims(root), header=header, appendix=appendix))

@@ -30,7 +30,10 @@ torch, transformers and peft are imported inside functions, so importing this mo
 Each (method, rank, seed) is an independent cell: :func:`cell_configs` gives one JSON-ready dict per
 cell and :func:`run_cell` (picklable) runs one, so the experiment runs through
 :func:`rsstab.sweep.run_sweep` (resumable store, process pool or Dask). The pretrained model and the
-tokenised data are loaded once per process and shared by the cells it runs.
+tokenised data are loaded once per process and shared by the cells it runs. A run is kept on disk
+as ``rows.csv`` (columns :data:`FIELDS`, read back by :func:`read_rows`) and ``config.json``
+(:func:`write_config`, :func:`read_config`); :mod:`rsstab.experiments.minilm_fits` compares it
+with the theory.
 
 >>> parse_ranks("4, 16,64")
 (4, 16, 64)
@@ -40,36 +43,44 @@ tokenised data are loaded once per process and shared by the cells it runs.
 
 from __future__ import annotations
 
+import csv
 import functools
 import itertools
+import json
 import math
+import os
 import random
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
 
 from rsstab.errors import RsstabError
+from rsstab.io import atomic_write
 
 __all__ = [
+    "FIELDS",
     "METHODS",
     "QUANTITIES",
-    "RankFit",
     "RealModelConfig",
     "cell_configs",
     "load_minilm",
     "method_scaling",
-    "onset_fits",
     "parse_ranks",
+    "read_config",
+    "read_rows",
     "run_cell",
     "run_experiment",
     "sentence_pairs",
-    "summarize",
+    "write_config",
 ]
 
 #: LoRA (``use_rslora=False``, γ = α/r) and rsLoRA (``use_rslora=True``, γ = α/√r).
 METHODS = ("lora", "rslora")
 QUANTITIES = ("grad_norm", "grad_norm_A", "grad_norm_B", "adapter_out_rms", "loss", "eval_loss")
+#: The columns of a run's tidy rows, in the order of ``rows.csv``.
+FIELDS = ("method", "rank", "scaling", "seed", "step", "quantity", "value")
 
 #: Every linear layer of a BERT encoder block.
 TARGET_MODULES = (
@@ -283,8 +294,9 @@ def _make_adapted(base: Any, method: str, r: int, cfg: RealModelConfig, seed: in
         model = get_peft_model(copy.deepcopy(base), lcfg)
     model.eval()
     mods = _lora_modules(model)
+    gamma = method_scaling(method, r, cfg.lora_alpha)
     for m in mods:
-        if m.scaling["default"] != method_scaling(method, r, cfg.lora_alpha):
+        if not math.isclose(m.scaling["default"], gamma, rel_tol=1e-12):
             raise RuntimeError(f"PEFT scaling {m.scaling['default']} differs from {method} at r={r}")
     return model, mods
 
@@ -468,166 +480,29 @@ def run_experiment(
     return rows
 
 
-# -- summary (fits; the only place that reads the theory, after measuring) -----------------------
+# -- a run on disk --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RankFit:
-    """A fitted log-log slope of one measured quantity vs rank, next to the theory's exponent."""
-
-    method: str
-    quantity: str
-    measured: str
-    slope: float
-    ci: tuple[float, float]
-    label: str
-    predicted: float | None
-    local_slopes: tuple[float, ...]
-    evidence: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields (non-finite numbers become ``None``)."""
-
-        def clean(x: Any) -> Any:
-            return None if isinstance(x, float) and not math.isfinite(x) else x
-
-        d = asdict(self)
-        d["slope"], d["ci"] = clean(self.slope), [clean(c) for c in self.ci]
-        d["local_slopes"] = [clean(c) for c in self.local_slopes]
-        return d
+def write_config(cfg: RealModelConfig, path: str | os.PathLike[str]) -> Path:
+    """Save the configuration as JSON (atomically), for :func:`read_config`."""
+    return atomic_write(path, json.dumps(asdict(cfg), indent=2) + "\n")
 
 
-def _curve(rows: Iterable[Mapping[str, Any]], method: str, rank: int, quantity: str, seed: int = 0) -> list[float]:
-    """The values of one quantity in step order for one run."""
-    return [
-        v
-        for _, v in sorted(
-            (row["step"], row["value"])
-            for row in rows
-            if (row["method"], row["rank"], row["quantity"], row["seed"]) == (method, rank, quantity, seed)
-        )
-    ]
+def read_config(path: str | os.PathLike[str]) -> RealModelConfig:
+    """The configuration saved by :func:`write_config` (validated again).
 
-
-def _onset_values(rows: Sequence[Mapping[str, Any]], method: str, quantity: str, ranks: Sequence[int]) -> Any:
-    """Step-0 values, shape (n_ranks, n_seeds)."""
-    import numpy as np
-
-    seeds = sorted({row["seed"] for row in rows})
-    return np.array(
-        [
-            [
-                next(
-                    row["value"]
-                    for row in rows
-                    if (row["method"], row["rank"], row["quantity"], row["seed"], row["step"])
-                    == (method, r, quantity, s, 0)
-                )
-                for s in seeds
-            ]
-            for r in ranks
-        ]
-    )
-
-
-def onset_fits(rows: Sequence[Mapping[str, Any]], quantity: str = "grad_norm") -> dict[str, Any]:
-    """Log-log slope fit (:func:`rsstab.fit.fit_slope`) of ``quantity`` at step 0 vs rank, per method."""
-    from rsstab.fit import fit_slope
-
-    ranks = sorted({row["rank"] for row in rows})
-    methods = sorted({row["method"] for row in rows})
-    return {m: fit_slope(ranks, _onset_values(rows, m, quantity, ranks)) for m in methods}
-
-
-#: γ ∝ r^p for each method.
-_GAMMA_EXPONENT = {"lora": -1.0, "rslora": -0.5}
-
-
-def summarize(rows: Sequence[Mapping[str, Any]], cfg: RealModelConfig) -> tuple[list[RankFit], str]:
-    """Fitted slopes vs rank (onset and over the fine-tune) against the theory, and a markdown text.
-
-    This is report code: it reads :mod:`rsstab.theory` only to print the predicted exponents next to
-    the measured ones; the measurement above never sees them.
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     cfg = RealModelConfig.quick()
+    ...     read_config(write_config(cfg, Path(d) / "config.json")) == cfg
+    True
     """
-    import numpy as np
-
-    from rsstab import theory
-    from rsstab.fit import fit_slope
-
-    ranks = sorted({row["rank"] for row in rows})
-    optimizer = "adam" if cfg.optimizer == "adamw" else "sgd"
-    fits: list[RankFit] = []
-
-    def add(method: str, quantity: str, measured: str, values: Any, law: str | None) -> None:
-        fit = fit_slope(ranks, values)
-        predicted = theory.law(law, optimizer).exponent(_GAMMA_EXPONENT[method]) if law else None
-        fits.append(
-            RankFit(method, quantity, measured, fit.slope, fit.ci, fit.label, predicted, fit.local_slopes, fit.evidence)
-        )
-
-    for method in cfg.methods:
-        add(method, "grad_norm", "at onset (step 0)", _onset_values(rows, method, "grad_norm", ranks), "grad_init")
-    for method in cfg.methods:
-        means = [float(np.mean(_curve(rows, method, r, "grad_norm"))) for r in ranks]
-        add(method, "grad_norm", "mean over the fine-tune", means, None)
-    if cfg.steps >= 2:
-        for method in cfg.methods:
-            last = [_curve(rows, method, r, "adapter_out_rms")[-1] for r in ranks]
-            add(method, "adapter_out_rms", f"after {cfg.steps - 1} updates", last, "forward")
-
-    lines = [
-        "# LoRA vs rsLoRA on pretrained MiniLM-L6 (real model check)",
-        "",
-        (
-            f"Model: all-MiniLM-L6-v2 (hidden size 384), PEFT LoRA on all 36 encoder linear layers, "
-            f"α = {cfg.lora_alpha:g}, ranks {', '.join(map(str, ranks))}."
-        ),
-        (
-            f"Data: consecutive-sentence pairs from Python's help topics (pydoc_data), contrastive "
-            f"in-batch-negatives loss, batch {cfg.batch_size}, max length {cfg.max_length}; "
-            f"{cfg.eval_pairs} held-out pairs."
-        ),
-        (
-            f"Fine-tune: {cfg.optimizer} lr {cfg.lr:g}, {cfg.steps} steps (seed 0), held-out loss every "
-            f"{cfg.eval_every or cfg.steps} updates; onset replicated over {cfg.seeds} seed(s)."
-        ),
-        "",
-        "## Log-log slopes vs rank",
-        "",
-        "| method | quantity | measured | slope | 95% CI | local slopes | empirical label | theory |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for f in fits:
-        pred = "—" if f.predicted is None else f"{f.predicted:+.2f} ({optimizer})"
-        lines.append(
-            f"| {f.method} | {f.quantity} | {f.measured} | {f.slope:+.3f} | [{f.ci[0]:+.3f}, {f.ci[1]:+.3f}] "
-            f"| {', '.join(f'{x:+.2f}' for x in f.local_slopes)} | {f.label} | {pred} |"
-        )
-    lines += [
-        "",
-        "## Loss per rank",
-        "",
-        "| method | rank | γ | train loss, mean of the last 5 steps | held-out loss before → after |",
-        "|---|---|---|---|---|",
-    ]
-    for method in cfg.methods:
-        for r in ranks:
-            tail = _curve(rows, method, r, "loss")[-5:]
-            ev = _curve(rows, method, r, "eval_loss")
-            evs = f"{ev[0]:.4f} → {ev[-1]:.4f}" if len(ev) >= 2 else "—"
-            gamma = method_scaling(method, r, cfg.lora_alpha)
-            lines.append(f"| {method} | {r} | {gamma:.4g} | {sum(tail) / len(tail):.4f} | {evs} |")
-    lines += [
-        "",
-        (
-            "Theory column: the exponent rsstab.theory predicts for γ ∝ r^(−1) (LoRA) or r^(−1/2) (rsLoRA) "
-            "under the optimizer used; the forward law is asymptotic in steps and r, so a short fine-tune "
-            "of a pretrained model need not reach it."
-        ),
-    ]
-    return fits, "\n".join(lines) + "\n"
+    data = json.loads(Path(path).read_text())
+    return RealModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
-def config_dict(cfg: RealModelConfig) -> dict[str, Any]:
-    """The configuration as a JSON-ready dict."""
-    return asdict(cfg)
+def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The tidy rows of ``rows.csv`` (columns :data:`FIELDS`), with their numeric types restored."""
+    types = {"rank": int, "seed": int, "step": int, "scaling": float, "value": float}
+    with open(path, newline="", encoding="utf-8") as fh:
+        return [{k: types.get(k, str)(v) for k, v in row.items()} for row in csv.DictReader(fh)]

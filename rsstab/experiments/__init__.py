@@ -1,0 +1,16 @@
+"""The experiments: what compares measurements with predictions and presents them.
+
+The library (:mod:`rsstab.sim`, :mod:`rsstab.fit`, :mod:`rsstab.classify`, …) measures and predicts;
+this subpackage puts the two side by side and draws, tabulates and reports them. Arrows go from
+here into the library, never back: no library module imports :mod:`rsstab.experiments`.
+
+* :mod:`~rsstab.experiments.figures` — matplotlib figures (log-log against the rank, curves
+  against the step), saved through :func:`rsstab.io.save_figure`;
+* :mod:`~rsstab.experiments.compare` — fitted slopes beside the theory's exponents, markdown tables;
+* :mod:`~rsstab.experiments.scripts` — the plumbing shared by ``simulations/*.py``;
+* :mod:`~rsstab.experiments.claims` — the claims table of ``reports/REPORT.md``;
+* :mod:`~rsstab.experiments.minilm` — LoRA vs rsLoRA with PEFT on pretrained MiniLM-L6;
+* :mod:`~rsstab.experiments.minilm_fits` — that experiment's fitted slopes beside the theory.
+
+Importing the package loads nothing heavy; each module imports what it needs.
+"""

@@ -1,0 +1,120 @@
+"""Figures of the experiments: matplotlib (Agg backend), log-log axes wherever the rank is on an axis.
+
+Every figure is written through :func:`rsstab.io.save_figure` (atomic, then closed).
+
+>>> geometric_mean([1.0, 4.0, float("nan"), 0.0])
+2.0
+>>> series([{"rank": 4, "quantity": "q", "value": 2.0}, {"rank": 4, "quantity": "q", "value": 8.0}],
+...        "rank", "q")
+([4.0], [4.0])
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from rsstab.io import save_figure
+
+__all__ = ["pyplot", "geometric_mean", "series", "loglog_vs_rank", "curves_vs_step"]
+
+#: Curves of one panel: label → (xs, ys).
+Curves = Mapping[str, tuple[Sequence[float], Sequence[float]]]
+
+
+def pyplot() -> Any:
+    """:mod:`matplotlib.pyplot` on the non-interactive Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def geometric_mean(values: Sequence[float]) -> float:
+    """The geometric mean of the finite positive values (NaN when there are none)."""
+    good = [v for v in values if math.isfinite(v) and v > 0]
+    return math.exp(sum(map(math.log, good)) / len(good)) if good else math.nan
+
+
+def series(
+    rows: Sequence[Mapping[str, Any]],
+    x: str,
+    quantity: str,
+    where: Mapping[str, Any] | None = None,
+    *,
+    reduce: Callable[[list[float]], float] | None = None,
+) -> tuple[list[float], list[float]]:
+    """(xs, ys) of ``quantity`` against column ``x`` over rows matching ``where``; ``reduce``
+    combines the values sharing an x (default: :func:`geometric_mean`)."""
+    where = dict(where or {})
+    buckets: dict[float, list[float]] = {}
+    for row in rows:
+        if row["quantity"] != quantity or any(row.get(k) != v for k, v in where.items()):
+            continue
+        buckets.setdefault(float(row[x]), []).append(float(row["value"]))
+    red = reduce or geometric_mean
+    xs = sorted(buckets)
+    return xs, [red(buckets[v]) for v in xs]
+
+
+def loglog_vs_rank(
+    panels: Mapping[str, Curves],
+    *,
+    ylabel: str,
+    path: str | Path,
+    title: str | None = None,
+    xlabel: str = "adapter rank r",
+) -> Path:
+    """One log-log panel per key of ``panels``; each panel maps a curve label to (ranks, values).
+    Non-finite or non-positive points are left out (a diverged run shows as a gap)."""
+    plt = pyplot()
+    n = len(panels)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.6), squeeze=False, sharey=True)
+    for ax, (name, curves) in zip(axes[0], panels.items()):
+        for i, (label, (xs, ys)) in enumerate(curves.items()):
+            pts = [(a, b) for a, b in zip(xs, ys) if math.isfinite(b) and b > 0]
+            if pts:
+                ax.plot(*zip(*pts), marker="o", color=plt.cm.viridis(i / max(1, len(curves) - 1)), label=label)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_title(name)
+        ax.set_xlabel(xlabel)
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel(ylabel)
+    if title:
+        fig.suptitle(title)
+    return save_figure(fig, path)
+
+
+def curves_vs_step(
+    panels: Mapping[str, Curves],
+    *,
+    ylabel: str,
+    path: str | Path,
+    title: str | None = None,
+    logy: bool = True,
+    xlabel: str = "training step",
+) -> Path:
+    """One panel per key; each curve (label → (xs, values)) drawn against the training step
+    (or whatever ``xlabel`` names)."""
+    plt = pyplot()
+    n = len(panels)
+    fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 3.6), squeeze=False, sharey=True)
+    for ax, (name, curves) in zip(axes[0], panels.items()):
+        for i, (label, (xs, ys)) in enumerate(curves.items()):
+            ax.plot(xs, ys, color=plt.cm.viridis(i / max(1, len(curves) - 1)), label=label)
+        if logy:
+            ax.set_yscale("log")
+        ax.set_title(name)
+        ax.set_xlabel(xlabel)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel(ylabel)
+    if title:
+        fig.suptitle(title)
+    return save_figure(fig, path)

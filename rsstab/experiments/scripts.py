@@ -1,0 +1,45 @@
+"""The plumbing shared by the ``simulations/*.py`` scripts: their arguments and their sweep.
+
+A script parses its arguments with :func:`script_parser`, runs its grid of simulation cells with
+:func:`run_configs` (resumable store and ``rows.csv`` under ``--out``), and writes its tables and
+text through :mod:`rsstab.io`.
+
+>>> script_parser("demo", "A demo.").parse_args(["--quick"]).out
+'reports/demo'
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["script_parser", "run_configs"]
+
+
+def script_parser(name: str, description: str) -> argparse.ArgumentParser:
+    """Arguments shared by ``simulations/*.py``: ``--out`` (default ``reports/<name>``),
+    ``--quick``, ``--scheduler``, ``--workers``, ``--no-progress``."""
+    from rsstab.sweep import add_sweep_arguments
+
+    p = argparse.ArgumentParser(prog=f"{name}.py", description=description)
+    p.add_argument("--quick", action="store_true", help="a small grid that finishes in under a minute")
+    add_sweep_arguments(p, default_out=str(Path("reports") / name))
+    return p
+
+
+def run_configs(configs: Sequence[Mapping[str, Any]], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Run :func:`rsstab.sim.run_cell` over ``configs`` with :func:`rsstab.sweep.run_sweep`
+    (resumable store under ``args.out``), write ``<out>/rows.csv``, and return the rows.
+    Failed cells are reported on stderr; their rows are simply absent."""
+    from rsstab.sim import run_cell
+    from rsstab.sweep import run_sweep, sweep_kwargs
+
+    result = run_sweep(run_cell, list(configs), **sweep_kwargs(args))
+    path = result.write_csv(Path(args.out) / "rows.csv")
+    for config, error in result.failed:
+        print(f"failed cell rank={config.get('rank')} {config.get('tags')}: {error}", file=sys.stderr)
+    print(f"{result.summary()}; rows in {path}", file=sys.stderr)
+    return result.rows
