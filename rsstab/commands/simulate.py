@@ -94,7 +94,8 @@ def report(
 
     The dict has ``label``, ``optimizer``, ``diverged`` and ``quantities`` (each with ``slope``,
     ``ci``, ``theory``, ``agrees`` (|slope − theory| ≤ the ``tolerance`` option, default 0.1),
-    ``ranks``, ``values``, …), plus the symbolic verdict's label as ``theory_label``.
+    ``ranks``, ``values``, …), plus the symbolic verdict's label as ``theory_label`` (at a fixed
+    learning rate, ``lr``) and its learning-rate rule ``lr_exponent`` (η ∝ r^lr_exponent).
     """
     import rsstab
     from rsstab.fit import DEFAULT_TOLERANCE, agrees_with
@@ -104,6 +105,8 @@ def report(
     verdict = empirical_verdict(expr, optimizer, constants=constants, **options)
     out = verdict.as_dict()
     out["theory_label"] = symbolic.label
+    out["lr"] = symbolic.lr  # the simulation uses one learning rate at every rank
+    out["lr_exponent"], out["lr_exponent_exact"] = symbolic.lr_exponent, symbolic.lr_exponent_exact
     tolerance = options.get("tolerance")
     tol = DEFAULT_TOLERANCE if tolerance is None else float(tolerance)
     for q, fit in verdict.fits.items():
