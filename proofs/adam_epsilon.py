@@ -103,15 +103,31 @@ def main() -> int:
     holds("r_ε → ∞ as ε → 0 (γ ∝ r^-1/2): the sign regime is the ε → 0 limit taken before r → ∞",
           sp.limit(1 / r_eps[0].subs(gexp, sp.Rational(-1, 2)), eps, 0, "+"))
 
-    # 8b. The thresholds of rsstab.theory: for a step of size η·ρ/(1+ρ) each law is within 10 %.
+    # 8b. Between the laws, exactly: with Z = a·x/(σ_A‖x‖) ~ N(0, 1) and κ = E|g|/(ε·√(2/π)) = ρ·√(π/2),
+    # E|Δy_i| = (sign law)·F(ρ), F = E[κZ²/(κ|Z|+1)]/√(2/π) (every term of Σ_j has the sign of −v_i).
     from rsstab import theory
 
     q = sp.Symbol("rho", positive=True)
-    step_factor = q / (1 + q)
-    sign_err = 1 - step_factor.subs(q, sp.nsimplify(theory.ADAM_SIGN_RATIO))  # sign law says 1
-    sgd_err = (q / step_factor - 1).subs(q, sp.nsimplify(theory.ADAM_SGD_RATIO))  # SGD law says ρ
-    holds("ρ ≥ ADAM_SIGN_RATIO: the sign law is within 1/11 < 10 %", sign_err - sp.Rational(1, 11))
-    holds("ρ ≤ ADAM_SGD_RATIO: the SGD-like law is within 10 %", sgd_err - sp.Rational(1, 10))
+    kappa, zq, u = sp.symbols("kappa z u", positive=True)
+    term = kappa * zq**2 / (kappa * zq + 1)
+    holds("κz²/(κz+1) = z − 1/κ + 1/(κ(κz+1))", term - (zq - 1 / kappa + 1 / (kappa * (kappa * zq + 1))))
+    holds("z − κz²/(κz+1) = z/(κz+1) ≥ 0, so F ≤ 1 (the sign law bounds the update)",
+          zq - term - zq / (kappa * zq + 1))
+    abs3 = sp.integrate(sp.Abs(z) ** 3 * pdf.subs({sigma: 1, xn: 1}), (z, -sp.oo, sp.oo))
+    holds("E|Z|³ = 2·√(2/π)", abs3 - 2 * sp.sqrt(2 / sp.pi))
+    on_rho = {kappa: q * sp.sqrt(sp.pi / 2)}
+    lower_sign = ((sp.sqrt(2 / sp.pi) - 1 / kappa) / sp.sqrt(2 / sp.pi)).subs(on_rho)
+    holds("0 ≤ 1/(κ(κz+1)) ≤ 1/κ gives F ≥ 1 − 1/ρ", lower_sign - (1 - 1 / q))
+    holds("1/(1+u) − (1 − u) = u²/(1+u) ≥ 0, so κz²/(κz+1) ≥ κz² − κ²z³", 1 / (1 + u) - (1 - u) - u**2 / (1 + u))
+    sgd_f = (kappa / sp.sqrt(2 / sp.pi)).subs(on_rho)  # κ·E Z²/√(2/π): the SGD-like law
+    holds("κz²/(κz+1) ≤ κz² gives F ≤ (π/2)·ρ, the SGD law with rate η/ε", sgd_f - sp.pi / 2 * q)
+    lower_sgd = ((kappa - kappa**2 * abs3) / sp.sqrt(2 / sp.pi)).subs(on_rho) / sgd_f
+    holds("so F/((π/2)·ρ) ≥ 1 − 2ρ", lower_sgd - (1 - 2 * q))
+    holds("theory.ADAM_SIGN_RATIO: the sign law is within 10 %", 1 - 1 / sp.nsimplify(theory.ADAM_SIGN_RATIO) - sp.Rational(9, 10))
+    holds("theory.ADAM_SGD_RATIO: the SGD-like law is within 10 %", 1 - 2 * sp.nsimplify(theory.ADAM_SGD_RATIO) - sp.Rational(9, 10))
+    f_one = (2 * sp.Integral(term.subs(kappa, sp.sqrt(sp.pi / 2)) * sp.exp(-zq**2 / 2) / sp.sqrt(2 * sp.pi),
+                             (zq, 0, sp.oo)) / sp.sqrt(2 / sp.pi)).evalf(20)
+    close("theory.adam_update_factor(1) = F(1) (numeric integral)", theory.adam_update_factor(1.0), f_one, 1e-10)
     close("theory.adam_grad_scale(|v| = 1/2, σ_A = 2, ‖x‖ = 3) = G",
           theory.adam_grad_scale(0.5, 2.0, 3.0), g_scale.subs({v: sp.Rational(1, 2), sigma: 2, xn: 3}))
 

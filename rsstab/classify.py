@@ -408,7 +408,7 @@ def adam_epsilon(schedule: str | Callable[[float], float] | Schedule, eps: float
     >>> a = adam_epsilon("1/sqrt(r)", eps=1 / 16, grad_scale=1.0)   # ρ = 16/√r: r_ε = 256
     >>> round(a.crossover_rank), a.large_r_regime, a.sign_label, a.sgd_like_label
     (256, 'sgd-like', 'blow-up', 'rank-stabilized')
-    >>> [m for _, _, _, m in adam_epsilon("1/sqrt(r)", 1 / 16, 1.0, ranks=(1, 256, 65536)).table]
+    >>> [m for _, _, _, m in adam_epsilon("1/sqrt(r)", 1 / 16, 1.0, ranks=(1, 256, 2**20)).table]
     ['sign', 'crossover', 'sgd-like']
     """
     for name, value in (("eps", eps), ("grad_scale", grad_scale)):

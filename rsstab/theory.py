@@ -35,7 +35,7 @@ from rsstab.vocab import (ADAM_CROSSOVER, ADAM_SGD_LIKE, ADAM_SIGN, OPTIMIZERS, 
 __all__ = [
     "OPTIMIZERS", "QUANTITIES", "Law", "law", "quantities", "stability_law", "lr_exponent", "lr_rule",
     "ADAM_SIGN_RATIO", "ADAM_SGD_RATIO", "adam_grad_scale", "adam_gradient_ratio", "adam_regime",
-    "adam_step_factor",
+    "adam_update_factor",
 ]
 
 #: Measurable quantities, in the order they are reported.
@@ -161,14 +161,16 @@ def lr_rule(optimizer: str) -> str:
 # --------------------------------------------------------------------------- Adam's ε
 # Adam's first step is ΔB_ij = −η·g_ij/(|g_ij| + ε) (bias corrections cancel; proofs/adam_epsilon.py).
 # At B = 0, g_ij = γ_r·v_i·(a_j·x): its size depends on r only through γ_r. With ρ = E|g_ij|/ε,
-# ρ ≫ 1 is the sign regime (|ΔB_ij| ≈ η, update ∝ η·γ_r·r) and ρ ≪ 1 the SGD-like regime
-# (ΔB ≈ −(η/ε)·g, update ∝ (η/ε)·γ_r²·r). For a gradient of size ρ·ε the step is η·ρ/(1+ρ): the
-# sign law is within 10 % of it for ρ ≥ 9 (we use 10), the SGD law, η·ρ, for ρ ≤ 0.1.
+# the learned change on x is E|Δy_i| = (sign law η·γ_r·r·σ_A‖x‖·√(2/π))·F(ρ)
+# (:func:`adam_update_factor`, exact for Gaussian A and one input), with the exact bounds
+#     1 − 1/ρ ≤ F(ρ) ≤ 1                 (sign-like: update ∝ η·γ_r·r)
+#     1 − 2ρ ≤ F(ρ)/((π/2)·ρ) ≤ 1        (SGD-like with rate η/ε: update ∝ (η/ε)·γ_r²·r)
+# so each law is within 10 % for ρ ≥ 10 and for ρ ≤ 0.05 respectively.
 
-#: ρ = E|g|/ε at or above which Adam's first step is sign-like (within about 10 %).
+#: ρ = E|g|/ε at or above which Adam's first update follows the sign law within 10 %.
 ADAM_SIGN_RATIO = 10.0
-#: ρ at or below which Adam's first step is SGD-like with rate η/ε (within about 10 %).
-ADAM_SGD_RATIO = 0.1
+#: ρ at or below which it follows SGD's law with rate η/ε within 10 %.
+ADAM_SGD_RATIO = 0.05
 
 
 def adam_grad_scale(v_abs: float, sigma_a: float, x_norm: float) -> float:
@@ -198,7 +200,7 @@ def adam_regime(gamma: float, grad_scale: float, eps: float) -> AdamRegime:
     """Which law Adam's first step follows at this γ_r (η does not enter: it scales the step in
     both regimes; in the SGD-like one the effective SGD learning rate is η/ε).
 
-    >>> adam_regime(1 / 16, 1.0, 1e-8), adam_regime(1 / 16, 1.0, 1.0), adam_regime(1 / 16, 1.0, 0.0625)
+    >>> adam_regime(1 / 16, 1.0, 1e-8), adam_regime(1 / 16, 1.0, 2.0), adam_regime(1 / 16, 1.0, 0.0625)
     ('sign', 'sgd-like', 'crossover')
     """
     rho = adam_gradient_ratio(gamma, grad_scale, eps)
@@ -209,11 +211,21 @@ def adam_regime(gamma: float, grad_scale: float, eps: float) -> AdamRegime:
     return ADAM_CROSSOVER
 
 
-def adam_step_factor(rho: float) -> float:
-    """``|ΔB_ij|/η = ρ/(1+ρ)`` for a gradient of size ρ·ε: 1 in the sign regime, ρ in the
-    SGD-like one (an interpolation between the two exact limits for Gaussian gradients).
+def adam_update_factor(rho: float) -> float:
+    """``F(ρ) = E|Δy_i| / (η·γ_r·r·σ_A‖x‖·√(2/π))``: Adam's first learned change relative to the
+    sign law, exact for Gaussian A and one input (``F = E[κZ²/(κ|Z|+1)]/√(2/π)``, Z ~ N(0, 1),
+    κ = ρ·√(π/2)). F → 1 in the sign regime and F ≈ (π/2)·ρ, SGD's law with rate η/ε, for ρ ≪ 1.
 
-    >>> adam_step_factor(1.0), adam_step_factor(math.inf)
-    (0.5, 1.0)
+    >>> round(adam_update_factor(100.0), 3), round(adam_update_factor(1e-3) / (math.pi / 2 * 1e-3), 3)
+    (0.99, 0.998)
     """
-    return 1.0 if math.isinf(rho) else rho / (1.0 + rho)
+    if math.isinf(rho):
+        return 1.0
+    if not rho > 0:
+        raise RsstabError(f"rho must be positive, got {rho!r}", parameter="rho")
+    import mpmath  # light, and already a dependency of the parser
+
+    kappa = mpmath.mpf(rho) * mpmath.sqrt(mpmath.pi / 2)
+    density = lambda z: mpmath.exp(-z * z / 2) / mpmath.sqrt(2 * mpmath.pi)  # noqa: E731
+    mean = 2 * mpmath.quad(lambda z: kappa * z * z / (kappa * z + 1) * density(z), [0, 1, 4, mpmath.inf])
+    return float(mean / mpmath.sqrt(2 / mpmath.pi))

@@ -17,8 +17,9 @@ which is ``η_from · (r_to/r_from)^p`` with ``p = −(k·g + 1)`` when ``γ_r �
 '8'
 
 With Adam's ε and the per-entry gradient scale G (E|∂L/∂B_ij| = γ_r·G, see
-:func:`rsstab.classify.adam_epsilon`) the Adam prediction follows the step size η·ρ/(1+ρ),
-ρ = γ_r·G/ε, which is the sign law for ρ ≫ 1 and SGD's with rate η/ε for ρ ≪ 1.
+:func:`rsstab.classify.adam_epsilon`) the Adam prediction follows the exact first-step update
+η·γ_r·r·F(ρ), ρ = γ_r·G/ε (:func:`rsstab.theory.adam_update_factor`): the sign law for ρ ≫ 1,
+SGD's with rate η/ε for ρ ≪ 1.
 """
 
 from __future__ import annotations
@@ -127,16 +128,16 @@ def transfer(schedule: str | Callable[[float], float] | Schedule, lr: float, fro
         optimizer: ``"sgd"`` (η ∝ 1/(γ_r²·r)) or ``"adam"`` (sign regime: η ∝ 1/(γ_r·r)).
         constants: values of named constants; needed only when they do not cancel.
         eps, grad_scale: Adam's ε and G (E|∂L/∂B_ij| = γ_r·G at step 0), both or neither; with
-            them the Adam prediction follows the step η·ρ/(1+ρ), ρ = γ_r·G/ε.
+            them the Adam prediction follows the first-step update η·γ_r·r·F(ρ), ρ = γ_r·G/ε.
 
     Raises:
         RsstabError: bad input (one line, naming the parameter).
 
     >>> transfer("log(r)/sqrt(r)", lr=1.0, from_rank=16, to_rank=256).factor_exact   # η ∝ log(r)^-2
     '1/4'
-    >>> t = transfer("1/sqrt(r)", 1e-3, 16, 2**20, "adam", eps=1 / 64, grad_scale=1.0)   # ρ = 64/√r
-    >>> t.regime_from, t.regime_to, t.factor   # the sign rule alone would say 1/256, SGD's 1
-    ('sign', 'sgd-like', 0.0625)
+    >>> t = transfer("1/sqrt(r)", 1e-3, 16, 2**22, "adam", eps=1 / 64, grad_scale=1.0)   # ρ = 64/√r
+    >>> t.regime_from, t.regime_to, round(t.factor, 3)   # the sign rule alone would say 1/512, SGD's 1
+    ('sign', 'sgd-like', 0.04)
     """
     optimizer = check_optimizer(optimizer)
     lr = _check_positive(lr, "lr")
@@ -164,8 +165,10 @@ def transfer(schedule: str | Callable[[float], float] | Schedule, lr: float, fro
         rho_t = theory.adam_gradient_ratio(g_to, grad_scale, eps)
         regime_from = theory.adam_regime(g_from, grad_scale, eps)
         regime_to = theory.adam_regime(g_to, grad_scale, eps)
-        factor = (g_from * from_rank * theory.adam_step_factor(rho_f)) / (g_to * to_rank * theory.adam_step_factor(rho_t))
-        law = "update ∝ η·γ_r·r·ρ/(1+ρ), ρ = γ_r·G/ε (sign-like for ρ ≫ 1, SGD-like with rate η/ε for ρ ≪ 1)"
+        factor = ((g_from * from_rank * theory.adam_update_factor(rho_f))
+                  / (g_to * to_rank * theory.adam_update_factor(rho_t)))
+        law = ("update ∝ η·γ_r·r·F(ρ), ρ = γ_r·G/ε: sign-like (F → 1) for ρ ≫ 1, "
+               "SGD-like with rate η/ε (F ≈ π·ρ/2) for ρ ≪ 1")
     elif sched.symbolic:
         ratio, exact = _exact_factor(sched, k, from_rank, to_rank)
         factor = _to_float(ratio)
