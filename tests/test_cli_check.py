@@ -180,3 +180,15 @@ def test_bad_learning_rate_options_are_one_line_exit_2(args: list[str], message:
     p = run_cli(*args)
     assert p.returncode == 2 and p.stdout == ""
     assert message in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+def test_simulate_json_carries_the_learning_rate_rule(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torch")
+    argv = ["simulate", "alpha/sqrt(r)", "--optimizer", "adam", "--ranks", "4,16", "--steps", "1", "--seeds", "2",
+            "--width", "4", "--depth", "1", "--batch", "4", "--threads", "1"]
+    main([*argv, "--json"])
+    d = json.loads(capsys.readouterr().out)
+    assert d["lr"] == "fixed" and d["lr_exponent"] == -0.5 and d["lr_exponent_exact"] == "-1/2"
+    main(argv)
+    assert ("symbolic verdict (adam): blow-up at a fixed learning rate — rank-stabilized with η ∝ r^-1/2"
+            in capsys.readouterr().out)

@@ -107,6 +107,7 @@ def report(
     out["theory_label"] = symbolic.label
     out["lr"] = symbolic.lr  # the simulation uses one learning rate at every rank
     out["lr_exponent"], out["lr_exponent_exact"] = symbolic.lr_exponent, symbolic.lr_exponent_exact
+    out["theory_headline"] = symbolic.headline
     tolerance = options.get("tolerance")
     tol = DEFAULT_TOLERANCE if tolerance is None else float(tolerance)
     for q, fit in verdict.fits.items():
@@ -141,6 +142,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         theory = {q: d["theory"] for q, d in out["quantities"].items()}
         print(render_empirical(verdict, theory))
-        print(f"\nsymbolic verdict ({args.optimizer}): {out['theory_label']}")
+        print(f"\nsymbolic verdict ({args.optimizer}): {out['theory_headline']}")
     sys.stdout.flush()
     return 0 if verdict.label == STABLE else 1
