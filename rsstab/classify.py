@@ -254,9 +254,9 @@ def _lr_rule(gamma: Growth, optimizer: str) -> tuple[Fraction | float | None, st
         if a1 == 0 and a2 == 0:
             g: Fraction | float = Fraction(int(a0.p), int(a0.q)) if a0.is_Rational else float(a0)
             p = theory.lr_exponent(g, optimizer)
-            fixed_too = " — a fixed η —" if p == 0 else ""
-            return p, f"r^{_fmt_power(p)}", (f"η ∝ r^{_fmt_power(p)}{fixed_too} keeps the update Θ(1) "
-                                             f"({general}; {at_fixed})")
+            if p == 0:
+                return p, "r^0", f"a fixed η (η ∝ r^0) keeps the update Θ(1) ({general})"
+            return p, f"r^{_fmt_power(p)}", f"η ∝ r^{_fmt_power(p)} keeps the update Θ(1) ({general}; {at_fixed})"
         scale = str(up.scaled(sympy.Integer(-1)))
         return None, scale, (f"η ∝ {scale} keeps the update Θ(1) ({general}; not a pure power of r: "
                              f"γ_r has log factors; {at_fixed})")
