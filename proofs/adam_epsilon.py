@@ -81,7 +81,8 @@ def main() -> int:
         holds(f"sign(γ·v·z)·z = sign(v)·|z| at v = {vv}, z = {zz}",
               sp.sign(gamma * vv * zz) * zz - sp.sign(vv) * sp.Abs(zz))
     sign_size = eta * gamma * r * mean_abs  # E|Δy_i| over r rows
-    holds("sign regime: E|Δy_i| = η·γ_r·r·σ_A‖x‖·√(2/π)", sign_size - eta * gamma * r * s * sp.sqrt(2 / sp.pi))
+    holds("sign regime: E|Δy_i| = η·γ_r·r·σ_A‖x‖·√(2/π)",
+          sign_size - eta * gamma * r * s * sp.sqrt(2 / sp.pi))
 
     # 6. SGD-like regime: ΔB_ij = −(η/ε)·g_ij, so Δy_i = −(η/ε) γ² v_i Σ_j (a_j·x)².
     sgd_size = (eta / eps) * gamma**2 * sp.Abs(v) * r * second
@@ -118,13 +119,16 @@ def main() -> int:
     on_rho = {kappa: q * sp.sqrt(sp.pi / 2)}
     lower_sign = ((sp.sqrt(2 / sp.pi) - 1 / kappa) / sp.sqrt(2 / sp.pi)).subs(on_rho)
     holds("0 ≤ 1/(κ(κz+1)) ≤ 1/κ gives F ≥ 1 − 1/ρ", lower_sign - (1 - 1 / q))
-    holds("1/(1+u) − (1 − u) = u²/(1+u) ≥ 0, so κz²/(κz+1) ≥ κz² − κ²z³", 1 / (1 + u) - (1 - u) - u**2 / (1 + u))
+    holds("1/(1+u) − (1 − u) = u²/(1+u) ≥ 0, so κz²/(κz+1) ≥ κz² − κ²z³",
+          1 / (1 + u) - (1 - u) - u**2 / (1 + u))
     sgd_f = (kappa / sp.sqrt(2 / sp.pi)).subs(on_rho)  # κ·E Z²/√(2/π): the SGD-like law
     holds("κz²/(κz+1) ≤ κz² gives F ≤ (π/2)·ρ, the SGD law with rate η/ε", sgd_f - sp.pi / 2 * q)
     lower_sgd = ((kappa - kappa**2 * abs3) / sp.sqrt(2 / sp.pi)).subs(on_rho) / sgd_f
     holds("so F/((π/2)·ρ) ≥ 1 − 2ρ", lower_sgd - (1 - 2 * q))
-    holds("theory.ADAM_SIGN_RATIO: the sign law is within 10 %", 1 - 1 / sp.nsimplify(theory.ADAM_SIGN_RATIO) - sp.Rational(9, 10))
-    holds("theory.ADAM_SGD_RATIO: the SGD-like law is within 10 %", 1 - 2 * sp.nsimplify(theory.ADAM_SGD_RATIO) - sp.Rational(9, 10))
+    holds("theory.ADAM_SIGN_RATIO: the sign law is within 10 %",
+          1 - 1 / sp.nsimplify(theory.ADAM_SIGN_RATIO) - sp.Rational(9, 10))
+    holds("theory.ADAM_SGD_RATIO: the SGD-like law is within 10 %",
+          1 - 2 * sp.nsimplify(theory.ADAM_SGD_RATIO) - sp.Rational(9, 10))
     f_one = (2 * sp.Integral(term.subs(kappa, sp.sqrt(sp.pi / 2)) * sp.exp(-zq**2 / 2) / sp.sqrt(2 * sp.pi),
                              (zq, 0, sp.oo)) / sp.sqrt(2 / sp.pi)).evalf(20)
     close("theory.adam_update_factor(1) = F(1) (numeric integral)", theory.adam_update_factor(1.0), f_one, 1e-10)
@@ -133,7 +137,8 @@ def main() -> int:
 
     # 9. The learning-rate rule: the learned update ∝ η·γ_r^k·r stays Θ(1) with η ∝ r^p, p = −(k·g + 1).
     p = sp.Symbol("p")
-    for k, regime, optimizer in ((2, "SGD", "sgd"), (1, "Adam sign regime", "adam"), (2, "Adam SGD-like (η/ε)", "sgd")):
+    regimes = ((2, "SGD", "sgd"), (1, "Adam sign regime", "adam"), (2, "Adam SGD-like (η/ε)", "sgd"))
+    for k, regime, optimizer in regimes:
         for gg in (sp.Rational(-1, 2), sp.Integer(-1), sp.Integer(0), sp.Rational(-1, 3)):
             size = r**p * (r**gg) ** k * r
             sol = sp.solve(sp.Eq(sp.diff(sp.log(size), r) * r, 0), p)

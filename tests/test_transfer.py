@@ -71,7 +71,8 @@ def test_the_prediction_uses_the_schedule_not_only_its_exponent() -> None:
 
 
 def test_constants_must_be_given_only_when_they_do_not_cancel() -> None:
-    assert transfer("alpha*log(r)/r", 1.0, 16, 256).factor == pytest.approx((256 / 16) * (math.log(16) / math.log(256)) ** 2)
+    expected = (256 / 16) * (math.log(16) / math.log(256)) ** 2
+    assert transfer("alpha*log(r)/r", 1.0, 16, 256).factor == pytest.approx(expected)
     with pytest.raises(RsstabError, match="depends on beta") as info:
         transfer("alpha/(r + beta)", 1.0, 16, 256)
     assert info.value.parameter == "constants"
