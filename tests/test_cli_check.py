@@ -174,6 +174,7 @@ def test_adam_eps_says_where_adam_turns_sgd_like(capsys: pytest.CaptureFixture[s
         (["check", "1/r", "--optimizer", "adam", "--eps", "1e-8"], "--eps and --grad-scale go together"),
         (["check", "1/r", "--eps", "1e-8", "--grad-scale", "1"], "add --optimizer adam"),
         (["check", "1/r", "--optimizer", "adam", "--eps", "-1", "--grad-scale", "1"], "(see --eps)"),
+        (["check", "1/r", "--simulate", "--lr-scaling", "1"], "drop --lr-scaling"),
     ],
 )
 def test_bad_learning_rate_options_are_one_line_exit_2(args: list[str], message: str) -> None:

@@ -68,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
         raise RsstabError("--eps and --grad-scale go together: Adam's regime depends on E|∂L/∂B_ij|/ε")
     if args.eps is not None and args.optimizer != "adam":
         raise RsstabError("--eps and --grad-scale describe Adam: add --optimizer adam")
+    if args.simulate and args.lr_scaling is not None:
+        raise RsstabError("--simulate measures at a fixed learning rate: drop --lr-scaling to compare")
     verdict = check(expr, optimizer=args.optimizer, constants=constants, lr_scaling=args.lr_scaling)
     other = "adam" if args.optimizer == "sgd" else "sgd"
     also = check(expr, optimizer=other, constants=constants)
