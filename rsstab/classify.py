@@ -7,6 +7,16 @@
 ('collapse', 'rank-stabilized')
 >>> check("alpha").quantities["forward"].order
 'Θ(r)'
+
+Labels are statements **at a fixed learning rate** (``Verdict.lr == "fixed"``); every verdict also
+carries the learning-rate rule ``η ∝ r^lr_exponent`` that keeps the update Θ(1), and
+``lr_scaling`` asks for the verdict under a learning rate scaled as ``η ∝ r^lr_scaling``:
+
+>>> v = check("alpha/sqrt(r)", optimizer="adam")
+>>> v.headline, v.lr_exponent, v.lr_exponent_exact
+('blow-up at a fixed learning rate — rank-stabilized with η ∝ r^-1/2', -0.5, '-1/2')
+>>> check("alpha/sqrt(r)", optimizer="adam", lr_scaling="-1/2").headline
+'rank-stabilized with η ∝ r^-1/2'
 """
 
 from __future__ import annotations
@@ -15,21 +25,28 @@ import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from fractions import Fraction
 
 import sympy
 
 from rsstab import theory
 from rsstab.asymptotics import ZERO, Growth, growth_of
 from rsstab.schedule import Schedule, as_schedule
-from rsstab.vocab import BLOW_UP, COLLAPSE, INDETERMINATE, LABELS, STABLE, Label, Optimizer
+from rsstab.errors import RsstabError
+from rsstab.vocab import (ADAM_SIGN, BLOW_UP, COLLAPSE, INDETERMINATE, LABELS, STABLE, AdamRegime, Label,
+                          Optimizer)
 
-__all__ = ["LABELS", "QuantityVerdict", "Verdict", "check", "json_safe", "label_of"]
+__all__ = ["LABELS", "LR_FIXED", "AdamEpsilon", "QuantityVerdict", "Verdict", "adam_epsilon", "check",
+           "json_safe", "label_of"]
+
+#: ``Verdict.lr`` when the label is for one learning rate used at every rank.
+LR_FIXED = "fixed"
 
 TABLE_RANKS = (4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
 
 _REGIME = {
     "sgd": "SGD learns an adapter of size Θ(η·γ_r²·r) (Theorem 3.2)",
-    "adam": "sign-like Adam updates learn an adapter of size Θ(η·γ_r·r)",
+    "adam": "sign-like Adam updates (per-entry gradients ≫ ε) learn an adapter of size Θ(η·γ_r·r)",
 }
 
 
@@ -66,15 +83,42 @@ class Verdict:
     table: tuple[tuple[int, float, float], ...] = ()
     notes: tuple[str, ...] = ()
     constants: dict[str, float] = field(default_factory=dict)
+    #: the learning-rate regime the label is for: ``"fixed"`` or ``"η ∝ r^P"``
+    lr: str = LR_FIXED
+    #: P in ``η ∝ r^P`` for that regime (0: a fixed learning rate)
+    lr_scaling: float = 0.0
+    #: p such that ``η ∝ r^p`` keeps the update Θ(1); None when γ_r is not a power of r
+    lr_exponent: float | None = None
+    #: p as an exact fraction (``"-1/2"``) when γ_r's exponent is rational
+    lr_exponent_exact: str | None = None
+    #: the scale η must follow (``"r^-1/2"``, ``"log(r)^-2"``); None when there is none
+    lr_scale: str | None = None
+    #: the rule in words, for every γ_r (``"η ∝ r^-1/2 keeps the update Θ(1) (…)"``)
+    lr_rule: str = ""
 
     @property
     def stable(self) -> bool:
         return self.label == STABLE
 
+    @property
+    def headline(self) -> str:
+        """The label with its learning-rate regime, and the rule when the label is not stable.
+
+        >>> check("alpha/r").headline
+        'collapse at a fixed learning rate — rank-stabilized with η ∝ r^1'
+        >>> check("alpha/sqrt(r)").headline
+        'rank-stabilized at a fixed learning rate'
+        """
+        text = f"{self.label} {_at(self.lr)}"
+        if self.label != STABLE and self.lr_scale is not None:
+            text += f" — rank-stabilized with η ∝ {self.lr_scale}"
+        return text
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["table"] = [{"r": r, "gamma": g, "stability": q} for r, g, q in self.table]
         d["notes"] = list(self.notes)
+        d["headline"] = self.headline
         return d
 
     def to_json(self, **kwargs: object) -> str:
@@ -87,7 +131,8 @@ class Verdict:
         data["quantities"] = {k: QuantityVerdict(**v) for k, v in data["quantities"].items()}
         data["table"] = tuple((int(t["r"]), _num(t["gamma"]), _num(t["stability"])) for t in data["table"])
         data["notes"] = tuple(data["notes"])
-        data.pop("also", None)
+        for extra in ("also", "headline", "adam_eps", "simulation"):  # added by `rsstab check --json`
+            data.pop(extra, None)
         return cls(**data)
 
 
@@ -121,10 +166,13 @@ def _exponent(s: object) -> float | None:
     return None if s is None else s.power
 
 
-def _quantity(name: str, optimizer: str, gamma: Growth) -> QuantityVerdict:
+def _rational(x: Fraction) -> sympy.Rational:
+    return sympy.Rational(x.numerator, x.denominator)
+
+
+def _quantity(name: str, optimizer: str, gamma: Growth, lr_scaling: Fraction = Fraction(0)) -> QuantityVerdict:
     law = theory.law(name, optimizer)
-    g = gamma.times(sympy.Rational(law.gamma_power.numerator, law.gamma_power.denominator),
-                    sympy.Rational(law.rank_power.numerator, law.rank_power.denominator))
+    g = gamma.times(_rational(law.gamma_power), _rational(law.rank_power + law.lr_power * lr_scaling))
     return QuantityVerdict(
         name=name,
         law=law.text,
@@ -138,29 +186,104 @@ def _quantity(name: str, optimizer: str, gamma: Growth) -> QuantityVerdict:
     )
 
 
-def _reason(label: str, optimizer: str, law: str, order: str) -> str:
-    regime = _REGIME[optimizer]
+def _at(lr: str) -> str:
+    return "at a fixed learning rate" if lr == LR_FIXED else f"with {lr}"
+
+
+def _fmt_power(p: Fraction | float) -> str:
+    """``-1/2``, ``1``, ``0`` for fractions; four significant digits for floats."""
+    if isinstance(p, Fraction):
+        return str(p)
+    return f"{p:.4g}"
+
+
+def _reason(label: str, optimizer: str, law: str, order: str, lr: str = LR_FIXED) -> str:
+    regime, at = _REGIME[optimizer], _at(lr)
     if label == STABLE:
-        return f"{law} ∈ {order}: {regime}, so activations and gradients stay Θ(1) as r grows."
+        return f"{law} ∈ {order}: {regime}, so {at} activations and gradients stay Θ(1) as r grows."
     if label == COLLAPSE:
-        return f"{law} → 0 as {order}: {regime}, so the learned update and its gradients vanish as r grows."
+        return (f"{law} → 0 as {order}: {regime}, so {at} the learned update and its gradients vanish "
+                f"as r grows (the effective learning rate shrinks with r).")
     if label == BLOW_UP:
-        return f"{law} → ∞ as {order}: {regime}, so activations and gradients blow up as r grows."
+        return (f"{law} → ∞ as {order}: {regime}, so {at} the learned update, and the activations and "
+                f"gradients it drives, grow as r grows: the effective learning rate grows with r, "
+                f"which is not by itself a divergence of training.")
     return (f"{law} is {order}: it neither converges to a positive constant nor tends to 0 or ∞, "
             f"so stability depends on which ranks are used ({regime}).")
 
 
+def _as_lr_scaling(value: object) -> Fraction:
+    """The exponent P of ``η ∝ r^P`` as an exact fraction (``"-1/2"``, ``-0.5``, ``0``)."""
+    try:
+        if isinstance(value, str):
+            p = Fraction(value.strip().replace("−", "-"))
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise ValueError
+            p = Fraction(repr(value))
+        elif isinstance(value, (int, Fraction)) and not isinstance(value, bool):
+            p = Fraction(value)
+        else:
+            raise ValueError
+    except (ValueError, ZeroDivisionError):
+        raise RsstabError(f"lr_scaling must be a number such as -1/2 or -0.5, got {value!r}",
+                          parameter="lr_scaling") from None
+    if abs(p) > 100:
+        raise RsstabError(f"lr_scaling must lie in [-100, 100], got {value!r}", parameter="lr_scaling")
+    return p
+
+
+def _lr_rule(gamma: Growth, optimizer: str) -> tuple[Fraction | float | None, str | None, str]:
+    """(p, the scale η must follow, the rule in words): ``η ∝ r^p`` (or ``η ∝`` that scale, when
+    γ_r carries log factors) keeps the stability quantity Θ(1)."""
+    stab = theory.stability_law(optimizer)
+    general = theory.lr_rule(optimizer)
+    fixed = gamma.times(_rational(stab.gamma_power), _rational(stab.rank_power))
+    up = fixed.upper
+    if fixed.exact and not fixed.strict and up.a[0].is_infinite:
+        how = f"{'grows' if up > ZERO else 'vanishes'} faster than any power of r"
+    elif fixed.exact and not fixed.strict:
+        how = "stays Θ(1)" if up == ZERO else f"grows like {up}" if up > ZERO else f"shrinks like {up}"
+    else:
+        how = f"is {fixed}"
+    at_fixed = f"at a fixed η the update {how}"
+    if gamma.exact and not gamma.strict:
+        a0, a1, a2 = gamma.upper.a
+        if a0.is_infinite or a1.is_infinite or a2.is_infinite:
+            return None, None, f"{general}: γ_r is Θ({gamma.upper}), so no power of r does it ({at_fixed})"
+        if a1 == 0 and a2 == 0:
+            g: Fraction | float = Fraction(int(a0.p), int(a0.q)) if a0.is_Rational else float(a0)
+            p = theory.lr_exponent(g, optimizer)
+            if p == 0:
+                return p, "r^0", f"a fixed η (η ∝ r^0) keeps the update Θ(1) ({general})"
+            return p, f"r^{_fmt_power(p)}", f"η ∝ r^{_fmt_power(p)} keeps the update Θ(1) ({general}; {at_fixed})"
+        scale = str(up.scaled(sympy.Integer(-1)))
+        return None, scale, (f"η ∝ {scale} keeps the update Θ(1) ({general}; not a pure power of r: "
+                             f"γ_r has log factors; {at_fixed})")
+    if gamma.exact:
+        return None, None, (f"{general}: γ_r is {gamma}, a power of r times a slowly varying factor, so "
+                            f"no pure power of r does it; scale η with γ_r itself")
+    return None, None, (f"{general}: γ_r has no single order in r ({gamma}), so no power of r keeps the "
+                        f"update Θ(1)")
+
+
 def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = "sgd",
-          constants: Mapping[str, float] | None = None) -> Verdict:
+          constants: Mapping[str, float] | None = None,
+          lr_scaling: str | float | Fraction | None = None) -> Verdict:
     """Classify γ_r in one optimizer regime (``"sgd"`` as in Theorem 3.2, or ``"adam"``).
 
     Args:
         schedule: text such as ``"alpha/sqrt(r)"``, a callable ``f(r) -> float``, or a Schedule.
         optimizer: ``"sgd"`` (stability ⇔ γ_r²·r ∈ Θ(1)) or ``"adam"`` (⇔ γ_r·r ∈ Θ(1)).
         constants: values for named constants, used for the numeric table (default 1).
+        lr_scaling: P when the learning rate is scaled as ``η ∝ r^P`` across ranks (``"-1/2"``,
+            ``-0.5``); ``None`` or 0: a fixed learning rate, the regime of the paper's theorem.
 
     Raises:
-        RsstabError: invalid schedule or optimizer (one-line message).
+        RsstabError: invalid schedule, optimizer or lr_scaling (one-line message).
+
+    >>> check("alpha/r", lr_scaling=1).label   # LoRA under SGD with η ∝ r
+    'rank-stabilized'
 
     >>> check("16/sqrt(r)").stable
     True
@@ -168,12 +291,15 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
     'numeric'
     """
     names = theory.quantities(optimizer)  # validates the optimizer
+    scaling = _as_lr_scaling(0 if lr_scaling is None else lr_scaling)
+    lr = LR_FIXED if scaling == 0 else f"η ∝ r^{_fmt_power(scaling)}"
     sched = as_schedule(schedule)
     if constants:
         sched = sched.with_values(dict(constants))
     gamma = growth_of(sched)
-    quantities = {q: _quantity(q, optimizer, gamma) for q in names}
+    quantities = {q: _quantity(q, optimizer, gamma, scaling) for q in names}
     stab = theory.stability_law(optimizer)
+    law_text = stab.text if scaling == 0 else f"η·{stab.text}"
     deciding = quantities[stab.quantity]
     label = deciding.label
     if gamma.upper < ZERO or (gamma.exact and gamma.upper == ZERO and gamma.strict < 0):
@@ -188,10 +314,11 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
     if to_zero is not True:
         notes.append("γ_r does not tend to 0: the hypothesis of Theorem 3.2 fails, so the O(γ_r³) "
                      "terms of the trajectory are not negligible and the first-order laws are heuristics.")
+    p, lr_scale, rule = _lr_rule(gamma, optimizer)
     if sched.constants:
         notes.append("table computed with " + ", ".join(f"{c}=1" for c in sched.constants)
                      + " (give the constants values to change it)")
-    k, m = float(stab.gamma_power), float(stab.rank_power)
+    k, m = float(stab.gamma_power), float(stab.rank_power + stab.lr_power * scaling)
     table = []
     for r in TABLE_RANKS:
         g = sched.value(r)
@@ -208,11 +335,118 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
         gamma_order=str(gamma),
         gamma_exponent=gamma.upper.power if gamma.exact else None,
         gamma_to_zero=to_zero,
-        stability_law=stab.text,
+        stability_law=law_text,
         stability_order=deciding.order,
-        reason=_reason(label, optimizer, stab.text, deciding.order),
+        reason=_reason(label, optimizer, law_text, deciding.order, lr),
         quantities=quantities,
         table=tuple(table),
         notes=tuple(notes),
         constants=dict(sched.values),
+        lr=lr,
+        lr_scaling=float(scaling),
+        lr_exponent=None if p is None else float(p),
+        lr_exponent_exact=str(p) if isinstance(p, Fraction) else None,
+        lr_scale=lr_scale,
+        lr_rule=rule,
+    )
+
+
+# --------------------------------------------------------------------------- Adam's ε
+
+_SCAN = tuple(2.0 ** (k / 4) for k in range(0, 401))  # r = 1 … 2^100, four points per octave
+
+
+@dataclass(frozen=True)
+class AdamEpsilon:
+    """Where Adam with ε > 0 follows which law, for one schedule (first step, B = 0).
+
+    ``ratio`` ρ(r) = γ_r·G/ε compares the mean per-entry gradient of B, γ_r·G, with ε. Where
+    ρ ≫ 1 Adam is sign-like (update ∝ η·γ_r·r: the ``adam`` verdict); where ρ ≪ 1 it is SGD
+    with learning rate η/ε (update ∝ (η/ε)·γ_r²·r: the ``sgd`` verdict). ``crossover_rank`` is
+    the last rank in 1 … 2^100 where ρ crosses 1 (None when it never does).
+    """
+
+    schedule: str
+    eps: float
+    grad_scale: float
+    crossover_rank: float | None
+    large_r_regime: AdamRegime  # the regime for r → ∞ (at r = 2^100)
+    sign_label: Label
+    sgd_like_label: Label
+    sign_lr_exponent: float | None
+    sgd_like_lr_exponent: float | None
+    table: tuple[tuple[int, float, float, AdamRegime], ...]  # (r, γ_r, ρ, regime)
+    summary: str
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["table"] = [{"r": r, "gamma": g, "ratio": q, "regime": m} for r, g, q, m in self.table]
+        return d
+
+
+def _ratio(sched: Schedule, r: float, grad_scale: float, eps: float) -> float:
+    g = sched.value(r)
+    if not (g > 0):
+        raise RsstabError(f"γ_r is not positive at r = {r:g}", parameter="schedule")
+    return theory.adam_gradient_ratio(g, grad_scale, eps) if math.isfinite(g) else math.inf
+
+
+def adam_epsilon(schedule: str | Callable[[float], float] | Schedule, eps: float, grad_scale: float,
+                 constants: Mapping[str, float] | None = None,
+                 ranks: tuple[int, ...] = TABLE_RANKS) -> AdamEpsilon:
+    """Where Adam (ε > 0) leaves the sign regime for this schedule, and which law holds beyond.
+
+    Args:
+        schedule: γ_r as text, callable or Schedule.
+        eps: Adam's ε (PyTorch's default is 1e-8).
+        grad_scale: G with E|∂L/∂B_ij| = γ_r·G at step 0; for Gaussian A (std σ_A), one input x
+            and output gradient entry v_i, ``G = |v_i|·σ_A·‖x‖·√(2/π)``
+            (:func:`rsstab.theory.adam_grad_scale`).
+        constants: values of named constants (default 1).
+        ranks: the ranks of the table.
+
+    >>> a = adam_epsilon("1/sqrt(r)", eps=1 / 16, grad_scale=1.0)   # ρ = 16/√r: r_ε = 256
+    >>> round(a.crossover_rank), a.large_r_regime, a.sign_label, a.sgd_like_label
+    (256, 'sgd-like', 'blow-up', 'rank-stabilized')
+    >>> [m for _, _, _, m in adam_epsilon("1/sqrt(r)", 1 / 16, 1.0, ranks=(1, 256, 2**20)).table]
+    ['sign', 'crossover', 'sgd-like']
+    """
+    for name, value in (("eps", eps), ("grad_scale", grad_scale)):
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            raise RsstabError(f"{name} must be a positive finite number, got {value!r}", parameter=name)
+    sched = as_schedule(schedule)
+    if constants:
+        sched = sched.with_values(dict(constants))
+    rho = [_ratio(sched, r, grad_scale, eps) for r in _SCAN]
+    above = [q >= 1 for q in rho]
+    last = next((i for i in range(len(above) - 1, 0, -1) if above[i] != above[i - 1]), None)
+    crossover = None
+    if last is not None:  # bisect log r between _SCAN[last-1] and _SCAN[last] for ρ = 1
+        lo, hi = math.log(_SCAN[last - 1]), math.log(_SCAN[last])
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            if (_ratio(sched, math.exp(mid), grad_scale, eps) >= 1) == above[last - 1]:
+                lo = mid
+            else:
+                hi = mid
+        crossover = math.exp((lo + hi) / 2)
+    large = theory.adam_regime(sched.value(_SCAN[-1]), grad_scale, eps) if math.isfinite(rho[-1]) else ADAM_SIGN
+    sign, sgd = check(sched, "adam"), check(sched, "sgd")
+    table = tuple((r, sched.value(r), q, theory.adam_regime(sched.value(r), grad_scale, eps))
+                  for r in ranks for q in [_ratio(sched, r, grad_scale, eps)])
+    sign_text = f"sign-like (update ∝ η·γ_r·r: {sign.headline})"
+    sgd_text = f"SGD-like with rate η/ε (update ∝ (η/ε)·γ_r²·r: {sgd.headline})"
+    if crossover is None:
+        summary = (f"per-entry gradients of B are {'above' if above[-1] else 'below'} ε at every rank "
+                   f"from 1 to 2^100: Adam is {sign_text if above[-1] else sgd_text} throughout")
+    else:
+        first, then = (sgd_text, sign_text) if above[-1] else (sign_text, sgd_text)
+        summary = (f"per-entry gradients of B cross ε at r_ε ≈ {crossover:.4g}: below it Adam is {first}; "
+                   f"beyond it Adam is {then} (well inside a regime when ρ ≥ {theory.ADAM_SIGN_RATIO:g} "
+                   f"or ρ ≤ {theory.ADAM_SGD_RATIO:g})")
+    return AdamEpsilon(
+        schedule=sched.text, eps=float(eps), grad_scale=float(grad_scale), crossover_rank=crossover,
+        large_r_regime=large, sign_label=sign.label, sgd_like_label=sgd.label,
+        sign_lr_exponent=sign.lr_exponent, sgd_like_lr_exponent=sgd.lr_exponent, table=table,
+        summary=summary,
     )

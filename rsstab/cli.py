@@ -14,13 +14,14 @@ from collections.abc import Sequence
 
 from rsstab.errors import RsstabError
 
-COMMANDS = ("check", "peft", "simulate", "derive")
+COMMANDS = ("check", "peft", "simulate", "derive", "transfer")
 
 EXIT_STABLE, EXIT_UNSTABLE, EXIT_USAGE = 0, 1, 2
 
 #: How the command line spells the library's parameters (see ``RsstabError.parameter``); the
 #: sweep's own flags live in :data:`rsstab.sweep.cli.FLAGS`.
-FLAGS = {"constants": "--set NAME=VALUE"}
+FLAGS = {"constants": "--set NAME=VALUE", "lr_scaling": "--lr-scaling", "eps": "--eps",
+         "grad_scale": "--grad-scale", "from_rank": "--from-rank", "to_rank": "--to-rank", "lr": "--lr"}
 
 
 def _flag(parameter: str | None) -> str | None:
@@ -55,10 +56,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Flags whose value may start with "-" without looking like a number to argparse ("-1/2").
+SIGNED_FLAGS = ("--lr-scaling",)
+
+
+def _join_signed(argv: Sequence[str]) -> list[str]:
+    """``--lr-scaling -1/2`` → ``--lr-scaling=-1/2`` (argparse would read "-1/2" as a flag)."""
+    out: list[str] = []
+    it = iter(argv)
+    for arg in it:
+        if arg in SIGNED_FLAGS:
+            value = next(it, None)
+            out.append(arg if value is None else f"{arg}={value}")
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code (0 stable / success, 1 not stable, 2 bad input)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_join_signed(sys.argv[1:] if argv is None else argv))
     try:
         return int(args._run(args))
     except RsstabError as exc:

@@ -11,17 +11,32 @@ predictions), and the comparison happens in :mod:`rsstab.classify` and the repor
 0.0
 >>> stability_law("sgd").text
 'γ_r²·r'
+
+Every law is a statement **at a fixed learning rate** η: the stability quantity is
+``η·γ_r^k·r^m`` with η entering linearly, so a learning rate scaled as ``η ∝ r^p`` with
+``p = −(k·g + m)`` keeps the update Θ(1) for ``γ_r ∝ r^g`` (:func:`lr_exponent`):
+
+>>> lr_exponent(Fraction(-1, 2), "adam")   # rsLoRA under Adam: η ∝ r^(-1/2)
+Fraction(-1, 2)
+>>> lr_exponent(-1, "sgd")                 # LoRA's α/r under SGD: η ∝ r
+Fraction(1, 1)
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 
 from rsstab.errors import RsstabError
-from rsstab.vocab import OPTIMIZERS, Optimizer, check_optimizer
+from rsstab.vocab import (ADAM_CROSSOVER, ADAM_SGD_LIKE, ADAM_SIGN, OPTIMIZERS, AdamRegime, Optimizer,
+                          check_optimizer)
 
-__all__ = ["OPTIMIZERS", "QUANTITIES", "Law", "law", "quantities", "stability_law"]
+__all__ = [
+    "OPTIMIZERS", "QUANTITIES", "Law", "law", "quantities", "stability_law", "lr_exponent", "lr_rule",
+    "ADAM_SIGN_RATIO", "ADAM_SGD_RATIO", "adam_grad_scale", "adam_gradient_ratio", "adam_regime",
+    "adam_update_factor",
+]
 
 #: Measurable quantities, in the order they are reported.
 QUANTITIES = ("grad_init", "forward", "backward", "iid_variance")
@@ -36,7 +51,9 @@ DESCRIPTIONS = {
 
 @dataclass(frozen=True)
 class Law:
-    """``Q ∝ γ_r^gamma_power · r^rank_power · σ_A^sigma_a_power`` (σ_A: std of A's entries)."""
+    """``Q ∝ η^lr_power · γ_r^gamma_power · r^rank_power · σ_A^sigma_a_power`` (σ_A: std of A's
+    entries; η: the learning rate, which enters the learned quantities linearly and the onset and
+    initialisation quantities not at all)."""
 
     quantity: str
     optimizer: str
@@ -44,6 +61,7 @@ class Law:
     rank_power: Fraction
     why: str
     sigma_a_power: Fraction = Fraction(0)
+    lr_power: Fraction = Fraction(0)
 
     @property
     def text(self) -> str:
@@ -53,27 +71,33 @@ class Law:
         r = "r" if self.rank_power == 1 else f"r^{self.rank_power}"
         return f"{g}·{r}"
 
-    def exponent(self, gamma_exponent: float, sigma_a_exponent: float = 0.0) -> float:
+    def exponent(self, gamma_exponent: float, sigma_a_exponent: float = 0.0,
+                 lr_scaling: float = 0.0) -> float:
         """r-exponent of Q when γ_r ∝ r^gamma_exponent (and σ_A ∝ r^sigma_a_exponent; LoRA and
-        Theorem 3.2 keep σ_A independent of r, the paper's init-only ablation scales it).
+        Theorem 3.2 keep σ_A independent of r, the paper's init-only ablation scales it; and
+        η ∝ r^lr_scaling, 0 for a fixed learning rate).
 
         >>> law("forward", "sgd").exponent(-1.0, sigma_a_exponent=-0.5)  # α/r with A ~ 1/√r
         -2.0
+        >>> law("forward", "adam").exponent(-0.5, lr_scaling=-0.5)  # rsLoRA, Adam, η ∝ r^(-1/2)
+        0.0
+        >>> law("grad_init", "adam").exponent(-0.5, lr_scaling=-0.5)  # onset: no η
+        0.0
         """
         return (float(self.gamma_power) * gamma_exponent + float(self.rank_power)
-                + float(self.sigma_a_power) * sigma_a_exponent)
+                + float(self.sigma_a_power) * sigma_a_exponent + float(self.lr_power) * lr_scaling)
 
 
 _F = Fraction
-# (γ power, r power, σ_A power, why)
+# (γ power, r power, σ_A power, why, η power)
 _LAWS = {
-    ("grad_init", "sgd"): (_F(1), _F(1, 2), _F(1), "∇_B L = γ_r·v·(A x)^T and ‖A x‖ ∝ √r·σ_A at B = 0"),
-    ("grad_init", "adam"): (_F(1), _F(1, 2), _F(1), "the gradient at step 0 does not depend on the optimizer"),
-    ("forward", "sgd"): (_F(2), _F(1), _F(2), "SGD learns γ_r·B·A = −η γ_r² Σ v x^T A^T A and A^T A sums r aligned terms"),
-    ("forward", "adam"): (_F(1), _F(1), _F(1), "sign-like updates make ΔB = Θ(η) whatever γ_r, and ΔB·A·x sums r aligned terms"),
-    ("backward", "sgd"): (_F(2), _F(1), _F(2), "the gradient into the input passes through (γ_r B A)^T = Θ(η γ_r² r)"),
-    ("backward", "adam"): (_F(1), _F(1), _F(1), "the gradient into the input passes through (γ_r B A)^T = Θ(η γ_r r)"),
-    ("iid_variance", "sgd"): (_F(2), _F(1), _F(2), "Var(γ_r B A x) = γ_r²·r·d·σ_A²σ_B²σ_x² sums r independent terms"),
+    ("grad_init", "sgd"): (_F(1), _F(1, 2), _F(1), "∇_B L = γ_r·v·(A x)^T and ‖A x‖ ∝ √r·σ_A at B = 0", _F(0)),
+    ("grad_init", "adam"): (_F(1), _F(1, 2), _F(1), "the gradient at step 0 does not depend on the optimizer", _F(0)),
+    ("forward", "sgd"): (_F(2), _F(1), _F(2), "SGD learns γ_r·B·A = −η γ_r² Σ v x^T A^T A and A^T A sums r aligned terms", _F(1)),
+    ("forward", "adam"): (_F(1), _F(1), _F(1), "sign-like updates make ΔB = Θ(η) whatever γ_r, and ΔB·A·x sums r aligned terms", _F(1)),
+    ("backward", "sgd"): (_F(2), _F(1), _F(2), "the gradient into the input passes through (γ_r B A)^T = Θ(η γ_r² r)", _F(1)),
+    ("backward", "adam"): (_F(1), _F(1), _F(1), "the gradient into the input passes through (γ_r B A)^T = Θ(η γ_r r)", _F(1)),
+    ("iid_variance", "sgd"): (_F(2), _F(1), _F(2), "Var(γ_r B A x) = γ_r²·r·d·σ_A²σ_B²σ_x² sums r independent terms", _F(0)),
 }
 
 
@@ -87,15 +111,121 @@ def law(quantity: str, optimizer: str) -> Law:
     """The power law of one quantity in one optimizer regime."""
     check_optimizer(optimizer)
     try:
-        k, m, sa, why = _LAWS[(quantity, optimizer)]
+        k, m, sa, why, lr = _LAWS[(quantity, optimizer)]
     except KeyError:
         raise RsstabError(
             f"no law for quantity {quantity!r} under {optimizer}: expected one of "
             f"{', '.join(quantities(optimizer))}"
         ) from None
-    return Law(quantity, optimizer, k, m, why, sa)
+    return Law(quantity, optimizer, k, m, why, sa, lr)
 
 
 def stability_law(optimizer: str) -> Law:
     """The quantity whose Θ(1)-ness decides rank stabilization: γ_r²·r (SGD), γ_r·r (Adam)."""
     return law("forward", optimizer)
+
+
+# --------------------------------------------------------------------------- learning-rate rule
+
+
+def lr_exponent(gamma_exponent: Fraction | int | float, optimizer: str) -> Fraction | float:
+    """The exponent p such that ``η ∝ r^p`` keeps the learned update Θ(1) when ``γ_r ∝ r^g``.
+
+    The stability quantity is ``η·γ_r^k·r^m`` (SGD: k = 2, Adam's sign regime: k = 1; m = 1), so
+    ``p = −(k·g + m)``: SGD ``p = −(2g + 1)``, Adam ``p = −(g + 1)``. Exact (a Fraction) when g is
+    an int or a Fraction, a float otherwise.
+
+    >>> lr_exponent(Fraction(-1, 2), "sgd")   # rsLoRA under SGD: a fixed η
+    Fraction(0, 1)
+    >>> lr_exponent(0, "adam")                # a constant γ under Adam: η ∝ 1/r
+    Fraction(-1, 1)
+    >>> round(lr_exponent(-0.25, "sgd"), 12)
+    -0.5
+    """
+    stab = stability_law(optimizer)
+    k, m = stab.gamma_power / stab.lr_power, stab.rank_power / stab.lr_power
+    if isinstance(gamma_exponent, (int, Fraction)) and not isinstance(gamma_exponent, bool):
+        return -(k * Fraction(gamma_exponent) + m)
+    return -(float(k) * float(gamma_exponent) + float(m))
+
+
+def lr_rule(optimizer: str) -> str:
+    """The learning-rate rule that keeps the update Θ(1), for any γ_r (powers or not).
+
+    >>> lr_rule("sgd"), lr_rule("adam")
+    ('η ∝ 1/(γ_r²·r)', 'η ∝ 1/(γ_r·r)')
+    """
+    return f"η ∝ 1/({stability_law(optimizer).text})"
+
+
+# --------------------------------------------------------------------------- Adam's ε
+# Adam's first step is ΔB_ij = −η·g_ij/(|g_ij| + ε) (bias corrections cancel; proofs/adam_epsilon.py).
+# At B = 0, g_ij = γ_r·v_i·(a_j·x): its size depends on r only through γ_r. With ρ = E|g_ij|/ε,
+# the learned change on x is E|Δy_i| = (sign law η·γ_r·r·σ_A‖x‖·√(2/π))·F(ρ)
+# (:func:`adam_update_factor`, exact for Gaussian A and one input), with the exact bounds
+#     1 − 1/ρ ≤ F(ρ) ≤ 1                 (sign-like: update ∝ η·γ_r·r)
+#     1 − 2ρ ≤ F(ρ)/((π/2)·ρ) ≤ 1        (SGD-like with rate η/ε: update ∝ (η/ε)·γ_r²·r)
+# so each law is within 10 % for ρ ≥ 10 and for ρ ≤ 0.05 respectively.
+
+#: ρ = E|g|/ε at or above which Adam's first update follows the sign law within 10 %.
+ADAM_SIGN_RATIO = 10.0
+#: ρ at or below which it follows SGD's law with rate η/ε within 10 %.
+ADAM_SGD_RATIO = 0.05
+
+
+def adam_grad_scale(v_abs: float, sigma_a: float, x_norm: float) -> float:
+    """``G`` with ``E|∂L/∂B_ij| = γ_r·G`` at step 0 (B = 0, Gaussian A with std σ_A, one input x,
+    output gradient entry v_i): ``G = |v_i|·σ_A·‖x‖·√(2/π)`` (E|a·x| = σ_A‖x‖√(2/π)).
+
+    >>> round(adam_grad_scale(1.0, 1.0, 1.0), 6)
+    0.797885
+    """
+    return abs(v_abs) * sigma_a * x_norm * math.sqrt(2 / math.pi)
+
+
+def adam_gradient_ratio(gamma: float, grad_scale: float, eps: float) -> float:
+    """``ρ = E|g_ij|/ε = γ_r·G/ε``: the per-entry gradient of B at step 0 in units of Adam's ε.
+
+    >>> adam_gradient_ratio(0.25, 4.0, 0.5)
+    2.0
+    """
+    if not eps > 0:
+        raise RsstabError(f"eps must be positive, got {eps!r}", parameter="eps")
+    if not grad_scale > 0:
+        raise RsstabError(f"grad_scale must be positive, got {grad_scale!r}", parameter="grad_scale")
+    return gamma * grad_scale / eps
+
+
+def adam_regime(gamma: float, grad_scale: float, eps: float) -> AdamRegime:
+    """Which law Adam's first step follows at this γ_r (η does not enter: it scales the step in
+    both regimes; in the SGD-like one the effective SGD learning rate is η/ε).
+
+    >>> adam_regime(1 / 16, 1.0, 1e-8), adam_regime(1 / 16, 1.0, 2.0), adam_regime(1 / 16, 1.0, 0.0625)
+    ('sign', 'sgd-like', 'crossover')
+    """
+    rho = adam_gradient_ratio(gamma, grad_scale, eps)
+    if rho >= ADAM_SIGN_RATIO:
+        return ADAM_SIGN
+    if rho <= ADAM_SGD_RATIO:
+        return ADAM_SGD_LIKE
+    return ADAM_CROSSOVER
+
+
+def adam_update_factor(rho: float) -> float:
+    """``F(ρ) = E|Δy_i| / (η·γ_r·r·σ_A‖x‖·√(2/π))``: Adam's first learned change relative to the
+    sign law, exact for Gaussian A and one input (``F = E[κZ²/(κ|Z|+1)]/√(2/π)``, Z ~ N(0, 1),
+    κ = ρ·√(π/2)). F → 1 in the sign regime and F ≈ (π/2)·ρ, SGD's law with rate η/ε, for ρ ≪ 1.
+
+    >>> round(adam_update_factor(100.0), 3), round(adam_update_factor(1e-3) / (math.pi / 2 * 1e-3), 3)
+    (0.99, 0.998)
+    """
+    if math.isinf(rho):
+        return 1.0
+    if not rho > 0:
+        raise RsstabError(f"rho must be positive, got {rho!r}", parameter="rho")
+    import mpmath  # light, and already a dependency of the parser
+
+    kappa = mpmath.mpf(rho) * mpmath.sqrt(mpmath.pi / 2)
+    density = lambda z: mpmath.exp(-z * z / 2) / mpmath.sqrt(2 * mpmath.pi)  # noqa: E731
+    mean = 2 * mpmath.quad(lambda z: kappa * z * z / (kappa * z + 1) * density(z), [0, 1, 4, mpmath.inf])
+    return float(mean / mpmath.sqrt(2 / mpmath.pi))

@@ -21,6 +21,7 @@ __all__ = [
     "Label", "LABELS", "STABLE", "COLLAPSE", "BLOW_UP", "INDETERMINATE",
     "Optimizer", "OPTIMIZERS", "check_optimizer",
     "Quantity", "SUMMARY_QUANTITIES", "VOTING_QUANTITIES", "combine_labels",
+    "AdamRegime", "ADAM_SIGN", "ADAM_CROSSOVER", "ADAM_SGD_LIKE", "ADAM_REGIMES",
 ]
 
 #: The verdict about rank stabilization of one quantity or of a whole schedule.
@@ -75,3 +76,12 @@ def combine_labels(labels: Iterable[str]) -> Label:
     if all(lab == STABLE for lab in labels):
         return STABLE
     return INDETERMINATE
+
+
+#: Which law Adam's first step follows (:func:`rsstab.theory.adam_regime`): per-entry gradients
+#: of B well above ε give sign-like steps, well below ε steps like SGD with rate η/ε.
+AdamRegime = Literal["sign", "crossover", "sgd-like"]
+ADAM_SIGN: Final[AdamRegime] = "sign"
+ADAM_CROSSOVER: Final[AdamRegime] = "crossover"
+ADAM_SGD_LIKE: Final[AdamRegime] = "sgd-like"
+ADAM_REGIMES: Final[tuple[AdamRegime, ...]] = (ADAM_SIGN, ADAM_CROSSOVER, ADAM_SGD_LIKE)

@@ -163,3 +163,63 @@ def test_library_errors_name_parameters_and_the_cli_names_flags() -> None:
     with contextlib.redirect_stderr(err):
         assert main(["check", "r**(-beta)"]) == 2
     assert "--set NAME=VALUE" in err.getvalue() and len(err.getvalue().strip().splitlines()) == 1
+
+
+# --------------------------------------------------------------------------- issue 12: the learning-rate rule
+
+
+def rule_exponent(p: Fraction, optimizer: str) -> Fraction:
+    """η ∝ r^q keeps η·γ²·r (SGD) or η·γ·r (Adam) Θ(1) for γ ∝ r^p: q = −(2p+1) or −(p+1)."""
+    return -(2 * p + 1) if optimizer == "sgd" else -(p + 1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(coefficients, exponents, log_powers, optimizers, st.integers(0, 3))
+def test_lr_exponent_follows_from_the_exponents(c: Fraction, p: Fraction, k: int, optimizer: str, style: int) -> None:
+    v = check(spell(c, p, k, style), optimizer=optimizer)
+    assert v.lr == "fixed" and v.lr_scaling == 0.0
+    assert "at a fixed learning rate" in v.headline and "at a fixed learning rate" in v.reason
+    if k == 0:
+        q = rule_exponent(p, optimizer)
+        assert v.lr_exponent_exact == str(q) and v.lr_exponent == float(q)
+        assert v.lr_scale == f"r^{q}" and (f"η ∝ r^{q}" in v.lr_rule)
+    else:  # log factors: no pure power, but the scale η must follow
+        assert v.lr_exponent is None and v.lr_exponent_exact is None
+        assert v.lr_scale is not None and "log(r)" in v.lr_scale and "not a pure power" in v.lr_rule
+    if v.label != "rank-stabilized":
+        assert v.headline.endswith(f"rank-stabilized with η ∝ {v.lr_scale}")
+
+
+@settings(max_examples=60, deadline=None)
+@given(coefficients, exponents, optimizers, st.fractions(min_value=-2, max_value=2, max_denominator=12))
+def test_the_rule_stabilizes_and_any_other_power_does_not(c: Fraction, p: Fraction, optimizer: str,
+                                                          delta: Fraction) -> None:
+    expr = spell(c, p, 0, 0)
+    q = rule_exponent(p, optimizer)
+    scaled = check(expr, optimizer, lr_scaling=str(q + delta))
+    expected = "rank-stabilized" if delta == 0 else "blow-up" if delta > 0 else "collapse"
+    assert scaled.label == expected
+    assert scaled.lr_exponent_exact == str(q)  # the rule does not depend on the scaling asked about
+    assert scaled.quantities["forward"].exponent == pytest.approx(float(delta))
+    if "grad_init" in scaled.quantities:  # the onset gradient has no η in it
+        assert scaled.quantities["grad_init"].exponent == check(expr, optimizer).quantities["grad_init"].exponent
+    assert Verdict.from_dict(json.loads(scaled.to_json())) == scaled
+
+
+@pytest.mark.parametrize(
+    "expr, optimizer, fragment",
+    [("r**sin(r)/sqrt(r)", "sgd", "no single order"),
+     ("log(log(log(r)))/sqrt(r)", "sgd", "slowly varying"),
+     ("exp(-r)", "adam", "no power of r does it")],
+)
+def test_no_rule_exponent_says_why(expr: str, optimizer: str, fragment: str) -> None:
+    v = check(expr, optimizer)
+    assert v.lr_exponent is None and fragment in v.lr_rule
+    assert v.lr_rule.startswith("η ∝ 1/(γ_r")
+
+
+@pytest.mark.parametrize("bad", ["x", "1/0", "nan", "inf", float("nan"), True, [1], "1000"])
+def test_bad_lr_scaling_names_the_parameter(bad: object) -> None:
+    with pytest.raises(RsstabError) as info:
+        check("1/r", lr_scaling=bad)
+    assert info.value.parameter == "lr_scaling"

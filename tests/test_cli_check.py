@@ -107,3 +107,89 @@ def test_simulate_adds_the_measured_verdict_beside_the_symbolic_one(capsys: pyte
     out = capsys.readouterr().out
     assert "empirical verdict: rank-stabilized" in out
     assert "theory" in out.split("empirical verdict")[1]
+
+
+# --------------------------------------------------------------------------- issue 12: learning-rate rule
+
+
+def test_adam_rslora_is_a_fixed_learning_rate_statement_with_its_rule(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "alpha/sqrt(r)", "--optimizer", "adam", "--json"]) == 1
+    d = json.loads(capsys.readouterr().out)
+    assert d["lr"] == "fixed" and d["lr_scaling"] == 0.0
+    assert d["lr_exponent"] == -0.5 and d["lr_exponent_exact"] == "-1/2"
+    assert d["headline"] == "blow-up at a fixed learning rate — rank-stabilized with η ∝ r^-1/2"
+    assert "at a fixed learning rate" in d["reason"] and "blow up" not in d["reason"]
+    assert d["also"] == {"sgd": "rank-stabilized"} and d["also_lr_exponent"] == {"sgd": 0.0}
+    assert main(["check", "alpha/sqrt(r)", "--optimizer", "adam"]) == 1
+    out = capsys.readouterr().out
+    assert out.splitlines()[1] == "verdict: blow-up at a fixed learning rate — rank-stabilized with η ∝ r^-1/2"
+    assert ("learning-rate rule: η ∝ r^-1/2 keeps the update Θ(1) (η ∝ 1/(γ_r·r); at a fixed η the update "
+            "grows like r^1/2)") in out
+
+
+@pytest.mark.parametrize(
+    "expr, optimizer, exponent",
+    [("alpha/r", "sgd", 1.0), ("alpha/sqrt(r)", "sgd", 0.0), ("alpha", "sgd", -1.0), ("alpha/r", "adam", 0.0),
+     ("alpha", "adam", -1.0), ("alpha/r**(1/3)", "adam", -2 / 3)],
+)
+def test_lr_exponent_in_json(expr: str, optimizer: str, exponent: float, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["check", expr, "--optimizer", optimizer, "--json"])
+    assert json.loads(capsys.readouterr().out)["lr_exponent"] == pytest.approx(exponent, abs=1e-15)
+
+
+@pytest.mark.parametrize(
+    "expr, optimizer, scaling, code, verdict",
+    [("alpha/sqrt(r)", "adam", "-1/2", 0, "rank-stabilized with η ∝ r^-1/2"),
+     ("alpha/sqrt(r)", "adam", "-0.5", 0, "rank-stabilized with η ∝ r^-1/2"),
+     ("alpha/r", "sgd", "1", 0, "rank-stabilized with η ∝ r^1"),
+     ("alpha/sqrt(r)", "adam", "-1/4", 1, "blow-up with η ∝ r^-1/4 — rank-stabilized with η ∝ r^-1/2"),
+     ("alpha/sqrt(r)", "sgd", "0", 0, "rank-stabilized at a fixed learning rate"),
+     ("alpha/sqrt(r)", "sgd", "-1", 1, "collapse with η ∝ r^-1 — rank-stabilized with η ∝ r^0")],
+)
+def test_lr_scaling_gives_the_verdict_for_a_scaled_learning_rate(expr: str, optimizer: str, scaling: str, code: int,
+                                                                 verdict: str,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", expr, "--optimizer", optimizer, "--lr-scaling", scaling]) == code
+    assert capsys.readouterr().out.splitlines()[1] == f"verdict: {verdict}"
+
+
+def test_adam_eps_says_where_adam_turns_sgd_like(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["check", "1/sqrt(r)", "--optimizer", "adam", "--eps", "0.0625", "--grad-scale", "1"]
+    assert main([*args, "--json"]) == 1  # the label stays the sign regime's, at a fixed η
+    eps = json.loads(capsys.readouterr().out)["adam_eps"]
+    assert eps["crossover_rank"] == pytest.approx(256) and eps["large_r_regime"] == "sgd-like"
+    assert eps["sgd_like_label"] == "rank-stabilized" and eps["sign_label"] == "blow-up"
+    assert [row["regime"] for row in eps["table"]][-1] == "crossover"  # ρ(2048) = 0.35
+    main(args)
+    out = capsys.readouterr().out
+    assert "cross ε at r_ε ≈ 256: below it Adam is sign-like" in out
+    assert "beyond it Adam is SGD-like with rate η/ε" in out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["check", "1/r", "--lr-scaling", "x"], "lr_scaling must be a number"),
+        (["check", "1/r", "--lr-scaling", "inf"], "lr_scaling must be a number"),
+        (["check", "1/r", "--optimizer", "adam", "--eps", "1e-8"], "--eps and --grad-scale go together"),
+        (["check", "1/r", "--eps", "1e-8", "--grad-scale", "1"], "add --optimizer adam"),
+        (["check", "1/r", "--optimizer", "adam", "--eps", "-1", "--grad-scale", "1"], "(see --eps)"),
+        (["check", "1/r", "--simulate", "--lr-scaling", "1"], "drop --lr-scaling"),
+    ],
+)
+def test_bad_learning_rate_options_are_one_line_exit_2(args: list[str], message: str) -> None:
+    p = run_cli(*args)
+    assert p.returncode == 2 and p.stdout == ""
+    assert message in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+def test_simulate_json_carries_the_learning_rate_rule(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torch")
+    argv = ["simulate", "alpha/sqrt(r)", "--optimizer", "adam", "--ranks", "4,16", "--steps", "1", "--seeds", "2",
+            "--width", "4", "--depth", "1", "--batch", "4", "--threads", "1"]
+    main([*argv, "--json"])
+    d = json.loads(capsys.readouterr().out)
+    assert d["lr"] == "fixed" and d["lr_exponent"] == -0.5 and d["lr_exponent_exact"] == "-1/2"
+    main(argv)
+    assert ("symbolic verdict (adam): blow-up at a fixed learning rate — rank-stabilized with η ∝ r^-1/2"
+            in capsys.readouterr().out)

@@ -492,3 +492,22 @@ def test_parse_config_keeps_file_order():
     with pytest.raises(RsstabError):
         parse_config({"lora_alpha": float("inf")})
     assert re.fullmatch(r"alpha/(sqrt\(r\)|r)", cfg.schedule)
+
+
+def test_stock_rslora_under_adamw_is_qualified_not_called_unstable(saved, capsys):
+    """Issue 12: the Adam verdict is a fixed-learning-rate statement and names the η rule."""
+    path = str(saved["rslora"][0])
+    code, out, _ = _cli(capsys, "peft", path, "--optimizer", "adam")
+    assert code == 1  # not rank-stabilized *at a fixed learning rate* …
+    summary = next(ln for ln in out.splitlines() if "row(s); verdict" in ln)
+    assert "blow-up at a fixed learning rate — rank-stabilized with η ∝ r^-1/2" in summary
+    assert "verdict (fixed η)" in out.splitlines()[1]
+    assert "learning-rate rule: η ∝ r^-1/2 keeps the update Θ(1)" in out
+    code, report, _ = _cli_json(capsys, saved["rslora"][0], "--optimizer", "adam")
+    assert report["lr"] == "fixed" and report["lr_exponent"] == -0.5
+    assert report["headline"].startswith("blow-up at a fixed learning rate")
+    # … and rank-stabilized for a user who scales η as r^-1/2
+    code, out, _ = _cli(capsys, "peft", path, "--optimizer", "adam", "--lr-scaling", "-1/2")
+    assert code == 0 and "verdict (η ∝ r^-1/2)" in out
+    code, report, _ = _cli_json(capsys, saved["lora"][0], "--optimizer", "sgd")
+    assert report["label"] == "collapse" and report["lr_exponent"] == 1.0

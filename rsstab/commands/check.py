@@ -1,4 +1,12 @@
-"""``rsstab check EXPR``: is this γ_r rank-stabilized, and why."""
+"""``rsstab check EXPR``: is this γ_r rank-stabilized, and why.
+
+Labels are for a fixed learning rate unless ``--lr-scaling P`` says η ∝ r^P; every verdict prints
+the learning-rate rule that keeps the update Θ(1). ``--eps``/``--grad-scale`` (Adam) say at which
+ranks Adam is sign-like and where it turns SGD-like.
+
+Exit code: 0 when rank-stabilized under the stated learning rate (default: a fixed one), 1 when
+not, 2 for bad input.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +16,8 @@ import sys
 from rsstab.errors import RsstabError
 from rsstab.vocab import OPTIMIZERS
 
-HELP = "classify a scaling factor γ_r (rank-stabilized / collapse / blow-up) per optimizer regime"
+HELP = ("classify a scaling factor γ_r (rank-stabilized / collapse / blow-up at a fixed learning rate) "
+        "per optimizer regime, with the learning-rate rule that keeps the update Θ(1)")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -18,6 +27,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="regime: sgd (Theorem 3.2, γ_r²·r) or adam (sign-like updates, γ_r·r)")
     p.add_argument("--set", dest="constants", action="append", default=[], metavar="NAME=VALUE",
                    help="value of a named constant (repeatable)")
+    p.add_argument("--lr-scaling", dest="lr_scaling", default=None, metavar="P",
+                   help="the verdict for a learning rate scaled as η ∝ r^P across ranks (e.g. -1/2); "
+                        "default: a fixed learning rate, the regime of the theorem")
+    p.add_argument("--eps", type=float, default=None, metavar="EPS",
+                   help="Adam's ε (with --grad-scale): say at which ranks Adam is sign-like or SGD-like")
+    p.add_argument("--grad-scale", dest="grad_scale", type=float, default=None, metavar="G",
+                   help="G with E|∂L/∂B_ij| = γ_r·G at step 0 (Gaussian A: |v|·σ_A·‖x‖·√(2/π))")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--simulate", action="store_true",
                    help="also measure the slopes with a quick Monte Carlo simulation (needs torch)")
@@ -48,9 +64,20 @@ def run(args: argparse.Namespace) -> int:
 
     expr = read_expr(args.expr)
     constants = parse_constants(args.constants)
-    verdict = check(expr, optimizer=args.optimizer, constants=constants)
+    if (args.eps is None) != (args.grad_scale is None):
+        raise RsstabError("--eps and --grad-scale go together: Adam's regime depends on E|∂L/∂B_ij|/ε")
+    if args.eps is not None and args.optimizer != "adam":
+        raise RsstabError("--eps and --grad-scale describe Adam: add --optimizer adam")
+    if args.simulate and args.lr_scaling is not None:
+        raise RsstabError("--simulate measures at a fixed learning rate: drop --lr-scaling to compare")
+    verdict = check(expr, optimizer=args.optimizer, constants=constants, lr_scaling=args.lr_scaling)
     other = "adam" if args.optimizer == "sgd" else "sgd"
     also = check(expr, optimizer=other, constants=constants)
+    eps = None
+    if args.eps is not None:
+        from rsstab.classify import adam_epsilon
+
+        eps = adam_epsilon(expr, args.eps, args.grad_scale, constants=constants)
     empirical = None
     if args.simulate:
         from rsstab.empirical import empirical_verdict
@@ -61,6 +88,9 @@ def run(args: argparse.Namespace) -> int:
 
         d = verdict.to_dict()
         d["also"] = {other: also.label}
+        d["also_lr_exponent"] = {other: also.lr_exponent}
+        if eps is not None:
+            d["adam_eps"] = eps.to_dict()
         if empirical is not None:
             d["simulation"] = empirical.as_dict()
         from rsstab.classify import json_safe
@@ -68,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(json_safe(d), ensure_ascii=False, indent=2))
     else:
         print(render(verdict, also))
+        if eps is not None:
+            print(render_eps(eps))
         if empirical is not None:
             from rsstab.empirical import render_empirical
 
@@ -85,9 +117,10 @@ def render(v: object, also: object) -> str:
     """Human-readable verdict."""
     lines = [
         f"γ_r = {v.schedule}    [optimizer: {v.optimizer}, method: {v.method}]",
-        f"verdict: {v.label}",
+        f"verdict: {v.headline}",
         f"γ_r order: {v.gamma_order}    (γ_r → 0: {_yes(v.gamma_to_zero)})",
         f"why: {v.reason}",
+        f"learning-rate rule: {v.lr_rule}",
         "",
     ]
     w = max(len("order"), *(len(q.order) for q in v.quantities.values())) + 2
@@ -101,7 +134,17 @@ def render(v: object, also: object) -> str:
     lines.append("")
     lines.extend(f"note: {n}".replace("give the constants values", "give the constants values with --set NAME=VALUE")
                  for n in v.notes)
-    lines.append(f"under {also.optimizer}: {also.label} ({also.stability_law} ∈ {also.stability_order})")
+    lines.append(f"under {also.optimizer}: {also.headline} ({also.stability_law} ∈ {also.stability_order})")
+    return "\n".join(lines)
+
+
+def render_eps(a: object) -> str:
+    """Adam's ε: the regime per rank and the crossover rank."""
+    lines = ["", f"Adam with ε = {a.eps:g}, E|∂L/∂B_ij| = γ_r·{a.grad_scale:g} at step 0 (ρ = γ_r·G/ε):",
+             f"{'r':>6}  {'γ_r':>12}  {'ρ':>12}  regime"]
+    for r, g, q, m in a.table:
+        lines.append(f"{r:>6}  {_fmt(g):>12}  {_fmt(q):>12}  {m}")
+    lines.append(f"{a.summary}.")
     return "\n".join(lines)
 
 

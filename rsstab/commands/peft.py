@@ -5,8 +5,12 @@ Reads ``adapter_config.json`` (+ ``adapter_model.safetensors``) with :mod:`rssta
 does, and attaches the verdict of the adapter's schedule family (``alpha/sqrt(r)`` with
 ``use_rslora``, else ``alpha/r``) from :func:`rsstab.check`.
 
-Exit code: 0 when every module is rank-stabilized and every weight shape agrees with the config,
-1 otherwise, 2 for bad input.
+The verdict is for a fixed learning rate (or η ∝ r^P with ``--lr-scaling P``) and always comes
+with the learning-rate rule that keeps the update Θ(1): under AdamW a stock rsLoRA adapter reads
+"blow-up at a fixed learning rate — rank-stabilized with η ∝ r^-1/2", never a bare "unstable".
+
+Exit code: 0 when every module is rank-stabilized under the stated learning rate and every weight
+shape agrees with the config, 1 otherwise, 2 for bad input.
 """
 
 from __future__ import annotations
@@ -35,20 +39,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="sgd",
         help="optimizer regime of the verdict (default: sgd, the paper's theorem)",
     )
+    parser.add_argument(
+        "--lr-scaling",
+        dest="lr_scaling",
+        default=None,
+        metavar="P",
+        help="the verdict for a learning rate scaled as η ∝ r^P across ranks (default: a fixed learning rate)",
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON object instead of a table")
 
 
-def _verdict(schedule: str, optimizer: str) -> Any:
+def _verdict(schedule: str, optimizer: str, lr_scaling: str | None = None) -> Any:
     import rsstab
 
-    return rsstab.check(schedule, optimizer=optimizer)
+    return rsstab.check(schedule, optimizer=optimizer, lr_scaling=lr_scaling)
 
 
 def _fmt(x: float) -> str:
     return f"{x:.6g}"
 
 
-def _table(rows: list[dict[str, Any]]) -> str:
+def _table(rows: list[dict[str, Any]], lr: str = "fixed") -> str:
+    verdict = "verdict (fixed η)" if lr == "fixed" else f"verdict ({lr})"
     cols = [
         ("module", "name"),
         ("kind", "kind"),
@@ -57,7 +69,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
         ("lora_alpha", "lora_alpha"),
         ("scaling", "scaling"),
         ("set by", "set_by"),
-        ("verdict", "label"),
+        (verdict, "label"),
     ]
     cells = []
     for row in rows:
@@ -93,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
 
     report = read_adapter(args.path)
     cfg = report.config
-    verdict = _verdict(cfg.schedule, args.optimizer)
+    verdict = _verdict(cfg.schedule, args.optimizer, args.lr_scaling)
     rows = [dict(m.to_dict(), label=verdict.label, schedule=cfg.schedule) for m in report.modules]
     ok = verdict.label == STABLE and not report.mismatches
     for w in report.warnings:
@@ -107,6 +119,10 @@ def run(args: argparse.Namespace) -> int:
             "optimizer": args.optimizer,
             "defaults_used": list(cfg.defaulted),
             "label": verdict.label,
+            "lr": verdict.lr,
+            "lr_exponent": verdict.lr_exponent,
+            "lr_rule": verdict.lr_rule,
+            "headline": verdict.headline,
             "verdict": verdict.to_dict(),
             "modules": rows,
             "warnings": list(report.warnings),
@@ -117,10 +133,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"{report.path}: use_rslora={str(cfg.use_rslora).lower()}  schedule {cfg.schedule}  ({src})")
     if cfg.defaulted:
         print(f"PEFT defaults used for missing fields: {', '.join(cfg.defaulted)}")
-    print(_table(rows))
+    print(_table(rows, verdict.lr))
     n_mis = len(report.mismatches)
     print(
-        f"{len(rows)} row(s); verdict for {cfg.schedule} under {args.optimizer}: {verdict.label}"
+        f"{len(rows)} row(s); verdict for {cfg.schedule} under {args.optimizer}: {verdict.headline}"
         + (f"; {n_mis} rank mismatch(es) between config and weights" if n_mis else "")
     )
+    print(f"learning-rate rule: {verdict.lr_rule}")
     return 0 if ok else 1

@@ -89,7 +89,8 @@ def report(
 
     The dict has ``label``, ``optimizer``, ``diverged`` and ``quantities`` (each with ``slope``,
     ``ci``, ``theory``, ``agrees`` (|slope − theory| ≤ the ``tolerance`` option, default 0.1),
-    ``ranks``, ``values``, …), plus the symbolic verdict's label as ``theory_label``.
+    ``ranks``, ``values``, …), plus the symbolic verdict's label as ``theory_label`` (at a fixed
+    learning rate, ``lr``) and its learning-rate rule ``lr_exponent`` (η ∝ r^lr_exponent).
     """
     import rsstab
     from rsstab.fit import DEFAULT_TOLERANCE, agrees_with
@@ -99,6 +100,9 @@ def report(
     verdict = empirical_verdict(expr, optimizer, constants=constants, **options)
     out = verdict.as_dict()
     out["theory_label"] = symbolic.label
+    out["lr"] = symbolic.lr  # the simulation uses one learning rate at every rank
+    out["lr_exponent"], out["lr_exponent_exact"] = symbolic.lr_exponent, symbolic.lr_exponent_exact
+    out["theory_headline"] = symbolic.headline
     tolerance = options.get("tolerance")
     tol = DEFAULT_TOLERANCE if tolerance is None else float(tolerance)
     for q, fit in verdict.fits.items():
@@ -131,6 +135,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         theory = {q: d["theory"] for q, d in out["quantities"].items()}
         print(render_empirical(verdict, theory))
-        print(f"\nsymbolic verdict ({args.optimizer}): {out['theory_label']}")
+        print(f"\nsymbolic verdict ({args.optimizer}): {out['theory_headline']}")
     sys.stdout.flush()
     return 0 if verdict.label == STABLE else 1

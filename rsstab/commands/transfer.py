@@ -1,0 +1,125 @@
+"""``rsstab transfer EXPR --from-rank R1 --to-rank R2 --lr ETA``: the learning rate to use at R2.
+
+Keeps the learned update Θ(η·γ_r^k·r) equal at both ranks (SGD k = 2, Adam's sign regime k = 1),
+computed exactly from the schedule (:mod:`rsstab.transfer`), and prints the prediction for the
+chosen optimizer first, then for the other regime.
+
+Exit code: 0 on success, 2 for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from rsstab.vocab import OPTIMIZERS
+
+HELP = "predict the learning rate at another rank from one tuned at a given rank (per optimizer regime)"
+
+_REGIME = {"sgd": "SGD (Theorem 3.2)", "adam": "Adam, sign-like updates (per-entry gradients ≫ ε)"}
+
+
+def _rank(text: str) -> int:
+    try:
+        r = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer rank ≥ 1, got {text!r}") from None
+    if r < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer rank ≥ 1, got {text!r}")
+    return r
+
+
+def _positive(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text!r}")
+    return v
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Arguments of ``rsstab transfer``."""
+    p.add_argument("expr", metavar="EXPR", help='γ_r as an expression in r, e.g. "alpha/sqrt(r)"; "-" reads stdin')
+    p.add_argument("--from-rank", dest="from_rank", type=_rank, required=True, metavar="R1",
+                   help="the rank the learning rate was tuned at")
+    p.add_argument("--to-rank", dest="to_rank", type=_rank, required=True, metavar="R2", help="the new rank")
+    p.add_argument("--lr", type=_positive, required=True, metavar="ETA", help="the learning rate tuned at R1")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd", help="optimizer (default: sgd)")
+    p.add_argument("--set", dest="constants", action="append", default=[], metavar="NAME=VALUE",
+                   help="value of a named constant (needed only when it does not cancel)")
+    p.add_argument("--eps", type=_positive, default=None, metavar="EPS",
+                   help="Adam's ε (with --grad-scale): follow Adam from the sign to the SGD-like regime")
+    p.add_argument("--grad-scale", dest="grad_scale", type=_positive, default=None, metavar="G",
+                   help="G with E|∂L/∂B_ij| = γ_r·G at step 0")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def _rule(t: object) -> str:
+    if t.lr_exponent is not None:
+        return f"{t.rule} = r^{t.lr_exponent_exact or _fmt(t.lr_exponent)}"
+    if t.lr_scale is not None:
+        return f"{t.rule} ∝ {t.lr_scale}"
+    return t.rule
+
+
+def _block(t: object, chosen: bool) -> list[str]:
+    mark = " [your optimizer]" if chosen else ""
+    times = (f"× {t.factor_exact} = {_fmt(t.factor)}" if t.factor_exact and t.factor_exact != _fmt(t.factor)
+             else f"× {_fmt(t.factor)}")
+    rule = _rule(t)
+    if t.eps is not None:
+        rule += " while sign-like; η ∝ 1/(γ_r²·r) once SGD-like (rate η/ε)"
+    lines = [
+        f"{t.optimizer}: {_REGIME[t.optimizer]}{mark}",
+        f"  rule: {rule}  ({t.law})",
+        f"  η at r = {t.to_rank}: {_fmt(t.lr_to)}  ({times})",
+        f"  at an unchanged η = {_fmt(t.lr_from)} the update would be × {_fmt(t.fixed_lr_growth)} at r = {t.to_rank}",
+    ]
+    if t.regime_from is not None:
+        lines.append(f"  Adam with ε = {t.eps:g}, G = {t.grad_scale:g}: {t.regime_from} at r = {t.from_rank}, "
+                     f"{t.regime_to} at r = {t.to_rank}")
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    from rsstab.commands.check import parse_constants, read_expr
+    from rsstab.errors import RsstabError
+    from rsstab.transfer import transfer_all
+
+    if (args.eps is None) != (args.grad_scale is None):
+        raise RsstabError("--eps and --grad-scale go together: Adam's regime depends on E|∂L/∂B_ij|/ε")
+    if args.eps is not None and args.optimizer != "adam":
+        raise RsstabError("--eps and --grad-scale describe Adam: add --optimizer adam")
+    expr = read_expr(args.expr)
+    results = transfer_all(expr, args.lr, args.from_rank, args.to_rank, parse_constants(args.constants),
+                           args.eps, args.grad_scale)
+    mine = results[args.optimizer]
+    order = [args.optimizer] + [o for o in results if o != args.optimizer]
+    if args.json:
+        import json
+
+        from rsstab.classify import json_safe
+
+        out = {
+            "schedule": mine.schedule, "optimizer": args.optimizer, "from_rank": args.from_rank,
+            "to_rank": args.to_rank, "lr": args.lr, "lr_to": mine.lr_to, "factor": mine.factor,
+            "factor_exact": mine.factor_exact, "lr_exponent": mine.lr_exponent,
+            "lr_exponent_exact": mine.lr_exponent_exact, "rule": mine.rule,
+            "regimes": {o: results[o].to_dict() for o in order},
+        }
+        print(json.dumps(json_safe(out), ensure_ascii=False, indent=2))
+        return 0
+    print(f"γ_r = {mine.schedule}: η = {_fmt(args.lr)} tuned at r = {args.from_rank}, moved to r = {args.to_rank}")
+    print(f"predicted η at r = {args.to_rank}: {_fmt(mine.lr_to)}  ({args.optimizer})")
+    for o in order:
+        print()
+        print("\n".join(_block(results[o], o == args.optimizer)))
+    print("\nThe rule keeps the learned update's size equal at both ranks (first-order, small η); it "
+          "predicts how the optimal η moves with r, not the optimum itself.")
+    return 0
