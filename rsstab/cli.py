@@ -12,6 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from rsstab import __version__
 from rsstab.errors import RsstabError
 
 COMMANDS = ("check", "peft", "simulate", "derive", "transfer")
@@ -34,24 +35,56 @@ def _flag(parameter: str | None) -> str | None:
     return SWEEP_FLAGS.get(parameter)
 
 
+#: What each command's exit code means, and one example, shown at the end of its --help.
+EXIT_CODES = {
+    "check": "0 rank-stabilized, 1 not (collapse, blow-up or indeterminate), 2 invalid input",
+    "simulate": "0 measured rank-stabilized, 1 not, 2 invalid input",
+    "peft": "0 every module rank-stabilized, 1 some module not, 2 unreadable or invalid adapter",
+    "derive": "0 every identity holds, 1 an identity fails, 2 invalid input",
+    "transfer": "0 a learning rate was predicted, 2 invalid input",
+}
+EXAMPLES = {
+    "check": 'rsstab check "alpha/sqrt(r)" --optimizer adam --json',
+    "simulate": 'rsstab simulate "alpha/sqrt(r)" --ranks 64,256,1024 --seeds 4',
+    "peft": "rsstab peft path/to/adapter_dir --json",
+    "derive": "rsstab derive first-step --format markdown",
+    "transfer": 'rsstab transfer "alpha/sqrt(r)" --from-rank 16 --to-rank 256 --lr 2e-4 --optimizer adam',
+}
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse with a one-line error (no usage dump) and exit code 2."""
+    """argparse with a one-line error (no usage dump) that points to ``--help``, and exit code 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Append "(default: X)" to the help of options that have a default and do not say it."""
+    for action in parser._actions:
+        default = action.default
+        if (action.help in (None, argparse.SUPPRESS) or default in (None, False, True, [], argparse.SUPPRESS)
+                or "default" in action.help or not action.option_strings):
+            continue
+        action.help += f" (default: {default})"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="rsstab",
         description="Derive, classify and measure rank stabilization of LoRA scaling factors.",
+        epilog="Run 'rsstab COMMAND --help' for a command's options, exit codes and an example.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
-                                parser_class=_Parser)
+    parser.add_argument("--version", action="version", version=f"rsstab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
         module = importlib.import_module(f"rsstab.commands.{name}")
-        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        epilog = "\n".join(filter(None, [f"exit codes: {EXIT_CODES[name]}" if name in EXIT_CODES else "",
+                                         f"example: {EXAMPLES[name]}" if name in EXAMPLES else ""]))
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP, epilog=epilog or None,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(p)
+        _show_defaults(p)
         p.set_defaults(_run=module.run)
     return parser
 
@@ -77,11 +110,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code (0 stable / success, 1 not stable, 2 bad input)."""
     parser = build_parser()
     args = parser.parse_args(_join_signed(sys.argv[1:] if argv is None else argv))
+    if args.command is None:  # bare `rsstab`: say what there is
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
     try:
         return int(args._run(args))
     except RsstabError as exc:
         flag = _flag(getattr(exc, "parameter", None))
-        print(f"rsstab: error: {exc}" + (f" (see {flag})" if flag else ""), file=sys.stderr)
+        where = f"rsstab {args.command}"
+        hint = f"see {flag} in '{where} --help'" if flag else f"see '{where} --help'"
+        print(f"rsstab: error: {exc} ({hint})", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt as exc:  # a sweep's interruption says what was kept
         print(f"rsstab: {exc}" if str(exc) else "rsstab: interrupted", file=sys.stderr)

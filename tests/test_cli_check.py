@@ -173,7 +173,7 @@ def test_adam_eps_says_where_adam_turns_sgd_like(capsys: pytest.CaptureFixture[s
         (["check", "1/r", "--lr-scaling", "inf"], "lr_scaling must be a number"),
         (["check", "1/r", "--optimizer", "adam", "--eps", "1e-8"], "--eps and --grad-scale go together"),
         (["check", "1/r", "--eps", "1e-8", "--grad-scale", "1"], "add --optimizer adam"),
-        (["check", "1/r", "--optimizer", "adam", "--eps", "-1", "--grad-scale", "1"], "(see --eps)"),
+        (["check", "1/r", "--optimizer", "adam", "--eps", "-1", "--grad-scale", "1"], "(see --eps in "),
         (["check", "1/r", "--simulate", "--lr-scaling", "1"], "drop --lr-scaling"),
     ],
 )
@@ -193,3 +193,23 @@ def test_simulate_json_carries_the_learning_rate_rule(capsys: pytest.CaptureFixt
     main(argv)
     assert ("symbolic verdict (adam): blow-up at a fixed learning rate — rank-stabilized with η ∝ r^-1/2"
             in capsys.readouterr().out)
+
+
+def test_cli_conventions_version_bare_usage_and_help_pointers() -> None:
+    """`rsstab --version`; bare `rsstab` prints the usage (exit 2); errors point to --help; every
+    command's help shows its exit codes, an example and the default optimizer."""
+    from rsstab import __version__
+
+    p = run_cli("--version")
+    assert p.returncode == 0 and p.stdout.strip() == f"rsstab {__version__}"
+    p = run_cli()
+    assert p.returncode == 2 and "COMMAND" in p.stderr and "check" in p.stderr
+    p = run_cli("check", "--optimizer", "nope", "1/r")
+    assert p.returncode == 2 and "'rsstab check --help'" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    p = run_cli("check", "r**(-beta)")
+    assert p.returncode == 2 and "'rsstab check --help'" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    for command in ("check", "simulate", "peft", "derive", "transfer"):
+        out = run_cli(command, "--help").stdout
+        assert "exit codes:" in out and "example: rsstab " + command in out, command
+        if "--optimizer" in out:
+            assert "(default: sgd" in out or "(default: adam" in out, command
