@@ -86,6 +86,9 @@ def empirical_verdict(
     """
     import tempfile
 
+    from rsstab.errors import require_extra
+
+    require_extra("sim", ("numpy", "torch"))
     from rsstab.fit import DEFAULT_TOLERANCE, fit_slope
     from rsstab.rows import summary_values
     from rsstab.sim.cells import make_configs, run_cell

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["RsstabError", "ScheduleError"]
+__all__ = ["RsstabError", "ScheduleError", "MissingExtraError", "require_extra"]
 
 
 class RsstabError(ValueError):
@@ -26,3 +26,25 @@ class RsstabError(ValueError):
 
 class ScheduleError(RsstabError):
     """A γ_r schedule that cannot be parsed or is not real and positive for large r."""
+
+
+class MissingExtraError(RsstabError):
+    """An optional dependency is not installed: the message says which extra to install."""
+
+
+def require_extra(extra: str, modules: tuple[str, ...]) -> None:
+    """Import ``modules`` or raise :class:`MissingExtraError` naming ``pip install "rsstab[extra]"``.
+
+    >>> require_extra("core", ("json",))
+    >>> require_extra("sim", ("no_such_module_xyz",))
+    Traceback (most recent call last):
+    ...
+    rsstab.errors.MissingExtraError: this needs no_such_module_xyz: pip install "rsstab[sim]"
+    """
+    import importlib
+
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            raise MissingExtraError(f'this needs {name}: pip install "rsstab[{extra}]"') from None

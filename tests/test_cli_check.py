@@ -213,3 +213,16 @@ def test_cli_conventions_version_bare_usage_and_help_pointers() -> None:
         assert "exit codes:" in out and "example: rsstab " + command in out, command
         if "--optimizer" in out:
             assert "(default: sgd" in out or "(default: adam" in out, command
+
+
+@pytest.mark.parametrize("command", [["simulate", "1/sqrt(r)"], ["check", "1/sqrt(r)", "--simulate"]])
+def test_missing_sim_extra_is_one_line_exit_2(command: list[str]) -> None:
+    """Without torch, `simulate` and `check --simulate` say which extra to install (exit 2, one
+    line) and `check` still prints its symbolic verdict."""
+    code = ("import sys; sys.modules['torch'] = None; from rsstab.cli import main; "
+            f"sys.exit(main({command!r}))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2, p.stderr
+    assert 'pip install "rsstab[sim]"' in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    if command[0] == "check":
+        assert "verdict: rank-stabilized" in p.stdout

@@ -81,8 +81,14 @@ def run(args: argparse.Namespace) -> int:
     empirical = None
     if args.simulate:
         from rsstab.empirical import empirical_verdict
+        from rsstab.errors import MissingExtraError
 
-        empirical = empirical_verdict(expr, optimizer=args.optimizer, constants=constants)
+        try:
+            empirical = empirical_verdict(expr, optimizer=args.optimizer, constants=constants)
+        except MissingExtraError:
+            if not args.json:  # keep the symbolic verdict; the error line follows on stderr
+                print(render(verdict, also))
+            raise
     if args.json:
         import json
 
