@@ -151,4 +151,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(f"usage: python proofs/adam_epsilon.py [-h]\n\n{__doc__}")
+        sys.exit(0)
     sys.exit(main())

@@ -14,4 +14,4 @@ from rsstab.derive import run_proof
 RESULT = "depth"
 
 if __name__ == "__main__":
-    sys.exit(run_proof(RESULT))
+    sys.exit(run_proof(RESULT, argv=sys.argv[1:]))

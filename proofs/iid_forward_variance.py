@@ -16,4 +16,4 @@ from rsstab.derive import run_proof
 RESULT = "iid"
 
 if __name__ == "__main__":
-    sys.exit(run_proof(RESULT))
+    sys.exit(run_proof(RESULT, argv=sys.argv[1:]))

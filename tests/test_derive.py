@@ -351,3 +351,19 @@ def test_each_check_runs_once_per_invocation(monkeypatch: pytest.MonkeyPatch) ->
     calls.clear()
     assert D.run_proof("depth", io.StringIO(), io.StringIO()) == 0
     assert len(calls) == n_checks and set(calls.values()) == {1}
+
+
+def test_proof_scripts_answer_help_without_running_the_proof() -> None:
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    proofs = Path(__file__).resolve().parents[1] / "proofs"
+    for script in ("first_sgd_step.py", "adam_epsilon.py"):
+        t0 = time.perf_counter()
+        done = subprocess.run([sys.executable, str(proofs / script), "--help"], capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0 and "usage: python proofs/" + script in done.stdout, done.stderr
+        assert "identities hold" not in done.stdout and "PROOF" not in done.stdout
+        assert time.perf_counter() - t0 < 10

@@ -81,8 +81,19 @@ def write_markdown(path: str | Path = "reports/derivations.md", keys: Sequence[s
     return atomic_write(path, render(derivations(keys), "markdown"))
 
 
-def run_proof(key: str, stream_out: TextIO | None = None, stream_err: TextIO | None = None) -> int:
-    """Build one derivation, print its chain, assert every identity; return 0 or 1 (for ``sys.exit``)."""
+def run_proof(key: str, stream_out: TextIO | None = None, stream_err: TextIO | None = None,
+              argv: Sequence[str] = ()) -> int:
+    """Build one derivation, print its chain, assert every identity; return 0 or 1 (for ``sys.exit``).
+
+    ``argv`` (a script's ``sys.argv[1:]``): ``-h``/``--help`` prints what the script proves and how
+    it reports, and returns 0 without running the proof; other arguments are ignored.
+    """
+    if "-h" in argv or "--help" in argv:
+        script = _PROOF_FILES.get(key, f"{key}.py")
+        print(f"usage: python proofs/{script} [-h]\n\nProves result {key!r} of `rsstab derive`: prints "
+              "each step and asserts every identity in sympy.\nExit codes: 0 every identity holds, "
+              "1 one fails (named on stderr).", file=sys.stdout if stream_out is None else stream_out)
+        return 0
     out = sys.stdout if stream_out is None else stream_out
     err = sys.stderr if stream_err is None else stream_err
     try:
