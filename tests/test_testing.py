@@ -412,10 +412,16 @@ def test_pytest_plugin_fixture_options_and_summary(tmp_path: Path) -> None:
         def test_unstable(rank_stability):
             with pytest.raises(AssertionError, match="collapse"):
                 rank_stability(lambda r: LoRALinear(r, 1 / r))
+
+        def test_readme_style_call_sees_the_flags():
+            from rsstab.testing import assert_rank_stabilized
+
+            result = assert_rank_stabilized(lambda r: LoRALinear(r, 1 / math.sqrt(r)))
+            assert result.settings["seeds"] == 6 and result.ranks == (64, 256, 1024)
     """))
     proc = _run_pytest(["-W", "error::DeprecationWarning", "--rsstab-seeds", "6", "--rsstab-ranks", "64,256,1024", "test_user.py"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert "3 passed" in proc.stdout
+    assert "4 passed" in proc.stdout
     summary = proc.stdout.split("rsstab rank stability", 1)[1].splitlines()
     lines = [line for line in summary if "test_user.py::" in line]
     assert len(lines) == 3

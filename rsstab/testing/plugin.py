@@ -49,6 +49,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="ranks for checks run through the rank_stability fixture")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """``--rsstab-seeds`` / ``--rsstab-ranks`` become the session's defaults, so they reach every
+    check — ``assert_rank_stabilized(...)`` written as in the README as well as the fixture —
+    that does not pass ``seeds=`` / ``ranks=`` itself."""
+    from rsstab.testing.stability import SESSION_DEFAULTS
+
+    seeds = config.getoption("--rsstab-seeds", None)
+    if seeds is not None:
+        SESSION_DEFAULTS["seeds"] = seeds
+    ranks = config.getoption("--rsstab-ranks", None)
+    if ranks is not None:
+        SESSION_DEFAULTS["ranks"] = parse_ranks(ranks)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    from rsstab.testing.stability import SESSION_DEFAULTS
+
+    SESSION_DEFAULTS.clear()
+
+
 @pytest.fixture
 def rank_stability(request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
     """``rank_stability(factory, **options)``: assert that ``factory(r)`` is rank-stabilized."""

@@ -233,6 +233,11 @@ def _positive_float(name: str, value: Any) -> float:
     return float(value)
 
 
+#: Defaults set for a whole test session (the pytest plugin's ``--rsstab-ranks`` /
+#: ``--rsstab-seeds``): they replace :data:`DEFAULTS` for arguments a check does not pass.
+SESSION_DEFAULTS: dict[str, Any] = {}
+
+
 def _validate_ranks(ranks: Any) -> tuple[int, ...]:
     try:
         out = tuple(ranks)
@@ -250,10 +255,10 @@ def _validate_ranks(ranks: Any) -> tuple[int, ...]:
 def check_rank_stability(
     factory: Callable[[int], Any],
     *,
-    ranks: Sequence[int] = DEFAULTS["ranks"],
+    ranks: Sequence[int] | None = None,
     optimizer: str = "sgd",
     steps: int = DEFAULTS["steps"],
-    seeds: int = DEFAULTS["seeds"],
+    seeds: int | None = None,
     tolerance: float = DEFAULTS["tolerance"],
     lr: float | None = None,
     batch: int = DEFAULTS["batch"],
@@ -268,12 +273,14 @@ def check_rank_stability(
     Args:
         factory: ``factory(r)`` returns a ``torch.nn.Module`` mapping ``(batch, d_in)`` to
             ``(batch, d_out)``; its trainable parameters are the adapters (freeze the rest).
-        ranks: at least two distinct ranks; keep the smallest well above the input width
+        ranks: at least two distinct ranks (default: the session's ``--rsstab-ranks`` under the
+            pytest plugin, else ``DEFAULTS["ranks"]``); keep the smallest well above the input width
             (≥ 8× is a good rule) — finite-rank terms ∝ width/r bend slopes at small r.
         optimizer: ``"sgd"`` (Theorem 3.2's regime: stable ⇔ γ_r²·r ∈ Θ(1)) or ``"adam"``
             (sign-like updates: stable ⇔ γ_r·r ∈ Θ(1), LoRA's α/r).
         steps: training steps before the forward/backward probes.
-        seeds: independent repetitions (≥ 2: the slope interval is a t-interval over seeds).
+        seeds: independent repetitions (≥ 2: the slope interval is a t-interval over seeds;
+            default: the session's ``--rsstab-seeds``, else ``DEFAULTS["seeds"]``).
         tolerance: half-width of the band of slopes counted as flat.
         lr: learning rate (default ``DEFAULTS["lr"][optimizer]``: small, so training stays
             linearised — a large one lets blown-up adapters saturate and hide their slope).
@@ -293,6 +300,8 @@ def check_rank_stability(
     """
     if not callable(factory):
         raise RsstabError(f"factory must be callable as factory(rank), got {type(factory).__name__}")
+    ranks = SESSION_DEFAULTS.get("ranks", DEFAULTS["ranks"]) if ranks is None else ranks
+    seeds = SESSION_DEFAULTS.get("seeds", DEFAULTS["seeds"]) if seeds is None else seeds
     rank_list = _validate_ranks(ranks)
     theory.quantities(optimizer)  # validates the optimizer with a one-line message
     steps = _positive_int("steps", steps)
