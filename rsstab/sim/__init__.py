@@ -35,6 +35,20 @@ The model (one *cell* = one rank, one γ_r, all seeds at once):
   per network: ``loss``
   (training batch), ``test_loss`` (held-out), and ``diverged_step`` for a seed whose loss became
   non-finite or grew a millionfold. Non-finite values are recorded, never raised.
+* **Finite width** (:mod:`~rsstab.sim.finite`; all off by default, and then every number is as
+  before). ``share_data``: every seed takes seed 0's base, teacher and data and keeps its own A,
+  so the seeds are independent draws of A at fixed data, and per cell and adapted layer (rows with
+  ``seed = -1``) ``forward_coherent`` / ``forward_incoherent`` (with ``_se``) split the learned
+  change across the draws into the RMS of its mean over A and of its fluctuation.
+  ``fixed_output_grad``: ``backward_fixed``, the RMS of ``γ·u′·B·A`` for a fixed N(0, 1) output
+  gradient U (probe_batch × width, per seed, per cell with ``share_data``) back-propagated through
+  the frozen base to the layer's output (Definition 3.1's probe; ``backward`` stays the held-out
+  residual's, through the current network), split like ``forward`` with
+  ``share_data``. ``data_stats``: the A-independent statistics of the data that the exact
+  finite-(r, d) laws use (``data_grad_fro2``, ``data_grad_probe2``, ``probe_input2``,
+  ``data_grad_u2``, ``sign_probe2``, ``sign_u2``, ``sign_uq``), computed on the frozen base.
+  ``fixed_batch``: the first training batch at every step (a constant data gradient to first
+  order in η: n Adam steps are n sign steps, SGD's summed data gradient is n·G₀).
 
 Precision: ``float32`` by default. No quantity is a small difference of large numbers — the
 adapter output and its gradients are computed on their own, apart from the base path — so
@@ -52,8 +66,9 @@ This package does not read the theory's exponents (it imports neither :mod:`rsst
 
 Modules: :mod:`~rsstab.sim.config` (:class:`SimConfig`, :data:`DEFAULTS`, the probe names; standard
 library only), :mod:`~rsstab.sim.draws` (seeds, base, teacher, data), :mod:`~rsstab.sim.stack` (the
-direct and reduced forms on one shared layer walk) and :mod:`~rsstab.sim.cells` (one cell, its rows,
-the sweep task :func:`run_cell`). The names below load lazily: ``import rsstab.sim.config`` imports
+direct and reduced forms on one shared layer walk), :mod:`~rsstab.sim.finite` (the split across A
+draws, the data statistics) and :mod:`~rsstab.sim.cells` (one cell, its rows, the sweep task
+:func:`run_cell`). The names below load lazily: ``import rsstab.sim.config`` imports
 neither torch nor numpy.
 
 >>> from rsstab.sim import SimConfig, simulate_cell
@@ -72,7 +87,15 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from rsstab.sim.cells import CellResult, gamma_values, make_configs, run_cell, simulate_cell
-    from rsstab.sim.config import DEFAULTS, LAYER_QUANTITIES, NETWORK_QUANTITIES, SimConfig
+    from rsstab.sim.config import (
+        DATA_QUANTITIES,
+        DEFAULTS,
+        FIXED_GRAD_QUANTITIES,
+        LAYER_QUANTITIES,
+        NETWORK_QUANTITIES,
+        SPLIT_QUANTITIES,
+        SimConfig,
+    )
     from rsstab.sim.draws import draw_seed, teacher_forward
 
 __all__ = [
@@ -81,6 +104,9 @@ __all__ = [
     "DEFAULTS",
     "LAYER_QUANTITIES",
     "NETWORK_QUANTITIES",
+    "FIXED_GRAD_QUANTITIES",
+    "DATA_QUANTITIES",
+    "SPLIT_QUANTITIES",
     "simulate_cell",
     "draw_seed",
     "teacher_forward",
@@ -90,7 +116,8 @@ __all__ = [
 ]
 
 _LAZY = {
-    **dict.fromkeys(("SimConfig", "DEFAULTS", "LAYER_QUANTITIES", "NETWORK_QUANTITIES"), "rsstab.sim.config"),
+    **dict.fromkeys(("SimConfig", "DEFAULTS", "LAYER_QUANTITIES", "NETWORK_QUANTITIES", "FIXED_GRAD_QUANTITIES",
+                     "DATA_QUANTITIES", "SPLIT_QUANTITIES"), "rsstab.sim.config"),
     **dict.fromkeys(("draw_seed", "teacher_forward"), "rsstab.sim.draws"),
     **dict.fromkeys(("CellResult", "simulate_cell", "run_cell", "gamma_values", "make_configs"), "rsstab.sim.cells"),
 }

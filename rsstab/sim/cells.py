@@ -14,8 +14,9 @@ import numpy as np
 import torch
 
 from rsstab.errors import RsstabError
-from rsstab.sim.config import LAYER_QUANTITIES, NETWORK_QUANTITIES, SimConfig
-from rsstab.sim.draws import draw_cell
+from rsstab.sim.config import NETWORK_QUANTITIES, SimConfig
+from rsstab.sim.draws import batch_slice, draw_cell
+from rsstab.sim.finite import data_statistics, output_grads_at_layers
 from rsstab.sim.stack import build_stack
 
 __all__ = ["CellResult", "simulate_cell", "gamma_values", "make_configs", "run_cell"]
@@ -24,8 +25,9 @@ __all__ = ["CellResult", "simulate_cell", "gamma_values", "make_configs", "run_c
 @dataclass
 class CellResult:
     """Probes of one cell. ``data[q]`` has shape (n_probe_steps, seeds, depth) for a layer
-    quantity (nan in the columns of layers without an adapter) and (n_probe_steps, seeds) for a
-    network quantity."""
+    quantity (nan in the columns of layers without an adapter), (n_probe_steps, seeds) for a
+    network quantity and (n_probe_steps, depth) for a cell-level one
+    (:meth:`SimConfig.cell_quantities`)."""
 
     config: SimConfig
     probe_steps: list[int]
@@ -37,14 +39,21 @@ class CellResult:
 
     def rows(self) -> list[dict[str, Any]]:
         """Tidy rows ``{rank, depth, layer, step, seed, quantity, value, …tags}``; ``layer`` is -1
-        for network quantities; layer rows exist only for layers with an adapter;
-        ``diverged_step`` rows appear only for seeds that diverged."""
+        for network quantities; layer rows exist only for layers with an adapter; cell-level
+        quantities (statistics across the seeds) have one row per layer and step with ``seed``
+        -1; ``diverged_step`` rows appear only for seeds that diverged."""
         c = self.config
         layers = c.adapter_layers()
+        cell_level = set(c.cell_quantities())
         base = {"rank": int(c.rank), "depth": int(c.depth), **self.tags}
         out: list[dict[str, Any]] = []
         for q, arr in self.data.items():
             for i, step in enumerate(self.probe_steps):
+                if q in cell_level:
+                    for layer in layers:
+                        out.append({**base, "layer": layer, "step": step, "seed": -1,
+                                    "quantity": q, "value": float(arr[i, layer])})
+                    continue
                 for s in range(c.seeds):
                     if arr.ndim == 3:
                         for layer in layers:
@@ -72,7 +81,23 @@ def _flops(cfg: SimConfig, n_steps: int, n_probes: int) -> float:
         return float(train * n_steps + probe * n_probes + 2 * S * La * r * d * d)
     train = 2 * S * b * (La * 6 * r * d + L * 2 * d * d)  # fwd 2 adapter + 1 base; bwd 4 adapter + 1 base
     probe = 2 * S * pb * (La * 5 * r * d + L * 2 * d * d)
-    return float(train * n_steps + probe * n_probes)
+    return float(train * n_steps + probe * n_probes + _extra_flops(cfg, n_steps, n_probes))
+
+
+def _extra_flops(cfg: SimConfig, n_steps: int, n_probes: int) -> float:
+    """The finite-width measurements: the fixed-gradient backward per probe (u′ through the
+    adapter path; u′ itself once, a base backward) and the data statistics (a base forward and
+    backward per step, G_t, and the probe products), upper bounds."""
+    S, L, r, d, b, pb = cfg.seeds, cfg.depth, cfg.rank, cfg.width, cfg.batch, cfg.probe_batch
+    La = len(cfg.adapter_layers())
+    extra = 0.0
+    if cfg.fixed_output_grad:
+        per_layer = 3 * d * d if cfg.resolved_method() == "reduced" else 2 * r * d
+        extra += 2 * S * pb * (La * per_layer * n_probes + 2 * L * d * d)
+    if cfg.data_stats:
+        n = 1 if cfg.share_data else S
+        extra += 2 * n * (b * (2 * L + La) * d * d * max(n_steps - 1, 1) + La * (3 * pb + d) * d * d * (n_probes + 1))
+    return extra
 
 
 def simulate_cell(cfg: SimConfig, *, tags: Mapping[str, Any] | None = None) -> CellResult:
@@ -81,15 +106,21 @@ def simulate_cell(cfg: SimConfig, *, tags: Mapping[str, Any] | None = None) -> C
     dt = getattr(torch, cfg.dtype)
     init = draw_cell(cfg)
     model = build_stack(cfg, init)
+    probe_steps = cfg.probe_steps()
+    stats = data_statistics(cfg, init, probe_steps) if cfg.data_stats else {}
+    fixed_grads = None
+    if cfg.fixed_output_grad:
+        fixed_grads = {k: v.to(dt) for k, v in output_grads_at_layers(cfg, init).items()}
     S, L, b = cfg.seeds, cfg.depth, cfg.batch
     x_all = init["x"].to(dt)
     y_all = init["y"].to(dt)
     xt, yt = init["xt"].to(dt), init["yt"].to(dt)
-    probe_steps = cfg.probe_steps()
     probe_index = {s: i for i, s in enumerate(probe_steps)}
     P = len(probe_steps)
-    data = {q: np.full((P, S, L), np.nan) for q in LAYER_QUANTITIES}
+    data = {q: np.full((P, S, L), np.nan) for q in cfg.layer_quantities()}
     data.update({q: np.full((P, S), np.nan) for q in NETWORK_QUANTITIES})
+    data.update({q: np.full((P, L), np.nan) for q in cfg.cell_quantities()})
+    data.update(stats)
     diverged = np.full(S, -1, dtype=np.int64)
     first_loss: np.ndarray | None = None
     n_updates = 0
@@ -101,9 +132,10 @@ def simulate_cell(cfg: SimConfig, *, tags: Mapping[str, Any] | None = None) -> C
                 break
             if t > 0 and np.all(diverged >= 0):
                 break  # every seed has diverged: the remaining probes stay nan
-            x = x_all[:, t * b : (t + 1) * b]
+            rows = batch_slice(cfg, t)
+            x = x_all[:, rows]
             out, cache = model.forward(x)
-            resid = out - y_all[:, t * b : (t + 1) * b]
+            resid = out - y_all[:, rows]
             loss = 0.5 * resid.pow(2).sum(dim=(1, 2)).double().numpy() / b
             if first_loss is None:
                 first_loss = loss.copy()
@@ -112,7 +144,7 @@ def simulate_cell(cfg: SimConfig, *, tags: Mapping[str, Any] | None = None) -> C
             if probing:  # held-out probes first: the training step below updates in place
                 i = probe_index[t]
                 data["loss"][i] = loss
-                model.probe(xt, yt, data, i)
+                model.probe(xt, yt, data, i, fixed_grads)
             norms = model.train_step(resid.div_(b), cache, record=probing, update=t < cfg.steps)
             if norms is not None:
                 data["grad_A"][i], data["grad_B"][i] = norms

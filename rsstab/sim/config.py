@@ -8,6 +8,8 @@ only reads the defaults stays light.
 ((0, 2), 1e-05, 'direct')
 >>> SimConfig.from_dict(cfg.to_dict()) == cfg
 True
+>>> SimConfig(rank=8, gamma=0.5, share_data=True, fixed_output_grad=True).cell_quantities()[:2]
+('forward_coherent', 'forward_incoherent')
 """
 
 from __future__ import annotations
@@ -21,12 +23,31 @@ from typing import Any
 from rsstab.errors import RsstabError
 from rsstab.vocab import OPTIMIZERS
 
-__all__ = ["SimConfig", "DEFAULTS", "LAYER_QUANTITIES", "NETWORK_QUANTITIES"]
+__all__ = [
+    "SimConfig",
+    "DEFAULTS",
+    "LAYER_QUANTITIES",
+    "NETWORK_QUANTITIES",
+    "FIXED_GRAD_QUANTITIES",
+    "DATA_QUANTITIES",
+    "SPLIT_QUANTITIES",
+]
 
-#: Probes per adapted layer and seed (see :mod:`rsstab.sim`).
+#: Probes per adapted layer and seed, always recorded (see :mod:`rsstab.sim`).
 LAYER_QUANTITIES = ("moment1", "moment2", "moment4", "forward", "backward", "grad_A", "grad_B")
 #: Probes per network and seed.
 NETWORK_QUANTITIES = ("loss", "test_loss")
+#: Per adapted layer and seed, with ``fixed_output_grad`` (see :mod:`rsstab.sim.finite`).
+FIXED_GRAD_QUANTITIES = ("backward_fixed",)
+#: A-independent data statistics per adapted layer and seed, with ``data_stats``.
+DATA_QUANTITIES = ("data_grad_fro2", "data_grad_probe2", "probe_input2", "data_grad_u2",
+                   "sign_probe2", "sign_u2", "sign_uq")
+#: Cell-level statistics across the seeds' A draws per adapted layer (rows with seed -1), with
+#: ``share_data``: for ``forward`` and, with ``fixed_output_grad`` too, for ``backward_fixed``.
+SPLIT_QUANTITIES = {
+    source: tuple(f"{source}_{part}{se}" for se in ("", "_se") for part in ("coherent", "incoherent"))
+    for source in ("forward", "backward_fixed")
+}
 
 #: Defaults of the command line and :func:`rsstab.empirical.empirical_verdict`, per optimizer
 #: where they differ.
@@ -68,6 +89,11 @@ class SimConfig:
     divergence_factor: float = 1e6
     adapted_layers: tuple[int, ...] | None = None  # 0-based layers with an adapter; None: all
     a_init_scale: float = 1.0  # A₀ ~ N(0, a_init_scale²/d)
+    # Finite-width measurements (rsstab.sim.finite); all off by default, and then nothing changes.
+    share_data: bool = False  # every seed: seed 0's base, teacher and data; its own A
+    fixed_batch: bool = False  # the first training batch at every step
+    fixed_output_grad: bool = False  # record backward_fixed (a fixed N(0,1) output gradient)
+    data_stats: bool = False  # record the A-independent data statistics (DATA_QUANTITIES)
 
     def __post_init__(self) -> None:
         def need(ok: bool, message: str) -> None:
@@ -89,6 +115,11 @@ class SimConfig:
         need(isinstance(s, Real) and not isinstance(s, bool) and math.isfinite(float(s)) and float(s) > 0,
              f"a_init_scale must be a positive finite number, got {s!r}")
         object.__setattr__(self, "a_init_scale", float(s))
+
+        for name in ("share_data", "fixed_batch", "fixed_output_grad", "data_stats"):
+            v = getattr(self, name)
+            need(isinstance(v, (bool, Integral)) and v in (0, 1), f"{name} must be true or false, got {v!r}")
+            object.__setattr__(self, name, bool(v))
 
         for name in ("rank", "depth", "width", "seeds", "batch", "probe_batch", "teacher_rank"):
             v = getattr(self, name)
@@ -125,6 +156,19 @@ class SimConfig:
     def adapter_layers(self) -> tuple[int, ...]:
         """The 0-based indices of the layers that carry an adapter, ascending."""
         return tuple(range(int(self.depth))) if self.adapted_layers is None else tuple(self.adapted_layers)
+
+    def layer_quantities(self) -> tuple[str, ...]:
+        """The quantities recorded per adapted layer and seed: :data:`LAYER_QUANTITIES`, then
+        ``backward_fixed`` and the data statistics when their options are on."""
+        return (LAYER_QUANTITIES + (FIXED_GRAD_QUANTITIES if self.fixed_output_grad else ())
+                + (DATA_QUANTITIES if self.data_stats else ()))
+
+    def cell_quantities(self) -> tuple[str, ...]:
+        """The quantities recorded per adapted layer once per cell (rows with seed -1): the
+        coherent/incoherent split of ``forward`` (and of ``backward_fixed``) with ``share_data``."""
+        if not self.share_data:
+            return ()
+        return SPLIT_QUANTITIES["forward"] + (SPLIT_QUANTITIES["backward_fixed"] if self.fixed_output_grad else ())
 
     def probe_steps(self) -> list[int]:
         """The steps at which the probes run: 0, every ``probe_every`` steps, and the last."""

@@ -28,7 +28,8 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import torch
 
-from rsstab.sim.config import SimConfig
+from rsstab.sim.config import SPLIT_QUANTITIES, SimConfig
+from rsstab.sim.finite import seed_split
 
 __all__ = ["Stack", "DirectStack", "ReducedStack", "build_stack"]
 
@@ -215,15 +216,32 @@ class Stack(ABC):
 
     # ----------------------------------------------------------------------- probes
 
-    def probe(self, xt: torch.Tensor, yt: torch.Tensor, data: dict[str, np.ndarray], i: int) -> None:
+    def probe(
+        self, xt: torch.Tensor, yt: torch.Tensor, data: dict[str, np.ndarray], i: int,
+        fixed_grads: Mapping[int, torch.Tensor] | None = None,
+    ) -> None:
         """Held-out probes at probe index ``i`` into ``data``: ``test_loss`` and, per adapted
-        layer, the moments of the adapter output, ``forward`` and ``backward``."""
+        layer, the moments of the adapter output, ``forward`` and ``backward``; with
+        ``fixed_grads`` (per adapted layer, the fixed output gradient u′ (S, n, d) arriving at its
+        output through the frozen base), ``backward_fixed`` = RMS of ``γ·u′·B·A``; with
+        ``share_data``, the split across seeds of ``forward`` (and ``backward_fixed``) into
+        ``data[q][i, layer]``."""
         out, cache = self.forward(xt, keep_u=True)
         resid = out - yt
         data["test_loss"][i] = 0.5 * resid.double().pow(2).sum(dim=(1, 2)).numpy() / xt.shape[1]
         # Per-example loss ½‖f(x)−y‖²: its gradient w.r.t. the output is the residual itself.
         through = self.backward(resid, cache)
+        split = self.cfg.share_data
         for layer in self.adapted:
+            fixed = None
+            if fixed_grads is not None:
+                j = self.slot[layer]
+                fixed = self._through(torch.bmm(fixed_grads[layer], self.up[j]), j)
+                data["backward_fixed"][i, :, layer] = fixed.double().pow(2).mean(dim=(1, 2)).sqrt().numpy()
+            for source, t in (("forward", cache[layer][3]), ("backward_fixed", fixed)):
+                if split and t is not None:
+                    for q, v in zip(SPLIT_QUANTITIES[source], seed_split(t)):
+                        data[q][i, layer] = v
             au = cache[layer][3].double().abs()
             data["moment1"][i, :, layer] = au.mean(dim=(1, 2)).numpy()
             m2 = au.pow(2).mean(dim=(1, 2))

@@ -1,0 +1,211 @@
+"""Finite-width measurements: the coherent/incoherent split across A draws and the data statistics.
+
+At finite rank r and width d the learned change on a probe input is a **coherent** part (its
+mean over the draw of A, the object of Theorem 3.2) plus an **incoherent** part (a random-
+projection error of mean zero). The simulator measures both, and the A-independent statistics of
+the data that the exact finite-(r, d) laws are written in; it predicts nothing (the laws live in
+the theory, which this package never imports).
+
+**The split** (``share_data``: every seed has seed 0's base, teacher and data and its own A, so
+the seeds are S independent draws of A at fixed data). For a per-seed tensor ``t_s`` — the
+adapter output ``Δu = γ·B·A·h′`` on the held-out probes (its value at step 0 is 0, as B₀ = 0),
+or the fixed-gradient backward ``γ·u′·B·A`` (``backward_fixed``: ``u′`` is the fixed N(0, 1)
+output gradient U back-propagated through the frozen base to the layer's output, so it does not
+depend on A) — with ``E`` the entries (probes × coordinates):
+
+* ``*_coherent`` = signed √ of ``mean_E [ (Σ_s t_s)² − Σ_s t_s² ] / (S(S−1))``, the U-statistic of
+  the pairwise products: an unbiased estimate of the mean square of the seed mean ``E_A[t]``
+  (``‖mean‖² − var/S``). Negative — the value is then −√|·| — when the coherent part is below what
+  S draws resolve; ``value·|value|`` is always the unbiased mean square.
+* ``*_incoherent`` = √ of ``mean_E var_s(t)`` (sample variance, divisor S − 1): unbiased for
+  the mean square of the fluctuation ``t − E_A[t]``.
+* ``*_se``: their jackknife standard errors over seeds (leave one seed out; needs S ≥ 3), in the
+  same units. Both estimates are nan for S < 2.
+
+``coherent·|coherent| + incoherent²`` equals the seeds' mean of ``forward²`` (for ``forward``).
+These are cell-level statistics: :class:`~rsstab.sim.cells.CellResult` stores them once per cell
+and adapted layer, in rows with ``seed = -1``.
+
+**The data statistics** (``data_stats``; per adapted layer and seed, at every probe step p).
+``G_t = (1/b)·g_tᵀ·h_t`` is step t's data gradient (``g_t``: the gradient of the batch loss with
+respect to the layer's pre-activation output, per example; ``h_t``: the layer's input), so that
+``∇_B = γ·G_t·Aᵀ`` at B = 0; ``G = Σ_{t<p} G_t``. They are computed on the **frozen base alone**
+(every adapter's effect ignored): to first order in η, at B ≈ 0, g and h do not depend on A, so
+these are exactly the statistics that the first-order laws need, and identical for all seeds under
+``share_data``. ``h′`` is the layer's input on a held-out probe, ``u′`` the fixed output gradient
+``U`` back-propagated through the base to the layer's output (:func:`output_grads_at_layers`, as
+for ``backward_fixed``); means are over the probes.
+
+* ``data_grad_fro2`` = ‖G‖_F²; ``data_grad_probe2`` = mean ‖G·h′‖²; ``probe_input2`` = mean ‖h′‖²;
+  ``data_grad_u2`` = mean ‖Gᵀ·u′‖².
+* Adam's sign law, from the **first** step's ``G_0`` with rows normalised (``Ĝ``, rows
+  ``ĝ_o = g_o/‖g_o‖``; a zero row stays zero): ``sign_probe2`` = mean over probes and rows o of
+  ``(ĝ_o·h′)²``; ``sign_u2`` = mean ‖Ĝᵀ·u′‖²; ``sign_uq`` = mean ``u′ᵀ·(2/π)·arcsin(Ĝ·Ĝᵀ)·u′``.
+  (With ``fixed_batch`` and a small η, n Adam steps are n sign steps of ``G_0``.)
+
+At step 0, G = 0 and the ``data_grad_*`` are 0; ``probe_input2`` and the ``sign_*`` are the same
+at every probe step (nan without a training step).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from rsstab.sim.config import DATA_QUANTITIES, SimConfig
+from rsstab.sim.draws import batch_slice
+
+__all__ = ["seed_split", "data_statistics", "output_grads_at_layers"]
+
+
+def _signed_sqrt(v: torch.Tensor) -> torch.Tensor:
+    return torch.sign(v) * v.abs().sqrt()
+
+
+def seed_split(t: torch.Tensor) -> tuple[float, float, float, float]:
+    """``(coherent, incoherent, coherent_se, incoherent_se)`` of a per-seed tensor ``t``
+    (seeds, …): see the module docstring. Computed in float64; nan where S is too small.
+
+    >>> t = torch.tensor([[1.0, 3.0], [3.0, 5.0], [2.0, 4.0]])   # 3 seeds, 2 entries
+    >>> [round(v, 6) for v in seed_split(t)[:2]]   # mean² − var/S = (4 + 16)/2 − 1/3; var = 1
+    [3.109126, 1.0]
+    """
+    S = t.shape[0]
+    nan = math.nan
+    if S < 2:
+        return nan, nan, nan, nan
+    t = t.reshape(S, -1).double()
+    t1 = t.sum(0)
+    t2 = t.pow(2).sum(0)
+    m11, m2 = t1.pow(2).mean(), t2.mean()  # mean over entries of (Σt)², Σt²
+    coh2 = (m11 - m2) / (S * (S - 1))
+    inc2 = (m2 - m11 / S) / (S - 1)
+    coh, inc = float(_signed_sqrt(coh2)), float(inc2.clamp_min(0).sqrt())
+    if S < 3:
+        return coh, inc, nan, nan
+    # Leave seed s out: Σt → t1 − t_s, Σt² → t2 − t_s², S → S − 1.
+    cross = (t * t1).mean(1)  # mean over entries of t_s·Σt, per s
+    own = t.pow(2).mean(1)  # mean over entries of t_s², per s
+    m11_s = m11 - 2 * cross + own
+    m2_s = m2 - own
+    coh_s = _signed_sqrt((m11_s - m2_s) / ((S - 1) * (S - 2)))
+    inc_s = ((m2_s - m11_s / (S - 1)) / (S - 2)).clamp_min(0).sqrt()
+
+    def jackknife(v: torch.Tensor) -> float:
+        return float(((S - 1) / S * (v - v.mean()).pow(2).sum()).sqrt())
+
+    return coh, inc, jackknife(coh_s), jackknife(inc_s)
+
+
+def _base_walk(
+    Wt: torch.Tensor, x: torch.Tensor, relu: bool
+) -> tuple[list[torch.Tensor], list[torch.Tensor | None], torch.Tensor]:
+    """Forward through the frozen base ``Wt`` (S, L, d, d) = Wᵀ: per layer its input and ReLU mask
+    (None for the top layer or a linear stack), and the output."""
+    L = Wt.shape[1]
+    inputs, masks = [], []
+    h = x
+    for layer in range(L):
+        inputs.append(h)
+        z = torch.bmm(h, Wt[:, layer])
+        mask = z > 0 if relu and layer < L - 1 else None
+        masks.append(mask)
+        h = z * mask if mask is not None else z
+    return inputs, masks, h
+
+
+def _base_back(Wt: torch.Tensor, g: torch.Tensor, masks: Sequence[torch.Tensor | None], lowest: int) -> list:
+    """Back-propagate ``g`` = dL/d(output) through the base: per layer ≥ ``lowest``, the gradient
+    with respect to its pre-activation output (None below)."""
+    L = Wt.shape[1]
+    out: list[torch.Tensor | None] = [None] * L
+    for layer in reversed(range(lowest, L)):
+        if masks[layer] is not None:
+            g = g * masks[layer]
+        out[layer] = g
+        g = torch.bmm(g, Wt[:, layer].transpose(1, 2))
+    return out
+
+
+def output_grads_at_layers(
+    cfg: SimConfig, init: Mapping[str, torch.Tensor], n: int | None = None
+) -> dict[int, torch.Tensor]:
+    """``u′`` per adapted layer: the fixed output gradients ``init["U"]`` back-propagated through
+    the **frozen base** (ReLU masks of the base's forward on the held-out inputs) to the layer's
+    pre-activation output, (n, probe_batch, width) in float64 for the first ``n`` seeds (default
+    all). Independent of A and of training: the same u′ at every probe step."""
+    n = cfg.seeds if n is None else n
+    Wt = init["W"][:n].transpose(2, 3).double()  # (n, L, d, d) = Wᵀ
+    layers = cfg.adapter_layers()
+    _, masks, _ = _base_walk(Wt, init["xt"][:n].double(), cfg.nonlinearity == "relu")
+    grads = _base_back(Wt, init["U"][:n].double(), masks, layers[0])
+    return {k: grads[k] for k in layers}
+
+
+def data_statistics(
+    cfg: SimConfig, init: Mapping[str, torch.Tensor], probe_steps: Sequence[int]
+) -> dict[str, np.ndarray]:
+    """The data statistics of the module docstring from the float64 draws ``init`` (with ``U``):
+    ``{name: array (n_probe_steps, seeds, depth)}``, nan in the columns of layers without an
+    adapter. Costs a base forward and backward per training step (O(b·d²) per layer and seed)."""
+    S, L, b = cfg.seeds, cfg.depth, cfg.batch
+    layers = cfg.adapter_layers()
+    relu = cfg.nonlinearity == "relu"
+    n = 1 if cfg.share_data else S  # shared data: every seed's statistics are seed 0's
+    Wt = init["W"][:n].transpose(2, 3).double()  # (n, L, d, d) = Wᵀ
+    x_all, y_all = init["x"][:n].double(), init["y"][:n].double()
+    xt = init["xt"][:n].double()
+
+    def data_grad(t: int) -> list[torch.Tensor | None]:
+        rows = batch_slice(cfg, t)
+        inputs, masks, out = _base_walk(Wt, x_all[:, rows], relu)
+        g = _base_back(Wt, (out - y_all[:, rows]) / b, masks, layers[0])
+        return [None if g[k] is None else torch.bmm(g[k].transpose(1, 2), inputs[k]) for k in range(L)]
+
+    probe_in, _, _ = _base_walk(Wt, xt, relu)
+    probe_u = output_grads_at_layers(cfg, init, n)
+    steps = int(cfg.steps)
+    G0 = data_grad(0) if steps > 0 else None
+    sign: dict[int, tuple[torch.Tensor, ...]] = {}
+    for k in layers:
+        h, u = probe_in[k], probe_u[k]
+        if G0 is None:
+            sign[k] = (torch.full((n,), math.nan, dtype=torch.float64),) * 3
+            continue
+        norms = torch.linalg.vector_norm(G0[k], dim=2, keepdim=True)
+        Gh = G0[k] / torch.where(norms > 0, norms, torch.ones_like(norms))  # (n, d_out, d_in)
+        cos = torch.bmm(Gh, Gh.transpose(1, 2)).clamp(-1.0, 1.0)
+        # The diagonal is exactly 1 (0 for a zero row): arcsin near 1 would turn rounding into √ε.
+        cos.diagonal(dim1=1, dim2=2).copy_((norms[..., 0] > 0).to(cos.dtype))
+        C = (2 / math.pi) * torch.asin(cos)
+        sign[k] = (torch.bmm(h, Gh.transpose(1, 2)).pow(2).mean(dim=(1, 2)),
+                   torch.bmm(u, Gh).pow(2).sum(2).mean(1),
+                   (torch.bmm(u, C) * u).sum(2).mean(1))
+
+    P = len(probe_steps)
+    out = {q: np.full((P, S, L), np.nan) for q in DATA_QUANTITIES}
+    G = {k: torch.zeros_like(Wt[:, k]) for k in layers}
+    t = 0  # G holds Σ_{t' < t} G_t'
+    for i, p in enumerate(probe_steps):
+        while t < min(int(p), steps):
+            grads = G0 if (t == 0 or cfg.fixed_batch) else data_grad(t)
+            for k in layers:
+                G[k] += grads[k]
+            t += 1
+        for k in layers:
+            h, u = probe_in[k], probe_u[k]
+            values = {
+                "data_grad_fro2": G[k].pow(2).sum(dim=(1, 2)),
+                "data_grad_probe2": torch.bmm(h, G[k].transpose(1, 2)).pow(2).sum(2).mean(1),
+                "probe_input2": h.pow(2).sum(2).mean(1),
+                "data_grad_u2": torch.bmm(u, G[k]).pow(2).sum(2).mean(1),
+                "sign_probe2": sign[k][0],
+                "sign_u2": sign[k][1],
+                "sign_uq": sign[k][2],
+            }
+            for q, v in values.items():
+                out[q][i, :, k] = v.numpy()  # broadcast from 1 seed under share_data
+    return out
