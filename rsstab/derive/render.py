@@ -20,7 +20,8 @@ FORMATS = ("text", "markdown", "latex")
 _KIND_TITLES = {"assumption": "Assumption", "computation": "Computation", "result": "Result"}
 _PROOF_FILES = {"iid": "iid_forward_variance.py", "first-step": "first_sgd_step.py", "trajectory": "sgd_trajectory.py",
                 "backward": "backward_pass.py", "iff": "stability_iff.py", "depth": "depth.py",
-                "adam": "adam_sign_descent.py", "reparam": "sgd_reparametrisation.py"}
+                "adam": "adam_sign_descent.py", "reparam": "sgd_reparametrisation.py",
+                "finite-width": "finite_width.py", "adam-finite-width": "adam_finite_width.py"}
 
 
 def render(ds: Sequence[Derivation], fmt: str = "text") -> str:
