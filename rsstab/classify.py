@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 import sympy
 
 from rsstab import theory
 from rsstab.asymptotics import ZERO, Growth, growth_of
+from rsstab.errors import RsstabError
+from rsstab.regimes import WidthTable, check_ranks, check_width, limit_regime, none_fields, width_table
 from rsstab.schedule import Schedule, as_schedule
 from rsstab.vocab import BLOW_UP, COLLAPSE, INDETERMINATE, LABELS, STABLE, Label, Optimizer
 
@@ -66,6 +68,10 @@ class Verdict:
     table: tuple[tuple[int, float, float], ...] = ()
     notes: tuple[str, ...] = ()
     constants: dict[str, float] = field(default_factory=dict)
+    #: ``r >> d (width fixed, r → ∞)`` without a width; with one, the verdict is about the coherent part.
+    regime: str = field(default_factory=limit_regime)
+    #: The per-rank finite-width predictions (``check(..., width=d)``), else None.
+    width: WidthTable | None = None
 
     @property
     def stable(self) -> bool:
@@ -75,6 +81,8 @@ class Verdict:
         d = asdict(self)
         d["table"] = [{"r": r, "gamma": g, "stability": q} for r, g, q in self.table]
         d["notes"] = list(self.notes)
+        d.pop("width")
+        d.update(self.width.json_fields() if self.width is not None else none_fields())
         return d
 
     def to_json(self, **kwargs: object) -> str:
@@ -88,6 +96,7 @@ class Verdict:
         data["table"] = tuple((int(t["r"]), _num(t["gamma"]), _num(t["stability"])) for t in data["table"])
         data["notes"] = tuple(data["notes"])
         data.pop("also", None)
+        data["width"] = WidthTable.from_json_fields(data, data["optimizer"])
         return cls(**data)
 
 
@@ -151,23 +160,38 @@ def _reason(label: str, optimizer: str, law: str, order: str) -> str:
 
 
 def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = "sgd",
-          constants: Mapping[str, float] | None = None) -> Verdict:
+          constants: Mapping[str, float] | None = None, width: int | None = None,
+          ranks: Sequence[int] | None = None) -> Verdict:
     """Classify γ_r in one optimizer regime (``"sgd"`` as in Theorem 3.2, or ``"adam"``).
 
     Args:
         schedule: text such as ``"alpha/sqrt(r)"``, a callable ``f(r) -> float``, or a Schedule.
         optimizer: ``"sgd"`` (stability ⇔ γ_r²·r ∈ Θ(1)) or ``"adam"`` (⇔ γ_r·r ∈ Θ(1)).
         constants: values for named constants, used for the numeric table (default 1).
+        width: the input width d of the adapted layer. Without it the verdict is the r ≫ d limit
+            (``regime``); with it the verdict still follows the coherent part (the mean over A), and
+            ``width`` holds, per rank, the regime, the predicted coherent/incoherent sizes, the RMS slope
+            and the crossover rank (:mod:`rsstab.regimes`).
+        ranks: the ranks of the width table (default 8, 32, … into the r ≫ d regime); needs ``width``.
 
     Raises:
-        RsstabError: invalid schedule or optimizer (one-line message).
+        RsstabError: invalid schedule, optimizer, width or ranks (one-line message).
 
     >>> check("16/sqrt(r)").stable
     True
     >>> check(lambda r: 1 / r).method
     'numeric'
+    >>> v = check("alpha/sqrt(r)", width=4096)
+    >>> v.label, v.width.crossover_rank, v.width.rows[0].regime
+    ('rank-stabilized', 4097.0, 'r ≪ d')
     """
     names = theory.quantities(optimizer)  # validates the optimizer
+    if ranks is not None and width is None:
+        raise RsstabError("ranks are only used with a width (the ranks of the finite-width table)", parameter="ranks")
+    if width is not None:  # fail fast, before the symbolic work
+        check_width(width)
+        if ranks is not None:
+            check_ranks(ranks)
     sched = as_schedule(schedule)
     if constants:
         sched = sched.with_values(dict(constants))
@@ -215,4 +239,14 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
         table=tuple(table),
         notes=tuple(notes),
         constants=dict(sched.values),
+        **_width_fields(sched, optimizer, width, ranks, label),
     )
+
+
+def _width_fields(sched: Schedule, optimizer: str, width: int | None, ranks: Sequence[int] | None,
+                  label: str) -> dict:
+    """``regime`` and ``width`` of a verdict: the r ≫ d limit, or the per-rank table at ``width``."""
+    if width is None:
+        return {}
+    table = width_table(sched, optimizer, width, ranks, label)
+    return {"regime": table.regime, "width": table}

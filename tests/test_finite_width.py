@@ -231,3 +231,114 @@ def test_replacing_the_replica_by_the_sample_itself_fails(monkeypatch: pytest.Mo
     """With A′ = A the "coherent square" would be the whole second moment: the split must be caught."""
     monkeypatch.setattr(fw, "replica", lambda s, tensor="A", copy="A′": s)
     assert D.derivation("finite-width").failures()
+
+
+# ---------------------------------------------------------------------------------------------- rsstab check --width
+
+#: The issue's measurements (depth 1, width 512, r = 8, 32, 128, 512, 2048): local forward RMS slopes.
+MEASURED = {
+    ("alpha/sqrt(r)", "sgd"): (-0.45, -0.44, -0.34, -0.15),
+    ("alpha/r", "adam"): (-0.50, -0.44, -0.37, -0.17),
+    ("alpha/sqrt(r)", "adam"): (-0.00, +0.06, +0.13, +0.33),
+}
+ISSUE_RANKS = [8, 32, 128, 512, 2048]
+
+
+@pytest.mark.parametrize("expr, optimizer", list(MEASURED))
+def test_predicted_local_slopes_match_the_issue_measurements(expr: str, optimizer: str) -> None:
+    v = check(expr, optimizer, width=512, ranks=ISSUE_RANKS)
+    predicted = [row.slope for row in v.width.rows[1:]]
+    measured = MEASURED[(expr, optimizer)]
+    assert predicted == pytest.approx(measured, abs=0.06)
+    # ... and so their flat / shrinks / grows labels agree interval by interval.
+    from rsstab.regimes import rms_label
+
+    assert [row.label for row in v.width.rows[1:]] == [rms_label(m) for m in measured]
+    # The verdict itself is the coherent part's, the same as without a width.
+    assert v.label == check(expr, optimizer).label
+
+
+def test_regime_without_a_width_is_the_large_rank_limit(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "alpha/sqrt(r)", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["regime"] == "r >> d (width fixed, r → ∞)"
+    assert d["crossover_rank"] is None and d["width_table"] == []
+    assert main(["check", "alpha/sqrt(r)"]) == 0
+    assert capsys.readouterr().out.splitlines()[2].startswith("regime: r >> d (width fixed, r → ∞)")
+
+
+def test_check_width_json_names_the_crossover_rank() -> None:
+    p = subprocess.run([sys.executable, "-m", "rsstab.cli", "check", "alpha/sqrt(r)", "--width", "4096", "--json"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    d = json.loads(p.stdout)
+    assert d["label"] == "rank-stabilized" and d["width"] == 4096
+    assert d["crossover_rank"] == 4097.0
+    assert "coherent part" in d["regime"]
+    rows = d["width_table"]
+    assert [row["r"] for row in rows] == [8 * 4**k for k in range(len(rows))] and rows[-1]["r"] >= 16 * 4097
+    assert rows[0]["regime"] == "r ≪ d" and rows[-1]["regime"] == "r ≫ d"
+    assert rows[0]["slope"] is None and all(row["label"] == "collapse" for row in rows[1:4])
+    assert "r* ≈ 4097" in d["rms_summary"]
+
+
+def test_check_width_text_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "alpha/r", "--optimizer", "adam", "--width", "512", "--ranks", "2048,8,128"]) == 0
+    out = capsys.readouterr().out
+    assert "regime: width d = 512 — the verdict is about the coherent part" in out
+    assert "crossover rank r* ≈ 803.248" in out
+    table = out.split("finite width d = 512")[1].splitlines()
+    assert [line.split()[0] for line in table[2:5]] == ["8", "128", "2048"]
+    assert "shrinks" in table[3] and "RMS over A: shrinks for r = 8…2048" in out
+
+
+def test_width_verdicts_round_trip_through_json() -> None:
+    from rsstab.classify import Verdict
+
+    v = check("alpha/sqrt(r)", "adam", width=300, ranks=[4, 64, 1024])
+    assert Verdict.from_dict(json.loads(v.to_json())) == v
+    plain = check("alpha/r")
+    assert Verdict.from_dict(json.loads(plain.to_json())) == plain
+
+
+def test_library_errors_name_width_and_ranks() -> None:
+    with pytest.raises(RsstabError) as info:
+        check("alpha/r", width=0)
+    assert info.value.parameter == "width"
+    with pytest.raises(RsstabError) as info:
+        check("alpha/r", ranks=[8, 32])
+    assert info.value.parameter == "ranks"
+    with pytest.raises(RsstabError) as info:
+        check("alpha/r", width=64, ranks=[8, -1])
+    assert info.value.parameter == "ranks"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--width", "0"], "--width: expected a positive integer"),
+        (["--width", "x"], "--width: expected a positive integer"),
+        (["--width", "-4"], "--width: expected a positive integer"),
+        (["--width", "1.5"], "--width: expected a positive integer"),
+        (["--width", "64", "--ranks", "8,x"], "--ranks: expected comma-separated positive integers"),
+        (["--width", "64", "--ranks", "0,8"], "--ranks: expected comma-separated positive integers"),
+        (["--width", "64", "--ranks", "8,,32"], "--ranks: expected comma-separated positive integers"),
+        (["--width", "64", "--ranks", "-8"], "--ranks: expected comma-separated positive integers"),
+        (["--width", "99999999999999999999"], "≤ 2^53"),
+        (["--ranks", "8,32"], "--ranks is only used with --width"),
+    ],
+)
+def test_bad_width_or_ranks_is_one_line_exit_2(args: list[str], message: str) -> None:
+    p = subprocess.run([sys.executable, "-m", "rsstab.cli", "check", "alpha/r", *args],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and p.stdout == ""
+    assert message in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+def test_check_with_width_imports_nothing_heavy() -> None:
+    code = ("import sys; from rsstab.cli import main; main(['check', 'alpha/r', '--width', '512', '--json']); "
+            "sys.stderr.write(repr(sorted(m for m in ('torch', 'matplotlib', 'numpy', 'scipy') "
+            "if m in sys.modules)))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.stderr.strip() == "[]"
