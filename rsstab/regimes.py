@@ -21,6 +21,7 @@ Only the standard library: ``rsstab check`` keeps its start-up time.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -51,11 +52,10 @@ def finite_regime(width: int) -> str:
 
 
 def _size(value: object, parameter: str, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        else:
-            raise RsstabError(f"{what} must be a positive integer, got {value!r}", parameter=parameter)
+    integral = isinstance(value, numbers.Integral) or (isinstance(value, float) and value.is_integer())
+    if isinstance(value, bool) or not integral:
+        raise RsstabError(f"{what} must be a positive integer, got {value!r}", parameter=parameter)
+    value = int(value)  # numpy integers and whole floats too
     if not 1 <= value <= MAX_SIZE:
         raise RsstabError(f"{what} must be a positive integer ≤ 2^53, got {value!r}", parameter=parameter)
     return value

@@ -16,6 +16,7 @@ predictions), and the comparison happens in :mod:`rsstab.classify` and the repor
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -173,7 +174,7 @@ def width_coefficients(quantity: str, optimizer: str, d_eff: Any, *, pi: Any = m
 
 
 def _positive(value: float, parameter: str, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
         raise RsstabError(f"{what} must be a positive finite number, got {value!r}", parameter=parameter)
     return float(value)
 
