@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 
@@ -31,6 +31,8 @@ import sympy
 
 from rsstab import theory
 from rsstab.asymptotics import ZERO, Growth, growth_of
+from rsstab.errors import RsstabError
+from rsstab.regimes import WidthTable, check_ranks, check_width, limit_regime, none_fields, width_table
 from rsstab.schedule import Schedule, as_schedule
 from rsstab.errors import RsstabError
 from rsstab.vocab import (ADAM_SIGN, BLOW_UP, COLLAPSE, INDETERMINATE, LABELS, STABLE, AdamRegime, Label,
@@ -95,6 +97,10 @@ class Verdict:
     lr_scale: str | None = None
     #: the rule in words, for every γ_r (``"η ∝ r^-1/2 keeps the update Θ(1) (…)"``)
     lr_rule: str = ""
+    #: ``r >> d (width fixed, r → ∞)`` without a width; with one, the verdict is about the coherent part.
+    regime: str = field(default_factory=limit_regime)
+    #: The per-rank finite-width predictions (``check(..., width=d)``), else None.
+    width: WidthTable | None = None
 
     @property
     def stable(self) -> bool:
@@ -119,6 +125,8 @@ class Verdict:
         d["table"] = [{"r": r, "gamma": g, "stability": q} for r, g, q in self.table]
         d["notes"] = list(self.notes)
         d["headline"] = self.headline
+        d.pop("width")
+        d.update(self.width.json_fields() if self.width is not None else none_fields())
         return d
 
     def to_json(self, **kwargs: object) -> str:
@@ -131,8 +139,9 @@ class Verdict:
         data["quantities"] = {k: QuantityVerdict(**v) for k, v in data["quantities"].items()}
         data["table"] = tuple((int(t["r"]), _num(t["gamma"]), _num(t["stability"])) for t in data["table"])
         data["notes"] = tuple(data["notes"])
-        for extra in ("also", "headline", "adam_eps", "simulation"):  # added by `rsstab check --json`
+        for extra in ("also", "also_lr_exponent", "headline", "adam_eps", "simulation"):  # added by `rsstab check --json`
             data.pop(extra, None)
+        data["width"] = WidthTable.from_json_fields(data, data["optimizer"])
         return cls(**data)
 
 
@@ -269,7 +278,8 @@ def _lr_rule(gamma: Growth, optimizer: str) -> tuple[Fraction | float | None, st
 
 def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = "sgd",
           constants: Mapping[str, float] | None = None,
-          lr_scaling: str | float | Fraction | None = None) -> Verdict:
+          lr_scaling: str | float | Fraction | None = None, width: int | None = None,
+          ranks: Sequence[int] | None = None) -> Verdict:
     """Classify γ_r in one optimizer regime (``"sgd"`` as in Theorem 3.2, or ``"adam"``).
 
     Args:
@@ -278,9 +288,14 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
         constants: values for named constants, used for the numeric table (default 1).
         lr_scaling: P when the learning rate is scaled as ``η ∝ r^P`` across ranks (``"-1/2"``,
             ``-0.5``); ``None`` or 0: a fixed learning rate, the regime of the paper's theorem.
+        width: the input width d of the adapted layer. Without it the verdict is the r ≫ d limit
+            (``regime``); with it the verdict still follows the coherent part (the mean over A), and
+            ``width`` holds, per rank, the regime, the predicted coherent/incoherent sizes, the RMS slope
+            and the crossover rank (:mod:`rsstab.regimes`).
+        ranks: the ranks of the width table (default 8, 32, … into the r ≫ d regime); needs ``width``.
 
     Raises:
-        RsstabError: invalid schedule, optimizer or lr_scaling (one-line message).
+        RsstabError: invalid schedule, optimizer, lr_scaling, width or ranks (one-line message).
 
     >>> check("alpha/r", lr_scaling=1).label   # LoRA under SGD with η ∝ r
     'rank-stabilized'
@@ -289,8 +304,17 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
     True
     >>> check(lambda r: 1 / r).method
     'numeric'
+    >>> v = check("alpha/sqrt(r)", width=4096)
+    >>> v.label, v.width.crossover_rank, v.width.rows[0].regime
+    ('rank-stabilized', 4097.0, 'r ≪ d')
     """
     names = theory.quantities(optimizer)  # validates the optimizer
+    if ranks is not None and width is None:
+        raise RsstabError("ranks are only used with a width (the ranks of the finite-width table)", parameter="ranks")
+    if width is not None:  # fail fast, before the symbolic work
+        check_width(width)
+        if ranks is not None:
+            check_ranks(ranks)
     scaling = _as_lr_scaling(0 if lr_scaling is None else lr_scaling)
     lr = LR_FIXED if scaling == 0 else f"η ∝ r^{_fmt_power(scaling)}"
     sched = as_schedule(schedule)
@@ -348,6 +372,7 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
         lr_exponent_exact=str(p) if isinstance(p, Fraction) else None,
         lr_scale=lr_scale,
         lr_rule=rule,
+        **_width_fields(sched, optimizer, width, ranks, label),
     )
 
 
@@ -450,3 +475,12 @@ def adam_epsilon(schedule: str | Callable[[float], float] | Schedule, eps: float
         sign_lr_exponent=sign.lr_exponent, sgd_like_lr_exponent=sgd.lr_exponent, table=table,
         summary=summary,
     )
+
+
+def _width_fields(sched: Schedule, optimizer: str, width: int | None, ranks: Sequence[int] | None,
+                  label: str) -> dict:
+    """``regime`` and ``width`` of a verdict: the r ≫ d limit, or the per-rank table at ``width``."""
+    if width is None:
+        return {}
+    table = width_table(sched, optimizer, width, ranks, label)
+    return {"regime": table.regime, "width": table}

@@ -25,8 +25,10 @@ Fraction(1, 1)
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 from rsstab.errors import RsstabError
 from rsstab.vocab import (ADAM_CROSSOVER, ADAM_SGD_LIKE, ADAM_SIGN, OPTIMIZERS, AdamRegime, Optimizer,
@@ -36,6 +38,8 @@ __all__ = [
     "OPTIMIZERS", "QUANTITIES", "Law", "law", "quantities", "stability_law", "lr_exponent", "lr_rule",
     "ADAM_SIGN_RATIO", "ADAM_SGD_RATIO", "adam_grad_scale", "adam_gradient_ratio", "adam_regime",
     "adam_update_factor",
+    "LIMIT_REGIME", "WIDTH_QUANTITIES", "WidthLaw", "crossover_rank", "finite_width_law", "rms_local_slope",
+    "width_coefficients",
 ]
 
 #: Measurable quantities, in the order they are reported.
@@ -229,3 +233,217 @@ def adam_update_factor(rho: float) -> float:
     density = lambda z: mpmath.exp(-z * z / 2) / mpmath.sqrt(2 * mpmath.pi)  # noqa: E731
     mean = 2 * mpmath.quad(lambda z: kappa * z * z / (kappa * z + 1) * density(z), [0, 1, 4, mpmath.inf])
     return float(mean / mpmath.sqrt(2 / mpmath.pi))
+# --------------------------------------------------------------------------------------------------
+# The width axis: exact laws at finite rank r and width d (results 9 and 10 of rsstab.derive)
+# --------------------------------------------------------------------------------------------------
+#
+# The laws above are the r → ∞ limit at fixed width d. At finite (r, d) the learned change splits
+# into a coherent part (its mean over A, the object of Theorem 3.2) and an incoherent part (its
+# fluctuation over A, a random-projection error). For every quantity below the mean square over A
+# (and, for the forward change, over isotropic probes) is exactly
+#
+#     E‖Q‖² = scale · γ_r^(2k) · (c_coh · r² + c_inc(d_eff) · r)
+#
+# with k = law(quantity, optimizer).gamma_power (2 for SGD, 1 for Adam): the coherent square is the
+# r² term, the incoherent square (the variance over A) the r term. SGD: c_coh = 1, c_inc = d_eff + 1;
+# Adam: c_coh = 2/π, c_inc = d_eff − 2/π. The crossover rank, where the two squares are equal, is
+# r* = c_inc / c_coh: d + 1 (SGD) and πd/2 − 1 (Adam) at d_eff = d. The rank-free ``scale`` and the
+# effective width d_eff of each case are tabulated in :func:`finite_width_law`.
+
+#: The regime every verdict without a width refers to.
+LIMIT_REGIME = "r >> d (width fixed, r → ∞)"
+#: The quantities that have a finite-width law.
+WIDTH_QUANTITIES = ("forward", "backward")
+#: Regime boundaries: a rank is ``r ≪ d`` when the incoherent square is at least this many times the
+#: coherent one (r ≤ r*/4: the RMS is within 12 % of the incoherent part alone), ``r ≫ d`` when the
+#: coherent square is (r ≥ 4 r*), else ``crossover``.
+REGIME_FACTOR = 4
+SMALL_RANK, CROSSOVER, LARGE_RANK = "r ≪ d", "crossover", "r ≫ d"
+#: Half-width of the band of log-log slopes counted as flat (the same as rsstab.fit.DEFAULT_TOLERANCE,
+#: which a test keeps equal; the measured labels use it).
+FLAT_BAND = 0.1
+
+_WIDTH_WHY = {
+    ("forward", "sgd"): ("Δu = −η γ_r² G AᵀA x′; E[AᵀA C AᵀA] = σ_A⁴((r² + r) C + r tr(C) I) by Wick",
+                         "η²σ_A⁴σ_x²‖G‖_F² (isotropic probes)"),
+    ("backward", "sgd"): ("(γ_r ΔB A)ᵀu = −η γ_r² AᵀA Gᵀu; E‖AᵀA w‖² = σ_A⁴(r² + r + r d)‖w‖² by Wick",
+                          "η²σ_A⁴‖Gᵀu‖² (fixed u)"),
+    ("forward", "adam"): ("Δu_o = −η γ_r Σ_j sign(g_o·a_j)(a_j·x′); E[sign(g·a)(a·x′)] = σ_A√(2/π)(ĝ·x′)",
+                          "η²n²σ_A²σ_x²·d_out (isotropic probes)"),
+    ("backward", "adam"): ("(γ_r ΔB A)ᵀu = −η γ_r Σ_j a_j Σ_o u_o sign(g_o·a_j); E[sign X sign Y] = (2/π) arcsin ρ",
+                           "η²n²σ_A²‖Ĝᵀu‖² (fixed u)"),
+}
+
+
+def _check_width_quantity(quantity: str, optimizer: str) -> None:
+    check_optimizer(optimizer)
+    if quantity not in WIDTH_QUANTITIES:
+        raise RsstabError(f"no finite-width law for quantity {quantity!r}: expected one of "
+                          f"{', '.join(WIDTH_QUANTITIES)}", parameter="quantity")
+
+
+def width_coefficients(quantity: str, optimizer: str, d_eff: Any, *, pi: Any = math.pi) -> tuple[Any, Any]:
+    """``(c_coh, c_inc)`` with E‖Q‖² = scale·γ_r^(2k)·(c_coh·r² + c_inc·r), exactly at finite (r, d).
+
+    The arithmetic is generic: pass sympy's ``d`` and ``sympy.pi`` to get exact expressions (the
+    derivations compare theirs with these), or numbers for floats.
+
+    >>> width_coefficients("forward", "sgd", 512)
+    (1, 513)
+    >>> [round(c, 4) for c in width_coefficients("backward", "adam", 512)]
+    [0.6366, 511.3634]
+    """
+    _check_width_quantity(quantity, optimizer)
+    if optimizer == "sgd":
+        return 1, d_eff + 1
+    c = 2 / pi
+    return c, d_eff - c
+
+
+def _positive(value: float, parameter: str, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+        raise RsstabError(f"{what} must be a positive finite number, got {value!r}", parameter=parameter)
+    return float(value)
+
+
+@dataclass(frozen=True)
+class WidthLaw:
+    """One quantity's exact law at width ``d``: E‖Q‖² = scale·γ_r^(2k)·(coherent·r² + incoherent·r).
+
+    ``k`` is :attr:`gamma_power` (the coherent RMS is ∝ γ_r^k·r, the r → ∞ law of :func:`law`);
+    ``scale`` (rank-free; see the table in this module's source and :attr:`scale`) defaults to 1,
+    so that sizes are relative. The simulator's predictions multiply by the scale it measures.
+
+    >>> L = finite_width_law("forward", "sgd", 512)
+    >>> L.crossover_rank, L.regime(16), L.regime(4096)
+    (513.0, 'r ≪ d', 'r ≫ d')
+    >>> round(L.local_slope(64, -0.5), 3)       # rsLoRA's RMS shrinks at r ≪ d ...
+    -0.445
+    >>> round(L.local_slope(10**6, -0.5), 3)    # ... and is flat at r ≫ d
+    -0.0
+    """
+
+    quantity: str
+    optimizer: Optimizer
+    d: float
+    d_eff: float
+    coherent: float
+    incoherent: float
+    gamma_power: int
+    why: str
+    scale: str
+
+    @property
+    def crossover_rank(self) -> float:
+        """r* where the coherent and incoherent squares are equal: c_inc / c_coh."""
+        return self.incoherent / self.coherent
+
+    def coherent_square(self, r: float, gamma: float = 1.0) -> float:
+        """‖E_A Q‖² / scale at rank r with γ_r = ``gamma``."""
+        return gamma ** (2 * self.gamma_power) * self.coherent * r * r
+
+    def incoherent_square(self, r: float, gamma: float = 1.0) -> float:
+        """E_A‖Q − E_A Q‖² / scale."""
+        return gamma ** (2 * self.gamma_power) * self.incoherent * r
+
+    def mean_square(self, r: float, gamma: float = 1.0) -> float:
+        """E‖Q‖² / scale = coherent + incoherent square."""
+        return self.coherent_square(r, gamma) + self.incoherent_square(r, gamma)
+
+    def rms(self, r: float, gamma: float = 1.0) -> float:
+        """√(E‖Q‖² / scale)."""
+        return math.sqrt(self.mean_square(r, gamma))
+
+    def regime(self, r: float) -> str:
+        """``r ≪ d``, ``crossover`` or ``r ≫ d`` (see :data:`REGIME_FACTOR`)."""
+        ratio = r / self.crossover_rank  # = coherent square / incoherent square
+        if ratio <= 1 / REGIME_FACTOR:
+            return SMALL_RANK
+        if ratio >= REGIME_FACTOR:
+            return LARGE_RANK
+        return CROSSOVER
+
+    def local_slope(self, r: float, gamma_exponent: float) -> float:
+        """d log RMS / d log r at rank r for γ_r ∝ r^g: k·g + (2 c_coh r + c_inc) / (2 (c_coh r + c_inc))."""
+        return rms_local_slope(self.quantity, self.optimizer, r, self.d, gamma_exponent, d_eff=self.d_eff)
+
+    def secant_slope(self, r1: float, r2: float, gamma1: float, gamma2: float) -> float:
+        """log(RMS(r2)/RMS(r1)) / log(r2/r1): the slope ``rsstab simulate`` measures between two ranks."""
+        return (math.log(self.rms(r2, gamma2) / self.rms(r1, gamma1))) / math.log(r2 / r1)
+
+    @property
+    def text(self) -> str:
+        """The law as text, e.g. ``γ_r⁴·(r² + 513·r)``."""
+        g = {2: "γ_r²", 4: "γ_r⁴"}[2 * self.gamma_power]
+        coh = "r²" if self.coherent == 1 else f"{self.coherent:.4g}·r²"
+        return f"{g}·({coh} + {self.incoherent:.6g}·r)"
+
+
+def finite_width_law(quantity: str, optimizer: str, d: float, *, d_eff: float | None = None) -> WidthLaw:
+    """The exact finite-(r, d) law of ``forward`` or ``backward`` under ``sgd`` or ``adam``.
+
+    Args:
+        quantity: ``"forward"`` (the learned change on a probe) or ``"backward"`` (the signal sent
+            back through the learned adapter for a fixed output gradient u).
+        optimizer: ``"sgd"`` or ``"adam"``.
+        d: the input width of the adapted layer.
+        d_eff: the effective width (default ``d``: isotropic probes, fixed u; see the module table).
+
+    Raises:
+        RsstabError: unknown quantity/optimizer, or a width that is not a positive number.
+
+    The law is E‖Q‖² = scale·γ_r^(2k)·(c_coh·r² + c_inc·r), k = ``law(quantity, optimizer).gamma_power``
+    (SGD: c_coh = 1, c_inc = d_eff + 1; Adam: c_coh = 2/π, c_inc = d_eff − 2/π). Here
+    G = Σ_t G_t is the data gradient summed over the n steps (G_t = mean over the batch of v xᵀ, with
+    v = ∂L/∂(adapted layer's output), x its input), exact to first order in η under SGD; Ĝ is G with
+    its rows normalised; Adam is taken at ε → 0 with a gradient whose signs stay fixed over the n
+    steps (then ΔB_n = n·ΔB_1). Mean squares are over A (and over the probe x′ where one is drawn):
+
+    ========  =========  ==============================  ==============================================
+    quantity  optimizer  scale                           d_eff (exact)
+    ========  =========  ==============================  ==============================================
+    forward   sgd        η²σ_A⁴σ_x²‖G‖_F²                d: probes x′ ~ N(0, σ_x² I_d) (the simulator's
+                                                         first layer)
+    forward   sgd        η²σ_A⁴ tr(G Σ_h Gᵀ)             tr(Σ_h)‖G‖_F² / tr(G Σ_h Gᵀ): probes with
+                                                         covariance Σ_h (deeper layers)
+    forward   sgd        η²σ_A⁴‖G x′‖²                   ‖G‖_F²‖x′‖² / ‖G x′‖²: one fixed probe x′
+    backward  sgd        η²σ_A⁴‖Gᵀu‖²                    d, for every fixed output gradient u
+    forward   adam       η²n²σ_A²σ_x²·d_out              d: isotropic probes (as above)
+    backward  adam       η²n²σ_A²‖Ĝᵀu‖²                  d·Q/‖Ĝᵀu‖², Q = uᵀ (2/π) arcsin(ĜĜᵀ) u; = d
+                                                         when Ĝ's rows are parallel (one example) or
+                                                         orthogonal
+    ========  =========  ==============================  ==============================================
+
+    >>> L = finite_width_law("forward", "adam", 512)
+    >>> round(L.crossover_rank, 2), L.text
+    (803.25, 'γ_r²·(0.6366·r² + 511.363·r)')
+    """
+    _check_width_quantity(quantity, optimizer)
+    d = _positive(d, "width", "the width d")
+    d_eff = d if d_eff is None else _positive(d_eff, "d_eff", "the effective width d_eff")
+    coh, inc = width_coefficients(quantity, optimizer, d_eff)
+    why, scale = _WIDTH_WHY[(quantity, optimizer)]
+    return WidthLaw(quantity, check_optimizer(optimizer), d, d_eff, float(coh), float(inc),
+                    int(law(quantity, optimizer).gamma_power), why, scale)
+
+
+def crossover_rank(quantity: str, optimizer: str, d: Any, *, d_eff: Any = None, pi: Any = math.pi) -> Any:
+    """r* = c_inc / c_coh: d_eff + 1 under SGD, π d_eff / 2 − 1 under Adam (generic arithmetic).
+
+    >>> crossover_rank("forward", "sgd", 4096), round(crossover_rank("forward", "adam", 4096), 1)
+    (4097.0, 6433.0)
+    """
+    coh, inc = width_coefficients(quantity, optimizer, d if d_eff is None else d_eff, pi=pi)
+    return inc / coh
+
+
+def rms_local_slope(quantity: str, optimizer: str, r: Any, d: Any, gamma_exponent: Any, *,
+                    d_eff: Any = None, pi: Any = math.pi) -> Any:
+    """d log RMS / d log r at (r, d) for γ_r ∝ r^g (generic arithmetic, like :func:`crossover_rank`).
+
+    >>> round(rms_local_slope("forward", "sgd", 16, 512, -0.5), 3)
+    -0.485
+    """
+    coh, inc = width_coefficients(quantity, optimizer, d if d_eff is None else d_eff, pi=pi)
+    k = int(law(quantity, optimizer).gamma_power)
+    return k * gamma_exponent + (2 * coh * r + inc) / (2 * (coh * r + inc))

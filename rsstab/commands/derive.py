@@ -10,7 +10,8 @@ from rsstab.errors import RsstabError
 HELP = "print the symbolic derivations behind the √r law (one result or all), as text, markdown or LaTeX"
 
 # Kept in sync with rsstab.derive.RESULTS by a test; listed here so --help stays free of sympy.
-RESULT_KEYS = ("iid", "first-step", "trajectory", "backward", "iff", "depth", "adam", "reparam")
+RESULT_KEYS = ("iid", "first-step", "trajectory", "backward", "iff", "depth", "adam", "reparam",
+               "finite-width", "adam-finite-width")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

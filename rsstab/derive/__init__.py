@@ -11,14 +11,14 @@ every finite size, and a brute-force expansion at concrete small r, d checks the
 The package: :mod:`~rsstab.derive.symbols` (the shared symbols and their notation),
 :mod:`~rsstab.derive.wick` (index sums and their Gaussian expectations),
 :mod:`~rsstab.derive.words` (matrix words, SGD trajectories), :mod:`~rsstab.derive.model` (steps,
-checks, derivations), :mod:`~rsstab.derive.results` (the eight results) and
+checks, derivations), :mod:`~rsstab.derive.results` (the results) and
 :mod:`~rsstab.derive.render` (text, markdown, LaTeX; the proof runner).
 
 >>> y = forward_sum()                      # y_i = γ_r Σ_j Σ_k B_ij A_jk x_k
 >>> wick_expectation(y.power(2), IID_VARIANCES)
 d*gamma_r**2*r*sigma_A**2*sigma_B**2*sigma_x**2
->>> sorted(RESULTS)[:3]
-['adam', 'backward', 'depth']
+>>> RESULTS[:3]
+('iid', 'first-step', 'trajectory')
 """
 
 from __future__ import annotations

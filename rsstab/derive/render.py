@@ -21,7 +21,8 @@ FORMATS = ("text", "markdown", "latex")
 _KIND_TITLES = {"assumption": "Assumption", "computation": "Computation", "result": "Result"}
 _PROOF_FILES = {"iid": "iid_forward_variance.py", "first-step": "first_sgd_step.py", "trajectory": "sgd_trajectory.py",
                 "backward": "backward_pass.py", "iff": "stability_iff.py", "depth": "depth.py",
-                "adam": "adam_sign_descent.py", "reparam": "sgd_reparametrisation.py"}
+                "adam": "adam_sign_descent.py", "reparam": "sgd_reparametrisation.py",
+                "finite-width": "finite_width.py", "adam-finite-width": "adam_finite_width.py"}
 
 
 #: Unicode that appears in derivation texts → LaTeX (math-mode macros; the text-mode wrapper adds $…$).
@@ -30,11 +31,13 @@ _TEX_MATH = {"γ": r"\gamma", "η": r"\eta", "σ": r"\sigma", "α": r"\alpha", "
              "×": r"\times", "∈": r"\in", "√": r"\surd", "≤": r"\le", "≥": r"\ge", "≈": r"\approx",
              "→": r"\to", "∞": r"\infty", "‖": r"\|", "·": r"\cdot", "∝": r"\propto", "≪": r"\ll",
              "≫": r"\gg", "−": "-", "±": r"\pm", "∑": r"\sum", "ᵀ": r"^{\top}", "²": "^{2}", "³": "^{3}",
-             "⁴": "^{4}", "⁶": "^{6}", "½": r"\tfrac12"}
-_TEX_TEXT = {"—": "---", "–": "--", "…": r"\ldots{}", "’": "'", "“": "``", "”": "''", "%": r"\%", "&": r"\&",
+             "⁴": "^{4}", "⁶": "^{6}", "½": r"\tfrac12", "′": "'", "ĝ": r"\hat g", "Ĝ": r"\hat G",
+             "⟨": r"\langle", "⟩": r"\rangle", "≠": r"\ne", "∂": r"\partial", "∇": r"\nabla", "λ": r"\lambda",
+             "μ": r"\mu", "τ": r"\tau", "δ": r"\delta", "ξ": r"\xi", "ν": r"\nu", "κ": r"\kappa"}
+_TEX_TEXT = {"—": "---", "′": "'", "–": "--", "…": r"\ldots{}", "’": "'", "“": "``", "”": "''", "%": r"\%", "&": r"\&",
              "#": r"\#", "_": r"\_"}
 _MATH_SPLIT = re.compile(r"(\$[^$]*\$|\\\[.*?\\\])", re.S)
-_SYMBOL_RUN = re.compile(r"[γησαβΔΘπερΣχ×∈√≤≥≈→∞‖·∝≪≫−±∑ᵀ²³⁴⁶½](?:_[A-Za-z0-9]+)?(?:\^[A-Za-z0-9≥]+)?[²³⁴⁶ᵀ]*"
+_SYMBOL_RUN = re.compile(r"[γησαβΔΘπερΣχ×∈√≤≥≈→∞‖·∝≪≫−±∑ᵀ²³⁴⁶½ĝĜ⟨⟩≠∂∇λμτδξνκ](?:_[A-Za-z0-9]+)?(?:\^[A-Za-z0-9≥]+)?[²³⁴⁶ᵀ]*"
                          r"|\b[A-Za-z0-9]+\^[A-Za-z0-9]+")
 
 
@@ -107,7 +110,7 @@ def render(ds: Sequence[Derivation], fmt: str = "text") -> str:
                 line = f"{n}. **{title}.** {s.text}".rstrip()
                 out.append(line + (f"\n   $${eq}$$" if eq else ""))
             else:
-                out.append(rf"\item \textbf{{{title}.}} {latex_text(s.text)}" + (f"\n\\[ {eq} \\]" if eq else ""))
+                out.append(rf"\item \textbf{{{title}.}} {latex_text(s.text)}" + (f"\n\\[ {_latex_math(eq)} \\]" if eq else ""))
         held = sum(c.ok for c in D.checks)
         if fmt == "text":
             out.append(f"  Checks ({held}/{len(D.checks)} hold):")

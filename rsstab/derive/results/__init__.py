@@ -1,7 +1,7 @@
-"""The eight results, each built by one function into a :class:`~rsstab.derive.model.Derivation`.
+"""The results, each built by one function into a :class:`~rsstab.derive.model.Derivation`.
 
 >>> RESULTS
-('iid', 'first-step', 'trajectory', 'backward', 'iff', 'depth', 'adam', 'reparam')
+('iid', 'first-step', 'trajectory', 'backward', 'iff', 'depth', 'adam', 'reparam', 'finite-width', 'adam-finite-width')
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 
 from rsstab.derive.model import Derivation
 from rsstab.derive.results.adam import adam_sign_descent
+from rsstab.derive.results.width import adam_finite_width, finite_width
 from rsstab.derive.results.iid import iid_forward
 from rsstab.derive.results.reparam import reparam
 from rsstab.derive.results.scaling import depth, stability_iff
@@ -27,6 +28,8 @@ _BUILDERS: dict[str, Callable[[], Derivation]] = {
     "depth": depth,
     "adam": adam_sign_descent,
     "reparam": reparam,
+    "finite-width": finite_width,
+    "adam-finite-width": adam_finite_width,
 }
 #: Result keys in issue order.
 RESULTS: tuple[str, ...] = tuple(_BUILDERS)

@@ -1,0 +1,235 @@
+"""Regime-aware verdicts: what a schedule does at the ranks of a given width, from the exact laws.
+
+A verdict of :func:`rsstab.classify.check` is about the *coherent* part of the learned change (its
+mean over A, the expectation Theorem 3.2 is about), which is ∝ γ_r^k·r at every rank. At width d
+the RMS over A also carries an *incoherent* part ∝ γ_r^k·√(r·d) that dominates below the crossover
+rank r* (d + 1 under SGD, πd/2 − 1 under Adam); see :func:`rsstab.theory.finite_width_law`. This
+module turns those laws into a per-rank table for one schedule: regime, the predicted coherent and
+incoherent sizes, the RMS and its local slope (the slope ``rsstab simulate`` measures between
+successive ranks), and a one-line summary of the RMS behaviour.
+
+Only the standard library: ``rsstab check`` keeps its start-up time.
+
+>>> from rsstab.schedule import as_schedule
+>>> t = width_table(as_schedule("alpha/sqrt(r)"), "sgd", 512, [8, 32, 128, 512, 2048], "rank-stabilized")
+>>> t.crossover_rank, [row.regime for row in t.rows]
+(513.0, ['r ≪ d', 'r ≪ d', 'r ≪ d', 'crossover', 'crossover'])
+>>> [round(row.slope, 2) for row in t.rows[1:]]       # measured: −0.45, −0.44, −0.34, −0.15
+[-0.48, -0.44, -0.33, -0.17]
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from rsstab import theory
+from rsstab.errors import RsstabError
+from rsstab.vocab import BLOW_UP, COLLAPSE, INDETERMINATE, STABLE, Label, Optimizer, check_optimizer
+
+__all__ = ["MAX_SIZE", "WidthRow", "WidthTable", "check_ranks", "check_width", "default_ranks", "limit_regime",
+           "rms_label", "width_table"]
+
+#: Largest width or rank accepted (exact as a float).
+MAX_SIZE = 2**53
+#: How the RMS behaviour between two ranks is said in words.
+RMS_WORDS = {STABLE: "flat", COLLAPSE: "shrinks", BLOW_UP: "grows", INDETERMINATE: "undetermined"}
+#: What the verdict is about.
+COHERENT_NOTE = "the mean over A, Theorem 3.2's expectation"
+
+
+def limit_regime() -> str:
+    """The regime of a verdict without a width (JSON ``regime``): ``r >> d (width fixed, r → ∞)``."""
+    return theory.LIMIT_REGIME
+
+
+def finite_regime(width: int) -> str:
+    """The regime of a verdict at a given width (JSON ``regime``)."""
+    return f"finite width d = {width}: the verdict follows the coherent part ({COHERENT_NOTE})"
+
+
+def _size(value: object, parameter: str, what: str) -> int:
+    integral = isinstance(value, numbers.Integral) or (isinstance(value, float) and value.is_integer())
+    if isinstance(value, bool) or not integral:
+        raise RsstabError(f"{what} must be a positive integer, got {value!r}", parameter=parameter)
+    value = int(value)  # numpy integers and whole floats too
+    if not 1 <= value <= MAX_SIZE:
+        raise RsstabError(f"{what} must be a positive integer ≤ 2^53, got {value!r}", parameter=parameter)
+    return value
+
+
+def check_width(width: object) -> int:
+    """``width`` as a positive integer (the input width d of the adapted layer), or a one-line error.
+
+    >>> check_width(512)
+    512
+    >>> check_width(0)
+    Traceback (most recent call last):
+    ...
+    rsstab.errors.RsstabError: the width d must be a positive integer ≤ 2^53, got 0
+    """
+    return _size(width, "width", "the width d")
+
+
+def check_ranks(ranks: Sequence[object]) -> tuple[int, ...]:
+    """Distinct positive integer ranks, sorted.
+
+    >>> check_ranks([32, 8, 8])
+    (8, 32)
+    """
+    if isinstance(ranks, (str, bytes)) or not isinstance(ranks, Sequence) or not ranks:
+        raise RsstabError(f"ranks must be a non-empty sequence of positive integers, got {ranks!r}", parameter="ranks")
+    return tuple(sorted({_size(r, "ranks", "every rank") for r in ranks}))
+
+
+def default_ranks(crossover: float) -> tuple[int, ...]:
+    """8, 32, 128, … until the RMS settles into the r ≫ d regime (≥ REGIME_FACTOR²·r*).
+
+    >>> default_ranks(513.0)
+    (8, 32, 128, 512, 2048, 8192, 32768)
+    """
+    out = [8]
+    while out[-1] < theory.REGIME_FACTOR**2 * crossover and out[-1] * 4 <= MAX_SIZE:
+        out.append(out[-1] * 4)
+    return tuple(out)
+
+
+def rms_label(slope: float | None) -> Label | None:
+    """The label of an RMS slope in the ±FLAT_BAND band used for measurements (None: no slope)."""
+    if slope is None:
+        return None
+    if not math.isfinite(slope):
+        return INDETERMINATE
+    if slope > theory.FLAT_BAND:
+        return BLOW_UP
+    if slope < -theory.FLAT_BAND:
+        return COLLAPSE
+    return STABLE
+
+
+@dataclass(frozen=True)
+class WidthRow:
+    """One rank at the given width.
+
+    Sizes are RMS over A, relative: the total RMS at the smallest rank of the table is 1.
+    ``slope`` is the RMS slope in log r from the previous rank (``None`` for the first row), and
+    ``label`` that slope in the ±0.1 band that measured slopes are judged by.
+    """
+
+    r: int
+    gamma: float
+    regime: str
+    coherent: float
+    incoherent: float
+    rms: float
+    slope: float | None
+    label: Label | None
+
+
+@dataclass(frozen=True)
+class WidthTable:
+    """The per-rank predictions for one schedule at one width (forward and backward follow one law)."""
+
+    width: int
+    optimizer: Optimizer
+    law: str
+    crossover_rank: float
+    rows: tuple[WidthRow, ...]
+    summary: str
+
+    @property
+    def regime(self) -> str:
+        return finite_regime(self.width)
+
+    def json_fields(self) -> dict[str, Any]:
+        """The top-level JSON fields of a verdict at this width."""
+        return {"width": self.width, "crossover_rank": self.crossover_rank, "width_law": self.law,
+                "width_table": [asdict(row) for row in self.rows], "rms_summary": self.summary}
+
+    @classmethod
+    def from_json_fields(cls, data: dict[str, Any], optimizer: Optimizer) -> WidthTable | None:
+        """Inverse of :meth:`json_fields`; pops its keys from ``data`` (None when there is no width)."""
+        width = data.pop("width", None)
+        fields = {k: data.pop(k, None) for k in ("crossover_rank", "width_law", "width_table", "rms_summary")}
+        if width is None:
+            return None
+        rows = tuple(WidthRow(int(row["r"]), float(row["gamma"]), row["regime"], float(row["coherent"]),
+                              float(row["incoherent"]), float(row["rms"]),
+                              None if row["slope"] is None else float(row["slope"]), row["label"])
+                     for row in fields["width_table"])
+        return cls(int(width), optimizer, fields["width_law"], float(fields["crossover_rank"]), rows,
+                   fields["rms_summary"])
+
+
+def none_fields() -> dict[str, Any]:
+    """The JSON fields of a verdict without a width."""
+    return {"width": None, "crossover_rank": None, "width_law": None, "width_table": [], "rms_summary": None}
+
+
+def _log(x: float) -> float:
+    if math.isnan(x):
+        return math.nan
+    return -math.inf if x <= 0 else math.inf if math.isinf(x) else math.log(x)
+
+
+def _exp(x: float) -> float:
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return math.inf
+
+
+def _summary(rows: Sequence[WidthRow], verdict: str, crossover: float, k: int) -> str:
+    spans: list[tuple[Label, int, int]] = []
+    for prev, row in zip(rows, rows[1:]):
+        lab = row.label or INDETERMINATE
+        if spans and spans[-1][0] == lab:
+            spans[-1] = (lab, spans[-1][1], row.r)
+        else:
+            spans.append((lab, prev.r, row.r))
+    g = "γ_r" if k == 1 else "γ_r²"
+    if not spans:
+        how = "one rank: no slope"
+    else:
+        how = ", ".join(f"{RMS_WORDS[lab]} for r = {a}…{b}" for lab, a, b in spans)
+    return (f"RMS over A: {how}. The verdict ({verdict}) is about the coherent part ∝ {g}·r; below "
+            f"r* ≈ {crossover:.4g} the incoherent part ∝ {g}·√(r·d) dominates the RMS.")
+
+
+def width_table(schedule: Any, optimizer: str, width: object, ranks: Sequence[object] | None,
+                verdict: str) -> WidthTable:
+    """Predict, at ``width``, each rank's regime, coherent/incoherent sizes and RMS slope for ``schedule``.
+
+    Args:
+        schedule: a :class:`rsstab.schedule.Schedule` (its ``value(r)`` gives γ_r).
+        optimizer: ``"sgd"`` or ``"adam"``.
+        width: the input width d of the adapted layer (a positive integer).
+        ranks: the ranks (default :func:`default_ranks`: 8, 32, … into the r ≫ d regime).
+        verdict: the label of the coherent part (the verdict of :func:`rsstab.classify.check`).
+    """
+    optimizer = check_optimizer(optimizer)
+    width = check_width(width)
+    law = theory.finite_width_law("forward", optimizer, width)
+    ranks_t = default_ranks(law.crossover_rank) if ranks is None else check_ranks(ranks)
+    k = law.gamma_power
+    logs = []
+    for r in ranks_t:
+        g = schedule.value(r)
+        lg = k * _log(g)
+        logs.append((r, g, lg + 0.5 * math.log(law.coherent_square(r)), lg + 0.5 * math.log(law.incoherent_square(r)),
+                     lg + 0.5 * math.log(law.mean_square(r))))
+    ref = logs[0][4]
+    rows: list[WidthRow] = []
+    prev: tuple[int, float] | None = None
+    for r, g, lc, li, lt in logs:
+        slope = None
+        if prev is not None:
+            with_nan = lt - prev[1]
+            slope = with_nan / math.log(r / prev[0]) if not math.isnan(with_nan) else math.nan
+        rows.append(WidthRow(r, g, law.regime(r), _exp(lc - ref), _exp(li - ref), _exp(lt - ref), slope, rms_label(slope)))
+        prev = (r, lt)
+    return WidthTable(width, optimizer, law.text, law.crossover_rank, tuple(rows),
+                      _summary(rows, verdict, law.crossover_rank, k))
