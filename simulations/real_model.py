@@ -18,7 +18,6 @@ Writes ``rows.csv`` (tidy: method, rank, scaling, seed, step, quantity, value), 
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 
 from rsstab.errors import RsstabError
 from rsstab.experiments.figures import pyplot
+from rsstab.experiments.scripts import script_parser
 from rsstab.experiments.minilm import (
     FIELDS,
     METHODS,
@@ -43,7 +43,6 @@ from rsstab.sweep import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     SweepInterrupted,
-    add_sweep_arguments,
     run_sweep,
     sweep_kwargs,
 )
@@ -162,9 +161,8 @@ def plot(rows: list[dict[str, Any]], cfg: RealModelConfig, out: Path) -> list[Pa
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_sweep_arguments(parser, default_out="reports/real_model")
-    parser.add_argument("--quick", action="store_true", help="small ranks/steps for tests (about half a minute)")
+    parser = script_parser("real_model", __doc__.splitlines()[0],
+                           quick_help="small ranks/steps for tests (about half a minute)")
     parser.add_argument("--ranks", type=parse_ranks, help="comma-separated ranks (default 4,16,64,256,1024)")
     parser.add_argument("--steps", type=int, help="fine-tuning steps per run")
     parser.add_argument("--seeds", type=int, help="onset replicates per rank")

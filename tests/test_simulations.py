@@ -67,3 +67,19 @@ def test_slope_records_agrees_uses_its_tolerance(monkeypatch: pytest.MonkeyPatch
     wide = compare.slope_records(rows, ["schedule"], quantities=["forward"], tolerance=0.5)
     assert abs(narrow[0]["slope"] - 0.3) < 1e-6
     assert narrow[0]["agrees"] is False and wide[0]["agrees"] is True
+
+
+def test_quick_runs_never_write_into_the_published_results() -> None:
+    """Without --out, a --quick run goes to reports/_quick/<name>; a full run to reports/<name>."""
+    import importlib.util
+    from pathlib import Path
+
+    from rsstab.experiments.scripts import script_parser
+
+    assert script_parser("depth_sweep", "x").parse_args(["--quick"]).out == str(Path("reports/_quick/depth_sweep"))
+    assert script_parser("depth_sweep", "x").parse_args([]).out == str(Path("reports/depth_sweep"))
+    spec = importlib.util.spec_from_file_location(
+        "real_model_script", Path(__file__).resolve().parents[1] / "simulations" / "real_model.py")
+    assert spec is not None and spec.loader is not None
+    source = Path(spec.origin or "").read_text()
+    assert 'script_parser("real_model"' in source

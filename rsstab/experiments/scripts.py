@@ -4,8 +4,15 @@ A script parses its arguments with :func:`script_parser`, runs its grid of simul
 :func:`run_configs` (resumable store and ``rows.csv`` under ``--out``), and writes its tables and
 text through :mod:`rsstab.io`.
 
->>> script_parser("demo", "A demo.").parse_args(["--quick"]).out
+Quick or exploratory runs never overwrite the published results: without ``--out``, a full run
+writes to ``reports/<name>`` and a ``--quick`` run to ``reports/_quick/<name>``.
+
+>>> script_parser("demo", "A demo.").parse_args([]).out
 'reports/demo'
+>>> script_parser("demo", "A demo.").parse_args(["--quick"]).out
+'reports/_quick/demo'
+>>> script_parser("demo", "A demo.").parse_args(["--quick", "--out", "x"]).out
+'x'
 """
 
 from __future__ import annotations
@@ -16,18 +23,36 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["script_parser", "run_configs"]
+__all__ = ["ScriptParser", "script_parser", "run_configs"]
 
 
-def script_parser(name: str, description: str) -> argparse.ArgumentParser:
-    """Arguments shared by ``simulations/*.py``: ``--out`` (default ``reports/<name>``),
-    ``--quick``, ``--scheduler``, ``--workers``, ``--no-progress``."""
-    from rsstab.sweep import add_sweep_arguments
+class ScriptParser(argparse.ArgumentParser):
+    """An argument parser whose ``--out`` defaults to ``reports/<name>``, or ``reports/_quick/<name>``
+    for a ``--quick`` run (so a quick run never replaces the committed results)."""
 
-    p = argparse.ArgumentParser(prog=f"{name}.py", description=description)
-    p.add_argument("--quick", action="store_true", help="a small grid that finishes in under a minute")
-    add_sweep_arguments(p, default_out=str(Path("reports") / name))
-    return p
+    def __init__(self, name: str, description: str, quick_help: str) -> None:
+        from rsstab.sweep import add_sweep_arguments
+
+        super().__init__(prog=f"{name}.py", description=description)
+        self.name = name
+        self.add_argument("--quick", action="store_true", help=quick_help + f" (written to reports/_quick/{name} "
+                          "unless --out is given)")
+        add_sweep_arguments(self, default_out=str(Path("reports") / name))
+        self.set_defaults(out=None)
+
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+        ns, rest = super().parse_known_args(args, namespace)
+        if getattr(ns, "out", None) is None:
+            ns.out = str(Path("reports") / "_quick" / self.name if ns.quick else Path("reports") / self.name)
+        return ns, rest
+
+
+def script_parser(name: str, description: str,
+                  quick_help: str = "a small grid that finishes in under a minute") -> ScriptParser:
+    """Arguments shared by ``simulations/*.py``: ``--quick``, ``--out`` (see :class:`ScriptParser`),
+    ``--scheduler``, ``--workers``, ``--no-progress``."""
+    return ScriptParser(name, description, quick_help)
 
 
 def run_configs(configs: Sequence[Mapping[str, Any]], args: argparse.Namespace) -> list[dict[str, Any]]:
