@@ -21,7 +21,7 @@ import sympy
 from rsstab import theory
 from rsstab.asymptotics import ZERO, Growth, growth_of
 from rsstab.schedule import Schedule, as_schedule
-from rsstab.vocab import BLOW_UP, COLLAPSE, INDETERMINATE, LABELS, STABLE, Label, Optimizer
+from rsstab.vocab import BLOW_UP, COLLAPSE, INDETERMINATE, LABELS, STABLE, Label, Optimizer, normalize_optimizer
 
 __all__ = ["LABELS", "QuantityVerdict", "Verdict", "check", "json_safe", "label_of"]
 
@@ -156,7 +156,8 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
 
     Args:
         schedule: text such as ``"alpha/sqrt(r)"``, a callable ``f(r) -> float``, or a Schedule.
-        optimizer: ``"sgd"`` (stability ⇔ γ_r²·r ∈ Θ(1)) or ``"adam"`` (⇔ γ_r·r ∈ Θ(1)).
+        optimizer: ``"sgd"`` (stability ⇔ γ_r²·r ∈ Θ(1)) or ``"adam"`` (⇔ γ_r·r ∈ Θ(1));
+            ``"adamw"`` is accepted for Adam's regime.
         constants: values for named constants, used for the numeric table (default 1).
 
     Raises:
@@ -167,7 +168,8 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
     >>> check(lambda r: 1 / r).method
     'numeric'
     """
-    names = theory.quantities(optimizer)  # validates the optimizer
+    optimizer = normalize_optimizer(optimizer)  # "adamw" is Adam's regime
+    names = theory.quantities(optimizer)
     sched = as_schedule(schedule)
     if constants:
         sched = sched.with_values(dict(constants))

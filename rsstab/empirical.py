@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rsstab.errors import RsstabError
-from rsstab.vocab import SUMMARY_QUANTITIES, Label, Optimizer, check_optimizer, combine_labels
+from rsstab.vocab import SUMMARY_QUANTITIES, Label, Optimizer, combine_labels, normalize_optimizer
 
 __all__ = ["EmpiricalVerdict", "empirical_verdict", "render_empirical"]
 
@@ -90,7 +90,7 @@ def empirical_verdict(
     from rsstab.sim import DEFAULTS, make_configs, run_cell
     from rsstab.sweep import run_sweep
 
-    check_optimizer(optimizer)
+    optimizer = normalize_optimizer(optimizer)
     ranks = [int(r) for r in (ranks if ranks is not None else DEFAULTS["ranks"])]
     if len(set(ranks)) < 2:
         raise RsstabError("give at least two distinct ranks to fit a slope")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from rsstab.errors import RsstabError
-from rsstab.vocab import OPTIMIZERS, Optimizer, check_optimizer
+from rsstab.vocab import OPTIMIZERS, Optimizer, normalize_optimizer
 
 __all__ = ["OPTIMIZERS", "QUANTITIES", "Law", "law", "quantities", "stability_law"]
 
@@ -79,13 +79,13 @@ _LAWS = {
 
 def quantities(optimizer: str) -> tuple[str, ...]:
     """The quantities that have a law in this regime (iid variance is an SGD/initialisation law)."""
-    check_optimizer(optimizer)
+    optimizer = normalize_optimizer(optimizer)
     return tuple(q for q in QUANTITIES if (q, optimizer) in _LAWS)
 
 
 def law(quantity: str, optimizer: str) -> Law:
-    """The power law of one quantity in one optimizer regime."""
-    check_optimizer(optimizer)
+    """The power law of one quantity in one optimizer regime (``"adamw"`` is Adam's)."""
+    optimizer = normalize_optimizer(optimizer)
     try:
         k, m, sa, why = _LAWS[(quantity, optimizer)]
     except KeyError:

@@ -3,7 +3,9 @@
 Reads ``adapter_config.json`` (+ ``adapter_model.safetensors``) with :mod:`rsstab.peft_files`
 (json only: no torch, no peft), resolves ``rank_pattern`` / ``alpha_pattern`` exactly as PEFT
 does, and attaches the verdict of the adapter's schedule family (``alpha/sqrt(r)`` with
-``use_rslora``, else ``alpha/r``) from :func:`rsstab.check`.
+``use_rslora``, else ``alpha/r``) from :func:`rsstab.check`, with the theorem's hypotheses checked
+(:func:`rsstab.peft_files.hypotheses.assess`: ``init_lora_weights``, LoRA variants). The default
+regime is Adam's (``adamw``), how PEFT adapters are trained.
 
 Exit code: 0 when every module is rank-stabilized and every weight shape agrees with the config,
 1 otherwise, 2 for bad input.
@@ -18,7 +20,7 @@ from typing import Any
 
 HELP = "report r, alpha, PEFT's scaling and the rank-stabilization verdict per module of a LoRA adapter"
 
-from rsstab.vocab import OPTIMIZERS, STABLE
+from rsstab.vocab import OPTIMIZER_METAVAR, OPTIMIZERS, STABLE, canonical_optimizer
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,17 +33,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--optimizer",
+        type=canonical_optimizer,
         choices=OPTIMIZERS,
-        default="sgd",
-        help="optimizer regime of the verdict (default: sgd, the paper's theorem)",
+        metavar=OPTIMIZER_METAVAR,
+        default="adamw",
+        help="optimizer regime of the verdict (default: adamw, how PEFT adapters are trained; "
+        "sgd: the paper's theorem)",
     )
     parser.add_argument("--json", action="store_true", help="print a JSON object instead of a table")
-
-
-def _verdict(schedule: str, optimizer: str) -> Any:
-    import rsstab
-
-    return rsstab.check(schedule, optimizer=optimizer)
 
 
 def _fmt(x: float) -> str:
@@ -90,12 +89,14 @@ def _table(rows: list[dict[str, Any]]) -> str:
 def run(args: argparse.Namespace) -> int:
     """Print the per-module report; return 0 (all stable, shapes agree) or 1."""
     from rsstab.peft_files import read_adapter
+    from rsstab.peft_files.hypotheses import assess
 
     report = read_adapter(args.path)
     cfg = report.config
-    verdict = _verdict(cfg.schedule, args.optimizer)
-    rows = [dict(m.to_dict(), label=verdict.label, schedule=cfg.schedule) for m in report.modules]
-    ok = verdict.label == STABLE and not report.mismatches
+    assessment = assess(report, args.optimizer)  # init and variants checked against the theorem
+    verdict = assessment.verdict
+    rows = [dict(m.to_dict(), **assessment.row(m)) for m in report.modules]
+    ok = assessment.label == STABLE and not report.mismatches
     for w in report.warnings:
         print(f"rsstab: warning: {w}", file=sys.stderr)
     if args.json:
@@ -106,8 +107,11 @@ def run(args: argparse.Namespace) -> int:
             "schedule": cfg.schedule,
             "optimizer": args.optimizer,
             "defaults_used": list(cfg.defaulted),
-            "label": verdict.label,
-            "verdict": verdict.to_dict(),
+            "label": assessment.label,
+            "init_lora_weights": cfg.init_lora_weights,
+            "variants": list(cfg.variants),
+            "caveats": list(assessment.caveats),
+            "verdict": verdict.to_dict() if verdict else None,
             "modules": rows,
             "warnings": list(report.warnings),
         }
@@ -118,9 +122,15 @@ def run(args: argparse.Namespace) -> int:
     if cfg.defaulted:
         print(f"PEFT defaults used for missing fields: {', '.join(cfg.defaulted)}")
     print(_table(rows))
+    for c in assessment.caveats:
+        print(f"caveat: {c}")
+    if cfg.use_rslora:
+        f = sorted({m.loader_factor for m in report.modules})
+        print(f"loader parity: a loader that ignores use_rslora applies alpha/r, √r smaller than PEFT "
+              f"(×{_fmt(f[0])}" + (f" … ×{_fmt(f[-1])})" if len(f) > 1 else ")"))
     n_mis = len(report.mismatches)
     print(
-        f"{len(rows)} row(s); verdict for {cfg.schedule} under {args.optimizer}: {verdict.label}"
+        f"{len(rows)} row(s); verdict for {cfg.schedule} under {args.optimizer}: {assessment.label}"
         + (f"; {n_mis} rank mismatch(es) between config and weights" if n_mis else "")
     )
     return 0 if ok else 1
