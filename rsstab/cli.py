@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from rsstab.errors import RsstabError
 
-COMMANDS = ("check", "peft", "simulate", "derive")
+COMMANDS = ("check", "peft", "lint", "simulate", "derive")
 
 EXIT_STABLE, EXIT_UNSTABLE, EXIT_USAGE = 0, 1, 2
 

@@ -49,6 +49,7 @@ from rsstab.peft_files.patterns import PATTERN_TIME_LIMIT, PatternIndex, match_p
 from rsstab.peft_files.resolve import (
     AdapterReport,
     ModuleScaling,
+    Note,
     Resolver,
     peft_scaling,
     read_adapter,
@@ -69,6 +70,7 @@ __all__ = [
     "AdapterReport",
     "BdLora",
     "ModuleScaling",
+    "Note",
     "PatternIndex",
     "Resolver",
     "TensorInfo",

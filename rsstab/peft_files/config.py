@@ -95,11 +95,28 @@ class AdapterConfig:
     variants: tuple[str, ...] = ()
     target_parameters: tuple[str, ...] = ()
     bdlora: BdLora | None = None
+    target_modules: tuple[str, ...] | str | None = None
 
     @property
     def schedule(self) -> str:
         """The γ_r family PEFT uses for every module: ``alpha/sqrt(r)`` or ``alpha/r``."""
         return "alpha/sqrt(r)" if self.use_rslora else "alpha/r"
+
+    def targets_module(self, name: str) -> bool | None:
+        """Whether ``target_modules`` selects ``name`` (PEFT's ``check_target_module_exists``: a
+        list matches a name or a dotted suffix, a string is a full regex match); ``None``: unknown
+        (``all-linear``, or a string that is no valid regex)."""
+        t = self.target_modules
+        if t is None:
+            return False
+        if isinstance(t, str):
+            if t == "all-linear":
+                return None
+            try:
+                return re.fullmatch(t, name) is not None
+            except re.error:
+                return None
+        return name in t or any(name.endswith("." + k) for k in t)
 
 
 def _is_int(value: object) -> bool:
@@ -155,6 +172,12 @@ def _check_names(value: object, attr: str, source: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise RsstabError(f"{source}: {attr} must be a list of strings, got {value!r}"[:300])
     return tuple(value)
+
+
+def _check_targets(value: object, source: str) -> tuple[str, ...] | str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return _check_names(value, "target_modules", source)
 
 
 def _check_bdlora(value: object, source: str) -> BdLora | None:
@@ -233,6 +256,7 @@ def parse_config(data: Mapping[str, Any], source: str = "<dict>") -> AdapterConf
         variants=tuple(k for k in VARIANTS if data.get(k)),
         target_parameters=_check_names(data.get("target_parameters"), "target_parameters", source),
         bdlora=_check_bdlora(data.get("use_bdlora"), source),
+        target_modules=_check_targets(data.get("target_modules"), source),
     )
 
 

@@ -102,17 +102,34 @@ def _sigma_as_gamma(optimizer: Optimizer) -> Fraction:
     return ratios.pop()
 
 
+_FAMILIES = {"alpha/r": Fraction(-1), "alpha/sqrt(r)": Fraction(-1, 2)}
+
+
+def _alpha_power(p: Fraction) -> str:
+    for text, q in _FAMILIES.items():
+        if p == q:
+            return text
+    if p == 0:
+        return "alpha"
+    mag = -p if p < 0 else p
+    power = f"{mag}" if mag.denominator == 1 else f"({mag})"
+    return f"alpha/r**{power}" if p < 0 else f"alpha*r**{power}"
+
+
 def effective_schedule(schedule: str, optimizer: Optimizer, sigma_a_exponent: Fraction) -> str:
     """The schedule whose verdict is the adapter's when σ_A ∝ r^sigma_a_exponent.
 
-    >>> effective_schedule("alpha/r", "sgd", Fraction(-1))
-    '(alpha/r)*r**(-1)'
+    >>> effective_schedule("alpha/r", "sgd", Fraction(-1)), effective_schedule("alpha/sqrt(r)", "adam", Fraction(-1))
+    ('alpha/r**2', 'alpha/r**(3/2)')
     >>> effective_schedule("alpha/r", "adam", Fraction(0))
     'alpha/r'
     """
     if sigma_a_exponent == 0:
         return schedule
-    return f"({schedule})*r**({sigma_a_exponent * _sigma_as_gamma(optimizer)})"
+    shift = sigma_a_exponent * _sigma_as_gamma(optimizer)
+    if schedule in _FAMILIES:
+        return _alpha_power(_FAMILIES[schedule] + shift)
+    return f"({schedule})*r**({shift})"
 
 
 @functools.lru_cache(maxsize=64)
@@ -147,6 +164,7 @@ class Assessment:
     caveats: tuple[str, ...]
     rows: dict[str, dict[str, Any]]
     lr_exponent: float | None
+    verdicts: dict[str, Verdict]
 
     def row(self, module: ModuleScaling) -> dict[str, Any]:
         """The per-module fields: ``label``, ``schedule`` (the one judged), ``init``."""
@@ -196,4 +214,5 @@ def assess(report: AdapterReport, optimizer: str = "adam") -> Assessment:
                            f"{verdict.schedule if verdict else '?'}")
     caveats += variant_caveats(cfg)
     lr = lr_exponent(main_verdict, opt) if main_verdict else None
-    return Assessment(opt, label, main_verdict, main_info, tuple(caveats), rows, lr)
+    verdicts = {v.schedule: v for _, v in by_class.values() if v is not None}
+    return Assessment(opt, label, main_verdict, main_info, tuple(caveats), rows, lr, verdicts)

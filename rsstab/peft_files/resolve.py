@@ -25,7 +25,7 @@ from rsstab.peft_files.config import CONFIG_NAME, AdapterConfig, load_config
 from rsstab.peft_files.patterns import PatternIndex, pattern_time_limit
 from rsstab.peft_files.weights import WEIGHTS_NAME, adapted_modules, read_safetensors_header
 
-__all__ = ["AdapterReport", "ModuleScaling", "Resolver", "peft_scaling", "read_adapter", "resolve_module"]
+__all__ = ["AdapterReport", "ModuleScaling", "Note", "Resolver", "peft_scaling", "read_adapter", "resolve_module"]
 
 _BASE_LAYER = ".base_layer"
 
@@ -107,6 +107,20 @@ class ModuleScaling:
 
 
 @dataclass(frozen=True)
+class Note:
+    """One thing the reader warns about.
+
+    ``kind`` is one of ``unmatched_key``, ``overlap``, ``mismatch``, ``adapter_name``,
+    ``parameters`` (which nested wrapper holds which parameter), ``subfolders``, ``bare_config``;
+    ``module`` names the module or pattern key concerned (``None``: the adapter as a whole).
+    """
+
+    kind: str
+    module: str | None
+    message: str
+
+
+@dataclass(frozen=True)
 class AdapterReport:
     """Everything ``rsstab peft`` knows about one adapter."""
 
@@ -114,8 +128,12 @@ class AdapterReport:
     config: AdapterConfig
     modules: tuple[ModuleScaling, ...]
     from_weights: bool
-    warnings: tuple[str, ...] = field(default=())
-    unmatched_keys: tuple[tuple[str, str], ...] = ()
+    notes: tuple[Note, ...] = field(default=())
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """The notes' messages, in order."""
+        return tuple(n.message for n in self.notes)
 
     @property
     def mismatches(self) -> tuple[ModuleScaling, ...]:
@@ -151,10 +169,9 @@ class Resolver:
             **extra,
         )
 
-    def pattern_warnings(self, names: Sequence[str]) -> tuple[list[str], list[tuple[str, str]]]:
-        """Keys matching no name (as ``(attr, key)``) and names matched by keys of different values."""
-        out: list[str] = []
-        unmatched: list[tuple[str, str]] = []
+    def pattern_notes(self, names: Sequence[str]) -> list[Note]:
+        """Names matched by keys of different values, and keys matching no name."""
+        out: list[Note] = []
         for attr, values, index in (
             ("rank_pattern", self.ranks, self.rank_index),
             ("alpha_pattern", self.alphas, self.alpha_index),
@@ -168,16 +185,16 @@ class Resolver:
                 if n in values:
                     used.add(n)
                 if len({values[k] for k in hits}) > 1:
-                    out.append(
+                    out.append(Note("overlap", n,
                         f"module {n!r} matches {attr} keys {hits} with different values; PEFT takes the first in "
                         f"file order ({hits[0]!r}), and save_pretrained writes keys sorted, so the order used "
                         "in training may have differed"
-                    )
+                    ))
             for key in values:
                 if key not in used:
-                    unmatched.append((attr, key))
-                    out.append(f"{attr} key {key!r} matches no adapted module and is ignored by PEFT (a typo?)")
-        return out, unmatched
+                    out.append(Note("unmatched_key", key,
+                                    f"{attr} key {key!r} matches no adapted module and is ignored by PEFT (a typo?)"))
+        return out
 
 
 def resolve_module(
@@ -255,7 +272,7 @@ def _resolve_parameters(
     """
     depths = sorted(wrappers)
     n = len(depths)
-    notes: list[str] = []
+    notes: list[Note] = []
 
     def rows_for(assign: Sequence[str]) -> list[ModuleScaling]:
         out = []
@@ -277,8 +294,9 @@ def _resolve_parameters(
             rows.append(resolver.resolve(wname, r_weight=a[0] if a else None,
                                          r_weight_b=b[1] if b and len(b) > 1 else None,
                                          kind="parameter", experts=None, weights_name=wname))
-        notes.append(f"module {holder!r} holds {n} adapted parameters but target_parameters selects "
-                     f"{len(params)} of its names: their ranks cannot be resolved")
+        notes.append(Note("parameters", holder,
+                          f"module {holder!r} holds {n} adapted parameters but target_parameters selects "
+                          f"{len(params)} of its names: their ranks cannot be resolved"))
         return rows, notes
     guess = list(reversed(params[:n])) if n > 1 else params[:1]
     options = [guess] + [list(p) for p in itertools.permutations(params, n) if list(p) != guess]
@@ -294,23 +312,24 @@ def _resolve_parameters(
     good = [rows for rows in results if consistent(rows)]
     chosen = good[0] if good else results[0]
     if len({tuple((m.r, m.lora_alpha) for m in rows) for rows in good}) > 1:
-        notes.append(
+        notes.append(Note("parameters", holder,
             f"module {holder!r}: which nested wrapper holds which of {params} is not recorded in the "
             "adapter and the shapes allow several readings; assumed registration order "
             f"{', '.join(reversed([m.name.rpartition('.')[2] for m in chosen]))}"
-        )
+        ))
     return chosen, notes
 
 
-def _resolve_weights(resolver: Resolver, mods: Mapping[str, Mapping[str, Any]]) -> tuple[list[ModuleScaling], list[str]]:
+def _resolve_weights(resolver: Resolver, mods: Mapping[str, Mapping[str, Any]]) -> tuple[list[ModuleScaling], list[Note]]:
     config = resolver.config
     rows: list[ModuleScaling] = []
-    notes: list[str] = []
+    notes: list[Note] = []
     holders: dict[str, dict[int, tuple[str, Mapping[str, Any]]]] = {}
     for name, entry in mods.items():
         if config.target_parameters and entry["kind"] == "linear":
             holder, depth = _holder(name)
-            if _targeted_parameters(config.target_parameters, holder):
+            # A module target_modules selects is an ordinary LoRA layer (PEFT refuses both on one module).
+            if _targeted_parameters(config.target_parameters, holder) and (depth or not config.targets_module(holder)):
                 holders.setdefault(holder, {})[depth] = (name, entry)
                 continue
         a, b = entry["A"], entry["B"]
@@ -365,40 +384,45 @@ def read_adapter(path: str | os.PathLike[str]) -> AdapterReport:
         mods = adapted_modules(read_safetensors_header(weights))
         if not mods:
             raise RsstabError(f"{weights}: no LoRA weights (no '*.lora_A.weight' tensors)")
-        warnings: list[str] = []
+        warnings: list[Note] = []
         if subs:
-            warnings.append(f"this folder also holds named adapters in subfolders ({', '.join(subs)}): "
-                            "read each subfolder (rsstab lint reads them all)")
+            warnings.append(Note("subfolders", None,
+                                 f"this folder also holds named adapters in subfolders ({', '.join(subs)}): "
+                                 "read each subfolder (rsstab lint reads them all)"))
         names = sorted({str(e["adapter"]) for e in mods.values() if e["adapter"] is not None})
         if len({e["adapter"] for e in mods.values()}) > 1:
             raise RsstabError(f"{weights}: the LoRA keys belong to several adapters "
                               f"({', '.join(names + ['<unnamed>'] * any(e['adapter'] is None for e in mods.values()))})")
         if names:
-            warnings.append(f"the weight keys carry the adapter name {names[0]!r} (.lora_A.{names[0]}.weight): PEFT "
-                            f"loads them only as adapter_name={names[0]!r} and silently skips them under another name")
+            warnings.append(Note("adapter_name", None,
+                                 f"the weight keys carry the adapter name {names[0]!r} (.lora_A.{names[0]}.weight): "
+                                 f"PEFT loads them only as adapter_name={names[0]!r} and silently skips them under "
+                                 "another name"))
         resolver = Resolver(config)
         with pattern_time_limit():
             rows, notes = _resolve_weights(resolver, mods)
-            more, unmatched = resolver.pattern_warnings([m.name for m in rows])
+            more = resolver.pattern_notes([m.name for m in rows])
         warnings += notes + more
         for m in rows:
             if m.mismatch and m.kind != "parameter" and m.b_blocks == 1:
-                warnings.append(
+                warnings.append(Note("mismatch", m.name,
                     f"module {m.name!r}: config resolves r={m.r} but the weights have rank "
                     f"{m.r_weight if m.r_weight != m.r else m.r_weight_b}: PEFT would fail to load this adapter"
-                )
+                ))
             elif m.mismatch:
                 got = f"A has {m.r_weight} rows, B {m.r_weight_b} columns"
                 want = "a multiple of r (one block per expert)" if m.kind == "parameter" else (
                     f"r={m.r}" + (f" (B: r/{m.b_blocks})" if m.b_blocks > 1 else ""))
-                warnings.append(f"module {m.name!r}: config resolves r={m.r} but the weights do not fit ({got}; "
-                                f"expected {want}): PEFT would fail to load this adapter")
-        return AdapterReport(str(p), config, tuple(rows), True, tuple(warnings), tuple(unmatched))
+                warnings.append(Note("mismatch", m.name,
+                                     f"module {m.name!r}: config resolves r={m.r} but the weights do not fit ({got}; "
+                                     f"expected {want}): PEFT would fail to load this adapter"))
+        return AdapterReport(str(p), config, tuple(rows), True, tuple(warnings))
     if p.is_file():
         config = load_config(p)
         warnings = []
         if config.rank_pattern or config.alpha_pattern:
-            warnings.append("bare config: module names unknown, so patterns matching nothing cannot be detected")
+            warnings.append(Note("bare_config", None,
+                                 "bare config: module names unknown, so patterns matching nothing cannot be detected"))
         with pattern_time_limit():
             rows = _pattern_rows(Resolver(config))
         return AdapterReport(str(p), config, rows, False, tuple(warnings))
