@@ -86,18 +86,17 @@ def _more(names: list[str], total: int) -> str:
     return f" (and {len(names) - 1} more module(s))"
 
 
-def _lr_phrase(e: float | None) -> str:
-    """The learning-rate rule for an update of size η·r^e at a fixed η."""
-    if e is None or e == 0:
+def _lr_phrase(p: float | None) -> str:
+    """The learning-rate rule η ∝ r^p, the update growing like r^-p at a fixed η."""
+    if p is None or p == 0:
         return ""
-    grows = "grows" if e > 0 else "shrinks"
-    return f"; at a fixed learning rate the update {grows} like r^{_fmt(e)}: scale η as r^{_fmt(-e)}"
+    grows = "grows" if p < 0 else "shrinks"
+    return f"; at a fixed learning rate the update {grows} like r^{_fmt(-p)}: scale η as r^{_fmt(p)}"
 
 
 def lint_report(report: Any, optimizer: str = "adam", path: str | None = None) -> list[Finding]:
     """The findings about one :class:`~rsstab.peft_files.AdapterReport` in one regime."""
-    from rsstab import theory
-    from rsstab.peft_files.hypotheses import assess
+    from rsstab.peft_files.hypotheses import assess, lr_exponent
 
     opt = normalize_optimizer(optimizer)
     cfg = report.config
@@ -119,13 +118,12 @@ def lint_report(report: Any, optimizer: str = "adam", path: str | None = None) -
         if label == STABLE or judged is None:
             continue  # judged None: no verdict claimed (RS302 says why)
         v = assessment.verdicts[judged]
-        e = theory.stability_law(opt).exponent(v.gamma_exponent) if v.gamma_exponent is not None else None
         fix = (" (alpha/r is Adam's rank-stabilized scaling: use_rslora=false)" if opt == "adam"
                else " (use_rslora=true gives alpha/sqrt(r), SGD's rank-stabilized scaling)")
         shown = cfg.schedule if judged == cfg.schedule else f"{cfg.schedule} (judged as {judged})"
         out.append(Finding(where, _grouped(names, total), "RS301",
                            f"{shown} under {opt}: {label}, {v.stability_law} ∈ {v.stability_order}"
-                           f"{_lr_phrase(e)}{fix if judged == cfg.schedule else ''}{_more(names, total)}"))
+                           f"{_lr_phrase(lr_exponent(v, opt))}{fix if judged == cfg.schedule else ''}{_more(names, total)}"))
     for caveat in assessment.caveats:
         code = "RS303" if caveat.startswith("LoRA variant") else "RS302"
         out.append(Finding(where, "-", code, caveat))

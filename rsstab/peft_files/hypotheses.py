@@ -12,8 +12,8 @@ PEFT adapter says how it started in ``init_lora_weights``:
   layer inputs' top singular vectors, not iid): the hypothesis fails and no rank verdict is
   claimed.
 
-Embedding layers start the other way round (A = 0, B ~ N(0, 1) under both ``True`` and
-``"gaussian"``): the roles of A and B swap, the law is the same, σ_B is free of r.
+Embedding layers start the other way round (A = 0, B ~ N(0, 1) under every value but ``False``,
+``"loftq"`` and ``"mica"``): the roles of A and B swap, the law is the same, σ_B is free of r.
 
 LoRA variants (DoRA, BD-LoRA, KaSA, …) keep PEFT's scaling, reported as is, but change the update
 the laws describe: their verdict carries a caveat naming the variant.
@@ -74,13 +74,16 @@ def init_info(value: bool | str, kind: str = "linear") -> InitInfo:
     (Fraction(0, 1), Fraction(-1, 1))
     >>> init_info("gaussian", "embedding").sigma_a_exponent
     Fraction(0, 1)
-    >>> init_info("pissa_niter_4").holds
-    False
+    >>> init_info("pissa_niter_4").holds, init_info("pissa", "embedding").holds
+    (False, True)
     """
-    if value is True or (value == "gaussian" and kind == "embedding"):
-        why = ("A = 0, B ~ N(0, 1): A and B swap roles, σ_B is free of r" if kind == "embedding"
-               else "A Kaiming-uniform (σ_A ∝ 1/√d_in, free of r), B = 0")
-        return InitInfo(value, "default" if value is True else "gaussian", True, Fraction(0), why)
+    low = value.lower() if isinstance(value, str) else value
+    if kind == "embedding" and value is not False and low not in ("loftq", "mica"):
+        # PEFT's Embedding resets every other value (data-driven ones included) to A = 0, B ~ N(0, 1).
+        name = "default" if value is True else str(value)
+        return InitInfo(value, name, True, Fraction(0), "A = 0, B ~ N(0, 1): A and B swap roles, σ_B is free of r")
+    if value is True:
+        return InitInfo(value, "default", True, Fraction(0), "A Kaiming-uniform (σ_A ∝ 1/√d_in, free of r), B = 0")
     if isinstance(value, str) and value.lower() == "gaussian":
         return InitInfo(value, "gaussian", True, Fraction(-1), "A ~ N(0, 1/r²): σ_A ∝ r^-1, B = 0")
     if value is False:

@@ -254,6 +254,12 @@ def _targeted_parameters(targets: Sequence[str], holder: str) -> list[str]:
     return list(found)
 
 
+def _saved_ranks(entry: Mapping[str, Any]) -> tuple[int | None, int | None]:
+    """(rows of the saved A, columns of the saved B): the rank as the weights store it."""
+    a, b = entry["A"], entry["B"]
+    return (a[0] if a else None), (b[1] if b and len(b) > 1 else None)
+
+
 def _experts(row_a: int | None, row_b: int | None, r: int) -> int | None:
     if row_a is None or row_a % r or (row_b is not None and row_b != row_a):
         return None
@@ -262,7 +268,7 @@ def _experts(row_a: int | None, row_b: int | None, r: int) -> int | None:
 
 def _resolve_parameters(
     resolver: Resolver, holder: str, wrappers: dict[int, tuple[str, Mapping[str, Any]]], params: list[str]
-) -> tuple[list[ModuleScaling], list[str]]:
+) -> tuple[list[ModuleScaling], list[Note]]:
     """Rows for the ParamWrappers saved under ``holder`` (depth → (weights name, shapes)).
 
     PEFT nests one wrapper per targeted parameter, the first created deepest. The saved keys do
@@ -278,9 +284,7 @@ def _resolve_parameters(
         out = []
         for depth, param in zip(depths, assign):
             wname, entry = wrappers[depth]
-            a, b = entry["A"], entry["B"]
-            ra = a[0] if a else None
-            rb = b[1] if b and len(b) > 1 else None
+            ra, rb = _saved_ranks(entry)
             base = resolver.resolve(f"{holder}.{param}")
             out.append(replace(base, r_weight=ra, r_weight_b=rb, kind="parameter",
                                experts=_experts(ra, rb, base.r), weights_name=wname))
@@ -290,15 +294,14 @@ def _resolve_parameters(
         rows = []
         for depth in depths:
             wname, entry = wrappers[depth]
-            a, b = entry["A"], entry["B"]
-            rows.append(resolver.resolve(wname, r_weight=a[0] if a else None,
-                                         r_weight_b=b[1] if b and len(b) > 1 else None,
-                                         kind="parameter", experts=None, weights_name=wname))
+            ra, rb = _saved_ranks(entry)
+            rows.append(resolver.resolve(wname, r_weight=ra, r_weight_b=rb, kind="parameter", experts=None,
+                                         weights_name=wname))
         notes.append(Note("parameters", holder,
                           f"module {holder!r} holds {n} adapted parameters but target_parameters selects "
                           f"{len(params)} of its names: their ranks cannot be resolved"))
         return rows, notes
-    guess = list(reversed(params[:n])) if n > 1 else params[:1]
+    guess = list(reversed(params[:n]))  # depth 0 (outermost) was created last
     options = [guess] + [list(p) for p in itertools.permutations(params, n) if list(p) != guess]
     results = [rows_for(o) for o in options]
 
@@ -324,27 +327,28 @@ def _resolve_weights(resolver: Resolver, mods: Mapping[str, Mapping[str, Any]]) 
     config = resolver.config
     rows: list[ModuleScaling] = []
     notes: list[Note] = []
-    holders: dict[str, dict[int, tuple[str, Mapping[str, Any]]]] = {}
+    holders: dict[str, tuple[list[str], dict[int, tuple[str, Mapping[str, Any]]]]] = {}
     for name, entry in mods.items():
         if config.target_parameters and entry["kind"] == "linear":
             holder, depth = _holder(name)
+            params = _targeted_parameters(config.target_parameters, holder)
             # A module target_modules selects is an ordinary LoRA layer (PEFT refuses both on one module).
-            if _targeted_parameters(config.target_parameters, holder) and (depth or not config.targets_module(holder)):
-                holders.setdefault(holder, {})[depth] = (name, entry)
+            if params and (depth or not config.targets_module(holder)):
+                holders.setdefault(holder, (params, {}))[1][depth] = (name, entry)
                 continue
-        a, b = entry["A"], entry["B"]
+        ra, rb = _saved_ranks(entry)
         bd = config.bdlora.factor(name) if config.bdlora else None
         rows.append(
             resolver.resolve(
                 name,
-                r_weight=a[0] if a else None,
-                r_weight_b=b[1] if b and len(b) > 1 else None,
+                r_weight=ra,
+                r_weight_b=rb,
                 kind=entry["kind"],
                 b_blocks=config.bdlora.nblocks if (bd == "B" and config.bdlora) else 1,
             )
         )
-    for holder, wrappers in holders.items():
-        more, why = _resolve_parameters(resolver, holder, wrappers, _targeted_parameters(config.target_parameters, holder))
+    for holder, (params, wrappers) in holders.items():
+        more, why = _resolve_parameters(resolver, holder, wrappers, params)
         rows.extend(more)
         notes.extend(why)
     rows.sort(key=lambda m: m.name)
