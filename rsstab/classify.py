@@ -36,7 +36,7 @@ from rsstab.regimes import WidthTable, check_ranks, check_width, limit_regime, n
 from rsstab.schedule import Schedule, as_schedule
 from rsstab.errors import RsstabError
 from rsstab.vocab import (ADAM_SIGN, BLOW_UP, COLLAPSE, INDETERMINATE, LABELS, STABLE, AdamRegime, Label,
-                          Optimizer)
+                          Optimizer, check_optimizer)
 
 __all__ = ["LABELS", "LR_FIXED", "AdamEpsilon", "QuantityVerdict", "Verdict", "adam_epsilon", "check",
            "json_safe", "label_of"]
@@ -308,7 +308,8 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
     >>> v.label, v.width.crossover_rank, v.width.rows[0].regime
     ('rank-stabilized', 4097.0, 'r ≪ d')
     """
-    names = theory.quantities(optimizer)  # validates the optimizer
+    optimizer = check_optimizer(optimizer)  # validates; "adamw" is Adam's regime
+    names = theory.quantities(optimizer)
     if ranks is not None and width is None:
         raise RsstabError("ranks are only used with a width (the ranks of the finite-width table)", parameter="ranks")
     if width is not None:  # fail fast, before the symbolic work

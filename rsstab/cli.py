@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from rsstab import __version__
 from rsstab.errors import RsstabError
 
-COMMANDS = ("check", "peft", "simulate", "derive", "transfer")
+COMMANDS = ("check", "peft", "lint", "simulate", "derive", "transfer")
 
 EXIT_STABLE, EXIT_UNSTABLE, EXIT_USAGE = 0, 1, 2
 
@@ -42,12 +42,14 @@ EXIT_CODES = {
     "peft": "0 every module rank-stabilized, 1 some module not, 2 unreadable or invalid adapter",
     "derive": "0 every identity holds, 1 an identity fails, 2 invalid input",
     "transfer": "0 a learning rate was predicted, 2 invalid input",
+    "lint": "0 no findings (info findings do not fail), 1 findings, 2 unreadable input",
 }
 EXAMPLES = {
     "check": 'rsstab check "alpha/sqrt(r)" --optimizer adam --json',
     "simulate": 'rsstab simulate "alpha/sqrt(r)" --ranks 64,256,1024 --seeds 4',
     "peft": "rsstab peft path/to/adapter_dir --json",
     "derive": "rsstab derive first-step --format markdown",
+    "lint": "rsstab lint adapters/ configs/*.json --format github",
     "transfer": 'rsstab transfer "alpha/sqrt(r)" --from-rank 16 --to-rank 256 --lr 2e-4 --optimizer adam',
 }
 

@@ -94,7 +94,7 @@ def empirical_verdict(
     from rsstab.sim.cells import make_configs, run_cell
     from rsstab.sweep import run_sweep
 
-    check_optimizer(optimizer)
+    optimizer = check_optimizer(optimizer)  # "adamw" is Adam's regime
     ranks = [int(r) for r in (ranks if ranks is not None else DEFAULTS["ranks"])]
     if len(set(ranks)) < 2:
         raise RsstabError("give at least two distinct ranks to fit a slope")

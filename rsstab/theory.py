@@ -32,7 +32,7 @@ from typing import Any
 
 from rsstab.errors import RsstabError
 from rsstab.vocab import (ADAM_CROSSOVER, ADAM_SGD_LIKE, ADAM_SIGN, OPTIMIZERS, AdamRegime, Optimizer,
-                          check_optimizer)
+                          check_optimizer, normalize_optimizer)
 
 __all__ = [
     "OPTIMIZERS", "QUANTITIES", "Law", "law", "quantities", "stability_law", "lr_exponent", "lr_rule",
@@ -107,13 +107,13 @@ _LAWS = {
 
 def quantities(optimizer: str) -> tuple[str, ...]:
     """The quantities that have a law in this regime (iid variance is an SGD/initialisation law)."""
-    check_optimizer(optimizer)
+    optimizer = normalize_optimizer(optimizer)
     return tuple(q for q in QUANTITIES if (q, optimizer) in _LAWS)
 
 
 def law(quantity: str, optimizer: str) -> Law:
-    """The power law of one quantity in one optimizer regime."""
-    check_optimizer(optimizer)
+    """The power law of one quantity in one optimizer regime (``"adamw"`` is Adam's)."""
+    optimizer = normalize_optimizer(optimizer)
     try:
         k, m, sa, why, lr = _LAWS[(quantity, optimizer)]
     except KeyError:

@@ -19,7 +19,8 @@ from rsstab.errors import RsstabError
 
 __all__ = [
     "Label", "LABELS", "STABLE", "COLLAPSE", "BLOW_UP", "INDETERMINATE",
-    "Optimizer", "OPTIMIZERS", "check_optimizer",
+    "Optimizer", "OPTIMIZERS", "OPTIMIZER_ALIASES", "OPTIMIZER_NAMES", "OPTIMIZER_METAVAR", "check_optimizer",
+    "canonical_optimizer", "normalize_optimizer",
     "Quantity", "SUMMARY_QUANTITIES", "VOTING_QUANTITIES", "combine_labels",
     "AdamRegime", "ADAM_SIGN", "ADAM_CROSSOVER", "ADAM_SGD_LIKE", "ADAM_REGIMES",
 ]
@@ -35,6 +36,13 @@ LABELS: Final[tuple[Label, ...]] = (STABLE, COLLAPSE, BLOW_UP, INDETERMINATE)
 #: The optimizer regimes: SGD (Theorem 3.2) and Adam (sign-like updates).
 Optimizer = Literal["sgd", "adam"]
 OPTIMIZERS: Final[tuple[Optimizer, ...]] = ("sgd", "adam")
+#: Other accepted names of a regime. AdamW is Adam's regime: decoupled weight decay leaves the
+#: sign-like first update Θ(η) whatever γ_r, which is what sets Adam's law.
+OPTIMIZER_ALIASES: Final[dict[str, Optimizer]] = {"adamw": "adam"}
+#: Every name an ``optimizer`` argument accepts.
+OPTIMIZER_NAMES: Final[tuple[str, ...]] = (*OPTIMIZERS, *OPTIMIZER_ALIASES)
+#: How a command line shows the accepted names.
+OPTIMIZER_METAVAR: Final[str] = "{" + ",".join(OPTIMIZER_NAMES) + "}"
 
 #: The measured summary quantities; ``forward`` and ``backward`` are Definition 3.1's two
 #: conditions and vote in an empirical verdict, ``grad_init`` (an onset quantity) is reported.
@@ -44,14 +52,38 @@ VOTING_QUANTITIES: Final[tuple[Quantity, ...]] = ("forward", "backward")
 
 
 def check_optimizer(name: object) -> Optimizer:
-    """``name`` as an :data:`Optimizer`, or a one-line :class:`RsstabError`.
+    """``name`` as an :data:`Optimizer` (aliases such as ``"adamw"`` accepted, see
+    :func:`normalize_optimizer`), or a one-line :class:`RsstabError`.
 
-    >>> check_optimizer("sgd")
-    'sgd'
+    >>> check_optimizer("sgd"), check_optimizer("adamw")
+    ('sgd', 'adam')
     """
-    if name not in OPTIMIZERS:
-        raise RsstabError(f"unknown optimizer {name!r}: expected one of {', '.join(OPTIMIZERS)}")
-    return cast(Optimizer, name)
+    return normalize_optimizer(name)
+
+
+def canonical_optimizer(name: str) -> str:
+    """The regime an accepted name stands for; any other string unchanged (for argparse's
+    ``type=``, ahead of ``choices=OPTIMIZERS``).
+
+    >>> canonical_optimizer("AdamW"), canonical_optimizer("sgd"), canonical_optimizer("lion")
+    ('adam', 'sgd', 'lion')
+    """
+    low = name.lower()
+    if low in OPTIMIZERS:
+        return low
+    return OPTIMIZER_ALIASES.get(low, name)
+
+
+def normalize_optimizer(name: object) -> Optimizer:
+    """``name`` (``"sgd"``, ``"adam"`` or an alias such as ``"adamw"``, any case) as the
+    :data:`Optimizer` regime, or a one-line :class:`RsstabError`.
+
+    >>> normalize_optimizer("adamw")
+    'adam'
+    """
+    if isinstance(name, str) and canonical_optimizer(name) in OPTIMIZERS:
+        return cast(Optimizer, canonical_optimizer(name))
+    raise RsstabError(f"unknown optimizer {name!r}: expected one of {', '.join(OPTIMIZER_NAMES)}")
 
 
 def combine_labels(labels: Iterable[str]) -> Label:

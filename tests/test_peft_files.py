@@ -279,7 +279,7 @@ def _peft_resolution(cfg: dict[str, Any], name: str) -> tuple[int, float, str, s
 
 def test_bare_config_row_takes_rank_and_alpha_from_both_dicts(tmp_path, capsys):
     # Review finding: row 'attn.q' used to show r 8 / scaling 16, ignoring rank key 'q'.
-    cfg = {"r": 8, "lora_alpha": 8, "rank_pattern": {"q": 64}, "alpha_pattern": {"attn.q": 128}}
+    cfg = {"peft_type": "LORA", "r": 8, "lora_alpha": 8, "rank_pattern": {"q": 64}, "alpha_pattern": {"attn.q": 128}}
     f = tmp_path / "pat.json"
     f.write_text(json.dumps(cfg))
     _, report, _ = _cli_json(capsys, f)
@@ -355,8 +355,13 @@ def _one_line_error(capsys, *argv: str) -> str:
 )
 def test_bad_config_exits_2_with_one_line(tmp_path, capsys, config, message):
     f = tmp_path / CONFIG_NAME
+    if config.startswith('{"'):  # a JSON object: a LoRA config, so the field under test decides
+        config = '{"peft_type": "LORA", ' + config[1:]
     f.write_text(config)
     assert message in _one_line_error(capsys, str(f))
+
+
+LORA_CONFIG = '{"peft_type": "LORA"}'
 
 
 def test_bad_paths_exit_2(saved, tmp_path, capsys):
@@ -377,7 +382,7 @@ def test_bad_paths_exit_2(saved, tmp_path, capsys):
     ]:
         d = tmp_path / name
         d.mkdir()
-        (d / CONFIG_NAME).write_text("{}")
+        (d / CONFIG_NAME).write_text(LORA_CONFIG)
         (d / WEIGHTS_NAME).write_bytes(blob)
         assert "safetensors" in _one_line_error(capsys, str(d)), name
     for name, header in [  # review finding: these used to end in a traceback
@@ -386,20 +391,20 @@ def test_bad_paths_exit_2(saved, tmp_path, capsys):
     ]:
         d = tmp_path / name
         d.mkdir()
-        (d / CONFIG_NAME).write_text("{}")
+        (d / CONFIG_NAME).write_text(LORA_CONFIG)
         (d / WEIGHTS_NAME).write_bytes(struct.pack("<Q", len(header)) + header)
         assert "not a safetensors file (header is not JSON)" in _one_line_error(capsys, str(d)), name
     no_lora = tmp_path / "no_lora"
     no_lora.mkdir()
-    (no_lora / CONFIG_NAME).write_text("{}")
+    (no_lora / CONFIG_NAME).write_text(LORA_CONFIG)
     (no_lora / WEIGHTS_NAME).write_bytes(struct.pack("<Q", 2) + b"{}")
     assert "no LoRA weights" in _one_line_error(capsys, str(no_lora))
 
 
 def test_rank_cap_boundary():
-    assert parse_config({"r": 2**53, "use_rslora": True}).r == 2**53
+    assert parse_config({"peft_type": "LORA", "r": 2**53, "use_rslora": True}).r == 2**53
     with pytest.raises(RsstabError, match=r"at most 2\*\*53"):
-        parse_config({"r": 2**53 + 1})
+        parse_config({"peft_type": "LORA", "r": 2**53 + 1})
 
 
 _EVIL_KEY = "(a+)+b"  # catastrophic backtracking on a run of a's not followed by b
@@ -409,7 +414,7 @@ _EVIL_NAME = "a" * 30 + "!"
 def _evil_adapter(root: Path) -> Path:
     d = root / "evil"
     d.mkdir()
-    (d / CONFIG_NAME).write_text(json.dumps({"r": 4, "lora_alpha": 8, "rank_pattern": {_EVIL_KEY: 2}}))
+    (d / CONFIG_NAME).write_text(json.dumps({"peft_type": "LORA", "r": 4, "lora_alpha": 8, "rank_pattern": {_EVIL_KEY: 2}}))
     prefix = adapters.MODEL_PREFIX + _EVIL_NAME
     header = json.dumps(
         {
@@ -423,26 +428,26 @@ def _evil_adapter(root: Path) -> Path:
 
 def test_catastrophic_pattern_hits_the_time_limit(tmp_path, capsys, monkeypatch):
     # Review finding: this hung `rsstab peft` (re.match backtracks ~2**30 times).
-    monkeypatch.setattr(adapters, "PATTERN_TIME_LIMIT", 0.2)
+    monkeypatch.setattr(adapters.patterns, "PATTERN_TIME_LIMIT", 0.2)
     before = signal.getsignal(signal.SIGALRM)
     err = _one_line_error(capsys, str(_evil_adapter(tmp_path)))
     assert "pattern key '(a+)+b'" in err and _EVIL_NAME in err and "0.2 s limit" in err
     # A bare config whose other key is such a name: matching the keys against each other hangs too.
     bare = tmp_path / "bare.json"
-    bare.write_text(json.dumps({"rank_pattern": {_EVIL_KEY: 2}, "alpha_pattern": {_EVIL_NAME: 3}}))
+    bare.write_text(json.dumps({"peft_type": "LORA", "rank_pattern": {_EVIL_KEY: 2}, "alpha_pattern": {_EVIL_NAME: 3}}))
     assert "pattern key '(a+)+b'" in _one_line_error(capsys, str(bare))
     assert signal.getsignal(signal.SIGALRM) is before
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
     # The limit does not disturb ordinary adapters.
     ok = tmp_path / "ok.json"
-    ok.write_text(json.dumps({"rank_pattern": {_EVIL_KEY: 2, "q": 3}}))
+    ok.write_text(json.dumps({"peft_type": "LORA", "rank_pattern": {_EVIL_KEY: 2, "q": 3}}))
     assert [m.r for m in adapters.read_adapter(ok).modules] == [2, 3, 8]
 
 
 def test_pattern_matching_off_the_main_thread_runs_without_a_limit(tmp_path, monkeypatch):
-    monkeypatch.setattr(adapters, "PATTERN_TIME_LIMIT", 1e-9)  # would fire at once if armed
+    monkeypatch.setattr(adapters.patterns, "PATTERN_TIME_LIMIT", 1e-9)  # would fire at once if armed
     f = tmp_path / "pat.json"
-    f.write_text(json.dumps({"rank_pattern": {"q": 64}, "alpha_pattern": {"attn.q": 128}}))
+    f.write_text(json.dumps({"peft_type": "LORA", "rank_pattern": {"q": 64}, "alpha_pattern": {"attn.q": 128}}))
     out: list[Any] = []
     t = threading.Thread(target=lambda: out.append(adapters.read_adapter(f)))
     t.start()
@@ -453,7 +458,7 @@ def test_pattern_matching_off_the_main_thread_runs_without_a_limit(tmp_path, mon
 
 def test_reader_imports_nothing_heavy(saved):
     code = (
-        "import sys; from rsstab.cli import main; rc = main(['peft', sys.argv[1]]);"
+        "import sys; from rsstab.cli import main; rc = main(['peft', sys.argv[1], '--optimizer', 'sgd']);"
         "heavy = [m for m in ('torch', 'peft', 'safetensors', 'transformers', 'numpy') if m in sys.modules];"
         "assert not heavy, heavy; sys.exit(rc)"
     )
@@ -487,10 +492,10 @@ def test_match_pattern_is_peft_get_pattern_key(name, pattern):
 
 
 def test_parse_config_keeps_file_order():
-    cfg = parse_config(json.loads('{"rank_pattern": {"v": 7, "layers.1.v": 5}}'))
+    cfg = parse_config(json.loads('{"peft_type": "LORA", "rank_pattern": {"v": 7, "layers.1.v": 5}}'))
     assert [k for k, _ in cfg.rank_pattern] == ["v", "layers.1.v"]
     with pytest.raises(RsstabError):
-        parse_config({"lora_alpha": float("inf")})
+        parse_config({"peft_type": "LORA", "lora_alpha": float("inf")})
     assert re.fullmatch(r"alpha/(sqrt\(r\)|r)", cfg.schedule)
 
 

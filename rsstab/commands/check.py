@@ -14,7 +14,7 @@ import argparse
 import sys
 
 from rsstab.errors import RsstabError
-from rsstab.vocab import OPTIMIZERS
+from rsstab.vocab import OPTIMIZER_METAVAR, OPTIMIZERS, canonical_optimizer
 
 HELP = ("classify a scaling factor γ_r (rank-stabilized / collapse / blow-up at a fixed learning rate) "
         "per optimizer regime, with the learning-rate rule that keeps the update Θ(1)")
@@ -23,8 +23,8 @@ HELP = ("classify a scaling factor γ_r (rank-stabilized / collapse / blow-up at
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("expr", metavar="EXPR",
                    help='γ_r as an expression in r, e.g. "alpha/r**0.5"; "-" reads it from stdin')
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd",
-                   help="regime: sgd (Theorem 3.2, γ_r²·r) or adam (sign-like updates, γ_r·r)")
+    p.add_argument("--optimizer", type=canonical_optimizer, choices=OPTIMIZERS, metavar=OPTIMIZER_METAVAR, default="sgd",
+                   help="regime: sgd (Theorem 3.2, γ_r²·r) or adam (sign-like updates, γ_r·r); adamw is Adam's regime")
     p.add_argument("--set", dest="constants", action="append", default=[], metavar="NAME=VALUE",
                    help="value of a named constant (repeatable)")
     p.add_argument("--lr-scaling", dest="lr_scaling", default=None, metavar="P",

@@ -3,7 +3,9 @@
 Reads ``adapter_config.json`` (+ ``adapter_model.safetensors``) with :mod:`rsstab.peft_files`
 (json only: no torch, no peft), resolves ``rank_pattern`` / ``alpha_pattern`` exactly as PEFT
 does, and attaches the verdict of the adapter's schedule family (``alpha/sqrt(r)`` with
-``use_rslora``, else ``alpha/r``) from :func:`rsstab.check`.
+``use_rslora``, else ``alpha/r``) from :func:`rsstab.check`, with the theorem's hypotheses checked
+(:func:`rsstab.peft_files.hypotheses.assess`: ``init_lora_weights``, LoRA variants). The default
+regime is Adam's (``adamw``), how PEFT adapters are trained.
 
 The verdict is for a fixed learning rate (or η ∝ r^P with ``--lr-scaling P``) and always comes
 with the learning-rate rule that keeps the update Θ(1): under AdamW a stock rsLoRA adapter reads
@@ -20,9 +22,9 @@ import json
 import sys
 from typing import Any
 
-HELP = "report r, alpha, PEFT's scaling and the rank-stabilization verdict per module of a LoRA adapter"
+from rsstab.vocab import OPTIMIZER_METAVAR, OPTIMIZERS, STABLE, canonical_optimizer
 
-from rsstab.vocab import OPTIMIZERS, STABLE
+HELP = "report r, alpha, PEFT's scaling and the rank-stabilization verdict per module of a LoRA adapter"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,9 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--optimizer",
+        type=canonical_optimizer,
         choices=OPTIMIZERS,
-        default="sgd",
-        help="optimizer regime of the verdict (default: sgd, the paper's theorem)",
+        metavar=OPTIMIZER_METAVAR,
+        default="adamw",
+        help="optimizer regime of the verdict (default: adamw, how PEFT adapters are trained; "
+        "sgd: the paper's theorem)",
     )
     parser.add_argument(
         "--lr-scaling",
@@ -47,12 +52,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the verdict for a learning rate scaled as η ∝ r^P across ranks (default: a fixed learning rate)",
     )
     parser.add_argument("--json", action="store_true", help="print a JSON object instead of a table")
-
-
-def _verdict(schedule: str, optimizer: str, lr_scaling: str | None = None) -> Any:
-    import rsstab
-
-    return rsstab.check(schedule, optimizer=optimizer, lr_scaling=lr_scaling)
 
 
 def _fmt(x: float) -> str:
@@ -102,12 +101,16 @@ def _table(rows: list[dict[str, Any]], lr: str = "fixed") -> str:
 def run(args: argparse.Namespace) -> int:
     """Print the per-module report; return 0 (all stable, shapes agree) or 1."""
     from rsstab.peft_files import read_adapter
+    from rsstab.peft_files.hypotheses import assess
 
     report = read_adapter(args.path)
     cfg = report.config
-    verdict = _verdict(cfg.schedule, args.optimizer, args.lr_scaling)
-    rows = [dict(m.to_dict(), label=verdict.label, schedule=cfg.schedule) for m in report.modules]
-    ok = verdict.label == STABLE and not report.mismatches
+    assessment = assess(report, args.optimizer, args.lr_scaling)  # init and variants checked against the theorem
+    verdict = assessment.verdict
+    rows = [dict(m.to_dict(), **assessment.row(m)) for m in report.modules]
+    ok = assessment.label == STABLE and not report.mismatches
+    lr = verdict.lr if verdict is not None else "fixed"
+    headline = verdict.headline if verdict is not None and verdict.label == assessment.label else assessment.label
     for w in report.warnings:
         print(f"rsstab: warning: {w}", file=sys.stderr)
     if args.json:
@@ -118,12 +121,15 @@ def run(args: argparse.Namespace) -> int:
             "schedule": cfg.schedule,
             "optimizer": args.optimizer,
             "defaults_used": list(cfg.defaulted),
-            "label": verdict.label,
-            "lr": verdict.lr,
-            "lr_exponent": verdict.lr_exponent,
-            "lr_rule": verdict.lr_rule,
-            "headline": verdict.headline,
-            "verdict": verdict.to_dict(),
+            "label": assessment.label,
+            "lr": lr,
+            "lr_exponent": assessment.lr_exponent,
+            "lr_rule": verdict.lr_rule if verdict is not None else None,
+            "headline": headline,
+            "init_lora_weights": cfg.init_lora_weights,
+            "variants": list(cfg.variants),
+            "caveats": list(assessment.caveats),
+            "verdict": verdict.to_dict() if verdict else None,
             "modules": rows,
             "warnings": list(report.warnings),
         }
@@ -133,11 +139,18 @@ def run(args: argparse.Namespace) -> int:
     print(f"{report.path}: use_rslora={str(cfg.use_rslora).lower()}  schedule {cfg.schedule}  ({src})")
     if cfg.defaulted:
         print(f"PEFT defaults used for missing fields: {', '.join(cfg.defaulted)}")
-    print(_table(rows, verdict.lr))
+    print(_table(rows, lr))
+    for c in assessment.caveats:
+        print(f"caveat: {c}")
+    if cfg.use_rslora:
+        f = sorted({m.loader_factor for m in report.modules})
+        print(f"loader parity: a loader that ignores use_rslora applies alpha/r, √r smaller than PEFT "
+              f"(×{_fmt(f[0])}" + (f" … ×{_fmt(f[-1])})" if len(f) > 1 else ")"))
     n_mis = len(report.mismatches)
     print(
-        f"{len(rows)} row(s); verdict for {cfg.schedule} under {args.optimizer}: {verdict.headline}"
+        f"{len(rows)} row(s); verdict for {cfg.schedule} under {args.optimizer}: {headline}"
         + (f"; {n_mis} rank mismatch(es) between config and weights" if n_mis else "")
     )
-    print(f"learning-rate rule: {verdict.lr_rule}")
+    if verdict is not None:
+        print(f"learning-rate rule: {verdict.lr_rule}")
     return 0 if ok else 1

@@ -16,7 +16,7 @@ from typing import Any
 
 from rsstab.sim.config import DEFAULTS  # standard library only: --help imports neither torch nor numpy
 from rsstab.sweep import int_at_least  # stdlib-only module: keeps this command light
-from rsstab.vocab import OPTIMIZERS, STABLE
+from rsstab.vocab import OPTIMIZER_METAVAR, OPTIMIZERS, STABLE, canonical_optimizer
 
 HELP = "measure forward/backward/gradient slopes of γ_r across rank with a batched Monte Carlo simulation"
 
@@ -47,7 +47,7 @@ def _positive_float(text: str) -> float:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of ``rsstab simulate``."""
     p.add_argument("expr", metavar="EXPR", help='γ_r as an expression in r, e.g. "alpha/sqrt(r)"')
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd", help="optimizer (default: sgd)")
+    p.add_argument("--optimizer", type=canonical_optimizer, choices=OPTIMIZERS, metavar=OPTIMIZER_METAVAR, default="sgd", help="optimizer (default: sgd)")
     p.add_argument("--ranks", type=_ranks, default=None, metavar="R1,R2,...",
                    help=f"ranks to simulate (default: {','.join(map(str, DEFAULTS['ranks']))})")
     p.add_argument("--depth", type=_positive_int, default=None, metavar="L",

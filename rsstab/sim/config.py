@@ -21,7 +21,7 @@ from numbers import Integral, Real
 from typing import Any
 
 from rsstab.errors import RsstabError
-from rsstab.vocab import OPTIMIZERS
+from rsstab.vocab import OPTIMIZER_NAMES, OPTIMIZERS, canonical_optimizer
 
 __all__ = [
     "SimConfig",
@@ -126,7 +126,9 @@ class SimConfig:
             need(isinstance(v, Integral) and v >= 1, f"{name} must be a positive integer, got {v!r}")
         need(isinstance(self.steps, Integral) and self.steps >= 0, f"steps must be ≥ 0, got {self.steps!r}")
         need(self.probe_every >= 0, f"probe_every must be ≥ 0, got {self.probe_every!r}")
-        need(self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}: expected one of {', '.join(OPTIMIZERS)}")
+        need(isinstance(self.optimizer, str) and canonical_optimizer(self.optimizer) in OPTIMIZERS,
+             f"unknown optimizer {self.optimizer!r}: expected one of {', '.join(OPTIMIZER_NAMES)}")
+        object.__setattr__(self, "optimizer", canonical_optimizer(self.optimizer))  # "adamw" → "adam"
         need(self.nonlinearity in ("relu", "linear"), f"nonlinearity must be relu or linear, got {self.nonlinearity!r}")
         need(self.dtype in ("float32", "float64"), f"dtype must be float32 or float64, got {self.dtype!r}")
         need(self.method in ("auto", "direct", "reduced"), f"method must be auto, direct or reduced, got {self.method!r}")

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from rsstab import theory
 from rsstab.errors import RsstabError
-from rsstab.vocab import INDETERMINATE, STABLE, SUMMARY_QUANTITIES, VOTING_QUANTITIES, combine_labels
+from rsstab.vocab import (INDETERMINATE, STABLE, SUMMARY_QUANTITIES, VOTING_QUANTITIES, combine_labels,
+                          normalize_optimizer)
 
 if TYPE_CHECKING:  # pragma: no cover
     from rsstab.fit import SlopeFit
@@ -112,7 +113,7 @@ class RankStabilityResult:
         """
         from rsstab.fit import fit_slope
 
-        theory.quantities(optimizer)  # validates the optimizer
+        optimizer = normalize_optimizer(optimizer)  # one-line error; "adamw" is Adam's regime
         missing = [q for q in QUANTITIES if q not in values]
         if missing:
             raise RsstabError(f"values lack the quantities {', '.join(missing)}")
@@ -303,7 +304,7 @@ def check_rank_stability(
     ranks = SESSION_DEFAULTS.get("ranks", DEFAULTS["ranks"]) if ranks is None else ranks
     seeds = SESSION_DEFAULTS.get("seeds", DEFAULTS["seeds"]) if seeds is None else seeds
     rank_list = _validate_ranks(ranks)
-    theory.quantities(optimizer)  # validates the optimizer with a one-line message
+    optimizer = normalize_optimizer(optimizer)  # one-line error; "adamw" is Adam's regime
     steps = _positive_int("steps", steps)
     seeds = _positive_int("seeds", seeds, 2)
     batch = _positive_int("batch", batch)
