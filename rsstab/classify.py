@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
@@ -31,10 +32,9 @@ import sympy
 
 from rsstab import theory
 from rsstab.asymptotics import ZERO, Growth, growth_of
-from rsstab.errors import RsstabError
+from rsstab.errors import RsstabError, ScheduleError
 from rsstab.regimes import WidthTable, check_ranks, check_width, limit_regime, none_fields, width_table
-from rsstab.schedule import Schedule, as_schedule
-from rsstab.errors import RsstabError
+from rsstab.schedule import R, Schedule, as_schedule
 from rsstab.vocab import (ADAM_SIGN, BLOW_UP, COLLAPSE, INDETERMINATE, LABELS, STABLE, AdamRegime, Label,
                           Optimizer, check_optimizer)
 
@@ -85,6 +85,8 @@ class Verdict:
     table: tuple[tuple[int, float, float], ...] = ()
     notes: tuple[str, ...] = ()
     constants: dict[str, float] = field(default_factory=dict)
+    #: how rsstab read the expression (sympy's form), echoed so a misread is visible
+    parsed: str = ""
     #: the learning-rate regime the label is for: ``"fixed"`` or ``"η ∝ r^P"``
     lr: str = LR_FIXED
     #: P in ``η ∝ r^P`` for that regime (0: a fixed learning rate)
@@ -276,6 +278,29 @@ def _lr_rule(gamma: Growth, optimizer: str) -> tuple[Fraction | float | None, st
                         f"update Θ(1)")
 
 
+#: Names that look like the rank: a schedule that uses one but not ``r`` almost surely misnames it.
+_RANK_LIKE = re.compile(r"(?i)(r+|r_?\d+|rk|rnk|ranks?|lora_r|lora_rank|rank_\w*|\w*_rank)")
+
+
+def _refuse_misnamed_rank(sched: Schedule) -> None:
+    """An r-free schedule naming a rank-like constant (``rank``, ``R``, ``rr``…) is refused with a
+    "did you mean r?" — it would otherwise be classified as a constant γ (blow-up). Schedules with
+    no rank-like name (``alpha``, ``16``: the naive γ = α) stay valid.
+
+    >>> _refuse_misnamed_rank(as_schedule("alpha"))
+    >>> _refuse_misnamed_rank(as_schedule("alpha/rank**0.5"))
+    Traceback (most recent call last):
+    ...
+    rsstab.errors.ScheduleError: γ_r does not depend on r, but it names 'rank': did you mean r? (r is the rank; every other name is a constant)
+    """
+    if sched.expr is None or R in sched.expr.free_symbols:
+        return
+    for name in sched.constants:
+        if _RANK_LIKE.fullmatch(name):
+            raise ScheduleError(f"γ_r does not depend on r, but it names {name!r}: did you mean r? "
+                                "(r is the rank; every other name is a constant)")
+
+
 def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = "sgd",
           constants: Mapping[str, float] | None = None,
           lr_scaling: str | float | Fraction | None = None, width: int | None = None,
@@ -319,6 +344,7 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
     scaling = _as_lr_scaling(0 if lr_scaling is None else lr_scaling)
     lr = LR_FIXED if scaling == 0 else f"η ∝ r^{_fmt_power(scaling)}"
     sched = as_schedule(schedule)
+    _refuse_misnamed_rank(sched)
     if constants:
         sched = sched.with_values(dict(constants))
     gamma = growth_of(sched)
@@ -356,6 +382,7 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
         label=label,
         optimizer=optimizer,
         schedule=sched.text,
+        parsed=str(sched.expr) if sched.expr is not None else "",
         method=gamma.method,
         gamma_order=str(gamma),
         gamma_exponent=gamma.upper.power if gamma.exact else None,

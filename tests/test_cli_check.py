@@ -226,3 +226,32 @@ def test_missing_sim_extra_is_one_line_exit_2(command: list[str]) -> None:
     assert 'pip install "rsstab[sim]"' in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
     if command[0] == "check":
         assert "verdict: rank-stabilized" in p.stdout
+
+
+@pytest.mark.parametrize("expr", ["alpha / rank**0.5", "alpha/R**0.5", "alpha/rr", "lora_alpha/sqrt(lora_r)"])
+def test_a_misnamed_rank_is_refused_with_did_you_mean(expr: str) -> None:
+    p = run_cli("check", expr)
+    assert p.returncode == 2 and "did you mean r?" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("expr, code", [("alpha", 1), ("16", 1), ("rho/sqrt(r)", 0)])
+def test_constant_and_rank_free_looking_names_stay_valid(expr: str, code: int) -> None:
+    assert run_cli("check", expr).returncode == code
+
+
+def test_header_echoes_the_parsed_form() -> None:
+    out = run_cli("check", "alpha/r**0.5").stdout
+    assert out.splitlines()[0].startswith("γ_r = alpha/r**0.5    (read as alpha/sqrt(r))")
+
+
+def test_several_schedules_give_a_table_from_args_and_stdin() -> None:
+    p = run_cli("check", "-", "1/r**0.75", stdin="alpha/r\nalpha/sqrt(r)  # rsLoRA\n\n")
+    assert p.returncode == 1, p.stderr  # alpha/r and 1/r**0.75 collapse under SGD
+    lines = p.stdout.splitlines()
+    assert lines[0].split()[:2] == ["γ_r", "order"] and len(lines) == 4
+    assert lines[2].split()[:3] == ["alpha/sqrt(r)", "Θ(r^-1/2)", "rank-stabilized"]
+    ok = run_cli("check", "alpha/sqrt(r)", "2/sqrt(r)", "--json")
+    assert ok.returncode == 0 and [r["stable"] for r in json.loads(ok.stdout)["schedules"]] == [True, True]
+    bad = run_cli("check", "alpha/sqrt(r)", "alpha/rank")
+    assert bad.returncode == 2 and "invalid" in bad.stdout and "did you mean r?" in bad.stderr
+    assert run_cli("check", "1/r", "2/r", "--simulate").returncode == 2

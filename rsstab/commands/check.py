@@ -21,8 +21,9 @@ HELP = ("classify a scaling factor γ_r (rank-stabilized / collapse / blow-up at
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("expr", metavar="EXPR",
-                   help='γ_r as an expression in r, e.g. "alpha/r**0.5"; "-" reads it from stdin')
+    p.add_argument("expr", metavar="EXPR", nargs="+",
+                   help='γ_r as an expression in r, e.g. "alpha/r**0.5"; several give a table (one row '
+                        'each); "-" reads them from stdin, one per line (# starts a comment)')
     p.add_argument("--optimizer", type=canonical_optimizer, choices=OPTIMIZERS, metavar=OPTIMIZER_METAVAR, default="sgd",
                    help="regime: sgd (Theorem 3.2, γ_r²·r) or adam (sign-like updates, γ_r·r); adamw is Adam's regime")
     p.add_argument("--set", dest="constants", action="append", default=[], metavar="NAME=VALUE",
@@ -84,17 +85,34 @@ def parse_ranks(text: str | None, width: int | None) -> list[int] | None:
 
 
 def read_expr(expr: str) -> str:
-    if expr != "-":
-        return expr
-    text = sys.stdin.read(100_000)
-    return text.strip()
+    """One schedule: ``expr``, or stdin's text for ``-``."""
+    return read_exprs([expr])[0] if expr == "-" else expr
+
+
+def read_exprs(items: list[str]) -> list[str]:
+    """The schedules of the command line, ``-`` replaced by stdin's non-empty, non-comment lines."""
+    out: list[str] = []
+    for item in items:
+        if item != "-":
+            out.append(item)
+            continue
+        lines = sys.stdin.read(1_000_000).splitlines()
+        out += [line.split("#", 1)[0].strip() for line in lines if line.split("#", 1)[0].strip()]
+    if not out:
+        raise RsstabError("no schedule given (stdin was empty)")
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
     from rsstab.classify import check
 
-    expr = read_expr(args.expr)
+    exprs = read_exprs(args.expr)
     constants = parse_constants(args.constants)
+    if len(exprs) > 1:
+        if args.simulate or args.width is not None or args.eps is not None:
+            raise RsstabError("--simulate, --width and --eps take one schedule at a time")
+        return run_table(exprs, args.optimizer, constants, args.lr_scaling, args.json)
+    expr = exprs[0]
     if (args.eps is None) != (args.grad_scale is None):
         raise RsstabError("--eps and --grad-scale go together: Adam's regime depends on E|∂L/∂B_ij|/ε")
     if args.eps is not None and args.optimizer != "adam":
@@ -153,10 +171,54 @@ def _fmt(x: float) -> str:
     return f"{x:.4g}"
 
 
+def run_table(exprs: list[str], optimizer: str, constants: dict[str, float], lr_scaling: str | None,
+              as_json: bool) -> int:
+    """Several schedules: one row each (both regimes and their learning-rate rules), for course
+    sheets and sweeps over candidate rules. Exit 0 when every schedule is rank-stabilized in
+    ``optimizer``'s regime, 1 when one is not, 2 when one is invalid (its row says why)."""
+    from rsstab.classify import check, json_safe
+
+    other = "adam" if optimizer == "sgd" else "sgd"
+    rows: list[dict[str, object]] = []
+    for expr in exprs:
+        try:
+            v = check(expr, optimizer=optimizer, constants=constants, lr_scaling=lr_scaling)
+            w = check(expr, optimizer=other, constants=constants)
+        except RsstabError as exc:
+            rows.append({"schedule": expr, "error": str(exc)})
+            continue
+        rows.append({"schedule": expr, "parsed": v.parsed, "gamma_order": v.gamma_order, "label": v.label,
+                     "stable": v.stable, "lr_exponent": v.lr_exponent, "headline": v.headline,
+                     other: w.label, f"{other}_lr_exponent": w.lr_exponent, "method": v.method})
+    code = 2 if any("error" in r for r in rows) else 0 if all(r.get("stable") for r in rows) else 1
+    if as_json:
+        import json
+
+        print(json.dumps(json_safe({"optimizer": optimizer, "schedules": rows}), ensure_ascii=False, indent=2))
+        return code
+
+    def p(x: object) -> str:
+        return "—" if x is None else f"{x:+.3g}"
+
+    head = ["γ_r", "order", f"{optimizer} (fixed η)", "η ∝ r^p", f"{other} (fixed η)", "η ∝ r^p"]
+    cells = [[str(r["schedule"]), "", "invalid (below)", "", "", ""] if "error" in r else
+             [str(r["schedule"]), str(r["gamma_order"]), str(r["label"]), p(r["lr_exponent"]),
+              str(r[other]), p(r[f"{other}_lr_exponent"])] for r in rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(head)]
+    print("  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip())
+    for c in cells:
+        print("  ".join(x.ljust(w) for x, w in zip(c, widths)).rstrip())
+    for r in rows:
+        if "error" in r:
+            print(f"rsstab: error: {r['schedule']}: {r['error']}", file=sys.stderr)
+    return code
+
+
 def render(v: object, also: object) -> str:
     """Human-readable verdict."""
     lines = [
-        f"γ_r = {v.schedule}    [optimizer: {v.optimizer}, method: {v.method}]",
+        f"γ_r = {v.schedule}" + (f"    (read as {v.parsed})" if v.parsed and v.parsed != v.schedule else "")
+        + f"    [optimizer: {v.optimizer}, method: {v.method}]",
         f"verdict: {v.headline}",
         _regime_line(v),
         f"γ_r order: {v.gamma_order}    (γ_r → 0: {_yes(v.gamma_to_zero)})",
