@@ -70,7 +70,7 @@ def empirical_verdict(
     out: str | None = None,
     scheduler: str | None = None,
     workers: int | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> EmpiricalVerdict:
     """Simulate ``schedule`` across ranks and fit the slopes of grad_init, forward and backward.
 

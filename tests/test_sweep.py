@@ -632,3 +632,36 @@ def test_empty_sweep_and_write_csv(tmp_path: Path) -> None:
     nan_csv = write_csv([{"v": float("nan")}, {"v": 5e-324}], tmp_path / "n.csv").read_text()
     cells = [float(x) for x in nan_csv.splitlines()[1:]]
     assert math.isnan(cells[0]) and cells[1] == 5e-324
+
+
+def test_progress_is_on_for_a_terminal_and_off_when_piped(tmp_path: Path) -> None:
+    """tqdm's convention: with no --progress/--no-progress, a bar on a terminal, none in a pipe."""
+    import os
+    import pty
+
+    code = ("import sys, sweep_tasks; from rsstab.sweep import run_sweep; "
+            "run_sweep(sweep_tasks.toy_task, sweep_tasks.grid(2), sys.argv[1])")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    piped = subprocess.run([sys.executable, "-c", code, str(tmp_path / "a")], capture_output=True, text=True,
+                           env=env, timeout=60)
+    assert piped.returncode == 0 and "config" not in piped.stderr, piped.stderr
+    import fcntl
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a 100-column terminal
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "b")], stdout=subprocess.DEVNULL,
+                          stderr=slave, env=env, timeout=60)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    assert proc.returncode == 0 and b"2/2" in b"".join(chunks)

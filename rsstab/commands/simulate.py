@@ -73,7 +73,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                        help="keep the cells in a resumable store here (default: a temporary directory)")
     sweep.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT", help="run the cells on a Dask cluster")
     sweep.add_argument("--workers", type=int_at_least(0), default=None, metavar="N", help="local worker processes")
-    sweep.add_argument("--progress", action="store_true", help="show a progress bar on stderr")
+    sweep.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                       help="progress bar on stderr (default: on when stderr is a terminal, off when piped)")
     sweep.add_argument("--threads", type=_positive_int, default=None, metavar="N",
                        help="torch threads in this process (default: torch's choice; 1 is often "
                             "fastest on a busy machine)")

@@ -55,7 +55,7 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
 
 
 def add_sweep_arguments(parser: argparse.ArgumentParser, *, default_out: str | None = None) -> None:
-    """Add ``--out``, ``--scheduler``, ``--workers`` and ``--no-progress`` to ``parser``.
+    """Add ``--out``, ``--scheduler``, ``--workers`` and ``--progress/--no-progress`` to ``parser``.
 
     >>> p = argparse.ArgumentParser()
     >>> add_sweep_arguments(p, default_out="results/demo")
@@ -88,7 +88,8 @@ def add_sweep_arguments(parser: argparse.ArgumentParser, *, default_out: str | N
         help="local worker processes (default: in-process)",
     )
     group.add_argument(
-        "--no-progress", dest="progress", action="store_false", help="no progress bar"
+        "--progress", dest="progress", action=argparse.BooleanOptionalAction, default=None,
+        help="progress bar on stderr (default: on when stderr is a terminal, off when piped)",
     )
 
 

@@ -129,8 +129,11 @@ def _finish(store: Store, tally: _Tally, item: _Item, future: cf.Future[Any]) ->
         store.save_failure(item.key, item.config, text, extra)
 
 
-def _progress_bar(enabled: bool, total: int, initial: int) -> Any:
-    """A tqdm bar on stderr, or ``None`` when disabled or tqdm is missing."""
+def _progress_bar(enabled: bool | None, total: int, initial: int) -> Any:
+    """A tqdm bar on stderr, or ``None`` when disabled (``None``: stderr is not a terminal) or tqdm
+    is missing."""
+    if enabled is None:
+        enabled = sys.stderr.isatty()
     if not enabled:
         return None
     try:
@@ -188,7 +191,7 @@ def run_sweep(
     *,
     scheduler: str | cf.Executor | None = None,
     workers: int | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> SweepResult:
     """Run ``task`` on every configuration not yet in the store under ``out``.
 
@@ -200,7 +203,8 @@ def run_sweep(
         scheduler: ``None`` (in-process, or a local process pool when ``workers >= 2``), a Dask
             scheduler address ``"tcp://HOST:PORT"``, or a :class:`concurrent.futures.Executor`.
         workers: size of the local process pool; ``None``, 0 or 1 run in-process.
-        progress: show a tqdm progress bar on stderr (silently none if tqdm is missing).
+        progress: show a tqdm progress bar on stderr (silently none if tqdm is missing); ``None``:
+            when stderr is a terminal (tqdm's convention: on interactively, off when piped).
 
     Returns:
         A :class:`SweepResult`. A configuration whose task raised is listed in ``failed`` (its
