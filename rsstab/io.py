@@ -27,7 +27,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write", "write_csv", "save_figure", "stale_temporaries", "fsync_dir"]
+__all__ = ["atomic_write", "write_csv", "save_figure", "set_figure_formats", "stale_temporaries", "fsync_dir"]
+
+#: Formats every figure is written in (``set_figure_formats``); empty: the path's own suffix only.
+_FIGURE_FORMATS: list[str] = []
+FIGURE_FORMATS = ("png", "svg", "pdf")
 
 TMP_PREFIX = ".tmp-"
 _TMP_RE = re.compile(r"^\.tmp-(\d+)@(.+)-[0-9a-f]{8}-")
@@ -126,12 +130,34 @@ def write_csv(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[str]) -
     return atomic_write(path, buffer.getvalue())
 
 
+def set_figure_formats(formats: Sequence[str] | None) -> None:
+    """Write every later figure in these formats (``png``, ``svg``, ``pdf``: vector output for
+    talks) instead of its path's own suffix; ``None`` or empty restores the default.
+
+    >>> set_figure_formats(["svg", "pdf"]); set_figure_formats(None)
+    >>> set_figure_formats(["gif"])
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown figure format 'gif': expected png, svg or pdf
+    """
+    formats = [f.lower().lstrip(".") for f in (formats or [])]
+    for f in formats:
+        if f not in FIGURE_FORMATS:
+            raise ValueError(f"unknown figure format {f!r}: expected png, svg or pdf")
+    _FIGURE_FORMATS[:] = formats
+
+
 def save_figure(fig: Any, path: str | os.PathLike[str], *, dpi: int = 110) -> Path:
-    """Render a matplotlib figure in the format of ``path``'s suffix, write it atomically, close it."""
+    """Render a matplotlib figure in the format of ``path``'s suffix — or, after
+    :func:`set_figure_formats`, in each chosen format beside it (same stem) — write it atomically,
+    close it, and return the first path written."""
     path = Path(path)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format=path.suffix.lstrip(".") or "png", dpi=dpi, bbox_inches="tight")
+    targets = [path.with_suffix("." + f) for f in _FIGURE_FORMATS] or [path]
+    for target in targets:
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=target.suffix.lstrip(".") or "png", dpi=dpi, bbox_inches="tight")
+        atomic_write(target, buffer.getvalue())
     import matplotlib.pyplot as plt
 
     plt.close(fig)
-    return atomic_write(path, buffer.getvalue())
+    return targets[0]

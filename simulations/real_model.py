@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from rsstab.errors import RsstabError
-from rsstab.experiments.figures import pyplot
+from rsstab.experiments.figures import OKABE_ITO, colour, pyplot
 from rsstab.experiments.scripts import script_parser
 from rsstab.experiments.minilm import (
     FIELDS,
@@ -47,7 +47,7 @@ from rsstab.sweep import (
     sweep_kwargs,
 )
 
-COLOURS = {"lora": "tab:red", "rslora": "tab:blue"}
+COLOURS = {"lora": OKABE_ITO[1], "rslora": OKABE_ITO[0]}  # colour-blind safe (vermillion, blue)
 LABELS = {"lora": "LoRA (α/r)", "rslora": "rsLoRA (α/√r)"}
 #: What :func:`_report` derives from the rows (removed after an incomplete run, so that no stale
 #: summary sits next to partial rows).
@@ -96,7 +96,6 @@ def plot(rows: list[dict[str, Any]], cfg: RealModelConfig, out: Path) -> list[Pa
     fig.tight_layout()
     save_figure(fig, paths[-1], dpi=120)
 
-    cmap = plt.get_cmap("viridis")
     for quantity, name, ylabel, logy in [
         ("grad_norm", "grad_norm_steps.png", "mean adapter ‖∇‖_F (Fig. 3)", True),
         ("eval_loss", "loss_steps.png", "held-out contrastive loss (Fig. 2)", False),
@@ -110,7 +109,7 @@ def plot(rows: list[dict[str, Any]], cfg: RealModelConfig, out: Path) -> list[Pa
                     v,
                     marker="o" if quantity == "eval_loss" else None,
                     ms=3,
-                    color=cmap(i / max(1, len(ranks) - 1)),
+                    color=colour(i, len(ranks)),
                     label=f"r={r}",
                 )
             ax.set(title=LABELS[method], xlabel="optimizer steps", ylabel=ylabel)

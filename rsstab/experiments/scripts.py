@@ -39,10 +39,20 @@ class ScriptParser(argparse.ArgumentParser):
                           "unless --out is given)")
         add_sweep_arguments(self, default_out=str(Path("reports") / name))
         self.set_defaults(out=None)
+        self.add_argument("--figure-format", dest="figure_format", default=None, metavar="FMT[,FMT]",
+                          help="write figures as png, svg and/or pdf (vector output for talks), e.g. svg,pdf "
+                               "(default: png)")
 
     def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
                          namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
         ns, rest = super().parse_known_args(args, namespace)
+        if getattr(ns, "figure_format", None):
+            from rsstab.io import set_figure_formats
+
+            try:
+                set_figure_formats(ns.figure_format.split(","))
+            except ValueError as exc:
+                self.error(str(exc))
         if getattr(ns, "out", None) is None:
             ns.out = str(Path("reports") / "_quick" / self.name if ns.quick else Path("reports") / self.name)
         return ns, rest
