@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from rsstab.errors import RsstabError
@@ -26,8 +26,14 @@ class EmpiricalVerdict:
     """Measured slopes of the summary quantities and the empirical label they imply.
 
     ``label`` combines ``forward`` and ``backward`` (Definition 3.1's two conditions) with
-    :func:`rsstab.vocab.combine_labels`; ``grad_init`` is reported but does not vote (it is an
-    onset quantity, not a stability condition). ``diverged`` maps rank → seeds that diverged.
+    :func:`rsstab.vocab.combine_labels`; ``backward`` is probed with a fixed N(0, 1) output
+    gradient (``backward_fixed``), and the held-out residual's backward is reported beside it as
+    ``backward_residual`` (it shrinks as the loss falls, so it does not vote). ``grad_init`` is
+    reported but does not vote (it is an onset quantity, not a stability condition).
+    ``diverged`` maps rank → seeds that diverged. ``split`` (with ``share_data``) holds, per
+    quantity, the measured coherent and incoherent RMS per rank (see :mod:`rsstab.sim.finite`);
+    ``rows`` and ``cells`` (rank → config) are the raw material of predictions
+    (:mod:`rsstab.predict`).
     """
 
     label: Label
@@ -37,6 +43,9 @@ class EmpiricalVerdict:
     diverged: dict[int, list[int]]
     settings: dict[str, Any]
     seconds: float
+    split: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    rows: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    cells: dict[int, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -45,7 +54,7 @@ class EmpiricalVerdict:
             "schedule": self.schedule,
             "diverged": bool(any(self.diverged.values())),
             "diverged_seeds": {str(r): s for r, s in self.diverged.items() if s},
-            "quantities": {q: f.as_dict() for q, f in self.fits.items()},
+            "quantities": {q: {**f.as_dict(), **self.split.get(q, {})} for q, f in self.fits.items()},
             "settings": self.settings,
             "seconds": round(self.seconds, 3),
         }
@@ -71,6 +80,8 @@ def empirical_verdict(
     scheduler: str | None = None,
     workers: int | None = None,
     progress: bool | None = None,
+    share_data: bool = False,
+    fixed_batch: bool = False,
 ) -> EmpiricalVerdict:
     """Simulate ``schedule`` across ranks and fit the slopes of grad_init, forward and backward.
 
@@ -80,6 +91,9 @@ def empirical_verdict(
     take :data:`DEFAULTS`. The cells (one per
     rank, all seeds batched) run through :func:`rsstab.sweep.run_sweep`: in ``out`` (a resumable
     store) when given, else in a temporary directory; ``scheduler``/``workers`` choose where.
+    Every cell records the fixed-gradient backward and the data statistics (SimConfig's
+    ``fixed_output_grad`` and ``data_stats``); ``share_data`` (seeds = draws of A at fixed data:
+    adds the measured coherent/incoherent split) and ``fixed_batch`` are passed through.
 
     Raises:
         RsstabError: bad input, or a cell that failed to run.
@@ -107,6 +121,10 @@ def empirical_verdict(
         "batch": batch if batch is not None else DEFAULTS["batch"],
         "lr": float(lr) if lr is not None else DEFAULTS["lr"][optimizer],
         "seed": seed,
+        "fixed_output_grad": True,
+        "data_stats": True,
+        "share_data": bool(share_data),
+        "fixed_batch": bool(fixed_batch),
     }
     if opts["seeds"] < 2:
         raise RsstabError("an empirical verdict needs at least 2 seeds for its confidence intervals")
@@ -131,8 +149,13 @@ def empirical_verdict(
     tol = DEFAULT_TOLERANCE if tolerance is None else tolerance
     fits = {}
     for q in SUMMARY_QUANTITIES:
-        rk, vals = summary_values(rows, q)
+        rk, vals = summary_values(rows, q) if q != "backward" else _layer_rms(rows, "backward_fixed")
         fits[q] = fit_slope(rk, vals, tolerance=tol)
+    fits["backward_residual"] = fit_slope(*summary_values(rows, "backward"), tolerance=tol)
+    split = {}
+    if share_data:
+        for q, source in (("forward", "forward"), ("backward", "backward_fixed")):
+            split[q] = {part: _split_values(rows, f"{source}_{part}") for part in ("coherent", "incoherent")}
     label = combine_labels([fits["forward"].label, fits["backward"].label])
     return EmpiricalVerdict(
         label=label,
@@ -143,7 +166,37 @@ def empirical_verdict(
         settings={"ranks": ranks, **opts, "tolerance": tol, "constants": dict(constants or {}),
                   **({} if _is_one(a_init_scale) else {"a_init_scale": [c["a_init_scale"] for c in configs]})},
         seconds=time.perf_counter() - t0,
+        split=split,
+        rows=rows,
+        cells={int(c["rank"]): c for c in configs},
     )
+
+
+def _layer_rms(rows: Sequence[Mapping[str, Any]], quantity: str) -> tuple[list[int], Any]:
+    """(ranks, values[n_ranks, n_seeds]) of a per-layer quantity, RMS over layers at the last step."""
+    from rsstab.rows import aggregate, values_from_rows
+
+    per_seed = [r for r in rows if r["quantity"] == quantity and int(r["seed"]) >= 0]
+    return values_from_rows(aggregate(per_seed, quantity, how="rms"), quantity)
+
+
+def _split_values(rows: Sequence[Mapping[str, Any]], quantity: str) -> list[float | None]:
+    """A cell-level split quantity (seed -1 rows) per rank, at each cell's last step: the
+    RMS over layers of ``value·|value|`` (a signed mean square), as a signed root."""
+    last: dict[int, int] = {}
+    for r in rows:
+        if r["quantity"] == quantity:
+            last[int(r["rank"])] = max(last.get(int(r["rank"]), -1), int(r["step"]))
+    sums: dict[int, list[float]] = {}
+    for r in rows:
+        if r["quantity"] == quantity and int(r["step"]) == last[int(r["rank"])]:
+            v = float(r["value"])
+            sums.setdefault(int(r["rank"]), []).append(v * abs(v))
+    out: list[float | None] = []
+    for rank in sorted(sums):
+        m = sum(sums[rank]) / len(sums[rank])
+        out.append(math.copysign(math.sqrt(abs(m)), m) if math.isfinite(m) else None)
+    return out
 
 
 def _is_one(v: Any) -> bool:

@@ -187,7 +187,7 @@ def test_results_can_be_rebuilt_from_rows() -> None:
 
 
 def test_small_ranks_carry_a_note_about_finite_rank_bias() -> None:
-    result = check_rank_stability(adapter(-0.5), ranks=(8, 32, 128), seeds=3)
+    result = check_rank_stability(adapter(-0.5), ranks=(8, 32, 128), seeds=3, draws=1)
     assert any("below 8× the input width" in n for n in result.notes)
     assert "notes:" in result.report()
     assert not check_rank_stability(adapter(-0.5), ranks=(64, 256), seeds=3).notes

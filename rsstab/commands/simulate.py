@@ -67,6 +67,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="value of a named constant of EXPR (repeatable; default 1)")
     p.add_argument("--tolerance", type=_positive_float, default=None,
                    help="half-width of the band of slopes counted as flat (default: 0.1)")
+    p.add_argument("--share-data", action="store_true",
+                   help="seeds share one base, teacher and data (independent draws of A): adds the "
+                        "measured coherent/incoherent split")
+    p.add_argument("--fixed-batch", action="store_true",
+                   help="train on the first batch at every step (Adam's prediction is then exact)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     sweep = p.add_argument_group("execution")
     sweep.add_argument("--out", default=None, metavar="DIR",
@@ -92,6 +97,11 @@ def report(
     ``ci``, ``theory``, ``agrees`` (|slope − theory| ≤ the ``tolerance`` option, default 0.1),
     ``ranks``, ``values``, …), plus the symbolic verdict's label as ``theory_label`` (at a fixed
     learning rate, ``lr``) and its learning-rate rule ``lr_exponent`` (η ∝ r^lr_exponent).
+    ``forward`` and ``backward`` also carry ``predicted`` (per rank, the exact finite-(r, d)
+    prediction of ``values`` from the simulation's own A-independent data statistics,
+    :mod:`rsstab.predict`), ``predicted_coherent``/``predicted_incoherent``, ``predicted_d_eff``,
+    ``predicted_local_slopes`` and ``predicted_ratio`` (measured/predicted); ``prediction`` says
+    whether it is exact to first order in η or an approximation (Adam with fresh batches).
     """
     import rsstab
     from rsstab.fit import DEFAULT_TOLERANCE, agrees_with
@@ -111,7 +121,48 @@ def report(
         theory = None if qv is None else qv.exponent
         out["quantities"][q]["theory"] = theory
         out["quantities"][q]["agrees"] = None if theory is None else agrees_with(fit, theory, tol)
+    _add_predictions(verdict, out)
     return verdict, out
+
+
+def _add_predictions(verdict: Any, out: dict[str, Any]) -> None:
+    """Put the exact finite-(r, d) predictions (:mod:`rsstab.predict`) beside the measured values."""
+    import math
+
+    from rsstab.predict import ADAM_FRESH_NOTE, predict_rows
+
+    pred = predict_rows(verdict.rows, verdict.cells, verdict.optimizer)
+    fresh_adam = verdict.optimizer == "adam" and not verdict.settings.get("fixed_batch")
+    out["prediction"] = (ADAM_FRESH_NOTE if fresh_adam else
+                         "exact finite-(r, d) law, first order in η, from the recorded data statistics")
+    for q, p in pred.items():
+        entry = out["quantities"][q]
+        entry["predicted"] = p["values"]
+        entry["predicted_coherent"] = p["coherent"]
+        entry["predicted_incoherent"] = p["incoherent"]
+        entry["predicted_d_eff"] = p["d_eff"]
+        ranks, vals = entry["ranks"], p["values"]
+        entry["predicted_local_slopes"] = [
+            math.log(vals[i + 1] / vals[i]) / math.log(ranks[i + 1] / ranks[i]) for i in range(len(ranks) - 1)]
+        entry["predicted_ratio"] = [None if m is None else m / v for m, v in zip(entry["values"], vals)]
+
+
+def render_predictions(out: dict[str, Any]) -> str:
+    """The text table of measured vs predicted values (``report``'s dict)."""
+    lines = [f"finite-(r, d) prediction ({out['prediction']}):"]
+    for q in ("forward", "backward"):
+        e = out["quantities"][q]
+        if "predicted" not in e:
+            continue
+        lines.append(f"  {q}: predicted local slopes " + " ".join(f"{s:+.2f}" for s in e["predicted_local_slopes"])
+                     + "   measured " + " ".join(f"{s:+.2f}" if s is not None else "—" for s in e["local_slopes"]))
+        lines.append(f"  {'r':>6}{'measured':>12}{'predicted':>12}{'ratio':>8}{'coherent':>12}{'incoherent':>12}")
+        for i, r in enumerate(e["ranks"]):
+            m, p, ratio = e["values"][i], e["predicted"][i], e["predicted_ratio"][i]
+            lines.append(f"  {r:>6}{m if m is not None else float('nan'):>12.4g}{p:>12.4g}"
+                         f"{ratio if ratio is not None else float('nan'):>8.3f}"
+                         f"{e['predicted_coherent'][i]:>12.4g}{e['predicted_incoherent'][i]:>12.4g}")
+    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -126,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
     options = {
         k: getattr(args, k)
         for k in ("ranks", "depth", "width", "steps", "seeds", "batch", "lr", "seed", "tolerance",
-                  "out", "scheduler", "workers")
+                  "out", "scheduler", "workers", "share_data", "fixed_batch")
     }
     verdict, out = report(args.expr, args.optimizer, constants, progress=args.progress, **options)
     if args.json:
@@ -136,6 +187,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         theory = {q: d["theory"] for q, d in out["quantities"].items()}
         print(render_empirical(verdict, theory))
+        print()
+        print(render_predictions(out))
         print(f"\nsymbolic verdict ({args.optimizer}): {out['theory_headline']}")
     sys.stdout.flush()
     return 0 if verdict.label == STABLE else 1

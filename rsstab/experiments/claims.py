@@ -388,12 +388,18 @@ BUILDERS: tuple[Callable[[Path], Claim | list[Claim]], ...] = (
 )
 
 
+def _width_builders() -> tuple[Callable[[Path], Claim | list[Claim]], ...]:
+    from rsstab.experiments.claims_width import BUILDERS as WIDTH  # issue 11: the width sweep's claims
+
+    return WIDTH
+
+
 def claims(root: str | Path) -> list[Claim]:
     """Evaluate every claim from the tables under ``root``; a missing table makes that claim
     'not run' instead of failing the report."""
     root = Path(root)
     out: list[Claim] = []
-    for build_claim in BUILDERS:
+    for build_claim in (*BUILDERS, *_width_builders()):
         try:
             got = build_claim(root)
         except (FileNotFoundError, LookupError, TypeError, ValueError) as exc:  # missing or empty cells

@@ -18,7 +18,8 @@ from typing import Any
 
 from rsstab.io import save_figure
 
-__all__ = ["pyplot", "colour", "OKABE_ITO", "geometric_mean", "series", "loglog_vs_rank", "curves_vs_step"]
+__all__ = ["pyplot", "colour", "OKABE_ITO", "geometric_mean", "series", "loglog_vs_rank", "curves_vs_step",
+           "slope_heatmap"]
 
 #: Okabe & Ito's colour-blind-safe palette, without its yellow (unreadable on white or a projector).
 OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
@@ -136,6 +137,42 @@ def curves_vs_step(
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
     axes[0][0].set_ylabel(ylabel)
+    if title:
+        fig.suptitle(title)
+    return save_figure(fig, path)
+
+
+def slope_heatmap(
+    panels: Mapping[str, tuple[Sequence[float], Sequence[float], Sequence[Sequence[float]]]],
+    *,
+    path: str | Path,
+    lines: Mapping[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]] | None = None,
+    title: str | None = None,
+    label: str = "local slope d log RMS / d log r",
+) -> Path:
+    """One heatmap per key of ``panels`` = (rank edges, width edges, values[n_width][n_rank_cells])
+    on log axes (nan cells blank); ``lines[panel]`` draws labelled curves (xs, ys) on a panel,
+    e.g. the predicted crossover rank r*(d)."""
+    import numpy as np
+
+    plt = pyplot()
+    n = len(panels)
+    fig, axes = plt.subplots(1, n, figsize=(4.4 * n, 3.8), squeeze=False, sharey=True)
+    mesh = None
+    for ax, (name, (xe, ye, vals)) in zip(axes[0], panels.items()):
+        v = np.ma.masked_invalid(np.asarray(vals, dtype=float))
+        mesh = ax.pcolormesh(xe, ye, v, cmap="coolwarm", vmin=-1.6, vmax=0.6, shading="flat")
+        for lab, (xs, ys) in (lines or {}).get(name, {}).items():
+            ax.plot(xs, ys, "k--", lw=1.5, label=lab)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log", base=2)
+        ax.set_xlabel("adapter rank r")
+        ax.set_title(name, fontsize=9)
+        if (lines or {}).get(name):
+            ax.legend(fontsize=7, loc="lower right")
+    axes[0][0].set_ylabel("width d")
+    if mesh is not None:
+        fig.colorbar(mesh, ax=axes[0].tolist(), label=label, shrink=0.9)
     if title:
         fig.suptitle(title)
     return save_figure(fig, path)

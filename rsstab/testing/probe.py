@@ -50,6 +50,7 @@ import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -75,6 +76,10 @@ class Measurement:
     diverged_step: int
     d_in: int
     backward_method: str = ""
+    #: With ``keep=True``: the learned change on the held-out inputs and the backward tangent for the
+    #: A-independent output gradient ``v₀ = f_0(x) − y`` (tensors; for the coherent split).
+    change: torch.Tensor | None = None
+    tangent: torch.Tensor | None = None
 
 
 def infer_d_in(module: torch.nn.Module) -> int | None:
@@ -130,8 +135,16 @@ def measure(
     d_in: int | None = None,
     dtype: str = "float64",
     base_seed: int = 0,
+    draw: int = 0,
+    keep: bool = False,
 ) -> Measurement:
     """Build ``factory(rank)``, train it ``steps`` steps on the synthetic task, and probe it.
+
+    ``draw`` > 0 re-draws the module (its adapters) with another torch seed and then copies every
+    frozen parameter and buffer from draw 0's module, so draws 0, 1, … of one ``seed`` share the
+    base and the data and differ only in the adapters' random initialisation (the A of LoRA).
+    ``keep`` returns the learned change and the backward tangent as tensors (see
+    :class:`Measurement`).
 
     Raises:
         RsstabError: the factory does not return a module, the module has no trainable
@@ -141,6 +154,12 @@ def measure(
     dt = DTYPES[dtype]
     stream = (int(base_seed) * _SEED_MULT + int(seed)) % (2**62)
     module = _build(factory, rank, 12345 + stream, dt)
+    if draw:
+        reference = module
+        module = _build(factory, rank, 12345 + stream + 7919 * int(draw) * _SEED_MULT % (2**61), dt)
+        trainable = {n for n, p in module.named_parameters() if p.requires_grad}
+        frozen = {k: v for k, v in reference.state_dict().items() if k not in trainable}
+        module.load_state_dict(frozen, strict=False)
     named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
     if not named:
         raise RsstabError(
@@ -197,6 +216,7 @@ def measure(
         opt.step()
 
     method = ""
+    change_kept = tangent_kept = None
     if diverged < 0:
         with torch.no_grad():
             out = _call(module, x_test, rank, d_out)
@@ -207,12 +227,15 @@ def measure(
             values["forward"] = float(change.double().pow(2).mean().sqrt())
             backward, method = _backward(module, f0, initial, delta, x_test, v)
             values["backward"] = backward
+            if keep:
+                change_kept = change.detach().double()
+                tangent_kept = _backward(module, f0, initial, delta, x_test, out0 - y_test, tensor=True)[0]
         else:
             diverged = steps
     for p in params:
         p.grad = None
     return Measurement(rank=int(rank), seed=int(seed), values=values, diverged_step=diverged,
-                       d_in=int(width), backward_method=method)
+                       d_in=int(width), backward_method=method, change=change_kept, tangent=tangent_kept)
 
 
 def _backward(
@@ -222,7 +245,8 @@ def _backward(
     delta: dict[str, torch.Tensor],
     x: torch.Tensor,
     v: torch.Tensor,
-) -> tuple[float, str]:
+    tensor: bool = False,
+) -> tuple[Any, str]:
     """RMS of the gradient into the input through the learned change.
 
     Preferred (``"jvp"``): the first-order change of the input gradient ``J_f(x; θ)ᵀ v`` along the
@@ -231,6 +255,7 @@ def _backward(
     a difference of input gradients, is not spoiled in piecewise-linear networks by the rare
     examples whose ReLU pattern flips during training (each contributes a Θ(1) jump). Fallback
     (``"difference"``), for modules torch.func cannot trace: ``J_f(x)ᵀ v − J_{f_0}(x)ᵀ v``.
+    ``tensor=True`` returns the gradient itself (float64) instead of its RMS.
     """
 
     def input_grad(params: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -246,10 +271,12 @@ def _backward(
             # (DeprecationWarning) in recent releases: not the user's concern, and fatal under -W error.
             warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=DeprecationWarning)
             _, tangent = torch.func.jvp(input_grad, (initial,), (delta,))
-        return float(tangent.detach().double().pow(2).mean().sqrt()), "jvp"
+        t = tangent.detach().double()
+        return (t if tensor else float(t.pow(2).mean().sqrt())), "jvp"
     except (RuntimeError, NotImplementedError, TypeError):
         pass
     xg = x.clone().requires_grad_(True)
     change = module(xg) - f0(xg)
     (gx,) = torch.autograd.grad((change * v).sum(), xg, allow_unused=True)
-    return (0.0 if gx is None else float(gx.detach().double().pow(2).mean().sqrt())), "difference"
+    g = torch.zeros_like(x, dtype=torch.float64) if gx is None else gx.detach().double()
+    return (g if tensor else float(g.pow(2).mean().sqrt())), "difference"

@@ -43,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "tolerance": 0.1,
     "confidence": 0.95,
     "dtype": "float64",
+    "draws": 4,
 }
 
 _OPTIMIZER_NAMES = {"sgd": "SGD", "adam": "Adam"}
@@ -92,6 +93,7 @@ class RankStabilityResult:
     settings: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     notes: tuple[str, ...] = ()
+    rms_fits: dict[str, SlopeFit] = field(default_factory=dict)
 
     @classmethod
     def from_values(
@@ -210,6 +212,9 @@ class RankStabilityResult:
         if not self.diverged and any(self.fits[q].label == INDETERMINATE for q in VOTING):
             lines.append("  an interval that straddles a band edge cannot confirm a flat slope: raise seeds= "
                          "(the interval shrinks like 1/√seeds) or use larger ranks.")
+        if self.rms_fits:
+            lines.append("RMS of the whole learned change (coherent + incoherent; reported, does not vote): "
+                         + "; ".join(f"{q} slope {_fmt(f.slope)} ({f.label})" for q, f in self.rms_fits.items()))
         if self.notes:
             lines.append("notes:")
             lines += [f"  {n}" for n in self.notes]
@@ -268,6 +273,7 @@ def check_rank_stability(
     dtype: str = DEFAULTS["dtype"],
     confidence: float = DEFAULTS["confidence"],
     seed: int = 0,
+    draws: int = DEFAULTS["draws"],
 ) -> RankStabilityResult:
     """Train ``factory(r)`` for every rank and seed, fit slopes across ranks, and decide.
 
@@ -275,8 +281,8 @@ def check_rank_stability(
         factory: ``factory(r)`` returns a ``torch.nn.Module`` mapping ``(batch, d_in)`` to
             ``(batch, d_out)``; its trainable parameters are the adapters (freeze the rest).
         ranks: at least two distinct ranks (default: the session's ``--rsstab-ranks`` under the
-            pytest plugin, else ``DEFAULTS["ranks"]``); keep the smallest well above the input width
-            (≥ 8× is a good rule) — finite-rank terms ∝ width/r bend slopes at small r.
+            pytest plugin, else ``DEFAULTS["ranks"]``), at any width: with ``draws`` ≥ 2 the verdict
+            follows the coherent part of the learned change, which obeys the theorem at every rank.
         optimizer: ``"sgd"`` (Theorem 3.2's regime: stable ⇔ γ_r²·r ∈ Θ(1)) or ``"adam"``
             (sign-like updates: stable ⇔ γ_r·r ∈ Θ(1), LoRA's α/r).
         steps: training steps before the forward/backward probes.
@@ -292,6 +298,12 @@ def check_rank_stability(
             loses it at small learning rates) or ``"float32"``.
         confidence: coverage of the slope intervals.
         seed: base seed; the same arguments give the same numbers.
+        draws: draws of the adapters' initialisation per seed, at fixed base and data (≥ 2: the
+            verdict follows the **coherent** part, the mean over draws of the learned change —
+            Theorem 3.2's expectation — estimated without bias from the pairwise products of the
+            draws; the RMS of the whole change, which at r ≪ width is dominated by an incoherent
+            random-projection part ∝ 1/√r relative to it, is reported beside it; 1: the verdict
+            follows that RMS, right only for ranks well above the width).
 
     Returns:
         A :class:`RankStabilityResult` (``.passed``, ``.label``, ``.report()``).
@@ -318,6 +330,7 @@ def check_rank_stability(
     if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
         raise RsstabError(f"confidence must lie strictly between 0 and 1, got {confidence!r}")
     seed = _positive_int("seed", seed, 0)
+    draws = _positive_int("draws", draws)
 
     import torch
 
@@ -325,6 +338,7 @@ def check_rank_stability(
 
     t0 = time.perf_counter()
     values = {q: [[math.nan] * seeds for _ in rank_list] for q in QUANTITIES}
+    rms = {q: [[math.nan] * seeds for _ in rank_list] for q in VOTING}
     diverged: dict[int, list[int]] = {}
     width = 0
     fallback = False
@@ -335,23 +349,31 @@ def check_rank_stability(
     try:
         for i, r in enumerate(rank_list):
             for s in range(seeds):
-                m = measure(factory, rank=r, seed=s, optimizer=optimizer, steps=steps, batch=batch,
-                            probe_batch=probe_batch, lr=learning_rate, d_in=d_in, dtype=dtype, base_seed=seed)
+                ms = [measure(factory, rank=r, seed=s, optimizer=optimizer, steps=steps, batch=batch,
+                              probe_batch=probe_batch, lr=learning_rate, d_in=d_in, dtype=dtype, base_seed=seed,
+                              draw=j, keep=draws > 1) for j in range(draws)]
+                m = ms[0]
                 width = m.d_in
                 fallback = fallback or m.backward_method == "difference"
                 for q in QUANTITIES:
                     values[q][i][s] = m.values[q]
-                if m.diverged_step >= 0:
+                if draws > 1:
+                    for q in VOTING:
+                        rms[q][i][s] = m.values[q]
+                    values["forward"][i][s] = _coherent_rms([x.change for x in ms])
+                    values["backward"][i][s] = _coherent_rms([x.tangent for x in ms])
+                if any(x.diverged_step >= 0 for x in ms):
                     diverged.setdefault(r, []).append(s)
     finally:
         torch.set_num_threads(threads)
     seconds = time.perf_counter() - t0
 
     notes = []
-    if rank_list[0] < _RANK_PER_WIDTH * width:
+    if draws == 1 and rank_list[0] < _RANK_PER_WIDTH * width:
         notes.append(
             f"the smallest rank ({rank_list[0]}) is below {_RANK_PER_WIDTH}× the input width ({width}): "
-            "finite-rank terms ∝ width/r bend the slopes downwards; use larger ranks or a narrower model."
+            "the RMS then carries an incoherent part ∝ √(width/r) that bends the slopes downwards; use "
+            "draws ≥ 2 (the verdict then follows the coherent part at any rank)."
         )
     if fallback:
         notes.append(
@@ -360,11 +382,34 @@ def check_rank_stability(
             "flips during training add outliers."
         )
     settings = {"ranks": rank_list, "seeds": seeds, "steps": steps, "lr": learning_rate, "batch": batch,
-                "probe_batch": probe_batch, "dtype": dtype, "seed": seed}
-    return RankStabilityResult.from_values(
+                "probe_batch": probe_batch, "dtype": dtype, "seed": seed, "draws": draws,
+                "verdict_on": "coherent part (mean over draws of A)" if draws > 1 else "RMS"}
+    result = RankStabilityResult.from_values(
         rank_list, values, optimizer=optimizer, tolerance=tolerance, confidence=confidence,
         diverged=diverged, settings=settings, seconds=seconds, notes=notes,
     )
+    if draws > 1:
+        from dataclasses import replace
+
+        from rsstab.fit import fit_slope
+
+        result = replace(result, rms_fits={q: fit_slope(rank_list, rms[q], tolerance=tolerance, confidence=confidence)
+                                           for q in VOTING})
+    return result
+
+
+def _coherent_rms(tensors: Sequence[Any]) -> float:
+    """√ of the unbiased estimate of the mean square of the mean over draws, from the pairwise
+    products ((Σt)² − Σt²)/(S(S−1)) averaged over entries; nan when it is not positive (the
+    coherent part is below what the draws resolve) or a draw is missing."""
+    if any(t is None for t in tensors):
+        return math.nan
+    S = len(tensors)
+    total = sum(tensors)
+    m11 = float(total.pow(2).mean())
+    m2 = float(sum(t.pow(2).mean() for t in tensors))
+    v = (m11 - m2) / (S * (S - 1))
+    return math.sqrt(v) if v > 0 else math.nan
 
 
 def assert_rank_stabilized(factory: Callable[[int], Any], **options: Any) -> RankStabilityResult:

@@ -1,0 +1,157 @@
+"""Exact finite-(r, d) predictions of a simulation's measurements, from its data statistics.
+
+:mod:`rsstab.sim` records, beside its measurements, the A-independent statistics of the data
+(``data_grad_fro2``, ``data_grad_probe2``, ``probe_input2``, ``data_grad_u2``, ``sign_probe2``,
+``sign_u2``, ``sign_uq``; see :mod:`rsstab.sim.finite`). They do not depend on the adapter's draw
+of A nor on anything the adapter learned, so a prediction made from them, with the known σ_A =
+a_init_scale/√d, η, γ_r, r, d and the number of steps n, is independent of the measured
+A-dependent quantities. The law itself comes from :func:`rsstab.theory.width_coefficients` (the
+single home of the laws): the mean square over A of a quantity Q is
+
+    E‖Q‖²/entries = scale · (c_coh(d_eff)·r² + c_inc(d_eff)·r)
+
+with, per adapted layer (``P`` = data_grad_probe2, ``F`` = data_grad_fro2, ``X`` = probe_input2,
+``W`` = data_grad_u2, ``Sp`` = sign_probe2, ``Su`` = sign_u2, ``Q`` = sign_uq, c = 2/π):
+
+===========  =========  ===============================  ================
+quantity     optimizer  scale (per entry)                d_eff
+===========  =========  ===============================  ================
+forward      sgd        η²γ⁴σ_A⁴·P/d                     F·X/P
+backward     sgd        η²γ⁴σ_A⁴·W/d                     d
+forward      adam       η²n²γ²σ_A²·Sp                    X/Sp
+backward     adam       η²n²γ²σ_A²·Su/d                  d·Q/Su
+===========  =========  ===============================  ================
+
+SGD is exact to first order in η for any number of steps (G = Σ_t G_t, fresh batches or not).
+Adam is the sign law at ε → 0, n × the first step: exact to first order with a fixed batch
+(``fixed_batch``), an **approximation** with fresh batches (each step's signs then differ, and
+Adam's update after n steps is smaller than n sign steps). ``forward`` is the RMS over layers of
+the adapter output's RMS on the held-out probes, ``backward`` that of the fixed-gradient probe
+``backward_fixed`` (Definition 3.1), as :func:`rsstab.empirical.empirical_verdict` measures them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rsstab.errors import RsstabError
+from rsstab.theory import width_coefficients
+
+__all__ = ["LayerPrediction", "predict_layer", "predict_rows", "PREDICTED_SOURCES", "ADAM_FRESH_NOTE"]
+
+#: The measured per-layer quantity each predicted summary quantity is compared with.
+PREDICTED_SOURCES = {"forward": "forward", "backward": "backward_fixed"}
+#: What the Adam prediction is with fresh batches.
+ADAM_FRESH_NOTE = ("approximation: Adam is predicted as n sign steps of the first batch's gradient, "
+                   "exact (first order in η) only with a fixed batch")
+
+
+@dataclass(frozen=True)
+class LayerPrediction:
+    """The predicted per-entry mean squares of one layer: coherent (r² term) and incoherent (r term)."""
+
+    coherent2: float
+    incoherent2: float
+    d_eff: float
+
+    @property
+    def mean_square(self) -> float:
+        return self.coherent2 + self.incoherent2
+
+
+def predict_layer(
+    quantity: str, optimizer: str, stats: Mapping[str, float], *, rank: int, width: int, gamma: float,
+    lr: float, steps: int, a_init_scale: float = 1.0,
+) -> LayerPrediction:
+    """The exact finite-(r, d) prediction for one adapted layer from its data statistics ``stats``
+    (the module table).
+
+    >>> st = {"data_grad_probe2": 2.0, "data_grad_fro2": 4.0, "probe_input2": 8.0}
+    >>> p = predict_layer("forward", "sgd", st, rank=4, width=8, gamma=1.0, lr=1.0, steps=1)
+    >>> p.d_eff, p.coherent2 * 8 * 64, p.incoherent2 * 8 * 64   # σ_A² = 1/8; r² P, r (d_eff + 1) P
+    (16.0, 32.0, 136.0)
+    """
+    d, r = float(width), float(rank)
+    s2 = (a_init_scale**2) / d  # σ_A²
+    if quantity not in PREDICTED_SOURCES:
+        raise RsstabError(f"no prediction for quantity {quantity!r}: expected one of {', '.join(PREDICTED_SOURCES)}")
+    if optimizer == "sgd":
+        base = lr**2 * gamma**4 * s2**2
+        if quantity == "forward":
+            P, F, X = stats["data_grad_probe2"], stats["data_grad_fro2"], stats["probe_input2"]
+            scale, d_eff = base * P / d, (F * X / P if P > 0 else math.inf)
+        else:
+            scale, d_eff = base * stats["data_grad_u2"] / d, d
+    elif optimizer == "adam":
+        base = lr**2 * steps**2 * gamma**2 * s2
+        if quantity == "forward":
+            Sp, X = stats["sign_probe2"], stats["probe_input2"]
+            scale, d_eff = base * Sp, (X / Sp if Sp > 0 else math.inf)
+        else:
+            Su, Q = stats["sign_u2"], stats["sign_uq"]
+            scale, d_eff = base * Su / d, (d * Q / Su if Su > 0 else math.inf)
+    else:
+        raise RsstabError(f"unknown optimizer {optimizer!r}")
+    if not (math.isfinite(scale) and math.isfinite(d_eff)):
+        return LayerPrediction(math.nan, math.nan, d_eff)
+    coh, inc = width_coefficients(quantity, optimizer, d_eff)
+    return LayerPrediction(scale * float(coh) * r * r, scale * float(inc) * r, d_eff)
+
+
+def _stats_table(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[int, int, int], dict[str, float]]:
+    """(rank, seed, layer) → data statistics at each cell's last probed step."""
+    last: dict[int, int] = {}
+    for row in rows:
+        if str(row["quantity"]).startswith(("data_grad", "sign_", "probe_input")):
+            last[int(row["rank"])] = max(last.get(int(row["rank"]), -1), int(row["step"]))
+    out: dict[tuple[int, int, int], dict[str, float]] = {}
+    for row in rows:
+        q = str(row["quantity"])
+        if q.startswith(("data_grad", "sign_", "probe_input")) and int(row["step"]) == last[int(row["rank"])]:
+            out.setdefault((int(row["rank"]), int(row["seed"]), int(row["layer"])), {})[q] = float(row["value"])
+    return out
+
+
+def predict_rows(
+    rows: Sequence[Mapping[str, Any]], cells: Mapping[int, Mapping[str, Any]], optimizer: str,
+) -> dict[str, dict[str, list[float]]]:
+    """Predictions for the summary quantities of a simulation, per rank (ascending).
+
+    ``cells`` maps rank → its config (``gamma``, ``lr``, ``steps``, ``width``, ``a_init_scale``).
+    Returns ``{quantity: {"values", "coherent", "incoherent", "d_eff"}}``: ``values`` the
+    geometric mean over seeds of each seed's RMS over layers (as :func:`rsstab.fit.fit_slope`
+    summarises the measurements), ``coherent``/``incoherent`` the RMS over layers and seeds of the
+    two parts, ``d_eff`` the mean effective width. Raises when the rows lack the data statistics.
+    """
+    table = _stats_table(rows)
+    if not table:
+        raise RsstabError("the simulation recorded no data statistics (SimConfig.data_stats): nothing to predict from")
+    ranks = sorted(cells)
+    out: dict[str, dict[str, list[float]]] = {}
+    for q in PREDICTED_SOURCES:
+        res: dict[str, list[float]] = {"values": [], "coherent": [], "incoherent": [], "d_eff": []}
+        for r in ranks:
+            c = cells[r]
+            per_seed: dict[int, list[LayerPrediction]] = {}
+            for (rank, seed, _layer), st in sorted(table.items()):
+                if rank != r:
+                    continue
+                per_seed.setdefault(seed, []).append(predict_layer(
+                    q, optimizer, st, rank=r, width=int(c["width"]), gamma=float(c["gamma"]),
+                    lr=float(c["lr"]), steps=int(c["steps"]), a_init_scale=float(c.get("a_init_scale", 1.0))))
+            if not per_seed:
+                raise RsstabError(f"no data statistics for rank {r}")
+            preds = [p for ps in per_seed.values() for p in ps]
+            with np.errstate(all="ignore"):
+                rms = [math.sqrt(np.mean([p.mean_square for p in ps])) for ps in per_seed.values()]
+                res["values"].append(float(np.exp(np.mean(np.log(rms)))))
+                res["coherent"].append(float(math.sqrt(np.mean([p.coherent2 for p in preds]))))
+                res["incoherent"].append(float(math.sqrt(np.mean([p.incoherent2 for p in preds]))))
+                res["d_eff"].append(float(np.mean([p.d_eff for p in preds])))
+        out[q] = res
+    return out
