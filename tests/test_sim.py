@@ -258,8 +258,8 @@ def test_empirical_verdict_reports_divergence(tmp_path) -> None:
 def test_default_slopes_within_a_tenth_of_theory(optimizer: str, p: float) -> None:
     """The acceptance criterion: defaults give slopes within 0.1 of theory for γ = r^(−p)."""
     v = empirical_verdict(lambda r: r**-p, optimizer)
-    for q, fit in v.fits.items():
-        expected = law(q, optimizer).exponent(-p)
+    for q, fit in v.fits.items():  # backward_residual (reported, not voting) has backward's law at r ≫ d
+        expected = law("backward" if q == "backward_residual" else q, optimizer).exponent(-p)
         assert abs(fit.slope - expected) <= 0.1, (q, fit.evidence)
         assert fit.ci[1] - fit.ci[0] < 0.1, fit.evidence
     stable = law("forward", optimizer).exponent(-p) == 0
