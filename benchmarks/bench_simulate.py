@@ -27,6 +27,7 @@ import argparse
 import json
 import warnings
 import math
+import os
 import platform
 import sys
 import time
@@ -257,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     k = args.peft_seeds or args.seeds
     base = SimConfig(rank=ranks[0], gamma=1.0, optimizer=optimizers[0], depth=args.depth, width=args.width,
                      steps=args.steps, seeds=args.seeds, batch=args.batch, lr=lrs[0], probe_batch=args.batch)
+    load0 = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
     peak = dense_matmul_flops()
     print(f"dense matmul: {peak / 1e9:.1f} GFLOP/s ({torch.get_num_threads()} threads)", file=sys.stderr)
 
@@ -318,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         c = simulate_cell(cfg)
         lin.append({"cell": label, "seconds": c.seconds, "GFLOP": c.flops / 1e9, "GFLOP/s": c.flops / c.seconds / 1e9})
 
+    load1 = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
     note = (f"PEFT loop timed on {k} of {args.seeds} seeds per rank and scaled by {args.seeds}/{k}."
             if k != args.seeds else f"PEFT loop timed on all {args.seeds} seeds.")
     text = [
@@ -330,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Grid: ranks {', '.join(map(str, ranks))}; depth {args.depth}, width {args.width}, {args.steps} steps, "
         f"{args.seeds} seeds, batch {args.batch}, γ = 1/√r, float32, optimizers {', '.join(optimizers)}. "
         f"{note} Both sides include drawing weights and data, the training loop and the probes at the "
-        "first and last step. The machine is shared: figures are noisy, ratios are from one run.",
+        "first and last step. The machine is shared: figures are noisy, ratios are from one run "
+        f"(1-minute load average {load0:.1f} at the start, {load1:.1f} at the end, on {os.cpu_count()} CPUs).",
         "",
         f"Dense float32 matmul (1024², best of 8): **{peak / 1e9:.1f} GFLOP/s**.",
         "",
