@@ -27,6 +27,7 @@ import argparse
 import json
 import warnings
 import math
+import os
 import platform
 import sys
 import time
@@ -179,7 +180,7 @@ def peft_seed(cfg: SimConfig, s: int) -> dict[str, float]:
 def compare(base: SimConfig, ranks: list[int], k: int, peak: float) -> tuple[list[dict], dict, float]:
     """Time rsstab.sim (default method and direct) and the PEFT loop on every rank of ``ranks``."""
     records, max_rel = [], 0.0
-    totals = {"auto": 0.0, "direct": 0.0, "peft": 0.0, "ideal": 0.0}
+    totals = {"auto": 0.0, "direct": 0.0, "wishart": 0.0, "peft": 0.0, "ideal": 0.0}
     # Warm-up (lazy initialisation of kernels and PEFT) outside the timings.
     warm = replace(base, rank=4, gamma=0.5, steps=1, seeds=1, depth=2)
     simulate_cell(warm)
@@ -187,6 +188,8 @@ def compare(base: SimConfig, ranks: list[int], k: int, peak: float) -> tuple[lis
     for r in ranks:
         cfg = replace(base, rank=r, gamma=1 / math.sqrt(r))
         cells = {m: simulate_cell(replace(cfg, method=m)) for m in ("auto", "direct")}
+        if base.optimizer == "sgd":  # the opt-in rank-for-free draws (exact in distribution)
+            cells["wishart"] = simulate_cell(replace(cfg, gram="wishart"))
         t0 = time.perf_counter()
         peft_out = [peft_seed(cfg, s) for s in range(k)]
         t_peft = (time.perf_counter() - t0) * base.seeds / k
@@ -195,6 +198,8 @@ def compare(base: SimConfig, ranks: list[int], k: int, peak: float) -> tuple[lis
         fw_theirs = math.sqrt(np.mean([o["forward"] ** 2 for o in peft_out]))
         for m, cell in cells.items():
             totals[m] += cell.seconds
+            if m == "wishart":
+                continue  # another draw of A: equal in distribution, not number by number
             rel = float(np.max(np.abs(cell.data["test_loss"][-1, :k] / theirs - 1)))
             fw_ours = math.sqrt(np.mean(cell.data["forward"][-1, :k, -1] ** 2))
             max_rel = max(max_rel, rel, abs(fw_ours / fw_theirs - 1))
@@ -216,11 +221,16 @@ def compare(base: SimConfig, ranks: list[int], k: int, peak: float) -> tuple[lis
             "bmm-shape GFLOP/s": bmm_flops(base.seeds, base.batch, base.width, r) / 1e9,
             "direct ceiling": t_peft / ideal,
         }
+        if "wishart" in cells:
+            rec["sim wishart s"] = cells["wishart"].seconds
+            rec["wishart speed-up"] = t_peft / cells["wishart"].seconds
         records.append(rec)
         print(base.optimizer, json.dumps(rec), file=sys.stderr)
     total = {"rank": "all", "PEFT loop s": totals["peft"], "sim (default) s": totals["auto"],
              "speed-up": totals["peft"] / totals["auto"], "sim direct s": totals["direct"],
              "direct speed-up": totals["peft"] / totals["direct"], "direct ceiling": totals["peft"] / totals["ideal"]}
+    if base.optimizer == "sgd":
+        total.update({"sim wishart s": totals["wishart"], "wishart speed-up": totals["peft"] / totals["wishart"]})
     return records, total, max_rel
 
 
@@ -248,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     k = args.peft_seeds or args.seeds
     base = SimConfig(rank=ranks[0], gamma=1.0, optimizer=optimizers[0], depth=args.depth, width=args.width,
                      steps=args.steps, seeds=args.seeds, batch=args.batch, lr=lrs[0], probe_batch=args.batch)
+    load0 = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
     peak = dense_matmul_flops()
     print(f"dense matmul: {peak / 1e9:.1f} GFLOP/s ({torch.get_num_threads()} threads)", file=sys.stderr)
 
@@ -270,6 +281,14 @@ def main(argv: list[str] | None = None) -> int:
             f"here: {total['direct ceiling']:.1f}× in all.",
             "",
         ]
+        if opt == "sgd":
+            sections += [
+                f"Opt-in `gram=\"wishart\"` (`rsstab simulate --gram wishart`): for r > d the d×d Bartlett "
+                "factor of A₀ replaces A₀ (exact in distribution, not number by number; the cell then runs "
+                f"the direct form at rank d): {total['sim wishart s']:.2f} s in all "
+                f"(**{total['wishart speed-up']:.1f}×**).",
+                "",
+            ]
         if opt == "adam":
             prof_ranks = [r for r in ranks if r >= 512] or [max(ranks)]
             rows = [breakdown(replace(b, rank=r, gamma=1 / math.sqrt(r), method="direct")) for r in prof_ranks]
@@ -301,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         c = simulate_cell(cfg)
         lin.append({"cell": label, "seconds": c.seconds, "GFLOP": c.flops / 1e9, "GFLOP/s": c.flops / c.seconds / 1e9})
 
+    load1 = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
     note = (f"PEFT loop timed on {k} of {args.seeds} seeds per rank and scaled by {args.seeds}/{k}."
             if k != args.seeds else f"PEFT loop timed on all {args.seeds} seeds.")
     text = [
@@ -313,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Grid: ranks {', '.join(map(str, ranks))}; depth {args.depth}, width {args.width}, {args.steps} steps, "
         f"{args.seeds} seeds, batch {args.batch}, γ = 1/√r, float32, optimizers {', '.join(optimizers)}. "
         f"{note} Both sides include drawing weights and data, the training loop and the probes at the "
-        "first and last step. The machine is shared: figures are noisy, ratios are from one run.",
+        "first and last step. The machine is shared: figures are noisy, ratios are from one run "
+        f"(1-minute load average {load0:.1f} at the start, {load1:.1f} at the end, on {os.cpu_count()} CPUs).",
         "",
         f"Dense float32 matmul (1024², best of 8): **{peak / 1e9:.1f} GFLOP/s**.",
         "",

@@ -75,6 +75,7 @@ def empirical_verdict(
     seed: int = 0,
     adapted_layers: Sequence[int] | None = None,
     a_init_scale: Any = 1.0,
+    gram: str = "explicit",
     tolerance: float | None = None,
     out: str | None = None,
     scheduler: str | None = None,
@@ -88,7 +89,9 @@ def empirical_verdict(
     ``schedule`` is a Schedule, a callable ``f(r)`` or a text expression; ``constants`` gives its
     named constants values (default 1). ``adapted_layers`` and ``a_init_scale`` (a number or a
     function of r, see :func:`make_configs`) are passed to every cell; the other unset options
-    take :data:`DEFAULTS`. The cells (one per
+    take :data:`DEFAULTS`. ``gram="wishart"`` (SGD only) draws A₀'s d×d Bartlett factor instead of
+    A₀ itself when r > d: exact in distribution, and the cost no longer grows with r (see
+    :func:`rsstab.sim.draws.draw_seed`). The cells (one per
     rank, all seeds batched) run through :func:`rsstab.sweep.run_sweep`: in ``out`` (a resumable
     store) when given, else in a temporary directory; ``scheduler``/``workers`` choose where.
     Every cell records the fixed-gradient backward and the data statistics (SimConfig's
@@ -132,6 +135,8 @@ def empirical_verdict(
         raise RsstabError("an empirical verdict needs at least 1 training step")
     if adapted_layers is not None:
         opts["adapted_layers"] = tuple(adapted_layers)
+    if gram != "explicit":  # the default stays out of the configs (and of their store keys)
+        opts["gram"] = gram
     text = getattr(schedule, "text", None) or (schedule if isinstance(schedule, str) else "callable")
     configs = make_configs(schedule, ranks, label=text, constants=constants, a_init_scale=a_init_scale, **opts)
     t0 = time.perf_counter()

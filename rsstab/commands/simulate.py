@@ -63,6 +63,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=_positive_float, default=None, metavar="ETA",
                    help=f"learning rate (default: {DEFAULTS['lr']['sgd']:g} for sgd, {DEFAULTS['lr']['adam']:g} for adam)")
     p.add_argument("--seed", type=int, default=0, help="base random seed (default: 0)")
+    p.add_argument("--gram", choices=("explicit", "wishart"), default="explicit",
+                   help="explicit: draw A₀ (r×d; default). wishart (SGD only): for r > width draw the "
+                        "width×width Bartlett factor of A₀ instead — exact in distribution for Gaussian "
+                        "A₀, cost independent of r (ranks up to 2^30 in seconds)")
     p.add_argument("--set", dest="constants", action="append", default=[], metavar="NAME=VALUE",
                    help="value of a named constant of EXPR (repeatable; default 1)")
     p.add_argument("--tolerance", type=_positive_float, default=None,
@@ -176,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
     constants = parse_constants(args.constants)
     options = {
         k: getattr(args, k)
-        for k in ("ranks", "depth", "width", "steps", "seeds", "batch", "lr", "seed", "tolerance",
+        for k in ("ranks", "depth", "width", "steps", "seeds", "batch", "lr", "seed", "gram", "tolerance",
                   "out", "scheduler", "workers", "share_data", "fixed_batch")
     }
     verdict, out = report(args.expr, args.optimizer, constants, progress=args.progress, **options)

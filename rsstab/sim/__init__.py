@@ -27,6 +27,18 @@ The model (one *cell* = one rank, one γ_r, all seeds at once):
   ``γ·Y·(A₀ᵀA₀)·X``: r enters once, through ``K = A₀ᵀA₀``, and a step costs O(b·d² + d³) however
   large r is. This is the coherent sum of the theory made explicit (K ≈ (r/d)·I), and it makes
   ranks far above d cheap. Adam's element-wise normalisation breaks the form: Adam is direct.
+* **Rank for free** (``gram="wishart"``, opt-in, SGD only; ``rsstab simulate --gram wishart``):
+  the SGD dynamics and every probe depend on A₀ only through ``K = A₀ᵀA₀`` (equivalently through
+  the R of ``A₀ = Q·R``: a rank-d adapter started from R records the same numbers as the rank-r
+  one started from A₀). For Gaussian A₀ and r > d, K ~ Wishart_d(r, σ²I), so the d×d Bartlett
+  factor R (χ diagonal, N(0, 1) above it) is drawn instead of A₀ and the cell runs the direct form
+  at rank d: O(d²) draws and O(b·d²) per step whatever r (r = 2^30 at width 16 in a second). Exact
+  in distribution — not number by number: A₀'s draw is replaced, the base, teacher and data are
+  the same. It holds for any A₀ whose rows are iid N(0, σ²I) (the simulator's init at any
+  ``a_init_scale``); for other entry laws (e.g. PEFT's Kaiming-uniform) K's mean r·σ²·I and
+  off-diagonal variance r·σ⁴ agree but its diagonal variance is r·(E a⁴ − σ⁴) instead of 2r·σ⁴
+  (uniform: 0.8·r·σ⁴), so this is an approximation there. For r ≤ d A₀ itself is drawn (identical
+  rows to ``gram="explicit"``).
 * **Probes** at chosen steps, per layer and seed: ``moment1``, ``moment2``, ``moment4`` — the
   absolute m-th moments ``E|u|^m`` of the adapter output ``u = γ_r B A h`` on held-out inputs —
   ``forward`` (RMS of u), ``backward`` (RMS of ``γ_r Aᵀ Bᵀ v``, the gradient of the per-example

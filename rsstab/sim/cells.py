@@ -71,8 +71,9 @@ class CellResult:
 
 def _flops(cfg: SimConfig, n_steps: int, n_probes: int) -> float:
     """Multiply-add FLOPs of the adapter and base matmuls (2 per multiply-add). A layer without
-    an adapter costs its base matmuls only (2 b·d²: forward and backward; upper bound)."""
-    S, L, r, d, b, pb = cfg.seeds, cfg.depth, cfg.rank, cfg.width, cfg.batch, cfg.probe_batch
+    an adapter costs its base matmuls only (2 b·d²: forward and backward; upper bound). The rank
+    is :meth:`SimConfig.effective_rank` (the work done, not the rank simulated)."""
+    S, L, r, d, b, pb = cfg.seeds, cfg.depth, cfg.effective_rank(), cfg.width, cfg.batch, cfg.probe_batch
     La = len(cfg.adapter_layers())
     plain = 2 * S * (L - La) * 2 * d * d  # per example, layers without an adapter
     if cfg.resolved_method() == "reduced":
@@ -88,7 +89,7 @@ def _extra_flops(cfg: SimConfig, n_steps: int, n_probes: int) -> float:
     """The finite-width measurements: the fixed-gradient backward per probe (u′ through the
     adapter path; u′ itself once, a base backward) and the data statistics (a base forward and
     backward per step, G_t, and the probe products), upper bounds."""
-    S, L, r, d, b, pb = cfg.seeds, cfg.depth, cfg.rank, cfg.width, cfg.batch, cfg.probe_batch
+    S, L, r, d, b, pb = cfg.seeds, cfg.depth, cfg.effective_rank(), cfg.width, cfg.batch, cfg.probe_batch
     La = len(cfg.adapter_layers())
     extra = 0.0
     if cfg.fixed_output_grad:

@@ -8,6 +8,8 @@ only reads the defaults stays light.
 ((0, 2), 1e-05, 'direct')
 >>> SimConfig.from_dict(cfg.to_dict()) == cfg
 True
+>>> SimConfig(rank=2**30, gamma=1.0, width=16, gram="wishart").effective_rank()
+16
 >>> SimConfig(rank=8, gamma=0.5, share_data=True, fixed_output_grad=True).cell_quantities()[:2]
 ('forward_coherent', 'forward_incoherent')
 """
@@ -89,6 +91,9 @@ class SimConfig:
     divergence_factor: float = 1e6
     adapted_layers: tuple[int, ...] | None = None  # 0-based layers with an adapter; None: all
     a_init_scale: float = 1.0  # A₀ ~ N(0, a_init_scale²/d)
+    # "explicit": draw A₀ (r×d). "wishart" (SGD only, opt-in): for r > d draw the d×d Bartlett
+    # factor R of A₀ = Q·R instead (A₀ᵀA₀ = RᵀR ~ Wishart), exact in distribution, cost free of r.
+    gram: str = "explicit"
     # Finite-width measurements (rsstab.sim.finite); all off by default, and then nothing changes.
     share_data: bool = False  # every seed: seed 0's base, teacher and data; its own A
     fixed_batch: bool = False  # the first training batch at every step
@@ -132,6 +137,10 @@ class SimConfig:
         need(self.nonlinearity in ("relu", "linear"), f"nonlinearity must be relu or linear, got {self.nonlinearity!r}")
         need(self.dtype in ("float32", "float64"), f"dtype must be float32 or float64, got {self.dtype!r}")
         need(self.method in ("auto", "direct", "reduced"), f"method must be auto, direct or reduced, got {self.method!r}")
+        need(self.gram in ("explicit", "wishart"), f"gram must be explicit or wishart, got {self.gram!r}")
+        need(not (self.gram == "wishart" and self.optimizer != "sgd"),
+             "gram='wishart' is exact for SGD only (Adam's element-wise update is not rotation-invariant): "
+             "use gram='explicit' with adam")
         need(not (self.method == "reduced" and self.optimizer != "sgd"),
              "the reduced method is exact for SGD only: use method='direct' or 'auto' with adam")
         g = float(self.gamma)
@@ -151,9 +160,15 @@ class SimConfig:
         per-step cost (14·b·d² + 4·d³ per layer and seed) is below the direct one (12·b·d·r)."""
         if self.method != "auto":
             return self.method
-        b, d, r = self.batch, self.width, self.rank
+        b, d, r = self.batch, self.width, self.effective_rank()
         cheaper = 14 * b * d * d + 4 * d**3 < 12 * b * d * r
         return "reduced" if self.optimizer == "sgd" and cheaper else "direct"
+
+    def effective_rank(self) -> int:
+        """The number of rows of the drawn A₀: ``rank``, or ``min(rank, width)`` with
+        ``gram="wishart"`` (the d×d Bartlett factor stands for A₀ when r > d)."""
+        r = int(self.rank)
+        return min(r, int(self.width)) if self.gram == "wishart" else r
 
     def adapter_layers(self) -> tuple[int, ...]:
         """The 0-based indices of the layers that carry an adapter, ascending."""

@@ -14,7 +14,7 @@ import torch
 
 from rsstab.sim.config import SimConfig
 
-__all__ = ["draw_seed", "draw_cell", "draw_output_grad", "teacher_forward", "batch_slice", "SHARED"]
+__all__ = ["draw_seed", "draw_cell", "bartlett_factor", "seed_shapes", "draw_output_grad", "teacher_forward", "batch_slice", "SHARED"]
 
 #: The draws that ``share_data`` takes from seed 0 for every seed (A stays per seed).
 SHARED = ("W", "T", "x", "xt")
@@ -36,25 +36,70 @@ def _haar(n: int, d: int, gen: torch.Generator) -> torch.Tensor:
     return q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)
 
 
-def draw_seed(cfg: SimConfig, s: int) -> dict[str, torch.Tensor]:
+def bartlett_factor(n: int, d: int, r: int, gen: torch.Generator) -> torch.Tensor:
+    """n upper-triangular d×d factors ``R`` (float64) distributed as the R of the QR
+    decomposition ``G = Q·R`` (positive diagonal) of an r×d matrix ``G`` of iid N(0, 1), r ≥ d:
+    ``R_ii = √χ²(r − i)`` (0-based i), ``R_ij ~ N(0, 1)`` above the diagonal, all independent —
+    the Bartlett decomposition, so ``RᵀR = GᵀG ~ Wishart_d(r, I)``. O(d²) draws whatever r is."""
+    if r < d:
+        raise ValueError(f"the Bartlett factor needs r ≥ d, got r={r}, d={d}")
+    R = torch.randn(n, d, d, generator=gen, dtype=torch.float64).triu_(1)
+    half_df = (float(r) - torch.arange(d, dtype=torch.float64)).div_(2).expand(n, d).contiguous()
+    chi = torch._standard_gamma(half_df, generator=gen).mul_(2).sqrt_()  # χ²(ν) = 2·Gamma(ν/2)
+    R.diagonal(dim1=-2, dim2=-1).copy_(chi)
+    return R
+
+
+def draw_seed(
+    cfg: SimConfig, s: int, out: dict[str, torch.Tensor] | None = None
+) -> dict[str, torch.Tensor]:
     """The random draws of seed ``s`` of a cell, in float64 (no seed axis): base ``W``
     (depth, d, d), teacher ``T``, training inputs ``x`` ((steps+1)·batch, d), held-out ``xt`` and
     adapters ``A`` (depth, r, d) — drawn for every layer, adapted or not, so that the draws of a
     layer do not depend on ``adapted_layers``. Depends only on (cfg.seed, s), the shapes and
-    ``a_init_scale`` (which multiplies A)."""
+    ``a_init_scale`` (which multiplies A). ``out`` (float64 tensors of these shapes, e.g. views of
+    a cell's stacked draws) receives the draws in place: the same numbers, no copies.
+
+    With ``cfg.gram == "wishart"`` and r > d, ``A`` is (depth, d, d): ``a_init_scale/√d`` times
+    the :func:`bartlett_factor` R — the R of ``A₀ = Q·R`` (Q: r×d, orthonormal columns). SGD from
+    B₀ = 0 keeps every A_t = Q·Ã_t and B_t = B̃_t·Qᵀ, and every recorded quantity (adapter output,
+    gradients into the layer inputs, Frobenius norms of ∇A and ∇B) is the same for (A₀, B) as for
+    (R, B̃): a rank-d adapter starting from R has exactly the distribution of the rank-r one."""
     d, L, r, k = cfg.width, cfg.depth, cfg.rank, cfg.teacher_rank
+    o = out or {}
+    f64 = torch.float64
     gain = math.sqrt(2.0) if cfg.nonlinearity == "relu" else 1.0
     gen = _generator(cfg.seed, s)
-    W = gain * _haar(L, d, gen)
-    U = torch.randn(L, d, k, generator=gen, dtype=torch.float64)
-    V = torch.randn(L, d, k, generator=gen, dtype=torch.float64)
-    T = W + cfg.teacher_scale * U @ V.transpose(1, 2) / math.sqrt(k * d)
-    x = torch.randn((cfg.steps + 1) * cfg.batch, d, generator=gen, dtype=torch.float64)
-    xt = torch.randn(cfg.probe_batch, d, generator=gen, dtype=torch.float64)
+    W = torch.mul(_haar(L, d, gen), gain, out=o.get("W"))
+    U = torch.randn(L, d, k, generator=gen, dtype=f64)
+    V = torch.randn(L, d, k, generator=gen, dtype=f64)
+    T = torch.add(W, cfg.teacher_scale * U @ V.transpose(1, 2) / math.sqrt(k * d), out=o.get("T"))
+    x = _randn(((cfg.steps + 1) * cfg.batch, d), gen, o.get("x"))
+    xt = _randn((cfg.probe_batch, d), gen, o.get("xt"))
     # A last: the base, teacher and data of seed s are shared by every rank (common random
     # numbers make slopes across ranks less noisy).
-    A = torch.randn(L, r, d, generator=gen, dtype=torch.float64).mul_(cfg.a_init_scale / math.sqrt(d))
+    if cfg.gram == "wishart" and r > d:
+        A = bartlett_factor(L, d, r, gen).mul_(cfg.a_init_scale / math.sqrt(d))
+        if "A" in o:
+            A = o["A"].copy_(A)
+    else:
+        A = _randn((L, r, d), gen, o.get("A")).mul_(cfg.a_init_scale / math.sqrt(d))
     return {"W": W, "T": T, "x": x, "xt": xt, "A": A}
+
+
+def _randn(shape: tuple[int, ...], gen: torch.Generator, out: torch.Tensor | None) -> torch.Tensor:
+    """``torch.randn(shape)`` in float64, into ``out`` when given (the same numbers)."""
+    if out is None:
+        return torch.randn(shape, generator=gen, dtype=torch.float64)
+    return torch.randn(shape, generator=gen, dtype=torch.float64, out=out)
+
+
+def seed_shapes(cfg: SimConfig) -> dict[str, tuple[int, ...]]:
+    """The shapes of :func:`draw_seed`'s draws (``A``: (depth, r_eff, d), r_eff =
+    :meth:`SimConfig.effective_rank`)."""
+    d, L = cfg.width, cfg.depth
+    return {"W": (L, d, d), "T": (L, d, d), "x": ((cfg.steps + 1) * cfg.batch, d),
+            "xt": (cfg.probe_batch, d), "A": (L, cfg.effective_rank(), d)}
 
 
 def draw_output_grad(cfg: SimConfig, s: int) -> torch.Tensor:
@@ -78,7 +123,7 @@ def teacher_forward(T: torch.Tensor, x: torch.Tensor, relu: bool) -> torch.Tenso
     for layer in range(L):
         h = h @ T[..., layer, :, :].transpose(-1, -2)
         if relu and layer < L - 1:
-            h = torch.relu(h)
+            h = h.relu_()  # in place on the fresh product: the same numbers, no new buffer
     return h
 
 
@@ -89,11 +134,13 @@ def draw_cell(cfg: SimConfig) -> dict[str, torch.Tensor]:
     With ``share_data`` the draws in :data:`SHARED` are seed 0's for every seed. With
     ``fixed_output_grad`` or ``data_stats``, ``U`` (seeds, probe_batch, width) holds the fixed
     output gradients (seed 0's for every seed with ``share_data``)."""
-    per_seed = [draw_seed(cfg, s) for s in range(cfg.seeds)]
-    out = {n: torch.stack([p[n] for p in per_seed]) for n in per_seed[0]}
+    S = cfg.seeds
+    out = {n: torch.empty((S, *shape), dtype=torch.float64) for n, shape in seed_shapes(cfg).items()}
+    for s in range(S):
+        draw_seed(cfg, s, {n: t[s] for n, t in out.items()})
     if cfg.share_data:
         for n in SHARED:
-            out[n] = out[n][:1].expand_as(out[n]).contiguous()
+            out[n][1:] = out[n][:1]
     if cfg.fixed_output_grad or cfg.data_stats:
         us = [draw_output_grad(cfg, 0 if cfg.share_data else s) for s in range(cfg.seeds)]
         out["U"] = torch.stack(us)

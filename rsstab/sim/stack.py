@@ -260,9 +260,10 @@ class DirectStack(Stack):
 
     def __init__(self, cfg: SimConfig, init: Mapping[str, torch.Tensor]) -> None:
         super().__init__(cfg, init)
-        dt, S, r, d = self.dtype, cfg.seeds, cfg.rank, cfg.width
+        dt, S, d = self.dtype, cfg.seeds, cfg.width
         La = len(self.adapted)
         A = self._initial_A(init)
+        r = A.shape[-2]  # cfg.rank, or d for a Bartlett factor (gram="wishart")
         # Cast and transpose in one pass (no float64 (La,S,r,d) intermediate: r·d-sized at large r).
         self.down = torch.empty(A.shape[1], A.shape[0], r, d, dtype=dt).copy_(A.transpose(0, 1))  # (La,S,r,d)
         self.up = torch.zeros(La, S, d, r, dtype=dt)
