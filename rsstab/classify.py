@@ -35,6 +35,7 @@ from rsstab.asymptotics import ZERO, Growth, growth_of
 from rsstab.errors import RsstabError, ScheduleError
 from rsstab.regimes import WidthTable, check_ranks, check_width, limit_regime, none_fields, width_table
 from rsstab.schedule import R, Schedule, as_schedule
+from rsstab.schema import json_safe
 from rsstab.vocab import (ADAM_SIGN, BLOW_UP, COLLAPSE, INDETERMINATE, LABELS, STABLE, AdamRegime, Label,
                           Optimizer, check_optimizer)
 
@@ -141,21 +142,11 @@ class Verdict:
         data["quantities"] = {k: QuantityVerdict(**v) for k, v in data["quantities"].items()}
         data["table"] = tuple((int(t["r"]), _num(t["gamma"]), _num(t["stability"])) for t in data["table"])
         data["notes"] = tuple(data["notes"])
-        for extra in ("also", "also_lr_exponent", "headline", "adam_eps", "simulation"):  # added by `rsstab check --json`
+        for extra in ("schema_version", "command", "stable", "reason_kind", "other_regime", "headline",
+                      "adam_eps", "simulation"):  # added by `rsstab check --json`
             data.pop(extra, None)
         data["width"] = WidthTable.from_json_fields(data, data["optimizer"])
         return cls(**data)
-
-
-def json_safe(x: object) -> object:
-    """Replace non-finite floats by the strings "inf", "-inf", "nan" (strict JSON)."""
-    if isinstance(x, float) and not math.isfinite(x):
-        return "inf" if x > 0 else "-inf" if x < 0 else "nan"
-    if isinstance(x, dict):
-        return {k: json_safe(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [json_safe(v) for v in x]
-    return x
 
 
 def _num(x: object) -> float:

@@ -16,7 +16,8 @@ from typing import Any
 
 from rsstab.errors import RsstabError
 from rsstab.sim.config import DEFAULTS
-from rsstab.vocab import SUMMARY_QUANTITIES, Label, Optimizer, check_optimizer, combine_labels
+from rsstab.vocab import (BLOW_UP, INDETERMINATE, SUMMARY_QUANTITIES, VOTING_QUANTITIES, Label, Optimizer,
+                          check_optimizer, combine_labels)
 
 __all__ = ["EmpiricalVerdict", "empirical_verdict", "render_empirical"]
 
@@ -44,6 +45,8 @@ class EmpiricalVerdict:
     settings: dict[str, Any]
     seconds: float
     split: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    #: why the label, in one sentence, with what to do when it is indeterminate
+    reason: str = ""
     rows: list[dict[str, Any]] = field(default_factory=list, repr=False)
     cells: dict[int, dict[str, Any]] = field(default_factory=dict, repr=False)
 
@@ -52,6 +55,7 @@ class EmpiricalVerdict:
             "label": self.label,
             "optimizer": self.optimizer,
             "schedule": self.schedule,
+            "reason": self.reason,
             "diverged": bool(any(self.diverged.values())),
             "diverged_seeds": {str(r): s for r, s in self.diverged.items() if s},
             "quantities": {q: {**f.as_dict(), **self.split.get(q, {})} for q, f in self.fits.items()},
@@ -161,9 +165,10 @@ def empirical_verdict(
     if share_data:
         for q, source in (("forward", "forward"), ("backward", "backward_fixed")):
             split[q] = {part: _split_values(rows, f"{source}_{part}") for part in ("coherent", "incoherent")}
-    label = combine_labels([fits["forward"].label, fits["backward"].label])
+    label, reason = _label_and_reason(fits, diverged, ranks, opts["seeds"], opts["width"], tol)
     return EmpiricalVerdict(
         label=label,
+        reason=reason,
         optimizer=optimizer,
         schedule=text,
         fits=fits,
@@ -175,6 +180,33 @@ def empirical_verdict(
         rows=rows,
         cells={int(c["rank"]): c for c in configs},
     )
+
+
+def _label_and_reason(fits: Mapping[str, Any], diverged: Mapping[int, list[int]], ranks: Sequence[int],
+                      seeds: int, width: int, tol: float) -> tuple[Label, str]:
+    """The empirical label and why. Training that diverged for every seed at the largest ranks
+    (and at every larger rank too) is a blow-up, not an unfittable run; an indeterminate verdict
+    says what would decide it (more seeds, ranks away from the width, a lower learning rate)."""
+    whole = sorted(r for r in ranks if seeds and len(diverged.get(r, [])) >= seeds)
+    if whole and all(r in whole for r in ranks if r >= whole[0]):
+        return BLOW_UP, (f"training diverged for every seed at r ≥ {whole[0]} (and not below): "
+                         "the update grows with the rank until it diverges")
+    parts = [f"{q}: slope {fits[q].slope:+.3f}, interval [{fits[q].ci[0]:+.3f}, {fits[q].ci[1]:+.3f}] → {fits[q].label}"
+             for q in VOTING_QUANTITIES]
+    label = combine_labels(fits[q].label for q in VOTING_QUANTITIES)
+    reason = "; ".join(parts)
+    if label == INDETERMINATE:
+        hints = []
+        if any(diverged.get(r) for r in ranks):
+            hints.append("some seeds diverged (no slope through them): lower the learning rate")
+        if any(math.isfinite(fits[q].slope) and fits[q].ci[0] <= tol <= fits[q].ci[1] or
+               math.isfinite(fits[q].slope) and fits[q].ci[0] <= -tol <= fits[q].ci[1] for q in VOTING_QUANTITIES):
+            hints.append(f"an interval straddles the ±{tol:g} band: more seeds narrow it (∝ 1/√seeds; now {seeds})")
+        if min(ranks) <= width:
+            hints.append(f"ranks at or below the width ({width}) are where the incoherent part dominates the "
+                         "RMS: use ranks well above it, or --share-data to measure the coherent part")
+        reason += " — indeterminate: " + "; ".join(hints or ["no power law fits the measured values"])
+    return label, reason
 
 
 def _layer_rms(rows: Sequence[Mapping[str, Any]], quantity: str) -> tuple[list[int], Any]:
@@ -219,7 +251,8 @@ def render_empirical(verdict: EmpiricalVerdict, theory: Mapping[str, float | Non
         f"simulation: γ_r = {verdict.schedule}    [optimizer: {verdict.optimizer}, "
         f"depth {s['depth']}, width {s['width']}, {s['steps']} steps, {s['seeds']} seeds, "
         f"batch {s['batch']}, lr {s['lr']:g}; {verdict.seconds:.1f} s]",
-        f"empirical verdict: {verdict.label}",
+        f"empirical verdict: {verdict.label} (at this fixed learning rate)",
+        f"why: {verdict.reason}",
     ]
     n_div = sum(len(v) for v in verdict.diverged.values())
     if n_div:

@@ -64,22 +64,9 @@ class LayerPrediction:
         return self.coherent2 + self.incoherent2
 
 
-def predict_layer(
-    quantity: str, optimizer: str, stats: Mapping[str, float], *, rank: int, width: int, gamma: float,
-    lr: float, steps: int, a_init_scale: float = 1.0,
-) -> LayerPrediction:
-    """The exact finite-(r, d) prediction for one adapted layer from its data statistics ``stats``
-    (the module table).
-
-    >>> st = {"data_grad_probe2": 2.0, "data_grad_fro2": 4.0, "probe_input2": 8.0}
-    >>> p = predict_layer("forward", "sgd", st, rank=4, width=8, gamma=1.0, lr=1.0, steps=1)
-    >>> p.d_eff, p.coherent2 * 8 * 64, p.incoherent2 * 8 * 64   # σ_A² = 1/8; r² P, r (d_eff + 1) P
-    (16.0, 32.0, 136.0)
-    """
-    d, r = float(width), float(rank)
-    s2 = (a_init_scale**2) / d  # σ_A²
-    if quantity not in PREDICTED_SOURCES:
-        raise RsstabError(f"no prediction for quantity {quantity!r}: expected one of {', '.join(PREDICTED_SOURCES)}")
+def _scale(quantity: str, optimizer: str, stats: Mapping[str, float], *, d: float, gamma: float, lr: float,
+           steps: int, s2: float) -> tuple[float, float]:
+    """The rank-free factor of the mean square and d_eff (see :func:`predict_layer`)."""
     if optimizer == "sgd":
         base = lr**2 * gamma**4 * s2**2
         if quantity == "forward":
@@ -97,6 +84,29 @@ def predict_layer(
             scale, d_eff = base * Su / d, (d * Q / Su if Su > 0 else math.inf)
     else:
         raise RsstabError(f"unknown optimizer {optimizer!r}")
+    return scale, d_eff
+
+
+def predict_layer(
+    quantity: str, optimizer: str, stats: Mapping[str, float], *, rank: int, width: int, gamma: float,
+    lr: float, steps: int, a_init_scale: float = 1.0,
+) -> LayerPrediction:
+    """The exact finite-(r, d) prediction for one adapted layer from its data statistics ``stats``
+    (the module table).
+
+    >>> st = {"data_grad_probe2": 2.0, "data_grad_fro2": 4.0, "probe_input2": 8.0}
+    >>> p = predict_layer("forward", "sgd", st, rank=4, width=8, gamma=1.0, lr=1.0, steps=1)
+    >>> p.d_eff, p.coherent2 * 8 * 64, p.incoherent2 * 8 * 64   # σ_A² = 1/8; r² P, r (d_eff + 1) P
+    (16.0, 32.0, 136.0)
+    """
+    d, r = float(width), float(rank)
+    s2 = (a_init_scale**2) / d  # σ_A²
+    if quantity not in PREDICTED_SOURCES:
+        raise RsstabError(f"no prediction for quantity {quantity!r}: expected one of {', '.join(PREDICTED_SOURCES)}")
+    try:
+        scale, d_eff = _scale(quantity, optimizer, stats, d=d, gamma=gamma, lr=lr, steps=steps, s2=s2)
+    except OverflowError:  # e.g. lr = 1e308: no finite prediction (the run diverges anyway)
+        scale, d_eff = math.inf, math.inf
     if not (math.isfinite(scale) and math.isfinite(d_eff)):
         return LayerPrediction(math.nan, math.nan, d_eff)
     coh, inc = width_coefficients(quantity, optimizer, d_eff)

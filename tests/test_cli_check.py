@@ -51,7 +51,7 @@ def test_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
     for q in d["quantities"].values():
         assert {"order", "exponent", "label", "law"} <= set(q)
     assert d["quantities"]["forward"]["exponent"] == 0.0
-    assert d["also"] == {"sgd": "collapse"}
+    assert d["other_regime"] == {"optimizer": "sgd", "label": "collapse", "lr_exponent": 1.0}
     assert len(d["table"]) == 10 and d["table"][0] == {"r": 4, "gamma": 4.0, "stability": 16.0}
 
 
@@ -119,7 +119,7 @@ def test_adam_rslora_is_a_fixed_learning_rate_statement_with_its_rule(capsys: py
     assert d["lr_exponent"] == -0.5 and d["lr_exponent_exact"] == "-1/2"
     assert d["headline"] == "blow-up at a fixed learning rate — rank-stabilized with η ∝ r^-1/2"
     assert "at a fixed learning rate" in d["reason"] and "blow up" not in d["reason"]
-    assert d["also"] == {"sgd": "rank-stabilized"} and d["also_lr_exponent"] == {"sgd": 0.0}
+    assert d["other_regime"] == {"optimizer": "sgd", "label": "rank-stabilized", "lr_exponent": 0.0}
     assert main(["check", "alpha/sqrt(r)", "--optimizer", "adam"]) == 1
     out = capsys.readouterr().out
     assert out.splitlines()[1] == "verdict: blow-up at a fixed learning rate — rank-stabilized with η ∝ r^-1/2"
@@ -255,3 +255,31 @@ def test_several_schedules_give_a_table_from_args_and_stdin() -> None:
     bad = run_cli("check", "alpha/sqrt(r)", "alpha/rank")
     assert bad.returncode == 2 and "invalid" in bad.stdout and "did you mean r?" in bad.stderr
     assert run_cli("check", "1/r", "2/r", "--simulate").returncode == 2
+
+
+def test_one_json_schema_across_commands(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """check, check (several), transfer, peft and simulate print the same leading keys, with the
+    same names for the same things, UTF-8 unescaped."""
+    from rsstab.schema import COMMON_KEYS, SCHEMA_VERSION
+
+    (tmp_path / "adapter_config.json").write_text(json.dumps(
+        {"peft_type": "LORA", "r": 16, "lora_alpha": 32, "use_rslora": True, "target_modules": ["q_proj"]}))
+    runs = {
+        "check": run_cli("check", "alpha/sqrt(r)", "--json"),
+        "check-table": run_cli("check", "alpha/sqrt(r)", "alpha/r", "--json"),
+        "transfer": run_cli("transfer", "alpha/sqrt(r)", "--from-rank", "16", "--to-rank", "64", "--lr", "1e-4",
+                            "--json"),
+        "peft": run_cli("peft", str(tmp_path / "adapter_config.json"), "--json"),
+        "simulate": run_cli("simulate", "1/sqrt(r)", "--ranks", "64,256", "--seeds", "2", "--steps", "2",
+                            "--json"),
+    }
+    for name, p in runs.items():
+        assert p.returncode in (0, 1), (name, p.stderr)
+        d = json.loads(p.stdout)
+        assert list(d)[: len(COMMON_KEYS)] == list(COMMON_KEYS), name
+        assert d["schema_version"] == SCHEMA_VERSION and isinstance(d["notes"], list), name
+        assert isinstance(d["reason"], str) and d["reason"], name
+        assert "also" not in d and "warnings" not in d and "theory_label" not in d, name
+        assert "\\u" not in p.stdout, name  # UTF-8 text, not escaped
+    assert json.loads(runs["check"].stdout)["stable"] is True
+    assert json.loads(runs["peft"].stdout)["optimizer"] == "adam"  # adamw: Adam's regime

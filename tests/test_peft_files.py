@@ -190,12 +190,12 @@ def test_unmatched_pattern_warns(saved, capsys):
     _, report, err = _cli_json(capsys, saved["typo"][0])
     assert "rsstab: warning: rank_pattern key 'qq' matches no adapted module" in err
     assert "rsstab: warning: alpha_pattern key 'heads' matches no adapted module" in err
-    assert len(report["warnings"]) == 2
+    assert len(report["notes"]) == 2
     _, clean, err_clean = _cli_json(capsys, saved["lora"][0])
-    assert clean["warnings"] == [] and err_clean == ""
+    assert clean["notes"] == [] and err_clean == ""
     # A specific key and a general one both matching a module: reported, since only file order decides.
     _, overlap, _ = _cli_json(capsys, saved["patterns"][0])
-    assert len(overlap["warnings"]) == 1 and "'layers.1.mlp.0' matches rank_pattern keys" in overlap["warnings"][0]
+    assert len(overlap["notes"]) == 1 and "'layers.1.mlp.0' matches rank_pattern keys" in overlap["notes"][0]
 
 
 def test_overlapping_alpha_keys_follow_file_order_and_warn(saved, capsys):

@@ -142,18 +142,16 @@ def run(args: argparse.Namespace) -> int:
                 print(render(verdict, also))
             raise
     if args.json:
-        import json
+        from rsstab.schema import dumps, envelope
 
         d = verdict.to_dict()
-        d["also"] = {other: also.label}
-        d["also_lr_exponent"] = {other: also.lr_exponent}
+        d["other_regime"] = {"optimizer": other, "label": also.label, "lr_exponent": also.lr_exponent}
         if eps is not None:
             d["adam_eps"] = eps.to_dict()
         if empirical is not None:
             d["simulation"] = empirical.as_dict()
-        from rsstab.classify import json_safe
-
-        print(json.dumps(json_safe(d), ensure_ascii=False, indent=2))
+        print(dumps(envelope("check", stable=verdict.stable, label=verdict.label, optimizer=verdict.optimizer,
+                             schedule=verdict.schedule, reason=verdict.reason, notes=verdict.notes, body=d)))
     else:
         print(render(verdict, also))
         if eps is not None:
@@ -176,7 +174,7 @@ def run_table(exprs: list[str], optimizer: str, constants: dict[str, float], lr_
     """Several schedules: one row each (both regimes and their learning-rate rules), for course
     sheets and sweeps over candidate rules. Exit 0 when every schedule is rank-stabilized in
     ``optimizer``'s regime, 1 when one is not, 2 when one is invalid (its row says why)."""
-    from rsstab.classify import check, json_safe
+    from rsstab.classify import check
 
     other = "adam" if optimizer == "sgd" else "sgd"
     rows: list[dict[str, object]] = []
@@ -192,9 +190,12 @@ def run_table(exprs: list[str], optimizer: str, constants: dict[str, float], lr_
                      other: w.label, f"{other}_lr_exponent": w.lr_exponent, "method": v.method})
     code = 2 if any("error" in r for r in rows) else 0 if all(r.get("stable") for r in rows) else 1
     if as_json:
-        import json
+        from rsstab.schema import dumps, envelope
 
-        print(json.dumps(json_safe({"optimizer": optimizer, "schedules": rows}), ensure_ascii=False, indent=2))
+        labels = {str(r["label"]) for r in rows if "label" in r}
+        print(dumps(envelope("check", stable=code == 0, label=labels.pop() if len(labels) == 1 else None,
+                             optimizer=optimizer, schedule=None,
+                             reason=f"{len(rows)} schedules, one row each", notes=[], body={"schedules": rows})))
         return code
 
     def p(x: object) -> str:

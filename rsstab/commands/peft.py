@@ -18,7 +18,6 @@ shape agrees with the config, 1 otherwise, 2 for bad input.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -131,9 +130,12 @@ def run(args: argparse.Namespace) -> int:
             "caveats": list(assessment.caveats),
             "verdict": verdict.to_dict() if verdict else None,
             "modules": rows,
-            "warnings": list(report.warnings),
         }
-        print(json.dumps(out, indent=2, default=str))
+        from rsstab.schema import dumps, envelope
+
+        reason = verdict.reason if verdict is not None else "; ".join(assessment.caveats)
+        print(dumps(envelope("peft", stable=ok, label=assessment.label, optimizer=assessment.optimizer,
+                             schedule=cfg.schedule, reason=reason, notes=report.warnings, body=out)))
         return 0 if ok else 1
     src = "modules from the safetensors keys" if report.from_weights else "bare config: one row per pattern + default"
     print(f"{report.path}: use_rslora={str(cfg.use_rslora).lower()}  schedule {cfg.schedule}  ({src})")

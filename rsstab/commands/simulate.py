@@ -99,8 +99,8 @@ def report(
 
     The dict has ``label``, ``optimizer``, ``diverged`` and ``quantities`` (each with ``slope``,
     ``ci``, ``theory``, ``agrees`` (|slope − theory| ≤ the ``tolerance`` option, default 0.1),
-    ``ranks``, ``values``, …), plus the symbolic verdict's label as ``theory_label`` (at a fixed
-    learning rate, ``lr``) and its learning-rate rule ``lr_exponent`` (η ∝ r^lr_exponent).
+    ``ranks``, ``values``, …), plus the symbolic verdict (``symbolic``: label and headline at a
+    fixed learning rate, ``lr``) and its learning-rate rule ``lr_exponent`` (η ∝ r^lr_exponent).
     ``forward`` and ``backward`` also carry ``predicted`` (per rank, the exact finite-(r, d)
     prediction of ``values`` from the simulation's own A-independent data statistics,
     :mod:`rsstab.predict`), ``predicted_coherent``/``predicted_incoherent``, ``predicted_d_eff``,
@@ -114,10 +114,10 @@ def report(
     symbolic = rsstab.check(expr, optimizer=optimizer, constants=constants or None)
     verdict = empirical_verdict(expr, optimizer, constants=constants, **options)
     out = verdict.as_dict()
-    out["theory_label"] = symbolic.label
+    out["symbolic"] = {"label": symbolic.label, "headline": symbolic.headline, "lr": symbolic.lr,
+                       "lr_exponent": symbolic.lr_exponent, "lr_exponent_exact": symbolic.lr_exponent_exact}
     out["lr"] = symbolic.lr  # the simulation uses one learning rate at every rank
     out["lr_exponent"], out["lr_exponent_exact"] = symbolic.lr_exponent, symbolic.lr_exponent_exact
-    out["theory_headline"] = symbolic.headline
     tolerance = options.get("tolerance")
     tol = DEFAULT_TOLERANCE if tolerance is None else float(tolerance)
     for q, fit in verdict.fits.items():
@@ -185,14 +185,17 @@ def run(args: argparse.Namespace) -> int:
     }
     verdict, out = report(args.expr, args.optimizer, constants, progress=args.progress, **options)
     if args.json:
-        import json
+        from rsstab.schema import dumps, envelope
 
-        print(json.dumps(out, ensure_ascii=False, indent=2))
+        notes = [out["prediction"]] if isinstance(out.get("prediction"), str) else []
+        print(dumps(envelope("simulate", stable=verdict.label == STABLE, label=verdict.label,
+                             optimizer=verdict.optimizer, schedule=verdict.schedule, reason=verdict.reason,
+                             notes=notes, body=out)))
     else:
         theory = {q: d["theory"] for q, d in out["quantities"].items()}
         print(render_empirical(verdict, theory))
         print()
         print(render_predictions(out))
-        print(f"\nsymbolic verdict ({args.optimizer}): {out['theory_headline']}")
+        print(f"\nsymbolic verdict ({args.optimizer}): {out['symbolic']['headline']}")
     sys.stdout.flush()
     return 0 if verdict.label == STABLE else 1

@@ -102,9 +102,7 @@ def run(args: argparse.Namespace) -> int:
     mine = results[args.optimizer]
     order = [args.optimizer] + [o for o in results if o != args.optimizer]
     if args.json:
-        import json
-
-        from rsstab.classify import json_safe
+        from rsstab.schema import dumps, envelope
 
         out = {
             "schedule": mine.schedule, "optimizer": args.optimizer, "from_rank": args.from_rank,
@@ -113,7 +111,8 @@ def run(args: argparse.Namespace) -> int:
             "lr_exponent_exact": mine.lr_exponent_exact, "rule": mine.rule,
             "regimes": {o: results[o].to_dict() for o in order},
         }
-        print(json.dumps(json_safe(out), ensure_ascii=False, indent=2))
+        print(dumps(envelope("transfer", stable=None, label=None, optimizer=args.optimizer, schedule=mine.schedule,
+                             reason=mine.rule, notes=[], body=out)))
         return 0
     print(f"γ_r = {mine.schedule}: η = {_fmt(args.lr)} tuned at r = {args.from_rank}, moved to r = {args.to_rank}")
     print(f"predicted η at r = {args.to_rank}: {_fmt(mine.lr_to)}  ({args.optimizer})")
