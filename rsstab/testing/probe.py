@@ -137,6 +137,7 @@ def measure(
     base_seed: int = 0,
     draw: int = 0,
     keep: bool = False,
+    coherent_probes: int | None = None,
 ) -> Measurement:
     """Build ``factory(rank)``, train it ``steps`` steps on the synthetic task, and probe it.
 
@@ -144,7 +145,13 @@ def measure(
     frozen parameter and buffer from draw 0's module, so draws 0, 1, … of one ``seed`` share the
     base and the data and differ only in the adapters' random initialisation (the A of LoRA).
     ``keep`` returns the learned change and the backward tangent as tensors (see
-    :class:`Measurement`).
+    :class:`Measurement`), on ``max(probe_batch, coherent_probes)`` held-out inputs (default
+    ``coherent_probes``: the input width): the first ``probe_batch`` are those of the RMS values,
+    the others are drawn after the task, so the task and the RMS values do not depend on
+    ``coherent_probes``. The coherent part is estimated from products of draws whose incoherent
+    squares, at r ≪ width, are ~width/r times the coherent one; averaging them over fewer held-out
+    inputs than the width leaves an error larger than that of the draws themselves (see
+    :func:`rsstab.testing.stability.check_rank_stability`).
 
     Raises:
         RsstabError: the factory does not return a module, the module has no trainable
@@ -195,6 +202,15 @@ def measure(
         y_train = torch.cat([_call(module, x_train[i : i + batch], rank, d_out) for i in range(0, len(x_train), batch)])
         y_train = y_train + x_train @ teacher.T
         y_test = out0 + x_test @ teacher.T
+        n_keep = max(probe_batch, width if coherent_probes is None else int(coherent_probes))
+        if keep and n_keep > probe_batch:
+            x_more = torch.randn(n_keep - probe_batch, width, generator=gen, dtype=torch.float64).to(device, dt)
+            out0_more = _call(module, x_more, rank, d_out)
+            x_keep = torch.cat([x_test, x_more])
+            out0_keep = torch.cat([out0, out0_more])
+            y_keep = torch.cat([y_test, out0_more + x_more @ teacher.T])
+        else:
+            x_keep, out0_keep, y_keep = x_test, out0, y_test
 
     if optimizer == "sgd":
         opt: torch.optim.Optimizer = torch.optim.SGD(params, lr=lr)
@@ -228,8 +244,12 @@ def measure(
             backward, method = _backward(module, f0, initial, delta, x_test, v)
             values["backward"] = backward
             if keep:
-                change_kept = change.detach().double()
-                tangent_kept = _backward(module, f0, initial, delta, x_test, out0 - y_test, tensor=True)[0]
+                if x_keep is x_test:
+                    change_kept = change.detach().double()
+                else:
+                    with torch.no_grad():
+                        change_kept = (_call(module, x_keep, rank, d_out) - f0(x_keep)).double()
+                tangent_kept = _backward(module, f0, initial, delta, x_keep, out0_keep - y_keep, tensor=True)[0]
         else:
             diverged = steps
     for p in params:
