@@ -25,12 +25,17 @@ skipped), so nothing hangs.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import time
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import sympy
 
-from rsstab.asymptotics.limits import by_limits
-from rsstab.asymptotics.numeric import FLOAT_KS, MP_KS, log_value_float, log_value_mp, numeric
+from rsstab.asymptotics.limits import by_limits, weak
+from rsstab.asymptotics.numeric import (MP_KS, Samples, agrees_with_limit, callable_growth, cross_check,
+                                        log_value_float, numeric_growth, positivity)
 from rsstab.asymptotics.scales import LOG, LOGLOG, ZERO, Growth, Scale
 from rsstab.asymptotics.structural import structural
 from rsstab.errors import ScheduleError
@@ -40,7 +45,10 @@ from rsstab.timelimit import time_limit as time_limit_
 
 __all__ = ["Scale", "Growth", "growth", "growth_of", "TIME_LIMIT", "ZERO", "LOG", "LOGLOG"]
 
-TIME_LIMIT = 4.0  # seconds for all symbolic work on one expression
+TIME_LIMIT = 4.0  # seconds for all symbolic work on one expression (cross-checks included)
+NUMERIC_TIME_LIMIT = 1.0  # seconds for sampling γ in the numeric fallback
+
+T = TypeVar("T")
 
 
 def growth(expr: sympy.Expr, constants: dict[str, float] | None = None,
@@ -62,48 +70,101 @@ def growth(expr: sympy.Expr, constants: dict[str, float] | None = None,
 def _growth(expr: sympy.Expr, constants: tuple[tuple[str, float], ...], time_limit: float) -> Growth:
     values = {name: 1.0 for name in (s.name for s in expr.free_symbols if s != R)}
     values.update(dict(constants))
+    samples = Samples(expr, values)
     reasons: list[str] = []
-    if can_time():
-        try:
-            with time_limit_(time_limit, "symbolic analysis"):
-                found = _symbolic(expr, values, reasons, use_limits=True)
-        except Timeout as exc:
-            reasons.append(str(exc))
-            found = None
-    else:  # no timer off the main thread: only the (bounded) structural engine runs
-        found = _symbolic(expr, values, reasons, use_limits=False)
+    facts: dict[str, sympy.Expr] = {}
+    budget = _Budget(time_limit)
+    found = _symbolic(expr, samples, reasons, facts, budget)
+    if not budget.timed:  # no timer off the main thread: only the (bounded) structural engine runs
         reasons.append("Gruntz limits skipped off the main thread")
     if found is not None:
+        if "limit" in facts:  # limits assume a real positive γ: check it where the numbers can tell
+            checked = positivity(samples)
+            if checked:
+                found = Growth(found.lower, found.upper, found.method,
+                               "; ".join(x for x in (found.note, checked) if x), found.strict)
         return found
     note = "symbolic analysis undecided (" + "; ".join(r for r in reasons if r) + ")"
     if values:
         note += f"; constants set to {', '.join(f'{k}={v:g}' for k, v in sorted(values.items()))}"
-    oscillating = expr.has(sympy.sin, sympy.cos, sympy.tan)
-    return numeric(lambda k: log_value_mp(expr, k, values), MP_KS, note, tol=1e-3, oscillating=oscillating)
+    try:
+        with _Budget(NUMERIC_TIME_LIMIT).slice(1.0, "numeric sampling"):
+            samples.fill(MP_KS)
+    except Timeout as exc:
+        note += f"; {exc}: later samples left out"
+    g = numeric_growth(samples, note, oscillating=expr.has(sympy.sin, sympy.cos, sympy.tan))
+    limit = facts.get("limit")
+    if limit is not None and not agrees_with_limit(g, limit):
+        g = weak(limit, f"{note}; the numeric estimate {g} contradicts lim γ_r = {limit}")
+    return g
 
 
-def _symbolic(expr: sympy.Expr, values: dict[str, float], reasons: list[str],
-              use_limits: bool) -> Growth | None:
-    """Structural engine, then Gruntz limits; None when neither decides. sympy can fail in
-    arbitrary ways on odd input, so every exception but a user error becomes a reason."""
-    try:
-        return structural(expr)
-    except ScheduleError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any internal failure means "undecided"
-        reasons.append(_short(exc))
-    if not use_limits:
+class _Budget:
+    """Consecutive time slices out of one budget (SIGALRM limits cannot nest). Off the main
+    thread there is no timer, and :attr:`timed` is False."""
+
+    def __init__(self, seconds: float) -> None:
+        self.timed = can_time()
+        self.deadline = time.monotonic() + seconds
+
+    @contextlib.contextmanager
+    def slice(self, fraction: float, what: str) -> Iterator[None]:
+        """Run the block under ``fraction`` of the time left; Timeout when it is (or was) spent."""
+        if not self.timed:
+            yield
+            return
+        seconds = (self.deadline - time.monotonic()) * fraction
+        if seconds < 0.01:
+            raise Timeout(f"{what} skipped: time limit spent")
+        with time_limit_(seconds, what):
+            yield
+
+
+def _symbolic(expr: sympy.Expr, samples: Samples, reasons: list[str], facts: dict[str, sympy.Expr],
+              budget: _Budget) -> Growth | None:
+    """Structural engine on γ and on γ with products expanded, then Gruntz limits on both
+    (cross-checked against the samples); None when none decides. sympy can fail in arbitrary ways
+    on odd input, so every exception but a user error becomes a reason."""
+
+    def attempt(what: str, fraction: float, step: Callable[[], T]) -> T | None:
+        try:
+            with budget.slice(fraction, what):
+                return step()
+        except ScheduleError:
+            raise
+        except Timeout as exc:
+            reasons.append(str(exc))
+        except Exception as exc:  # noqa: BLE001 - any internal failure means "undecided"
+            reasons.append(_short(exc))
         return None
-    try:
-        found = by_limits(expr)
-    except ScheduleError:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        reasons.append(_short(exc))
+
+    found = attempt("structural analysis", 1.0, lambda: structural(expr))
+    if found is not None or not budget.timed:
+        return found
+    expanded = attempt("expanding products", 0.2, lambda: _expanded(expr))
+    if expanded is not None:
+        found = attempt("structural analysis of the expanded form", 1.0, lambda: structural(expanded))
+        if found is not None:
+            return found
+
+    def check(g: Growth) -> tuple[str, str]:
+        return cross_check(g, samples)
+
+    if expanded is not None:
+        found = attempt("Gruntz limits of the expanded form", 0.5, lambda: by_limits(expanded, check, facts))
+        if found is not None:
+            return found
+    return attempt("Gruntz limits", 1.0, lambda: by_limits(expr, check, facts))
+
+
+def _expanded(expr: sympy.Expr) -> sympy.Expr | None:
+    """γ with products of sums multiplied out, everywhere (so that ``2**r*(2 + (r - 2*2**r)/2**r)``
+    becomes ``r + 2``); None when that changes nothing or blows the expression up."""
+    new = sympy.expand(expr, deep=True, mul=True, multinomial=False, power_exp=False, power_base=False,
+                       log=False)
+    if new == expr or sympy.count_ops(new) > 4 * sympy.count_ops(expr) + 40:
         return None
-    for k in (8, 64, 512):  # limits assume a real positive function: make sure it is one
-        log_value_mp(expr, k, values)  # raises when not real or not positive; NaN: overflow
-    return found
+    return new
 
 
 def _short(exc: BaseException) -> str:
@@ -115,7 +176,7 @@ def growth_of(schedule: Schedule) -> Growth:
     """Growth of a :class:`Schedule` (symbolic when it has an expression, numeric for callables)."""
     if schedule.expr is not None:
         return growth(schedule.expr, dict(schedule.values))
-    return numeric(lambda k: log_value_float(schedule, k), FLOAT_KS,
-                    "numeric: a Python callable evaluated at r = 2^3 … 2^60", tol=2e-2)
+    return callable_growth(lambda k: log_value_float(schedule, k),
+                           "numeric: a Python callable evaluated at r = 2^3 … 2^60")
 
 

@@ -143,6 +143,8 @@ class Growth:
             return f"{'ω' if self.strict > 0 else 'o'}({self.upper}) (the ratio {how} slowly)"
         if self.exact:
             return f"Θ({self.upper})"
+        if self.lower is None and self.upper.a[0] is sympy.oo:
+            return "undecided"
         lo = f"Ω({self.lower})" if self.lower is not None else "liminf → 0"
         return f"between {lo} and O({self.upper})"
 
