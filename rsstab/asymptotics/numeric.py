@@ -185,6 +185,9 @@ def fit(ks: tuple[int, ...], ys: list[float], note: str, tol: float, oscillating
         return undecided(note + "; undecided: γ_r cannot be evaluated at large r (overflow, underflow "
                          "or cancellation beyond the precision cap)")
     last = known[-1][1]
+    if oscillating and any(math.isinf(y) for _, y in known):  # samples of an oscillating γ that
+        # overflow say nothing about its liminf, nor (between samples) about its limsup
+        return undecided(note + "; undecided: oscillating factors and |log γ_r| beyond 1e300 at large r")
     if abs(last) == math.inf and sum(1 for _, y in known if y == last) >= min(2, len(known)):
         s = Scale.of(_oo if last > 0 else -_oo)
         what = "faster than any power of r" if last > 0 else "faster decay than any power of r"

@@ -260,9 +260,14 @@ def _log(e: sympy.Expr) -> _Asy:
             return _finish(1, ZERO, ZERO, (math.log(a.interval[0]), math.log(a.interval[1])))
         if a.interval is not None and 0 < a.interval[0] <= a.interval[1] < 1:
             return _finish(-1, ZERO, ZERO, (math.log(a.interval[0]), math.log(a.interval[1])))
-        d = _analyze(sympy.expand(u - 1, deep=False))
-        if d.hi < ZERO:
+        try:
+            d = _analyze(sympy.expand(u - 1, deep=False))
+        except Undecided:
+            d = None
+        if d is not None and d.hi < ZERO:
             return d  # log(1 + d) ~ d
+        if a.interval is not None and a.interval[0] > 0:  # u in [m, M] with m ≤ 1 ≤ M, e.g. 2 + cos r
+            return _finish(0, None, ZERO, (math.log(a.interval[0]), math.log(a.interval[1])))
     raise Undecided(f"log of {u}")
 
 
