@@ -138,23 +138,36 @@ def _symbolic(expr: sympy.Expr, samples: Samples, reasons: list[str], facts: dic
             reasons.append(_short(exc))
         return None
 
-    found = attempt("structural analysis", 1.0, lambda: structural(expr))
-    if found is not None or not budget.timed:
-        return found
+    bounds = attempt("structural analysis", 1.0, lambda: structural(expr))
+    if (bounds is not None and bounds.exact) or not budget.timed:
+        return bounds
+    if bounds is not None and expr.has(sympy.sin, sympy.cos, sympy.tan):
+        return bounds  # oscillation: the bounds are what there is (Gruntz cannot do better)
     expanded = attempt("expanding products", 0.2, lambda: _expanded(expr))
-    if expanded is not None:
-        found = attempt("structural analysis of the expanded form", 1.0, lambda: structural(expanded))
-        if found is not None:
-            return found
+    if expanded is not None and bounds is None:
+        bounds = attempt("structural analysis of the expanded form", 1.0, lambda: structural(expanded))
+        if bounds is not None and bounds.exact:
+            return bounds
 
     def check(g: Growth) -> tuple[str, str]:
         return cross_check(g, samples)
 
+    found = None
     if expanded is not None:
         found = attempt("Gruntz limits of the expanded form", 0.5, lambda: by_limits(expanded, check, facts))
-        if found is not None:
-            return found
-    return attempt("Gruntz limits", 1.0, lambda: by_limits(expr, check, facts))
+    if found is None:
+        found = attempt("Gruntz limits", 1.0, lambda: by_limits(expr, check, facts))
+    if found is None or bounds is None:
+        return found or bounds
+    if found.exact and _within(found.upper, bounds):  # Gruntz sharpens the structural bounds
+        return found
+    facts.pop("limit", None)  # the answer is the structural one, which needs no positivity check
+    return Growth(bounds.lower, bounds.upper, bounds.method,
+                  "; ".join(x for x in (bounds.note, f"Gruntz limits give {found}") if x), bounds.strict)
+
+
+def _within(s: Scale, bounds: Growth) -> bool:
+    return (bounds.lower is None or bounds.lower <= s) and s <= bounds.upper
 
 
 def _expanded(expr: sympy.Expr) -> sympy.Expr | None:

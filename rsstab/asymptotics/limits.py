@@ -25,14 +25,15 @@ _oo = sympy.oo
 Check = Callable[[Growth], tuple[str, str]]
 
 
-def lim(x: sympy.Expr) -> sympy.Expr:
-    """lim x as r → ∞, or Undecided when it does not exist or is not a real number (or ±∞)."""
+def lim(x: sympy.Expr, number: bool = False) -> sympy.Expr:
+    """lim x as r → ∞, or Undecided when it does not exist or is not real (±∞ allowed). It may
+    involve the (positive) constants of γ unless ``number`` is set."""
     v = sympy.limit(x, R, _oo)
     if isinstance(v, (sympy.AccumBounds, sympy.Limit)) or v.has(sympy.AccumBounds, sympy.nan, sympy.zoo, sympy.I) \
             or v.has(sympy.Limit):
         raise Undecided(f"limit of {x} does not exist")
-    if v.free_symbols or not (v.is_extended_real or v in (_oo, -_oo)):
-        raise Undecided(f"limit {v} of {x} is not a real number")
+    if (number and v.free_symbols) or not v.is_extended_real:
+        raise Undecided(f"limit {v} of {x} is not a real {'number' if number else 'quantity'}")
     return v
 
 
@@ -55,7 +56,7 @@ def by_limits(expr: sympy.Expr, check: Check, facts: dict[str, sympy.Expr]) -> G
             raise Undecided(f"log-ratio limit {what} = {a} contradicts lim γ_r = {limit}")
         return a
 
-    a0 = sided(lim(sympy.log(expr) / sympy.log(R)), "a0")
+    a0 = sided(lim(sympy.log(expr) / sympy.log(R), number=True), "a0")
     if a0.is_infinite:  # beyond every power of r: γ/r^±64 must tend to the same side
         bracket = [(expr / R ** (64 if up else -64), limit)]
         return _confirmed(Growth(Scale.of(a0), Scale.of(a0), "symbolic"), check, limit, bracket)
@@ -64,7 +65,7 @@ def by_limits(expr: sympy.Expr, check: Check, facts: dict[str, sympy.Expr]) -> G
     if verdict == "contradicts":
         raise Undecided(f"log-ratio limit a0 = {a0} contradicted numerically ({why})")
     g = expr / R**a0
-    a1 = lim(sympy.log(g) / sympy.log(sympy.log(R)))
+    a1 = lim(sympy.log(g) / sympy.log(sympy.log(R)), number=True)
     if a0 == 0:
         sided(a1, "a1")
     q = sympy.Rational(1, 4)
