@@ -79,7 +79,11 @@ def _growth(expr: sympy.Expr, constants: tuple[tuple[str, float], ...], time_lim
         reasons.append("Gruntz limits skipped off the main thread")
     if found is not None:
         if "limit" in facts:  # limits assume a real positive γ: check it where the numbers can tell
-            checked = positivity(samples)
+            try:
+                with _Budget(NUMERIC_TIME_LIMIT).slice(1.0, "positivity check"):
+                    checked = positivity(samples)
+            except Timeout as exc:
+                checked = f"positivity for large r not checked numerically ({exc})"
             if checked:
                 found = Growth(found.lower, found.upper, found.method,
                                "; ".join(x for x in (found.note, checked) if x), found.strict)

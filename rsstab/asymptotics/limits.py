@@ -16,6 +16,7 @@ import sympy
 
 from rsstab.asymptotics.scales import ZERO, Growth, Scale, Undecided
 from rsstab.schedule import R
+from rsstab.timelimit import Timeout
 
 __all__ = ["by_limits", "lim", "weak", "Check"]
 
@@ -88,29 +89,40 @@ def by_limits(expr: sympy.Expr, check: Check, facts: dict[str, sympy.Expr]) -> G
     return _confirmed(Growth(s, s, "symbolic"), check, limit, [])
 
 
+class _Contradicted(Exception):
+    """A direct limit disagrees with a claimed order."""
+
+
 def _confirmed(claim: Growth, check: Check, limit: sympy.Expr,
                bracket: list[tuple[sympy.Expr, sympy.Expr]]) -> Growth:
-    """``claim`` if the numeric cross-check agrees, or cannot tell and the direct limits in
-    ``bracket`` (expression, expected limit) all come out as expected; Undecided when either
-    contradicts it; only what lim γ_r says when nothing can confirm it."""
+    """``claim``, if nothing contradicts it and something confirms it: the direct limits in
+    ``bracket`` (expression, expected limit) all come out as expected, or (when they cannot be
+    computed) the numeric cross-check agrees. Undecided when either contradicts it; only what
+    lim γ_r says when nothing can confirm it."""
     verdict, why = check(claim)
     if verdict == "contradicts":
         raise Undecided(f"log-ratio limits give {claim}, contradicted numerically ({why})")
-    how = "confirmed numerically" if verdict == "agrees" else ""
+    how = ["confirmed numerically"] if verdict == "agrees" else []
+    try:
+        for x, expected in bracket:
+            got = lim(x)
+            if got != expected:
+                raise _Contradicted(f"log-ratio limits give {claim}, but lim {x} = {got}, not {expected}")
+        how.insert(0, "confirmed by direct limits" if bracket else "confirmed by the limit of γ_r over its scale")
+    except _Contradicted as exc:
+        raise Undecided(str(exc)) from None
+    except (Undecided, Timeout) as exc:  # a direct limit that does not exist or takes too long
+        why = f"{why}; {_short(exc)}"
     if not how:
-        try:
-            for x, expected in bracket:
-                got = lim(x)
-                if got != expected:
-                    raise Undecided(f"log-ratio limits give {claim}, but lim {x} = {got}, not {expected}")
-        except Undecided as exc:
-            if "log-ratio limits give" in str(exc):
-                raise
-            return weak(limit, f"log-ratio limits give {claim}, which could not be checked ({why}; {exc}); "
-                               f"only lim γ_r = {limit} is claimed")
-        how = "confirmed by direct limits" if bracket else "confirmed by the limit of γ_r over its scale"
-    note = "; ".join(x for x in (claim.note, f"order from log-ratio limits, {how}") if x)
+        return weak(limit, f"log-ratio limits give {claim}, which could not be confirmed ({why}); "
+                           f"only lim γ_r = {limit} is claimed")
+    note = "; ".join(x for x in (claim.note, f"order from log-ratio limits, {' and '.join(how)}") if x)
     return Growth(claim.lower, claim.upper, claim.method, note, claim.strict)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def weak(limit: sympy.Expr, note: str) -> Growth:
