@@ -222,7 +222,9 @@ _HUGE = [sympy.exp(R), R**R, 2**R * R, sympy.Rational(4, 3) ** (R**2), sympy.exp
        b=st.sampled_from([-1, 0, 1]), c=st.sampled_from([1, sympy.Rational(3, 7), 10]),
        huge=st.sampled_from(_HUGE), sign=st.sampled_from([1, -1]),
        gap=st.sampled_from([sympy.log(R), R, sympy.sqrt(R), sympy.exp(R)]))
-def test_overflow_and_underflow_never_become_an_error_or_a_label(a, b, c, huge, sign, gap) -> None:  # type: ignore[no-untyped-def]
+def test_overflow_and_underflow_never_become_an_error_or_a_label(a: sympy.Expr, b: int, c: sympy.Expr,
+                                                                huge: sympy.Expr, sign: int,
+                                                                gap: sympy.Expr) -> None:
     """γ = P · e^E / (e^E + e^(E − F)) ~ P, with e^(±E) far beyond floating point at every probe:
     the answer is P's order or claims less (never another order, never a refusal)."""
     from classical_limits import verdict

@@ -4,15 +4,21 @@ The answer is a :class:`Growth`: lower and upper bounds on the scale of f(r) in 
 ``r^a0 · (log r)^a1 · (log log r)^a2``, i.e. eventually ``c·lo(r) ≤ f(r) ≤ C·hi(r)``. Equal
 bounds mean f ∈ Θ(scale). Three engines are tried in order:
 
-1. a structural analysis that propagates bounds through the expression tree — this is what
-   handles bounded oscillating factors (``2 + sin r``), ``Min``/``Max``, ``floor``/``ceil``,
-   nested logs and r-dependent exponents such as ``r**(-1/2 + 1/log r)``, exactly;
-2. ``sympy.limit`` (Gruntz) for cancellations such as ``sqrt(r+1) - sqrt(r)``;
-3. a numeric fallback: high-precision evaluation at r = 2^k up to r = 2^4096, whose answer is
-   marked ``method="numeric"``.
+1. a structural analysis that propagates bounds through the expression tree (:mod:`.structural`)
+   — this is what handles bounded oscillating factors (``2 + sin r``), ``Min``/``Max``,
+   ``floor``/``ceil``, nested logs and r-dependent exponents such as ``r**(-1/2 + 1/log r)``,
+   exactly; it is tried again with products multiplied out;
+2. ``sympy.limit`` (Gruntz, :mod:`.limits`) for cancellations such as ``sqrt(r+1) - sqrt(r)``:
+   lim γ first; orders from log-ratio limits only when direct limits or the numbers confirm them
+   and nothing contradicts them; the answer is then checked to be positive at large r;
+3. a numeric fallback (:mod:`.numeric`): γ at r = 2^8 … 2^4096, whose answer is marked
+   ``method="numeric"``.
 
-Every symbolic step runs under a time limit (on the main thread; elsewhere ``sympy.limit`` is
-skipped), so nothing hangs.
+Numbers come from interval log-magnitude arithmetic (:mod:`.magnitude`): sign and bounds on
+log|γ|, so towers neither overflow nor underflow, and a value that cannot be resolved is
+undecided (the answer "undecided", whose label is indeterminate) rather than an error. Every step
+runs under a time limit on the main thread (about :data:`TIME_LIMIT` + :data:`NUMERIC_TIME_LIMIT`
+seconds in all); elsewhere only the bounded steps run, so nothing hangs.
 
 >>> from rsstab.schedule import parse
 >>> str(growth(parse("(2 + sin(r))/sqrt(r)").expr))
@@ -21,6 +27,8 @@ skipped), so nothing hangs.
 'Θ(r^-1/2)'
 >>> str(growth(parse("log(r)**2/r").expr))
 'Θ(r^-1 · log(r)^2)'
+>>> str(growth(parse("((1 + r)/(1 + 2*r))**(r**2)").expr))  # e^(-r²·log 2) at r = 2^64: still a number
+'Θ(faster decay than any power of r)'
 """
 
 from __future__ import annotations
@@ -43,7 +51,8 @@ from rsstab.schedule import R, Schedule
 from rsstab.timelimit import Timeout, can_time
 from rsstab.timelimit import time_limit as time_limit_
 
-__all__ = ["Scale", "Growth", "growth", "growth_of", "TIME_LIMIT", "ZERO", "LOG", "LOGLOG"]
+__all__ = ["Scale", "Growth", "growth", "growth_of", "TIME_LIMIT", "NUMERIC_TIME_LIMIT", "ZERO", "LOG",
+           "LOGLOG"]
 
 TIME_LIMIT = 4.0  # seconds for all symbolic work on one expression (cross-checks included)
 NUMERIC_TIME_LIMIT = 1.0  # seconds for sampling γ in the numeric fallback
