@@ -43,13 +43,14 @@ def _positive_finite(v: sympy.Expr) -> bool:
 
 
 def by_limits(expr: sympy.Expr, check: Check, facts: dict[str, sympy.Expr]) -> Growth:
-    """Growth of ``expr`` from Gruntz limits; ``facts["limit"]`` receives lim γ_r when found."""
+    """Growth of ``expr`` from Gruntz limits; ``facts["limit"]`` receives lim γ_r when it is 0, ∞
+    or a positive number (what the caller may hold a numeric answer against)."""
     limit = lim(expr)
+    if limit != 0 and limit is not _oo and not _positive_finite(limit):
+        raise Undecided(f"lim γ_r = {limit} is not positive")
     facts["limit"] = limit
     if _positive_finite(limit):
         return Growth(ZERO, ZERO, "symbolic", f"lim γ_r = {limit}")
-    if limit != 0 and limit is not _oo:
-        raise Undecided(f"lim γ_r = {limit} is not positive")
     up = limit is _oo  # γ → ∞ (else γ → 0)
 
     def sided(a: sympy.Expr, what: str) -> sympy.Expr:
@@ -102,13 +103,13 @@ def _confirmed(claim: Growth, check: Check, limit: sympy.Expr,
     verdict, why = check(claim)
     if verdict == "contradicts":
         raise Undecided(f"log-ratio limits give {claim}, contradicted numerically ({why})")
-    how = ["confirmed numerically"] if verdict == "agrees" else []
+    how = ["numerically"] if verdict == "agrees" else []
     try:
         for x, expected in bracket:
             got = lim(x)
             if got != expected:
                 raise _Contradicted(f"log-ratio limits give {claim}, but lim {x} = {got}, not {expected}")
-        how.insert(0, "confirmed by direct limits" if bracket else "confirmed by the limit of γ_r over its scale")
+        how.insert(0, "by direct limits" if bracket else "by the limit of γ_r over its scale")
     except _Contradicted as exc:
         raise Undecided(str(exc)) from None
     except (Undecided, Timeout) as exc:  # a direct limit that does not exist or takes too long
@@ -116,7 +117,7 @@ def _confirmed(claim: Growth, check: Check, limit: sympy.Expr,
     if not how:
         return weak(limit, f"log-ratio limits give {claim}, which could not be confirmed ({why}); "
                            f"only lim γ_r = {limit} is claimed")
-    note = "; ".join(x for x in (claim.note, f"order from log-ratio limits, {' and '.join(how)}") if x)
+    note = "; ".join(x for x in (claim.note, f"order from log-ratio limits, confirmed {' and '.join(how)}") if x)
     return Growth(claim.lower, claim.upper, claim.method, note, claim.strict)
 
 
