@@ -236,3 +236,4 @@ def test_overflow_and_underflow_never_become_an_error_or_a_label(a: sympy.Expr, 
     g = growth(gamma, time_limit=1.0)  # a ScheduleError fails the test
     assert verdict(g) in (verdict(expected), "indeterminate"), (gamma, str(g), g.note)
     assert not g.exact or str(g) == str(expected), (gamma, str(g), g.note)
+
