@@ -20,6 +20,7 @@ import sympy
 
 from rsstab import theory
 from rsstab.asymptotics import ZERO, Growth, growth_of
+from rsstab.errors import ScheduleError
 from rsstab.schedule import Schedule, as_schedule
 from rsstab.vocab import BLOW_UP, COLLAPSE, INDETERMINATE, LABELS, STABLE, Label, Optimizer
 
@@ -193,13 +194,20 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
                      + " (give the constants values to change it)")
     k, m = float(stab.gamma_power), float(stab.rank_power)
     table = []
+    undefined = []
     for r in TABLE_RANKS:
-        g = sched.value(r)
+        try:
+            g = sched.value(r)
+        except ScheduleError:  # e.g. 1/(r - 4) at r = 4: the order is about large r, not this rank
+            g = math.nan
+            undefined.append(r)
         try:
             q = g**k * r**m
         except OverflowError:
             q = math.inf
         table.append((r, g, q))
+    if undefined:
+        notes.append(f"γ_r is undefined at r = {', '.join(map(str, undefined))} (nan in the table)")
     return Verdict(
         label=label,
         optimizer=optimizer,
