@@ -170,6 +170,13 @@ def test_a_wrong_log_ratio_limit_never_becomes_the_answer(monkeypatch: pytest.Mo
     assert str(g) == truth or not g.exact, (str(g), g.note)
 
 
+def test_a_wrong_log_ratio_found_by_the_audit_is_caught_by_a_direct_limit() -> None:
+    """r^(-(log r)^(1/√r)) = r^-1·(1 + o(1)): sympy's log-ratios say r^-1 times a factor decaying
+    beyond every power of log r, which the old engine printed; lim γ·r·log(r)^64 = ∞ refutes it."""
+    g = growth(parse("r**(-(log(r))**(1/sqrt(r)))").expr)
+    assert str(g) == "Θ(r^-1)" and "log(r)**64" in g.note
+
+
 def test_the_tower_log_ratio_is_contradicted_by_the_numbers() -> None:
     from rsstab.asymptotics import ZERO, Growth
     from rsstab.asymptotics.numeric import Samples, cross_check

@@ -145,6 +145,12 @@ def test_probe_decides_what_is_decided(text: str, status: str) -> None:
     assert probe(parse(text).expr, 64, {}).status == status
 
 
+def test_exact_values_stay_exact() -> None:
+    assert probe(parse("log(sqrt(alpha) - alpha)").expr, 8, {"alpha": 1.0}).status == "undefined"  # log 0
+    assert probe(parse("-(-alpha)**(-alpha)").expr, 8, {"alpha": 1.0}).status == "positive"  # (-1)^-1
+    assert probe(parse("-(-alpha)**(-alpha)").expr, 8, {"alpha": 0.5}).status == "not real"
+
+
 def test_cancellation_beyond_the_cap_is_undecided() -> None:
     p = probe(parse("(2**r*(2+(2+r-2*2**r)/2**r)/(1+r))**(1+r)").expr, 64, {})
     assert (p.status, p.why) == ("undecided", "cancellation in a sum")

@@ -298,6 +298,8 @@ class _Evaluator:
             return _Mag(1, *p)
         if not pos:
             return _Mag(-1, *n)
+        if p[0] == p[1] == n[0] == n[1]:  # rigorous bounds that are points: |P| = |N| exactly
+            return _EXACT_ZERO
         if p[0] > n[1]:
             return _Mag(1, *self._difference(p, n))
         if n[0] > p[1]:
@@ -324,6 +326,9 @@ class _Evaluator:
 
     def _pow(self, base: sympy.Expr, ex: sympy.Expr) -> _Mag:
         b = self(base)
+        if not ex.is_Integer and b.sign < 0 and not ex.has(R):  # e.g. (-alpha)**(-alpha) at alpha = 1
+            ex = ex.subs({sympy.Symbol(k, positive=True): sympy.Rational(repr(float(v)))
+                          for k, v in self.constants.items()})
         if ex.is_Integer:
             n = int(ex)
             if b.sign == 0:
