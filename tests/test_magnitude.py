@@ -149,6 +149,9 @@ def test_exact_values_stay_exact() -> None:
     assert probe(parse("log(sqrt(alpha) - alpha)").expr, 8, {"alpha": 1.0}).status == "undefined"  # log 0
     assert probe(parse("-(-alpha)**(-alpha)").expr, 8, {"alpha": 1.0}).status == "positive"  # (-1)^-1
     assert probe(parse("-(-alpha)**(-alpha)").expr, 8, {"alpha": 0.5}).status == "not real"
+    assert probe(parse("ceil(-alpha**alpha)").expr, 8, {"alpha": 1.0}).status == "negative"  # exactly -1
+    assert probe(parse("floor(alpha*alpha)*sin(ceil(alpha))").expr, 8, {"alpha": 1.0}).log_value == \
+        pytest.approx(math.log(math.sin(1)))
 
 
 def test_cancellation_beyond_the_cap_is_undecided() -> None:

@@ -31,6 +31,7 @@ __all__ = ["LOG_CAP", "Point", "probe"]
 
 _inf = mpmath.inf
 _ZERO = mpmath.mpf(0)
+_ONE = mpmath.mpf(1)
 #: exp(x) is computed for |x| ≤ LOG_CAP only (it costs about log2|x| extra bits); beyond, a bound
 #: of e^x becomes +∞ or the cap itself, so values up to about e^(e^(2^8192)) keep a finite bound.
 LOG_CAP = mpmath.mpf(2) ** 8192
@@ -179,12 +180,12 @@ class _Evaluator:
     def _exp_down(self, x: mpmath.mpf) -> mpmath.mpf:
         if x == -_inf or x < -LOG_CAP:
             return _ZERO
-        return self._down(_exp(min(x, LOG_CAP)))
+        return _ONE if x == 0 else self._down(_exp(min(x, LOG_CAP)))  # e^0 = 1 stays exact
 
     def _exp_up(self, x: mpmath.mpf) -> mpmath.mpf:
         if x > LOG_CAP:
             return _inf
-        return self._up(_exp(max(x, -LOG_CAP)))
+        return _ONE if x == 0 else self._up(_exp(max(x, -LOG_CAP)))
 
     def _log_down(self, x: mpmath.mpf) -> mpmath.mpf:
         return -_inf if x == 0 else _inf if x == _inf else self._down(mpmath.log(x))
