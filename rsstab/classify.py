@@ -362,13 +362,20 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
                      + " (give the constants values to change it)")
     k, m = float(stab.gamma_power), float(stab.rank_power + stab.lr_power * scaling)
     table = []
+    undefined = []
     for r in TABLE_RANKS:
-        g = sched.value(r)
+        try:
+            g = sched.value(r)
+        except ScheduleError:  # e.g. 1/(r - 4) at r = 4: the order is about large r, not this rank
+            g = math.nan
+            undefined.append(r)
         try:
             q = g**k * r**m
         except OverflowError:
             q = math.inf
         table.append((r, g, q))
+    if undefined:
+        notes.append(f"γ_r is undefined at r = {', '.join(map(str, undefined))} (nan in the table)")
     return Verdict(
         label=label,
         optimizer=optimizer,

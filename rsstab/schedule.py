@@ -37,7 +37,7 @@ R = sympy.Symbol("r", positive=True)
 
 MAX_LENGTH = 1000  # characters
 MAX_NESTING = 40  # bracket depth, and AST depth
-MAX_NODES = 300  # AST nodes
+MAX_NODES = 1500  # AST nodes: room for formulas of ~1000 characters (the time limits bound the work)
 MAX_DIGITS = 60  # digits in one numeric literal
 MAX_LOG10 = 300  # |log10| of any constant the parser is asked to build
 

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["Timeout", "can_time", "time_limit"]
+__all__ = ["Timeout", "can_time", "time_limit", "REPEAT"]
 
 
 class Timeout(BaseException):
@@ -35,17 +35,27 @@ def can_time() -> bool:
     return threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
 
 
+#: After the first alarm, it repeats this often until the block is left: an alarm that lands in
+#: a place where exceptions are ignored (a garbage-collector callback, ``__del__``) is lost.
+REPEAT = 0.25
+
+
 @contextmanager
 def time_limit(seconds: float, what: str = "the computation") -> Iterator[None]:
-    """Raise :class:`Timeout` ("<what> exceeded <seconds> s") if the block runs longer."""
+    """Raise :class:`Timeout` ("<what> exceeded <seconds> s") if the block runs longer (again
+    every :data:`REPEAT` seconds, should the first one be swallowed)."""
+    armed = [True]
 
     def on_alarm(signum: int, frame: object) -> None:
-        raise Timeout(f"{what} exceeded {seconds:g} s")
+        if armed[0]:
+            signal.setitimer(signal.ITIMER_REAL, REPEAT)
+            raise Timeout(f"{what} exceeded {seconds:g} s")
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
     finally:
+        armed[0] = False  # first: no call, so no signal can be handled before it
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)

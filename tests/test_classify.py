@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from fractions import Fraction
 
 import pytest
@@ -223,3 +224,11 @@ def test_bad_lr_scaling_names_the_parameter(bad: object) -> None:
     with pytest.raises(RsstabError) as info:
         check("1/r", lr_scaling=bad)
     assert info.value.parameter == "lr_scaling"
+
+
+def test_a_rank_where_gamma_is_undefined_is_a_gap_in_the_table_not_an_error() -> None:
+    v = check("1/(r - 4)")  # Θ(r^-1) for large r; division by zero at the table's r = 4
+    assert (v.label, v.gamma_order) == ("collapse", "Θ(r^-1)")
+    assert math.isnan(v.table[0][1]) and v.table[0][0] == 4 and v.table[1][1] == 0.25
+    assert any("undefined at r = 4" in n for n in v.notes)
+    assert "nan" in v.to_json()

@@ -1,0 +1,28 @@
+"""Time limits (rsstab.timelimit)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from rsstab.timelimit import Timeout, can_time, time_limit
+
+
+def test_a_swallowed_timeout_is_raised_again() -> None:
+    """An alarm landing where exceptions are ignored (a gc callback, ``__del__``) must not let the
+    block run on unbounded."""
+    if not can_time():
+        pytest.skip("no timer here")
+    swallowed = []
+    start = time.monotonic()
+    with pytest.raises(Timeout), time_limit(0.05, "spinning"):
+        while time.monotonic() - start < 5:
+            try:
+                while True:
+                    time.sleep(0.001)
+            except Timeout as exc:  # the first one is lost, as in an ignored-exception context
+                if swallowed:
+                    raise
+                swallowed.append(exc)
+    assert len(swallowed) == 1 and time.monotonic() - start < 1.0
