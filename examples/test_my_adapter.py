@@ -54,10 +54,12 @@ def test_the_guard_catches_lora_scaling_under_sgd() -> None:
 
 def test_inspect_without_raising() -> None:
     result = check_rank_stability(my_adapter, optimizer="adam")
-    # Under Adam the update is sign-like and α/√r grows like √r: rsLoRA is not the stable choice.
+    # Under Adam at a fixed learning rate the update is sign-like and α/√r grows like √r
+    # (rsLoRA wants η ∝ r^-1/2 there; `rsstab check "alpha/sqrt(r)" --optimizer adam` says so).
     assert not result.passed and result.label == "blow-up"
     assert result.fits["forward"].slope > 0.3
     print(result.report())  # the rank × quantity table, shown with `pytest -s`
+    result.plot("rank_check.png")  # a coordinate-check figure of the same result
 
 
 # --------------------------------------------------------------------------- a PEFT model

@@ -427,3 +427,22 @@ def test_pytest_plugin_fixture_options_and_summary(tmp_path: Path) -> None:
     assert len(lines) == 3
     assert sum(line.startswith("FAILED") for line in lines) == 1
     assert any(line.startswith("passed") and "adam" in line for line in lines)
+
+
+def test_result_plot_shows_a_failing_check(tmp_path: Path) -> None:
+    """`result.plot()`: one panel per quantity, the fitted slope and label in each title."""
+    import numpy as np
+
+    from rsstab.testing import RankStabilityResult
+
+    ranks = (64, 256, 1024)
+    flat = np.ones((3, 2)) * [1.0, 1.1]
+    res = RankStabilityResult.from_values(ranks, {"grad_init": flat, "forward": flat / np.asarray(ranks, float)[:, None],
+                                                  "backward": flat}, optimizer="sgd")
+    fig = res.plot()
+    titles = [ax.get_title() for ax in fig.axes]
+    assert len(titles) == 3 and "collapse" in titles[1] and "slope -1.00" in titles[1]
+    assert "collapse" in fig._suptitle.get_text()
+    for suffix, magic in ((".png", b"\x89PNG"), (".svg", b"<?xml")):
+        path = res.plot(str(tmp_path / f"check{suffix}"))
+        assert Path(path).read_bytes().startswith(magic)

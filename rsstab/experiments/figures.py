@@ -17,43 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from rsstab.io import save_figure
+from rsstab.style import OKABE_ITO, colour, pyplot
 
 __all__ = ["pyplot", "colour", "OKABE_ITO", "geometric_mean", "series", "loglog_vs_rank", "curves_vs_step",
            "slope_heatmap"]
 
-#: Okabe & Ito's colour-blind-safe palette, without its yellow (unreadable on white or a projector).
-OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
-
 #: Curves of one panel: label → (xs, ys).
 Curves = Mapping[str, tuple[Sequence[float], Sequence[float]]]
-
-
-def pyplot() -> Any:
-    """:mod:`matplotlib.pyplot` on the non-interactive Agg backend, with the house style: the
-    colour-blind-safe :data:`OKABE_ITO` cycle and tick labels readable from the back of a room."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from cycler import cycler
-
-    plt.rcParams.update({"axes.prop_cycle": cycler(color=OKABE_ITO), "font.size": 11, "xtick.labelsize": 10,
-                         "ytick.labelsize": 10, "legend.fontsize": 8, "axes.titlesize": 11, "lines.linewidth": 1.6})
-    return plt
-
-
-def colour(i: int, n: int) -> str | tuple[float, ...]:
-    """The colour of curve ``i`` of ``n`` ordered curves (e.g. ranks): the Okabe–Ito colours for up
-    to 7 curves, else viridis cut before its yellow end. Colour-blind and projector safe.
-
-    >>> colour(0, 3)
-    '#0072B2'
-    """
-    if n <= len(OKABE_ITO):
-        return OKABE_ITO[i]
-    import matplotlib
-
-    return tuple(matplotlib.colormaps["viridis"](0.72 * i / max(1, n - 1)))
 
 
 def geometric_mean(values: Sequence[float]) -> float:

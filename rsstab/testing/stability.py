@@ -188,6 +188,59 @@ class RankStabilityResult:
                 line += f"it is flat for γ_r ∝ r^{_fraction(flat)} and does not vote."
         return line
 
+    def plot(self, path: str | None = None) -> Any:
+        """A mup-style coordinate-check figure of this result: per quantity, every seed's value
+        against the rank (log-log), their geometric mean, a flat reference line (what a
+        rank-stabilized quantity does) and the fitted slope with its interval — so a failing check
+        can be shown, not only read. Returns the matplotlib figure, or the path it was written to
+        (PNG, SVG or PDF by its suffix) when ``path`` is given. Needs matplotlib.
+
+        >>> import numpy as np, tempfile, os
+        >>> flat = np.ones((3, 2)) * [1.0, 1.1]
+        >>> res = RankStabilityResult.from_values((64, 256, 1024), {"grad_init": flat, "forward": flat,
+        ...                                       "backward": flat / [[1.0], [2.0], [4.0]]}, optimizer="sgd")
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     os.path.getsize(res.plot(os.path.join(d, "check.png"))) > 1000
+        True
+        """
+        from rsstab.errors import require_extra
+
+        require_extra("sim", ("matplotlib",))
+        from rsstab.style import OKABE_ITO, pyplot
+
+        plt = pyplot()
+        names = list(self.fits)
+        fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.6), squeeze=False)
+        for ax, q in zip(axes[0], names):
+            fit = self.fits[q]
+            per_rank = [[v for v in seeds if math.isfinite(v) and v > 0] for seeds in self.values[q]]
+            n_seeds = max((len(s) for s in self.values[q]), default=0)
+            for s in range(n_seeds):
+                pts = [(r, seeds[s]) for r, seeds in zip(self.ranks, self.values[q])
+                       if s < len(seeds) and math.isfinite(seeds[s]) and seeds[s] > 0]
+                if pts:
+                    ax.plot(*zip(*pts), color=OKABE_ITO[0], alpha=0.25, lw=0.8)
+            means = [(r, math.exp(sum(map(math.log, v)) / len(v))) for r, v in zip(self.ranks, per_rank) if v]
+            if means:
+                ax.plot(*zip(*means), "o-", color=OKABE_ITO[1] if fit.label != STABLE else OKABE_ITO[2],
+                        label="geometric mean over seeds")
+                ax.axhline(means[0][1], color="grey", ls="--", lw=1, label="flat (rank-stabilized)")
+            ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
+            ci = f"[{fit.ci[0]:+.2f}, {fit.ci[1]:+.2f}]" if math.isfinite(fit.slope) else "—"
+            vote = "" if q in VOTING else " (reported)"
+            ax.set_title(f"{q}{vote}: slope {fit.slope:+.2f} {ci}\n{fit.label}")
+            ax.set_xlabel("adapter rank r")
+            ax.grid(True, which="major", alpha=0.3)
+        axes[0][0].legend(loc="best")
+        fig.suptitle(f"rank-stability check under {self.optimizer}: {self.label}")
+        fig.tight_layout(rect=(0, 0, 1, 0.93))
+        if path is None:
+            return fig
+        from rsstab.io import save_figure
+
+        return str(save_figure(fig, path))
+
     def report(self) -> str:
         """A readable multi-line report: verdict, expected regime, table, reasons, settings."""
         opt = _OPTIMIZER_NAMES[self.optimizer]
