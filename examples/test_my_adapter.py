@@ -52,14 +52,14 @@ def test_the_guard_catches_lora_scaling_under_sgd() -> None:
         assert_rank_stabilized(lambda r: MyLoRALinear(WIDTH, WIDTH, r, scaling=16.0 / r))
 
 
-def test_inspect_without_raising() -> None:
+def test_inspect_without_raising(tmp_path) -> None:
     result = check_rank_stability(my_adapter, optimizer="adam")
     # Under Adam at a fixed learning rate the update is sign-like and α/√r grows like √r
     # (rsLoRA wants η ∝ r^-1/2 there; `rsstab check "alpha/sqrt(r)" --optimizer adam` says so).
     assert not result.passed and result.label == "blow-up"
     assert result.fits["forward"].slope > 0.3
     print(result.report())  # the rank × quantity table, shown with `pytest -s`
-    result.plot("rank_check.png")  # a coordinate-check figure of the same result
+    result.plot(tmp_path / "rank_check.png")  # a coordinate-check figure of the same result
 
 
 # --------------------------------------------------------------------------- a PEFT model

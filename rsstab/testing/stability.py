@@ -9,6 +9,7 @@ with the theory's laws (:mod:`rsstab.theory`).
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -188,7 +189,7 @@ class RankStabilityResult:
                 line += f"it is flat for γ_r ∝ r^{_fraction(flat)} and does not vote."
         return line
 
-    def plot(self, path: str | None = None) -> Any:
+    def plot(self, path: str | os.PathLike[str] | None = None) -> Any:
         """A mup-style coordinate-check figure of this result: per quantity, every seed's value
         against the rank (log-log), their geometric mean, a flat reference line (what a
         rank-stabilized quantity does) and the fitted slope with its interval — so a failing check
