@@ -17,7 +17,7 @@ def test_one_script_per_result() -> None:
     from rsstab.derive import RESULTS
 
     keys = [runpy.run_path(str(p))["RESULT"] for p in SCRIPTS]
-    keys = [k for k in keys if k is not None]  # RESULT = None: a standalone derivation (adam_epsilon)
+    keys = [k for k in keys if k is not None]  # RESULT = None would mark a standalone derivation
     assert sorted(keys) == sorted(RESULTS)
 
 

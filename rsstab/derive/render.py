@@ -22,7 +22,8 @@ _KIND_TITLES = {"assumption": "Assumption", "computation": "Computation", "resul
 _PROOF_FILES = {"iid": "iid_forward_variance.py", "first-step": "first_sgd_step.py", "trajectory": "sgd_trajectory.py",
                 "backward": "backward_pass.py", "iff": "stability_iff.py", "depth": "depth.py",
                 "adam": "adam_sign_descent.py", "reparam": "sgd_reparametrisation.py",
-                "finite-width": "finite_width.py", "adam-finite-width": "adam_finite_width.py"}
+                "finite-width": "finite_width.py", "adam-finite-width": "adam_finite_width.py",
+                "adam-epsilon": "adam_epsilon.py"}
 
 
 #: Unicode that appears in derivation texts → LaTeX (math-mode macros; the text-mode wrapper adds $…$).

@@ -134,12 +134,13 @@ _TEX_TEXT = [(r"^\top", "ᵀ"), (r"^{\top}", "ᵀ"), (r"\top", "ᵀ"), (r"\mathb
              (r"\sqrt{\hat v}", "√v̂"), (r"\max", "max"),
              (r"\ ", " "), ("^2", "²"), ("^3", "³"), ("^4", "⁴"), (r"\text", ""), (r"\frac", "")]
 # The finite-width results (9, 10) use a few more; they go first so that e.g. \sqrt{2/\pi} wins over \pi.
-_TEX_TEXT[:0] = [(r"\frac{2}{\pi}", "(2/π)"), (r"\frac{1}{b}", "(1/b)"), (r"\propto", "∝"), (r"\langle", "⟨"),
+_TEX_TEXT[:0] = [(r"\sqrt{\pi/2}", "√(π/2)"), (r"\frac{2}{\pi}", "(2/π)"), (r"\frac{1}{b}", "(1/b)"), (r"\propto", "∝"), (r"\langle", "⟨"),
                  (r"\rangle", "⟩"), (r"\sim", "~"), (r"\sqrt{rd}", "√(rd)"), (r"\mathrm{Cov}", "Cov"),
                  (r"\mathrm{back}", "back"), (r"\sqrt{2/\pi}", "√(2/π)"), (r"\hat g", "ĝ"), (r"\hat G", "Ĝ"), (r"\mathrm{eff}", "eff"),
                  (r"\mathrm{tr}", "tr"), (r"\arcsin", "arcsin"), (r"\arccos", "arccos"), (r"\pi", "π"),
                  (r"\ll", "≪"), (r"\gg", "≫"), (r"\rho", "ρ"), (r"\theta", "θ"), (r"\varphi", "φ"),
-                 (r"\Sigma", "Σ"), (r"\approx", "≈"), (r"\perp", "⟂"), (r"\sqrt d", "√d")]
+                 (r"\Sigma", "Σ"), (r"\approx", "≈"), (r"\perp", "⟂"), (r"\sqrt d", "√d"),
+                 (r"\kappa", "κ"), (r"\lVert{}", "‖")]
 
 
 def tex_to_text(s: str) -> str:

@@ -1,7 +1,8 @@
 """The results, each built by one function into a :class:`~rsstab.derive.model.Derivation`.
 
->>> RESULTS
-('iid', 'first-step', 'trajectory', 'backward', 'iff', 'depth', 'adam', 'reparam', 'finite-width', 'adam-finite-width')
+>>> RESULTS  # doctest: +NORMALIZE_WHITESPACE
+('iid', 'first-step', 'trajectory', 'backward', 'iff', 'depth', 'adam', 'reparam', 'finite-width', 'adam-finite-width',
+ 'adam-epsilon')
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from collections.abc import Callable, Sequence
 
 from rsstab.derive.model import Derivation
 from rsstab.derive.results.adam import adam_sign_descent
+from rsstab.derive.results.adam_epsilon import adam_epsilon
 from rsstab.derive.results.width import adam_finite_width, finite_width
 from rsstab.derive.results.iid import iid_forward
 from rsstab.derive.results.reparam import reparam
@@ -30,6 +32,7 @@ _BUILDERS: dict[str, Callable[[], Derivation]] = {
     "reparam": reparam,
     "finite-width": finite_width,
     "adam-finite-width": adam_finite_width,
+    "adam-epsilon": adam_epsilon,
 }
 #: Result keys in issue order.
 RESULTS: tuple[str, ...] = tuple(_BUILDERS)
