@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 from rsstab.sim.config import DEFAULTS  # standard library only: --help imports neither torch nor numpy
-from rsstab.sweep import int_at_least  # stdlib-only module: keeps this command light
+from rsstab.sweep.cli import int_at_least  # argparse helpers only: keeps this command light
 from rsstab.vocab import OPTIMIZER_METAVAR, OPTIMIZERS, STABLE, canonical_optimizer
 
 HELP = "measure forward/backward/gradient slopes of γ_r across rank with a batched Monte Carlo simulation"

@@ -47,18 +47,15 @@ Modules: :mod:`~rsstab.sweep.codec` (JSON), :mod:`~rsstab.sweep.store` (keys and
 
 from __future__ import annotations
 
-from rsstab.sweep.cli import (
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    add_sweep_arguments,
-    error_message,
-    int_at_least,
-    run_sweep_command,
-    sweep_kwargs,
-)
-from rsstab.sweep.executors import InlineExecutor
-from rsstab.sweep.run import SweepInterrupted, SweepResult, run_sweep
-from rsstab.sweep.store import FORMAT, config_key, read_record, task_identity
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rsstab.sweep.cli import (EXIT_FAILED, EXIT_INTERRUPTED, add_sweep_arguments, error_message,
+                                  int_at_least, run_sweep_command, sweep_kwargs)
+    from rsstab.sweep.executors import InlineExecutor
+    from rsstab.sweep.run import SweepInterrupted, SweepResult, run_sweep
+    from rsstab.sweep.store import FORMAT, config_key, read_record, task_identity
 
 __all__ = [
     "EXIT_FAILED",
@@ -77,3 +74,26 @@ __all__ = [
     "sweep_kwargs",
     "task_identity",
 ]
+
+# Lazy: a command line that only needs the argparse helpers (``rsstab.sweep.cli``) does not pay for
+# the executors, the store and the run loop.
+_LAZY = {
+    **dict.fromkeys(("EXIT_FAILED", "EXIT_INTERRUPTED", "add_sweep_arguments", "error_message", "int_at_least",
+                     "run_sweep_command", "sweep_kwargs"), "rsstab.sweep.cli"),
+    "InlineExecutor": "rsstab.sweep.executors",
+    **dict.fromkeys(("SweepInterrupted", "SweepResult", "run_sweep"), "rsstab.sweep.run"),
+    **dict.fromkeys(("FORMAT", "config_key", "read_record", "task_identity"), "rsstab.sweep.store"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rsstab.sweep' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -6,12 +6,12 @@ import argparse
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rsstab.errors import RsstabError
-from rsstab.sweep.codec import canonical
-from rsstab.sweep.executors import Task
-from rsstab.sweep.run import SweepInterrupted, run_sweep
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rsstab.sweep.executors import Task
 
 __all__ = [
     "EXIT_FAILED",
@@ -127,6 +127,9 @@ def run_sweep_command(
     :data:`EXIT_FAILED` (1) when some failed, :data:`EXIT_USAGE` (2) for bad input (printed as
     ``rsstab: error: <message> (see <flag>)``), :data:`EXIT_INTERRUPTED` (130) after Ctrl-C.
     """
+    from rsstab.sweep.codec import canonical
+    from rsstab.sweep.run import SweepInterrupted, run_sweep
+
     try:
         result = run_sweep(task, configs, **sweep_kwargs(args))
     except SweepInterrupted as exc:
