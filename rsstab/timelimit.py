@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -43,7 +44,8 @@ REPEAT = 0.25
 @contextmanager
 def time_limit(seconds: float, what: str = "the computation") -> Iterator[None]:
     """Raise :class:`Timeout` ("<what> exceeded <seconds> s") if the block runs longer (again
-    every :data:`REPEAT` seconds, should the first one be swallowed)."""
+    every :data:`REPEAT` seconds, should the first one be swallowed). Limits nest: an inner limit
+    never outlives an outer one, and leaving it re-arms the outer limit with what remains of it."""
     armed = [True]
 
     def on_alarm(signum: int, frame: object) -> None:
@@ -51,11 +53,15 @@ def time_limit(seconds: float, what: str = "the computation") -> Iterator[None]:
             signal.setitimer(signal.ITIMER_REAL, REPEAT)
             raise Timeout(f"{what} exceeded {seconds:g} s")
 
+    outer_left = signal.getitimer(signal.ITIMER_REAL)[0]  # 0.0: no enclosing limit
+    start = time.monotonic()
     previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, min(seconds, outer_left) if outer_left > 0 else seconds)
     try:
         yield
     finally:
         armed[0] = False  # first: no call, so no signal can be handled before it
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if outer_left > 0:  # the enclosing limit goes on with what is left (at once if spent)
+            signal.setitimer(signal.ITIMER_REAL, max(outer_left - (time.monotonic() - start), 1e-4))
