@@ -33,11 +33,13 @@ import sympy
 from rsstab import theory
 from rsstab.asymptotics import ZERO, Growth, growth_of
 from rsstab.errors import RsstabError, ScheduleError
+from rsstab.parametric import (NotParametric, labelled_regions, order_text, parameters_of, parse_assumptions,
+                               pgrowth, to_real, when)
 from rsstab.regimes import WidthTable, check_ranks, check_width, limit_regime, none_fields, width_table
 from rsstab.schedule import R, Schedule, as_schedule
 from rsstab.schema import json_safe
-from rsstab.vocab import (ADAM_SIGN, BLOW_UP, COLLAPSE, INDETERMINATE, LABELS, STABLE, AdamRegime, Label,
-                          Optimizer, check_optimizer)
+from rsstab.vocab import (ADAM_SIGN, BLOW_UP, COLLAPSE, CONDITIONAL, INDETERMINATE, LABELS, STABLE, AdamRegime,
+                          Label, Optimizer, VerdictLabel, check_optimizer)
 
 __all__ = ["LABELS", "LR_FIXED", "AdamEpsilon", "QuantityVerdict", "Verdict", "adam_epsilon", "check",
            "json_safe", "label_of"]
@@ -65,14 +67,21 @@ class QuantityVerdict:
     log_exponent: float | None
     lower_exponent: float | None
     upper_exponent: float
-    label: Label
+    label: VerdictLabel
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """The classification of a schedule in one optimizer regime."""
+    """The classification of a schedule in one optimizer regime.
 
-    label: Label
+    With free parameters (names in an exponent of r, such as ``beta`` in ``alpha/r**beta``) the
+    verdict is parametric: ``parameters`` names them, ``conditions`` lists the regions of parameter
+    space (``{"when": "beta < 1/2", "label": "blow-up", "constraints": [...]}``, exact rational
+    bounds) and ``label`` is the one label that holds in every region, or ``"conditional"``
+    (:data:`rsstab.vocab.CONDITIONAL`) when it differs between them.
+    """
+
+    label: VerdictLabel
     optimizer: Optimizer
     schedule: str
     method: str
@@ -104,6 +113,12 @@ class Verdict:
     regime: str = field(default_factory=limit_regime)
     #: The per-rank finite-width predictions (``check(..., width=d)``), else None.
     width: WidthTable | None = None
+    #: Free parameters of a parametric verdict (names in an exponent of r), else empty.
+    parameters: tuple[str, ...] = ()
+    #: The assumptions on the parameters (``"beta > 0"``), as given.
+    assumptions: tuple[str, ...] = ()
+    #: Regions of a parametric verdict: ``{"when", "label", "constraints"}`` each.
+    conditions: tuple[dict, ...] = ()
 
     @property
     def stable(self) -> bool:
@@ -119,6 +134,8 @@ class Verdict:
         'rank-stabilized at a fixed learning rate'
         """
         text = f"{self.label} {_at(self.lr)}"
+        if self.label == CONDITIONAL:
+            return text + ": " + "; ".join(f"{c['label']} for {c['when']}" for c in self.conditions)
         if self.label != STABLE and self.lr_scale is not None:
             text += f" — rank-stabilized with η ∝ {self.lr_scale}"
         return text
@@ -127,6 +144,8 @@ class Verdict:
         d = asdict(self)
         d["table"] = [{"r": r, "gamma": g, "stability": q} for r, g, q in self.table]
         d["notes"] = list(self.notes)
+        d["parameters"], d["assumptions"] = list(self.parameters), list(self.assumptions)
+        d["conditions"] = [dict(c) for c in self.conditions]
         d["headline"] = self.headline
         d.pop("width")
         d.update(self.width.json_fields() if self.width is not None else none_fields())
@@ -142,6 +161,8 @@ class Verdict:
         data["quantities"] = {k: QuantityVerdict(**v) for k, v in data["quantities"].items()}
         data["table"] = tuple((int(t["r"]), _num(t["gamma"]), _num(t["stability"])) for t in data["table"])
         data["notes"] = tuple(data["notes"])
+        for key in ("parameters", "assumptions", "conditions"):
+            data[key] = tuple(data.get(key, ()))
         for extra in ("schema_version", "command", "stable", "reason_kind", "other_regime", "headline",
                       "adam_eps", "simulation"):  # added by `rsstab check --json`
             data.pop(extra, None)
@@ -295,7 +316,7 @@ def _refuse_misnamed_rank(sched: Schedule) -> None:
 def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = "sgd",
           constants: Mapping[str, float] | None = None,
           lr_scaling: str | float | Fraction | None = None, width: int | None = None,
-          ranks: Sequence[int] | None = None) -> Verdict:
+          ranks: Sequence[int] | None = None, assume: str | Sequence[str] | None = None) -> Verdict:
     """Classify γ_r in one optimizer regime (``"sgd"`` as in Theorem 3.2, or ``"adam"``).
 
     Args:
@@ -309,6 +330,17 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
             ``width`` holds, per rank, the regime, the predicted coherent/incoherent sizes, the RMS slope
             and the crossover rank (:mod:`rsstab.regimes`).
         ranks: the ranks of the width table (default 8, 32, … into the r ≫ d regime); needs ``width``.
+        assume: linear (in)equalities on the parameters (``"beta > 0"``, ``"0 < beta <= 1"``) that
+            restrict a parametric verdict's regions.
+
+    Names in an exponent of r are real parameters: the verdict lists the regions where each label
+    holds (exact rational bounds) and its label is ``"conditional"`` when they differ:
+
+    >>> v = check("alpha/r**beta")
+    >>> v.label, [(c["when"], c["label"]) for c in v.conditions]
+    ('conditional', [('beta < 1/2', 'blow-up'), ('beta = 1/2', 'rank-stabilized'), ('beta > 1/2', 'collapse')])
+    >>> check("alpha/r**beta", optimizer="adam", assume="beta > 1").label
+    'collapse'
 
     Raises:
         RsstabError: invalid schedule, optimizer, lr_scaling, width or ranks (one-line message).
@@ -336,8 +368,19 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
     lr = LR_FIXED if scaling == 0 else f"η ∝ r^{_fmt_power(scaling)}"
     sched = as_schedule(schedule)
     _refuse_misnamed_rank(sched)
+    assumptions = (assume,) if isinstance(assume, str) else tuple(assume or ())
     if constants:
         sched = sched.with_values(dict(constants))
+    params = parameters_of(sched.expr) if sched.expr is not None else ()
+    if params:
+        if width is not None:
+            raise RsstabError(f"--width needs values for the parameters {', '.join(params)} (--set NAME=VALUE)",
+                              parameter="width")
+        return _parametric_check(sched, optimizer, params, assumptions, scaling, lr)
+    if assumptions:
+        raise RsstabError("assumptions are about parameters (names in an exponent of r), and this schedule "
+                          "has none" + (" left (--set gave them values)" if constants else ""),
+                          parameter="assume")
     gamma = growth_of(sched)
     quantities = {q: _quantity(q, optimizer, gamma, scaling) for q in names}
     stab = theory.stability_law(optimizer)
@@ -400,6 +443,92 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
         lr_rule=rule,
         **_width_fields(sched, optimizer, width, ranks, label),
     )
+
+
+# --------------------------------------------------------------------------- parametric verdicts
+
+
+def _one_label(labels: Sequence[str]) -> VerdictLabel:
+    distinct = list(dict.fromkeys(labels))
+    return distinct[0] if len(distinct) == 1 else CONDITIONAL  # type: ignore[return-value]
+
+
+def _parametric_check(sched: Schedule, optimizer: str, params: tuple[str, ...], assumptions: tuple[str, ...],
+                      scaling: Fraction, lr: str) -> Verdict:
+    """The verdict of a schedule with free parameters: one label per region of parameter space."""
+    region = parse_assumptions(assumptions, params)
+    expr = sched.expr
+    consts = dict(sched.values)
+    stab = theory.stability_law(optimizer)
+    law_text = stab.text if scaling == 0 else f"η·{stab.text}"
+    notes = [f"{', '.join(params)} {'is a real parameter' if len(params) == 1 else 'are real parameters'} "
+             "(in an exponent of r): the verdict is per region of parameter space, exact; "
+             "--set NAME=VALUE (e.g. 1/2) gives the verdict at one value"]
+    if assumptions:
+        notes.append("assuming " + " and ".join(assumptions))
+    quantities: dict[str, QuantityVerdict] = {}
+    try:
+        real = [sympy.Symbol(n, real=True) for n in params]
+        pieces = pgrowth(to_real(expr, params), real, region, consts)
+        if len(pieces) == 1:
+            gamma_order = order_text(pieces[0][1])
+        else:
+            gamma_order = "; ".join(f"{order_text(t)} for {when(reg)}" for reg, t in pieces)
+        regions: list = []
+        for q in theory.quantities(optimizer):
+            law = theory.law(q, optimizer)
+            m = law.rank_power + law.lr_power * scaling
+            found = labelled_regions(expr, _rational(law.gamma_power), _rational(m), region, params, consts)
+            if q == stab.quantity:
+                regions = found
+            quantities[q] = QuantityVerdict(
+                name=q, law=law.text, description=theory.DESCRIPTIONS[q], order="parametric",
+                exponent=None, log_exponent=None, lower_exponent=None, upper_exponent=math.nan,
+                label=_one_label([lab for _, lab in found]))
+    except NotParametric as exc:
+        reason = (f"the order of γ_r in r depends on {', '.join(params)} in a way outside the exact parametric "
+                  f"class (exponents linear in the parameters, through products, sums, min and max): {exc}")
+        return Verdict(label=INDETERMINATE, optimizer=optimizer, schedule=sched.text, parsed=str(expr),
+                       method="parametric", gamma_order="undecided", gamma_exponent=None, gamma_to_zero=None,
+                       stability_law=law_text, stability_order="undecided", reason=reason,
+                       quantities={q: QuantityVerdict(
+                           name=q, law=theory.law(q, optimizer).text, description=theory.DESCRIPTIONS[q],
+                           order="undecided", exponent=None, log_exponent=None, lower_exponent=None,
+                           upper_exponent=math.nan, label=INDETERMINATE) for q in theory.quantities(optimizer)},
+                       notes=tuple(notes), constants=consts, lr=lr, lr_scaling=float(scaling),
+                       lr_rule=f"{theory.lr_rule(optimizer)} (γ_r's order is undecided)",
+                       parameters=params, assumptions=assumptions,
+                       conditions=({"when": when(region), "label": INDETERMINATE,
+                                    "constraints": [when((c,)) for c in region]},))
+    conditions = tuple({"when": when(reg), "label": lab, "constraints": [when((c,)) for c in reg]}
+                       for reg, lab in regions)
+    label = _one_label([c["label"] for c in conditions])
+    lr_scale = lr_exact = None
+    if len(pieces) == 1 and pieces[0][1][1] == 0 and pieces[0][1][2] == 0:
+        k, m = _rational(stab.gamma_power / stab.lr_power), _rational(stab.rank_power / stab.lr_power)
+        p = sympy.expand(-(k * pieces[0][1][0] + m))
+        lr_exact, lr_scale = str(p), f"r^({p})" if not p.is_Rational else f"r^{p}"
+        rule = f"η ∝ {lr_scale} keeps the update Θ(1) ({theory.lr_rule(optimizer)})"
+    else:
+        rule = f"{theory.lr_rule(optimizer)}: γ_r is {gamma_order}"
+    stable_when = [c["when"] for c in conditions if c["label"] == STABLE]
+    if label == CONDITIONAL:
+        reason = (f"{law_text} has an order in r that depends on {', '.join(params)} (γ_r is {gamma_order}): "
+                  f"{_REGIME[optimizer]}, so {_at(lr)} it is rank-stabilized "
+                  + (f"exactly for {' or '.join(stable_when)}" if stable_when else "for no admissible value")
+                  + "; " + "; ".join(f"{c['label']} for {c['when']}" for c in conditions if c["label"] != STABLE))
+    else:
+        reason = f"for every admissible value of {', '.join(params)}: " + _reason(label, optimizer, law_text,
+                                                                                  gamma_order, lr)
+    to_zero = [t[0] < 0 for _, t in pieces if t[0].is_number]
+    return Verdict(
+        label=label, optimizer=optimizer, schedule=sched.text, parsed=str(expr), method="parametric",
+        gamma_order=gamma_order, gamma_exponent=None,
+        gamma_to_zero=to_zero[0] if len(to_zero) == len(pieces) and len(set(to_zero)) == 1 else None,
+        stability_law=law_text, stability_order="parametric", reason=reason, quantities=quantities,
+        notes=tuple(notes), constants=consts, lr=lr, lr_scaling=float(scaling), lr_exponent=None,
+        lr_exponent_exact=lr_exact, lr_scale=lr_scale, lr_rule=rule, parameters=params,
+        assumptions=assumptions, conditions=conditions)
 
 
 # --------------------------------------------------------------------------- Adam's ε
