@@ -316,7 +316,8 @@ def _refuse_misnamed_rank(sched: Schedule) -> None:
 def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = "sgd",
           constants: Mapping[str, float] | None = None,
           lr_scaling: str | float | Fraction | None = None, width: int | None = None,
-          ranks: Sequence[int] | None = None, assume: str | Sequence[str] | None = None) -> Verdict:
+          ranks: Sequence[int] | None = None, assume: str | Sequence[str] | None = None,
+          lr: str | None = None, init_std: str | None = None) -> Verdict:
     """Classify γ_r in one optimizer regime (``"sgd"`` as in Theorem 3.2, or ``"adam"``).
 
     Args:
@@ -332,6 +333,21 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
         ranks: the ranks of the width table (default 8, 32, … into the r ≫ d regime); needs ``width``.
         assume: linear (in)equalities on the parameters (``"beta > 0"``, ``"0 < beta <= 1"``) that
             restrict a parametric verdict's regions.
+        lr: the learning rate as an expression in r (``"eta/sqrt(r)"``, parameters allowed): the
+            learned update ∝ η·γ_r^k·r^m (theory's laws) is classified with it (not with lr_scaling).
+        init_std: σ_A, the std of A's entries, as an expression in r, or a PEFT init name
+            (``"true"``/``"kaiming"``: rank-free; ``"gaussian"``: 1/r), entering through σ_A's power
+            in the laws.
+
+    The whole tuple: ``η·γ_r·r`` under Adam with η ∝ 1/√r and γ_r = α/√r is Θ(1); SGD with PEFT's
+    Gaussian init (σ_A = 1/r) makes rsLoRA collapse; ``η ∝ r^c`` with γ_r = α/r^β is stable iff c = 2β − 1:
+
+    >>> check("alpha/sqrt(r)", optimizer="adam", lr="eta/sqrt(r)").label
+    'rank-stabilized'
+    >>> check("alpha/sqrt(r)", init_std="gaussian").label
+    'collapse'
+    >>> [c["when"] for c in check("alpha/r**beta", lr="eta*r**c").conditions if c["label"] == "rank-stabilized"]
+    ['beta = c/2 + 1/2']
 
     Names in an exponent of r are real parameters: the verdict lists the regions where each label
     holds (exact rational bounds) and its label is ``"conditional"`` when they differ:
@@ -357,6 +373,7 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
     ('rank-stabilized', 4097.0, 'r ≪ d')
     """
     optimizer = check_optimizer(optimizer)  # validates; "adamw" is Adam's regime
+    lr_given = lr  # `lr` below is the learning-rate regime's text
     names = theory.quantities(optimizer)
     if ranks is not None and width is None:
         raise RsstabError("ranks are only used with a width (the ranks of the finite-width table)", parameter="ranks")
@@ -370,8 +387,31 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
     _refuse_misnamed_rank(sched)
     assumptions = (assume,) if isinstance(assume, str) else tuple(assume or ())
     if constants:
-        sched = sched.with_values(dict(constants))
+        own = dict(constants)
+        if (lr_given is not None or init_std is not None) and sched.expr is not None:
+            own = {k: v for k, v in own.items() if k in sched.constants}  # the others may name lr/init constants
+            unknown = sorted(set(constants) - set(own) - _names(lr_given) - _names(init_std))
+            if unknown:
+                raise ScheduleError(f"a value is given for a constant the schedule does not have: {unknown[0]!r}",
+                                    parameter="constants")
+        if own:
+            sched = sched.with_values(own)
     params = parameters_of(sched.expr) if sched.expr is not None else ()
+    lr_expr, sigma = _factor(lr_given, "lr", constants), _factor(init_std, "init_std", constants)
+    if lr_expr is not None and scaling != 0:
+        raise RsstabError("give the learning rate either as an expression in r or as a scaling exponent, not both",
+                          parameter="lr")
+    if lr_expr is not None or sigma is not None:
+        if sched.expr is None:
+            raise RsstabError("a learning rate or init scale in r needs γ_r as an expression", parameter="schedule")
+        if width is not None:
+            raise RsstabError("the width table is for the schedule alone (drop the learning rate / init scale)",
+                              parameter="width")
+        params = tuple(sorted(set(params) | set(parameters_of(lr_expr if lr_expr is not None else R))
+                              | set(parameters_of(sigma if sigma is not None else R))))
+        text = lr if lr_given is None else f"η = {lr_given.strip()}"
+        return _parametric_check(sched, optimizer, params, assumptions, scaling,
+                                 LR_FIXED if lr_expr is None else text, lr_expr, sigma, init_std)
     if params:
         if width is not None:
             raise RsstabError(f"--width needs values for the parameters {', '.join(params)} (--set NAME=VALUE)",
@@ -453,17 +493,56 @@ def _one_label(labels: Sequence[str]) -> VerdictLabel:
     return distinct[0] if len(distinct) == 1 else CONDITIONAL  # type: ignore[return-value]
 
 
+#: PEFT's init names for A (``init_lora_weights``): Kaiming-uniform on the fan-in is rank-free;
+#: PEFT's ``"gaussian"`` draws A with std 1/r.
+INIT_NAMES = {"true": "1", "kaiming": "1", "gaussian": "1/r"}
+
+
+def _names(text: str | None) -> set[str]:
+    try:
+        return set(as_schedule(text).constants) if isinstance(text, str) else set()
+    except RsstabError:
+        return set()
+
+
+def _factor(text: str | None, parameter: str, constants: Mapping[str, float] | None) -> sympy.Expr | None:
+    """A learning rate or σ_A given as an expression in r (the schedule parser: nothing is evaluated)."""
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise RsstabError(f"{parameter} must be text, an expression in r", parameter=parameter)
+    if parameter == "init_std":
+        text = INIT_NAMES.get(text.strip().lower(), text)
+    try:
+        f = as_schedule(text)
+        given = {k: v for k, v in (constants or {}).items() if k in f.constants}
+        if given:
+            f = f.with_values(given)
+    except RsstabError as exc:
+        raise RsstabError(f"{parameter}: {exc}", parameter=parameter) from None
+    return f.expr
+
+
 def _parametric_check(sched: Schedule, optimizer: str, params: tuple[str, ...], assumptions: tuple[str, ...],
-                      scaling: Fraction, lr: str) -> Verdict:
-    """The verdict of a schedule with free parameters: one label per region of parameter space."""
+                      scaling: Fraction, lr: str, lr_expr: sympy.Expr | None = None,
+                      sigma: sympy.Expr | None = None, init_std: str | None = None) -> Verdict:
+    """The verdict of a schedule with free parameters (one label per region of parameter space), or
+    of the tuple (γ_r, η(r), σ_A(r)): each quantity's law η^l·γ_r^k·r^m·σ_A^s is classified whole."""
     region = parse_assumptions(assumptions, params)
     expr = sched.expr
     consts = dict(sched.values)
     stab = theory.stability_law(optimizer)
-    law_text = stab.text if scaling == 0 else f"η·{stab.text}"
+    law_text = stab.text if scaling == 0 and lr_expr is None else f"η·{stab.text}"
+    if sigma is not None:
+        law_text += f"·σ_A^{stab.sigma_a_power}"
     notes = [f"{', '.join(params)} {'is a real parameter' if len(params) == 1 else 'are real parameters'} "
              "(in an exponent of r): the verdict is per region of parameter space, exact; "
-             "--set NAME=VALUE (e.g. 1/2) gives the verdict at one value"]
+             "--set NAME=VALUE (e.g. 1/2) gives the verdict at one value"] if params else []
+    if lr_expr is not None:
+        notes.append(f"learning rate η = {lr_expr} (the label is for it)")
+    if sigma is not None:
+        notes.append(f"A's init std σ_A = {sigma}" + (f" ({init_std})" if init_std and init_std.strip().lower()
+                                                       in INIT_NAMES else ""))
     if assumptions:
         notes.append("assuming " + " and ".join(assumptions))
     quantities: dict[str, QuantityVerdict] = {}
@@ -478,7 +557,8 @@ def _parametric_check(sched: Schedule, optimizer: str, params: tuple[str, ...], 
         for q in theory.quantities(optimizer):
             law = theory.law(q, optimizer)
             m = law.rank_power + law.lr_power * scaling
-            found = labelled_regions(expr, _rational(law.gamma_power), _rational(m), region, params, consts)
+            found = labelled_regions(_law_expr(law, expr, lr_expr, sigma), 1, _rational(m), region, params,
+                                     consts)
             if q == stab.quantity:
                 regions = found
             quantities[q] = QuantityVerdict(
@@ -504,9 +584,9 @@ def _parametric_check(sched: Schedule, optimizer: str, params: tuple[str, ...], 
                        for reg, lab in regions)
     label = _one_label([c["label"] for c in conditions])
     lr_scale = lr_exact = None
-    if len(pieces) == 1 and pieces[0][1][1] == 0 and pieces[0][1][2] == 0:
-        k, m = _rational(stab.gamma_power / stab.lr_power), _rational(stab.rank_power / stab.lr_power)
-        p = sympy.expand(-(k * pieces[0][1][0] + m))
+    fixed = pgrowth(to_real(_law_expr(stab, expr, None, sigma), params), real, region, consts)
+    if len(fixed) == 1 and fixed[0][1][1] == 0 and fixed[0][1][2] == 0:
+        p = sympy.expand(-(fixed[0][1][0] + _rational(stab.rank_power)) / _rational(stab.lr_power))
         lr_exact, lr_scale = str(p), f"r^({p})" if not p.is_Rational else f"r^{p}"
         rule = f"η ∝ {lr_scale} keeps the update Θ(1) ({theory.lr_rule(optimizer)})"
     else:
@@ -518,8 +598,12 @@ def _parametric_check(sched: Schedule, optimizer: str, params: tuple[str, ...], 
                   + (f"exactly for {' or '.join(stable_when)}" if stable_when else "for no admissible value")
                   + "; " + "; ".join(f"{c['label']} for {c['when']}" for c in conditions if c["label"] != STABLE))
     else:
-        reason = f"for every admissible value of {', '.join(params)}: " + _reason(label, optimizer, law_text,
-                                                                                  gamma_order, lr)
+        m = _rational(stab.rank_power + stab.lr_power * scaling)
+        qp = pgrowth(to_real(_law_expr(stab, expr, lr_expr, sigma), params), real, region, consts)
+        order = "; ".join(f"{order_text((sympy.expand(t[0] + m), t[1], t[2]))}"
+                          + (f" for {when(reg)}" if len(qp) > 1 else "") for reg, t in qp)
+        reason = (f"for every admissible value of {', '.join(params)}: " if params else "") + _reason(
+            label, optimizer, law_text, order, lr)
     to_zero = [t[0] < 0 for _, t in pieces if t[0].is_number]
     return Verdict(
         label=label, optimizer=optimizer, schedule=sched.text, parsed=str(expr), method="parametric",
@@ -529,6 +613,17 @@ def _parametric_check(sched: Schedule, optimizer: str, params: tuple[str, ...], 
         notes=tuple(notes), constants=consts, lr=lr, lr_scaling=float(scaling), lr_exponent=None,
         lr_exponent_exact=lr_exact, lr_scale=lr_scale, lr_rule=rule, parameters=params,
         assumptions=assumptions, conditions=conditions)
+
+
+def _law_expr(law: theory.Law, gamma: sympy.Expr, lr_expr: sympy.Expr | None,
+              sigma: sympy.Expr | None) -> sympy.Expr:
+    """η^l·γ_r^k·σ_A^s of one law (r^m left to the caller)."""
+    out = gamma ** _rational(law.gamma_power)
+    if lr_expr is not None and law.lr_power:
+        out *= lr_expr ** _rational(law.lr_power)
+    if sigma is not None and law.sigma_a_power:
+        out *= sigma ** _rational(law.sigma_a_power)
+    return out
 
 
 # --------------------------------------------------------------------------- Adam's ε

@@ -283,19 +283,29 @@ def _delegate(expr: sympy.Expr, constants: dict[str, float]) -> Triple:
     return a  # type: ignore[return-value]
 
 
+def _positive(expr: sympy.Expr, params: tuple, region: Region) -> bool:
+    """Whether an r-free factor is positive in the whole region (products and powers of positive
+    factors; linear forms the region keeps positive)."""
+    if expr.is_positive:
+        return True
+    if isinstance(expr, sympy.Mul):
+        return all(_positive(a, params, region) for a in expr.args)
+    if isinstance(expr, sympy.Pow) and expr.exp.is_real is not False:
+        return _positive(expr.base, params, region)
+    try:
+        lin = _form(_linear(expr, params))
+    except NotParametric:
+        return False
+    return _implied(region, (lin, ">"))
+
+
 def _pg(expr: sympy.Expr, params: tuple, region: Region, constants: dict[str, float]) -> Pieces:
     pset = set(params)
     if not (expr.free_symbols & pset):
         return [(region, _delegate(expr, constants))]
     zero = (sympy.Integer(0),) * 3
     if not expr.has(R):
-        if expr.is_positive:
-            return [(region, zero)]
-        try:
-            lin = _form(_linear(expr, params))
-        except NotParametric:
-            lin = None
-        if lin is not None and _implied(region, (lin, ">")):
+        if _positive(expr, params, region):
             return [(region, zero)]
         raise NotParametric(f"the factor {expr} may not be positive for every admissible value of the "
                             "parameters (add an assumption)")

@@ -183,3 +183,42 @@ def test_cli_json_conditions_and_exit_codes() -> None:
     assert p.returncode == 1 and "collapse" in p.stdout
     p = run_cli("check", "alpha/r**beta", "--assume", "__import__('os') > 0")
     assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1 and "--assume" in p.stderr
+
+
+# --------------------------------------------------------------------------- part 2: learning rate and init in r
+
+
+def test_issue_examples_for_the_tuple() -> None:
+    assert check("alpha/sqrt(r)", "adam", lr="eta/sqrt(r)").label == S
+    assert check("alpha/sqrt(r)", init_std="1/r").label == C      # SGD: γ²·r·σ_A² = r^-2
+    assert check("alpha/sqrt(r)", init_std="gaussian").label == C  # PEFT's gaussian: σ_A = 1/r
+    for name in ("true", "kaiming", "Kaiming"):
+        assert check("alpha/sqrt(r)", init_std=name).label == S
+    got = regions("alpha/r**beta", lr="eta*r**c")
+    assert [w for w, lab in got if lab == S] == ["beta = c/2 + 1/2"]  # c = 2β − 1
+    assert check("alpha/r", lr="eta*r").label == S  # LoRA under SGD with η ∝ r
+    assert check("alpha/sqrt(r)", "adam", init_std="1/r").label == C  # Adam: η·γ·r·σ_A = r^-1/2
+    assert check("alpha/sqrt(r)", "adam", init_std="1/sqrt(r)").label == S  # = r^0
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(beta=_RATIONALS, c=_RATIONALS, optimizer=st.sampled_from(["sgd", "adam"]))
+def test_lr_in_r_agrees_with_the_lr_scaling_exponent(beta: Fraction, c: Fraction, optimizer: str) -> None:
+    sched = f"alpha*r**({-beta})"
+    by_expr = check(sched, optimizer, lr=f"eta*r**({c})").label
+    assert by_expr == check(sched, optimizer, lr_scaling=c).label
+
+
+def test_lr_and_init_errors() -> None:
+    with pytest.raises(RsstabError) as info:
+        check("alpha/sqrt(r)", lr="eta", lr_scaling="1")
+    assert info.value.parameter == "lr"
+    with pytest.raises(RsstabError) as info:
+        check("alpha/sqrt(r)", lr="__import__(os)")
+    assert info.value.parameter == "lr"
+    with pytest.raises(RsstabError) as info:
+        check("alpha/sqrt(r)", init_std="a.b")
+    assert info.value.parameter == "init_std"
+    p = run_cli("check", "alpha/sqrt(r)", "--optimizer", "adam", "--lr", "eta/sqrt(r)", "--json")
+    assert p.returncode == 0 and json.loads(p.stdout)["label"] == S
+    assert run_cli("check", "alpha/sqrt(r)", "--init-std", "gaussian").returncode == 1

@@ -41,6 +41,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr-scaling", dest="lr_scaling", default=None, metavar="P",
                    help="the verdict for a learning rate scaled as η ∝ r^P across ranks (e.g. -1/2); "
                         "default: a fixed learning rate, the regime of the theorem")
+    p.add_argument("--lr", dest="lr", default=None, metavar="EXPR",
+                   help='the learning rate as an expression in r (e.g. "eta/sqrt(r)", "eta*r**c"): the verdict '
+                        "is for the learned update η·γ_r^k·r^m it gives (instead of --lr-scaling)")
+    p.add_argument("--init-std", dest="init_std", default=None, metavar="EXPR",
+                   help='the std σ_A of A\'s entries as an expression in r ("1/r"), or a PEFT init name: '
+                        "true/kaiming (rank-free), gaussian (1/r); enters through σ_A's power in the laws")
     p.add_argument("--eps", type=float, default=None, metavar="EPS",
                    help="Adam's ε (with --grad-scale): say at which ranks Adam is sign-like or SGD-like")
     p.add_argument("--grad-scale", dest="grad_scale", type=float, default=None, metavar="G",
@@ -133,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
     if len(exprs) > 1:
         if args.simulate or args.width is not None or args.eps is not None:
             raise RsstabError("--simulate, --width and --eps take one schedule at a time")
+        if args.lr is not None or args.init_std is not None:
+            raise RsstabError("--lr and --init-std take one schedule at a time")
         return run_table(exprs, args.optimizer, constants, args.lr_scaling, args.json, args.assume)
     expr = exprs[0]
     if (args.eps is None) != (args.grad_scale is None):
@@ -144,12 +152,15 @@ def run(args: argparse.Namespace) -> int:
     width = parse_width(args.width)
     ranks = parse_ranks(args.ranks, width)
     verdict = check(expr, optimizer=args.optimizer, constants=constants, lr_scaling=args.lr_scaling,
-                    width=width, ranks=ranks, assume=args.assume)
+                    width=width, ranks=ranks, assume=args.assume, lr=args.lr, init_std=args.init_std)
+    if (args.lr is not None or args.init_std is not None) and (args.simulate or args.eps is not None):
+        raise RsstabError("--simulate and --eps are for a fixed learning rate and init: drop --lr / --init-std")
     if verdict.parameters and (args.simulate or args.eps is not None):
         raise RsstabError(f"--simulate and --eps need values for the parameters {', '.join(verdict.parameters)} "
                           "(--set NAME=VALUE)")
     other = "adam" if args.optimizer == "sgd" else "sgd"
-    also = check(expr, optimizer=other, constants=constants, assume=args.assume)
+    also = check(expr, optimizer=other, constants=constants, assume=args.assume, lr=args.lr,
+                 init_std=args.init_std)
     eps = None
     if args.eps is not None:
         from rsstab.classify import adam_epsilon
@@ -246,7 +257,7 @@ def render(v: object, also: object) -> str:
         f"γ_r = {v.schedule}" + (f"    (read as {v.parsed})" if v.parsed and v.parsed != v.schedule else "")
         + f"    [optimizer: {v.optimizer}, method: {v.method}]",
         f"verdict: {v.headline}",
-        *(f"  {c['label']:<16} for {c['when']}" for c in getattr(v, "conditions", ())),
+        *(f"  {c['label']:<16} for {c['when']}" for c in (v.conditions if getattr(v, "parameters", ()) else ())),
         _regime_line(v),
         f"γ_r order: {v.gamma_order}    (γ_r → 0: {_yes(v.gamma_to_zero)})",
         f"why: {v.reason}",
