@@ -33,11 +33,13 @@ import sympy
 from rsstab import theory
 from rsstab.asymptotics import ZERO, Growth, growth_of
 from rsstab.errors import RsstabError, ScheduleError
+from rsstab.parametric import (NotParametric, labelled_regions, order_text, parameters_of, parse_assumptions,
+                               pgrowth, to_real, when)
 from rsstab.regimes import WidthTable, check_ranks, check_width, limit_regime, none_fields, width_table
 from rsstab.schedule import R, Schedule, as_schedule
 from rsstab.schema import json_safe
-from rsstab.vocab import (ADAM_SIGN, BLOW_UP, COLLAPSE, INDETERMINATE, LABELS, STABLE, AdamRegime, Label,
-                          Optimizer, check_optimizer)
+from rsstab.vocab import (ADAM_SIGN, BLOW_UP, COLLAPSE, CONDITIONAL, INDETERMINATE, LABELS, STABLE, AdamRegime,
+                          Label, Optimizer, VerdictLabel, check_optimizer)
 
 __all__ = ["LABELS", "LR_FIXED", "AdamEpsilon", "QuantityVerdict", "Verdict", "adam_epsilon", "check",
            "json_safe", "label_of"]
@@ -65,14 +67,21 @@ class QuantityVerdict:
     log_exponent: float | None
     lower_exponent: float | None
     upper_exponent: float
-    label: Label
+    label: VerdictLabel
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """The classification of a schedule in one optimizer regime."""
+    """The classification of a schedule in one optimizer regime.
 
-    label: Label
+    With free parameters (names in an exponent of r, such as ``beta`` in ``alpha/r**beta``) the
+    verdict is parametric: ``parameters`` names them, ``conditions`` lists the regions of parameter
+    space (``{"when": "beta < 1/2", "label": "blow-up", "constraints": [...]}``, exact rational
+    bounds) and ``label`` is the one label that holds in every region, or ``"conditional"``
+    (:data:`rsstab.vocab.CONDITIONAL`) when it differs between them.
+    """
+
+    label: VerdictLabel
     optimizer: Optimizer
     schedule: str
     method: str
@@ -104,6 +113,12 @@ class Verdict:
     regime: str = field(default_factory=limit_regime)
     #: The per-rank finite-width predictions (``check(..., width=d)``), else None.
     width: WidthTable | None = None
+    #: Free parameters of a parametric verdict (names in an exponent of r), else empty.
+    parameters: tuple[str, ...] = ()
+    #: The assumptions on the parameters (``"beta > 0"``), as given.
+    assumptions: tuple[str, ...] = ()
+    #: Regions of a parametric verdict: ``{"when", "label", "constraints"}`` each.
+    conditions: tuple[dict, ...] = ()
 
     @property
     def stable(self) -> bool:
@@ -119,6 +134,8 @@ class Verdict:
         'rank-stabilized at a fixed learning rate'
         """
         text = f"{self.label} {_at(self.lr)}"
+        if self.label == CONDITIONAL:
+            return text + ": " + "; ".join(f"{c['label']} for {c['when']}" for c in self.conditions)
         if self.label != STABLE and self.lr_scale is not None:
             text += f" — rank-stabilized with η ∝ {self.lr_scale}"
         return text
@@ -127,6 +144,8 @@ class Verdict:
         d = asdict(self)
         d["table"] = [{"r": r, "gamma": g, "stability": q} for r, g, q in self.table]
         d["notes"] = list(self.notes)
+        d["parameters"], d["assumptions"] = list(self.parameters), list(self.assumptions)
+        d["conditions"] = [dict(c) for c in self.conditions]
         d["headline"] = self.headline
         d.pop("width")
         d.update(self.width.json_fields() if self.width is not None else none_fields())
@@ -142,6 +161,8 @@ class Verdict:
         data["quantities"] = {k: QuantityVerdict(**v) for k, v in data["quantities"].items()}
         data["table"] = tuple((int(t["r"]), _num(t["gamma"]), _num(t["stability"])) for t in data["table"])
         data["notes"] = tuple(data["notes"])
+        for key in ("parameters", "assumptions", "conditions"):
+            data[key] = tuple(data.get(key, ()))
         for extra in ("schema_version", "command", "stable", "reason_kind", "other_regime", "headline",
                       "adam_eps", "simulation"):  # added by `rsstab check --json`
             data.pop(extra, None)
@@ -295,7 +316,8 @@ def _refuse_misnamed_rank(sched: Schedule) -> None:
 def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = "sgd",
           constants: Mapping[str, float] | None = None,
           lr_scaling: str | float | Fraction | None = None, width: int | None = None,
-          ranks: Sequence[int] | None = None) -> Verdict:
+          ranks: Sequence[int] | None = None, assume: str | Sequence[str] | None = None,
+          lr: str | None = None, init_std: str | None = None) -> Verdict:
     """Classify γ_r in one optimizer regime (``"sgd"`` as in Theorem 3.2, or ``"adam"``).
 
     Args:
@@ -309,6 +331,32 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
             ``width`` holds, per rank, the regime, the predicted coherent/incoherent sizes, the RMS slope
             and the crossover rank (:mod:`rsstab.regimes`).
         ranks: the ranks of the width table (default 8, 32, … into the r ≫ d regime); needs ``width``.
+        assume: linear (in)equalities on the parameters (``"beta > 0"``, ``"0 < beta <= 1"``) that
+            restrict a parametric verdict's regions.
+        lr: the learning rate as an expression in r (``"eta/sqrt(r)"``, parameters allowed): the
+            learned update ∝ η·γ_r^k·r^m (theory's laws) is classified with it (not with lr_scaling).
+        init_std: σ_A, the std of A's entries, as an expression in r, or a PEFT init name
+            (``"true"``/``"kaiming"``: rank-free; ``"gaussian"``: 1/r), entering through σ_A's power
+            in the laws.
+
+    The whole tuple: ``η·γ_r·r`` under Adam with η ∝ 1/√r and γ_r = α/√r is Θ(1); SGD with PEFT's
+    Gaussian init (σ_A = 1/r) makes rsLoRA collapse; ``η ∝ r^c`` with γ_r = α/r^β is stable iff c = 2β − 1:
+
+    >>> check("alpha/sqrt(r)", optimizer="adam", lr="eta/sqrt(r)").label
+    'rank-stabilized'
+    >>> check("alpha/sqrt(r)", init_std="gaussian").label
+    'collapse'
+    >>> [c["when"] for c in check("alpha/r**beta", lr="eta*r**c").conditions if c["label"] == "rank-stabilized"]
+    ['beta = c/2 + 1/2']
+
+    Names in an exponent of r are real parameters: the verdict lists the regions where each label
+    holds (exact rational bounds) and its label is ``"conditional"`` when they differ:
+
+    >>> v = check("alpha/r**beta")
+    >>> v.label, [(c["when"], c["label"]) for c in v.conditions]
+    ('conditional', [('beta < 1/2', 'blow-up'), ('beta = 1/2', 'rank-stabilized'), ('beta > 1/2', 'collapse')])
+    >>> check("alpha/r**beta", optimizer="adam", assume="beta > 1").label
+    'collapse'
 
     Raises:
         RsstabError: invalid schedule, optimizer, lr_scaling, width or ranks (one-line message).
@@ -325,6 +373,7 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
     ('rank-stabilized', 4097.0, 'r ≪ d')
     """
     optimizer = check_optimizer(optimizer)  # validates; "adamw" is Adam's regime
+    lr_given = lr  # `lr` below is the learning-rate regime's text
     names = theory.quantities(optimizer)
     if ranks is not None and width is None:
         raise RsstabError("ranks are only used with a width (the ranks of the finite-width table)", parameter="ranks")
@@ -336,8 +385,42 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
     lr = LR_FIXED if scaling == 0 else f"η ∝ r^{_fmt_power(scaling)}"
     sched = as_schedule(schedule)
     _refuse_misnamed_rank(sched)
+    assumptions = (assume,) if isinstance(assume, str) else tuple(assume or ())
     if constants:
-        sched = sched.with_values(dict(constants))
+        own = dict(constants)
+        if (lr_given is not None or init_std is not None) and sched.expr is not None:
+            own = {k: v for k, v in own.items() if k in sched.constants}  # the others may name lr/init constants
+            unknown = sorted(set(constants) - set(own) - _names(lr_given) - _names(init_std))
+            if unknown:
+                raise ScheduleError(f"a value is given for a constant the schedule does not have: {unknown[0]!r}",
+                                    parameter="constants")
+        if own:
+            sched = sched.with_values(own)
+    params = parameters_of(sched.expr) if sched.expr is not None else ()
+    lr_expr, sigma = _factor(lr_given, "lr", constants), _factor(init_std, "init_std", constants)
+    if lr_expr is not None and scaling != 0:
+        raise RsstabError("give the learning rate either as an expression in r or as a scaling exponent, not both",
+                          parameter="lr")
+    if lr_expr is not None or sigma is not None:
+        if sched.expr is None:
+            raise RsstabError("a learning rate or init scale in r needs γ_r as an expression", parameter="schedule")
+        if width is not None:
+            raise RsstabError("the width table is for the schedule alone (drop the learning rate / init scale)",
+                              parameter="width")
+        params = tuple(sorted(set(params) | set(parameters_of(lr_expr if lr_expr is not None else R))
+                              | set(parameters_of(sigma if sigma is not None else R))))
+        text = lr if lr_given is None else f"η = {lr_given.strip()}"
+        return _parametric_check(sched, optimizer, params, assumptions, scaling,
+                                 LR_FIXED if lr_expr is None else text, lr_expr, sigma, init_std)
+    if params:
+        if width is not None:
+            raise RsstabError(f"--width needs values for the parameters {', '.join(params)} (--set NAME=VALUE)",
+                              parameter="width")
+        return _parametric_check(sched, optimizer, params, assumptions, scaling, lr)
+    if assumptions:
+        raise RsstabError("assumptions are about parameters (names in an exponent of r), and this schedule "
+                          "has none" + (" left (--set gave them values)" if constants else ""),
+                          parameter="assume")
     gamma = growth_of(sched)
     quantities = {q: _quantity(q, optimizer, gamma, scaling) for q in names}
     stab = theory.stability_law(optimizer)
@@ -400,6 +483,147 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
         lr_rule=rule,
         **_width_fields(sched, optimizer, width, ranks, label),
     )
+
+
+# --------------------------------------------------------------------------- parametric verdicts
+
+
+def _one_label(labels: Sequence[str]) -> VerdictLabel:
+    distinct = list(dict.fromkeys(labels))
+    return distinct[0] if len(distinct) == 1 else CONDITIONAL  # type: ignore[return-value]
+
+
+#: PEFT's init names for A (``init_lora_weights``): Kaiming-uniform on the fan-in is rank-free;
+#: PEFT's ``"gaussian"`` draws A with std 1/r.
+INIT_NAMES = {"true": "1", "kaiming": "1", "gaussian": "1/r"}
+
+
+def _names(text: str | None) -> set[str]:
+    try:
+        return set(as_schedule(text).constants) if isinstance(text, str) else set()
+    except RsstabError:
+        return set()
+
+
+def _factor(text: str | None, parameter: str, constants: Mapping[str, float] | None) -> sympy.Expr | None:
+    """A learning rate or σ_A given as an expression in r (the schedule parser: nothing is evaluated)."""
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise RsstabError(f"{parameter} must be text, an expression in r", parameter=parameter)
+    if parameter == "init_std":
+        text = INIT_NAMES.get(text.strip().lower(), text)
+    try:
+        f = as_schedule(text)
+        given = {k: v for k, v in (constants or {}).items() if k in f.constants}
+        if given:
+            f = f.with_values(given)
+    except RsstabError as exc:
+        raise RsstabError(f"{parameter}: {exc}", parameter=parameter) from None
+    return f.expr
+
+
+def _parametric_check(sched: Schedule, optimizer: str, params: tuple[str, ...], assumptions: tuple[str, ...],
+                      scaling: Fraction, lr: str, lr_expr: sympy.Expr | None = None,
+                      sigma: sympy.Expr | None = None, init_std: str | None = None) -> Verdict:
+    """The verdict of a schedule with free parameters (one label per region of parameter space), or
+    of the tuple (γ_r, η(r), σ_A(r)): each quantity's law η^l·γ_r^k·r^m·σ_A^s is classified whole."""
+    region = parse_assumptions(assumptions, params)
+    expr = sched.expr
+    consts = dict(sched.values)
+    stab = theory.stability_law(optimizer)
+    law_text = stab.text if scaling == 0 and lr_expr is None else f"η·{stab.text}"
+    if sigma is not None:
+        law_text += f"·σ_A^{stab.sigma_a_power}"
+    notes = [f"{', '.join(params)} {'is a real parameter' if len(params) == 1 else 'are real parameters'} "
+             "(in an exponent of r): the verdict is per region of parameter space, exact; "
+             "--set NAME=VALUE (e.g. 1/2) gives the verdict at one value"] if params else []
+    if lr_expr is not None:
+        notes.append(f"learning rate η = {lr_expr} (the label is for it)")
+    if sigma is not None:
+        notes.append(f"A's init std σ_A = {sigma}" + (f" ({init_std})" if init_std and init_std.strip().lower()
+                                                       in INIT_NAMES else ""))
+    if assumptions:
+        notes.append("assuming " + " and ".join(assumptions))
+    quantities: dict[str, QuantityVerdict] = {}
+    try:
+        real = [sympy.Symbol(n, real=True) for n in params]
+        pieces = pgrowth(to_real(expr, params), real, region, consts)
+        if len(pieces) == 1:
+            gamma_order = order_text(pieces[0][1])
+        else:
+            gamma_order = "; ".join(f"{order_text(t)} for {when(reg)}" for reg, t in pieces)
+        regions: list = []
+        for q in theory.quantities(optimizer):
+            law = theory.law(q, optimizer)
+            m = law.rank_power + law.lr_power * scaling
+            found = labelled_regions(_law_expr(law, expr, lr_expr, sigma), 1, _rational(m), region, params,
+                                     consts)
+            if q == stab.quantity:
+                regions = found
+            quantities[q] = QuantityVerdict(
+                name=q, law=law.text, description=theory.DESCRIPTIONS[q], order="parametric",
+                exponent=None, log_exponent=None, lower_exponent=None, upper_exponent=math.nan,
+                label=_one_label([lab for _, lab in found]))
+    except NotParametric as exc:
+        reason = (f"the order of γ_r in r depends on {', '.join(params)} in a way outside the exact parametric "
+                  f"class (exponents linear in the parameters, through products, sums, min and max): {exc}")
+        return Verdict(label=INDETERMINATE, optimizer=optimizer, schedule=sched.text, parsed=str(expr),
+                       method="parametric", gamma_order="undecided", gamma_exponent=None, gamma_to_zero=None,
+                       stability_law=law_text, stability_order="undecided", reason=reason,
+                       quantities={q: QuantityVerdict(
+                           name=q, law=theory.law(q, optimizer).text, description=theory.DESCRIPTIONS[q],
+                           order="undecided", exponent=None, log_exponent=None, lower_exponent=None,
+                           upper_exponent=math.nan, label=INDETERMINATE) for q in theory.quantities(optimizer)},
+                       notes=tuple(notes), constants=consts, lr=lr, lr_scaling=float(scaling),
+                       lr_rule=f"{theory.lr_rule(optimizer)} (γ_r's order is undecided)",
+                       parameters=params, assumptions=assumptions,
+                       conditions=({"when": when(region), "label": INDETERMINATE,
+                                    "constraints": [when((c,)) for c in region]},))
+    conditions = tuple({"when": when(reg), "label": lab, "constraints": [when((c,)) for c in reg]}
+                       for reg, lab in regions)
+    label = _one_label([c["label"] for c in conditions])
+    lr_scale = lr_exact = None
+    fixed = pgrowth(to_real(_law_expr(stab, expr, None, sigma), params), real, region, consts)
+    if len(fixed) == 1 and fixed[0][1][1] == 0 and fixed[0][1][2] == 0:
+        p = sympy.expand(-(fixed[0][1][0] + _rational(stab.rank_power)) / _rational(stab.lr_power))
+        lr_exact, lr_scale = str(p), f"r^({p})" if not p.is_Rational else f"r^{p}"
+        rule = f"η ∝ {lr_scale} keeps the update Θ(1) ({theory.lr_rule(optimizer)})"
+    else:
+        rule = f"{theory.lr_rule(optimizer)}: γ_r is {gamma_order}"
+    stable_when = [c["when"] for c in conditions if c["label"] == STABLE]
+    if label == CONDITIONAL:
+        reason = (f"{law_text} has an order in r that depends on {', '.join(params)} (γ_r is {gamma_order}): "
+                  f"{_REGIME[optimizer]}, so {_at(lr)} it is rank-stabilized "
+                  + (f"exactly for {' or '.join(stable_when)}" if stable_when else "for no admissible value")
+                  + "; " + "; ".join(f"{c['label']} for {c['when']}" for c in conditions if c["label"] != STABLE))
+    else:
+        m = _rational(stab.rank_power + stab.lr_power * scaling)
+        qp = pgrowth(to_real(_law_expr(stab, expr, lr_expr, sigma), params), real, region, consts)
+        order = "; ".join(f"{order_text((sympy.expand(t[0] + m), t[1], t[2]))}"
+                          + (f" for {when(reg)}" if len(qp) > 1 else "") for reg, t in qp)
+        reason = (f"for every admissible value of {', '.join(params)}: " if params else "") + _reason(
+            label, optimizer, law_text, order, lr)
+    to_zero = [t[0] < 0 for _, t in pieces if t[0].is_number]
+    return Verdict(
+        label=label, optimizer=optimizer, schedule=sched.text, parsed=str(expr), method="parametric",
+        gamma_order=gamma_order, gamma_exponent=None,
+        gamma_to_zero=to_zero[0] if len(to_zero) == len(pieces) and len(set(to_zero)) == 1 else None,
+        stability_law=law_text, stability_order="parametric", reason=reason, quantities=quantities,
+        notes=tuple(notes), constants=consts, lr=lr, lr_scaling=float(scaling), lr_exponent=None,
+        lr_exponent_exact=lr_exact, lr_scale=lr_scale, lr_rule=rule, parameters=params,
+        assumptions=assumptions, conditions=conditions)
+
+
+def _law_expr(law: theory.Law, gamma: sympy.Expr, lr_expr: sympy.Expr | None,
+              sigma: sympy.Expr | None) -> sympy.Expr:
+    """η^l·γ_r^k·σ_A^s of one law (r^m left to the caller)."""
+    out = gamma ** _rational(law.gamma_power)
+    if lr_expr is not None and law.lr_power:
+        out *= lr_expr ** _rational(law.lr_power)
+    if sigma is not None and law.sigma_a_power:
+        out *= sigma ** _rational(law.sigma_a_power)
+    return out
 
 
 # --------------------------------------------------------------------------- Adam's ε

@@ -22,7 +22,7 @@ EXIT_STABLE, EXIT_UNSTABLE, EXIT_USAGE = 0, 1, 2
 #: How the command line spells the library's parameters (see ``RsstabError.parameter``); the
 #: sweep's own flags live in :data:`rsstab.sweep.cli.FLAGS`.
 FLAGS = {"constants": "--set NAME=VALUE", "lr_scaling": "--lr-scaling", "eps": "--eps",
-         "grad_scale": "--grad-scale", "from_rank": "--from-rank", "to_rank": "--to-rank", "lr": "--lr"}
+         "grad_scale": "--grad-scale", "assume": "--assume", "init_std": "--init-std", "from_rank": "--from-rank", "to_rank": "--to-rank", "lr": "--lr"}
 
 
 def _flag(parameter: str | None) -> str | None:

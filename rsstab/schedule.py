@@ -24,6 +24,7 @@ import re
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import mpmath
 import sympy
@@ -145,20 +146,42 @@ class Schedule:
     def __call__(self, r: float) -> float:
         return self.value(r)
 
-    def with_values(self, values: Mapping[str, float]) -> Schedule:
-        """Substitute numbers for named constants (``with_values({"alpha": 16})``)."""
+    def with_values(self, values: Mapping[str, float | Fraction]) -> Schedule:
+        """Substitute numbers for named constants (``with_values({"alpha": 16})``).
+
+        A :class:`~fractions.Fraction` is substituted exactly (``beta=Fraction(1, 3)`` makes
+        ``r**(3*beta - 1)`` exactly Θ(1)); a float as the rational its repr spells. Constants must
+        be positive, except parameters (names in an exponent of r), which may be any real number:
+
+        >>> parse("r**(3*beta - 1)").with_values({"beta": Fraction(1, 3)}).expr
+        1
+        >>> parse("r**(-beta)").with_values({"beta": -1}).expr
+        r
+        """
         unknown = sorted(set(values) - set(self.constants))
         if unknown:
             raise ScheduleError(f"a value is given for a constant the schedule does not have: {unknown[0]!r}",
                                 parameter="constants")
+        from rsstab.parametric import parameters_of
+
+        params = set(parameters_of(self.expr))
         for name, v in values.items():
-            if not (math.isfinite(v) and v > 0):
-                raise ScheduleError(f"constant {name!r} must be a positive finite number, got {v!r}")
-        subs = {sympy.Symbol(n, positive=True): sympy.Rational(repr(float(v))) for n, v in values.items()}
+            if isinstance(v, bool) or not isinstance(v, (int, float, Fraction)) or not math.isfinite(v):
+                raise ScheduleError(f"constant {name!r} must be a finite number, got {v!r}", parameter="constants")
+            if not v > 0 and name not in params:
+                raise ScheduleError(f"constant {name!r} must be a positive finite number, got {v!r}",
+                                    parameter="constants")
+        subs = {sympy.Symbol(n, positive=True): _exact(v) for n, v in values.items()}
         expr = self.expr.subs(subs)
         left = tuple(c for c in self.constants if c not in values)
         merged = dict(self.values) | {k: float(v) for k, v in values.items()}
         return Schedule(self.text, expr, None, left, tuple(sorted(merged.items())))
+
+
+def _exact(v: float | Fraction) -> sympy.Rational:
+    if isinstance(v, Fraction):
+        return sympy.Rational(v.numerator, v.denominator)
+    return sympy.Rational(repr(float(v)))
 
 
 def _to_float(v: object) -> float:

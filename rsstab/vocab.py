@@ -19,6 +19,7 @@ from rsstab.errors import RsstabError
 
 __all__ = [
     "Label", "LABELS", "STABLE", "COLLAPSE", "BLOW_UP", "INDETERMINATE",
+    "CONDITIONAL", "VerdictLabel", "VERDICT_LABELS",
     "Optimizer", "OPTIMIZERS", "OPTIMIZER_ALIASES", "OPTIMIZER_NAMES", "OPTIMIZER_METAVAR", "check_optimizer",
     "canonical_optimizer", "normalize_optimizer",
     "Quantity", "SUMMARY_QUANTITIES", "VOTING_QUANTITIES", "combine_labels",
@@ -32,6 +33,14 @@ COLLAPSE: Final[Label] = "collapse"
 BLOW_UP: Final[Label] = "blow-up"
 INDETERMINATE: Final[Label] = "indeterminate"
 LABELS: Final[tuple[Label, ...]] = (STABLE, COLLAPSE, BLOW_UP, INDETERMINATE)
+#: The label of a verdict with free parameters whose label differs between regions of parameter
+#: space (``rsstab check "alpha/r**beta"``); the regions and their labels (each one of
+#: :data:`LABELS`) are in the verdict's ``conditions``. Not a label of one quantity or one
+#: measurement, so :data:`LABELS` (what a simulation or a property test can produce) leaves it out.
+CONDITIONAL: Final = "conditional"
+#: What ``Verdict.label`` can be: one of :data:`LABELS`, or :data:`CONDITIONAL`.
+VerdictLabel = Literal["rank-stabilized", "collapse", "blow-up", "indeterminate", "conditional"]
+VERDICT_LABELS: Final[tuple[VerdictLabel, ...]] = (STABLE, COLLAPSE, BLOW_UP, INDETERMINATE, CONDITIONAL)
 
 #: The optimizer regimes: SGD (Theorem 3.2) and Adam (sign-like updates).
 Optimizer = Literal["sgd", "adam"]

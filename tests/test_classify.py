@@ -152,9 +152,13 @@ def test_scale_hash_agrees_with_equality() -> None:
 def test_library_errors_name_parameters_and_the_cli_names_flags() -> None:
     from rsstab.errors import RsstabError
 
+    # issue 15: r**(-beta) is a parametric verdict now; a bad value of beta is the error here
     with pytest.raises(RsstabError) as info:
-        check("r**(-beta)")
+        check("r**(-beta)", constants={"beta": float("inf")})
     assert "--" not in str(info.value) and info.value.parameter == "constants"
+    with pytest.raises(RsstabError) as info:
+        check("r**(-beta)", assume="beta**2 > 1")
+    assert "--" not in str(info.value) and info.value.parameter == "assume"
     from rsstab.cli import main
 
     import contextlib
@@ -162,8 +166,12 @@ def test_library_errors_name_parameters_and_the_cli_names_flags() -> None:
 
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
-        assert main(["check", "r**(-beta)"]) == 2
+        assert main(["check", "r**(-beta)", "--set", "beta=inf"]) == 2
     assert "--set NAME=VALUE" in err.getvalue() and len(err.getvalue().strip().splitlines()) == 1
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(["check", "r**(-beta)", "--assume", "beta*beta > 1"]) == 2
+    assert "--assume" in err.getvalue() and len(err.getvalue().strip().splitlines()) == 1
 
 
 # --------------------------------------------------------------------------- issue 12: the learning-rate rule

@@ -74,7 +74,11 @@ def test_reads_stdin() -> None:
         (["check", "__import__(os)"], "names starting with '_'"),
         (["check", "9**9**9**9"], "out of range"),
         (["check", "sin(r)"], "not positive"),
-        (["check", "r**(-alpha)"], "depends on the constant"),
+        (["check", "r**(-alpha)", "--assume", "alpha**2 > 1"], "linear"),
+        (["check", "r**(-alpha)", "--assume", "alpha > 1, alpha < 0"], "contradict"),
+        (["check", "r**(-alpha)", "--assume", "gamma > 1"], "not a parameter"),
+        (["check", "1/sqrt(r)", "--assume", "alpha > 1"], "has none"),
+        (["check", "r**(-alpha)", "--set", "alpha=1/0"], "not a number"),
         (["check", "1/r", "--set", "alpha"], "NAME=VALUE"),
         (["check", "alpha/r", "--set", "alpha=x"], "not a number"),
         (["check", "1/r", "--optimizer", "rmsprop"], "invalid choice"),
@@ -206,7 +210,7 @@ def test_cli_conventions_version_bare_usage_and_help_pointers() -> None:
     assert p.returncode == 2 and "COMMAND" in p.stderr and "check" in p.stderr
     p = run_cli("check", "--optimizer", "nope", "1/r")
     assert p.returncode == 2 and "'rsstab check --help'" in p.stderr and len(p.stderr.strip().splitlines()) == 1
-    p = run_cli("check", "r**(-beta)")
+    p = run_cli("check", "r**(-beta)", "--assume", "beta < 0 < beta")
     assert p.returncode == 2 and "'rsstab check --help'" in p.stderr and len(p.stderr.strip().splitlines()) == 1
     for command in ("check", "simulate", "peft", "derive", "transfer"):
         out = run_cli(command, "--help").stdout

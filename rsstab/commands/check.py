@@ -4,14 +4,19 @@ Labels are for a fixed learning rate unless ``--lr-scaling P`` says η ∝ r^P; 
 the learning-rate rule that keeps the update Θ(1). ``--eps``/``--grad-scale`` (Adam) say at which
 ranks Adam is sign-like and where it turns SGD-like.
 
-Exit code: 0 when rank-stabilized under the stated learning rate (default: a fixed one), 1 when
-not, 2 for bad input.
+Names in an exponent of r (``alpha/r**beta``) are real parameters: the verdict lists the regions
+of parameter space (exact rational bounds) and the label in each, ``conditional`` when they differ
+(``--assume "beta > 0"`` restricts them; ``--set beta=1/2`` gives the verdict at one value).
+
+Exit code: 0 when rank-stabilized under the stated learning rate (default: a fixed one) — for a
+parametric schedule, for every admissible value of the parameters —, 1 when not, 2 for bad input.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from fractions import Fraction
 
 from rsstab.errors import RsstabError
 from rsstab.vocab import OPTIMIZER_METAVAR, OPTIMIZERS, canonical_optimizer
@@ -27,10 +32,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--optimizer", type=canonical_optimizer, choices=OPTIMIZERS, metavar=OPTIMIZER_METAVAR, default="sgd",
                    help="regime: sgd (Theorem 3.2, γ_r²·r) or adam (sign-like updates, γ_r·r); adamw is Adam's regime")
     p.add_argument("--set", dest="constants", action="append", default=[], metavar="NAME=VALUE",
-                   help="value of a named constant (repeatable)")
+                   help="value of a named constant or parameter (repeatable); a decimal or an exact "
+                        "fraction such as 1/2")
+    p.add_argument("--assume", dest="assume", action="append", default=[], metavar="CONDITION",
+                   help='linear (in)equality on the parameters (names in an exponent of r), e.g. "beta > 0" '
+                        'or "0 < beta <= 1" (repeatable, or comma-separated): restricts the regions of a '
+                        "parametric verdict")
     p.add_argument("--lr-scaling", dest="lr_scaling", default=None, metavar="P",
                    help="the verdict for a learning rate scaled as η ∝ r^P across ranks (e.g. -1/2); "
                         "default: a fixed learning rate, the regime of the theorem")
+    p.add_argument("--lr", dest="lr", default=None, metavar="EXPR",
+                   help='the learning rate as an expression in r (e.g. "eta/sqrt(r)", "eta*r**c"): the verdict '
+                        "is for the learned update η·γ_r^k·r^m it gives (instead of --lr-scaling)")
+    p.add_argument("--init-std", dest="init_std", default=None, metavar="EXPR",
+                   help='the std σ_A of A\'s entries as an expression in r ("1/r"), or a PEFT init name: '
+                        "true/kaiming (rank-free), gaussian (1/r); enters through σ_A's power in the laws")
     p.add_argument("--eps", type=float, default=None, metavar="EPS",
                    help="Adam's ε (with --grad-scale): say at which ranks Adam is sign-like or SGD-like")
     p.add_argument("--grad-scale", dest="grad_scale", type=float, default=None, metavar="G",
@@ -46,16 +62,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="ranks of the --width table (default 8, 32, 128, … into the r ≫ d regime)")
 
 
-def parse_constants(items: list[str]) -> dict[str, float]:
-    out: dict[str, float] = {}
+def parse_constants(items: list[str]) -> dict[str, float | Fraction]:
+    """``NAME=VALUE`` items: a decimal becomes a float, a fraction ``p/q`` an exact Fraction.
+
+    >>> parse_constants(["alpha=16", "beta=1/3", "c=-0.5"])
+    {'alpha': 16.0, 'beta': Fraction(1, 3), 'c': -0.5}
+    """
+    out: dict[str, float | Fraction] = {}
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
             raise RsstabError(f"--set expects NAME=VALUE, got {item!r}")
+        text = value.strip().replace("−", "-")
         try:
-            out[name.strip()] = float(value)
+            out[name.strip()] = float(text)
         except ValueError:
-            raise RsstabError(f"--set {name.strip()}: {value!r} is not a number") from None
+            try:
+                if "/" not in text or len(text) > 100:
+                    raise ValueError
+                out[name.strip()] = Fraction(text)
+            except (ValueError, ZeroDivisionError):
+                raise RsstabError(f"--set {name.strip()}: {value!r} is not a number (a decimal or a fraction "
+                                  "such as 1/2)") from None
     return out
 
 
@@ -111,7 +139,9 @@ def run(args: argparse.Namespace) -> int:
     if len(exprs) > 1:
         if args.simulate or args.width is not None or args.eps is not None:
             raise RsstabError("--simulate, --width and --eps take one schedule at a time")
-        return run_table(exprs, args.optimizer, constants, args.lr_scaling, args.json)
+        if args.lr is not None or args.init_std is not None:
+            raise RsstabError("--lr and --init-std take one schedule at a time")
+        return run_table(exprs, args.optimizer, constants, args.lr_scaling, args.json, args.assume)
     expr = exprs[0]
     if (args.eps is None) != (args.grad_scale is None):
         raise RsstabError("--eps and --grad-scale go together: Adam's regime depends on E|∂L/∂B_ij|/ε")
@@ -122,9 +152,15 @@ def run(args: argparse.Namespace) -> int:
     width = parse_width(args.width)
     ranks = parse_ranks(args.ranks, width)
     verdict = check(expr, optimizer=args.optimizer, constants=constants, lr_scaling=args.lr_scaling,
-                    width=width, ranks=ranks)
+                    width=width, ranks=ranks, assume=args.assume, lr=args.lr, init_std=args.init_std)
+    if (args.lr is not None or args.init_std is not None) and (args.simulate or args.eps is not None):
+        raise RsstabError("--simulate and --eps are for a fixed learning rate and init: drop --lr / --init-std")
+    if verdict.parameters and (args.simulate or args.eps is not None):
+        raise RsstabError(f"--simulate and --eps need values for the parameters {', '.join(verdict.parameters)} "
+                          "(--set NAME=VALUE)")
     other = "adam" if args.optimizer == "sgd" else "sgd"
-    also = check(expr, optimizer=other, constants=constants)
+    also = check(expr, optimizer=other, constants=constants, assume=args.assume, lr=args.lr,
+                 init_std=args.init_std)
     eps = None
     if args.eps is not None:
         from rsstab.classify import adam_epsilon
@@ -170,7 +206,7 @@ def _fmt(x: float) -> str:
 
 
 def run_table(exprs: list[str], optimizer: str, constants: dict[str, float], lr_scaling: str | None,
-              as_json: bool) -> int:
+              as_json: bool, assume: list[str] | None = None) -> int:
     """Several schedules: one row each (both regimes and their learning-rate rules), for course
     sheets and sweeps over candidate rules. Exit 0 when every schedule is rank-stabilized in
     ``optimizer``'s regime, 1 when one is not, 2 when one is invalid (its row says why)."""
@@ -180,8 +216,8 @@ def run_table(exprs: list[str], optimizer: str, constants: dict[str, float], lr_
     rows: list[dict[str, object]] = []
     for expr in exprs:
         try:
-            v = check(expr, optimizer=optimizer, constants=constants, lr_scaling=lr_scaling)
-            w = check(expr, optimizer=other, constants=constants)
+            v = check(expr, optimizer=optimizer, constants=constants, lr_scaling=lr_scaling, assume=assume)
+            w = check(expr, optimizer=other, constants=constants, assume=assume)
         except RsstabError as exc:
             rows.append({"schedule": expr, "error": str(exc)})
             continue
@@ -221,6 +257,7 @@ def render(v: object, also: object) -> str:
         f"γ_r = {v.schedule}" + (f"    (read as {v.parsed})" if v.parsed and v.parsed != v.schedule else "")
         + f"    [optimizer: {v.optimizer}, method: {v.method}]",
         f"verdict: {v.headline}",
+        *(f"  {c['label']:<16} for {c['when']}" for c in (v.conditions if getattr(v, "parameters", ()) else ())),
         _regime_line(v),
         f"γ_r order: {v.gamma_order}    (γ_r → 0: {_yes(v.gamma_to_zero)})",
         f"why: {v.reason}",
@@ -232,7 +269,8 @@ def render(v: object, also: object) -> str:
     for q in v.quantities.values():
         exp = "—" if q.exponent is None else f"{q.exponent:+.4g}"
         lines.append(f"{q.name:<14}{q.law:<12}{q.order:<{w}}{exp:>9}  {q.label}")
-    lines += ["", f"{'r':>6}  {'γ_r':>12}  {v.stability_law:>12}"]
+    if v.table:
+        lines += ["", f"{'r':>6}  {'γ_r':>12}  {v.stability_law:>12}"]
     for r, g, q in v.table:
         lines.append(f"{r:>6}  {_fmt(g):>12}  {_fmt(q):>12}")
     lines.append("")
