@@ -523,11 +523,34 @@ def _factor(text: str | None, parameter: str, constants: Mapping[str, float] | N
     return f.expr
 
 
+#: Seconds for a whole parametric verdict (region splits, feasibility, the engine's own limits nest).
+PARAMETRIC_TIME_LIMIT = 8.0
+
+
 def _parametric_check(sched: Schedule, optimizer: str, params: tuple[str, ...], assumptions: tuple[str, ...],
                       scaling: Fraction, lr: str, lr_expr: sympy.Expr | None = None,
                       sigma: sympy.Expr | None = None, init_std: str | None = None) -> Verdict:
     """The verdict of a schedule with free parameters (one label per region of parameter space), or
-    of the tuple (γ_r, η(r), σ_A(r)): each quantity's law η^l·γ_r^k·r^m·σ_A^s is classified whole."""
+    of the tuple (γ_r, η(r), σ_A(r)): each quantity's law η^l·γ_r^k·r^m·σ_A^s is classified whole.
+    Time-limited (:data:`PARAMETRIC_TIME_LIMIT`): past it the verdict is indeterminate, with why."""
+    from rsstab.timelimit import Timeout, can_time, time_limit
+
+    if not can_time():
+        return _parametric_untimed(sched, optimizer, params, assumptions, scaling, lr, lr_expr, sigma, init_std)
+    try:
+        with time_limit(PARAMETRIC_TIME_LIMIT, "the parametric analysis"):
+            return _parametric_untimed(sched, optimizer, params, assumptions, scaling, lr, lr_expr, sigma, init_std)
+    except Timeout as exc:
+        return _parametric_untimed(sched, optimizer, params, assumptions, scaling, lr, lr_expr, sigma, init_std,
+                                   undecided=str(exc))
+
+
+def _parametric_untimed(sched: Schedule, optimizer: str, params: tuple[str, ...], assumptions: tuple[str, ...],
+                        scaling: Fraction, lr: str, lr_expr: sympy.Expr | None = None,
+                        sigma: sympy.Expr | None = None, init_std: str | None = None,
+                        undecided: str | None = None) -> Verdict:
+    """:func:`_parametric_check` without its time limit; ``undecided`` (a reason) skips the analysis
+    and returns the indeterminate verdict."""
     region = parse_assumptions(assumptions, params)
     expr = sched.expr
     consts = dict(sched.values)
@@ -547,6 +570,8 @@ def _parametric_check(sched: Schedule, optimizer: str, params: tuple[str, ...], 
         notes.append("assuming " + " and ".join(assumptions))
     quantities: dict[str, QuantityVerdict] = {}
     try:
+        if undecided is not None:
+            raise NotParametric(undecided)
         real = [sympy.Symbol(n, real=True) for n in params]
         pieces = pgrowth(to_real(expr, params), real, region, consts)
         if len(pieces) == 1:
@@ -566,7 +591,8 @@ def _parametric_check(sched: Schedule, optimizer: str, params: tuple[str, ...], 
                 exponent=None, log_exponent=None, lower_exponent=None, upper_exponent=math.nan,
                 label=_one_label([lab for _, lab in found]))
     except NotParametric as exc:
-        reason = (f"the order of γ_r in r depends on {', '.join(params)} in a way outside the exact parametric "
+        reason = (f"the parametric analysis was undecided in its time: {exc}" if undecided is not None else
+                  f"the order of γ_r in r depends on {', '.join(params)} in a way outside the exact parametric "
                   f"class (exponents linear in the parameters, through products, sums, min and max): {exc}")
         return Verdict(label=INDETERMINATE, optimizer=optimizer, schedule=sched.text, parsed=str(expr),
                        method="parametric", gamma_order="undecided", gamma_exponent=None, gamma_to_zero=None,

@@ -222,3 +222,25 @@ def test_lr_and_init_errors() -> None:
     p = run_cli("check", "alpha/sqrt(r)", "--optimizer", "adam", "--lr", "eta/sqrt(r)", "--json")
     assert p.returncode == 0 and json.loads(p.stdout)["label"] == S
     assert run_cli("check", "alpha/sqrt(r)", "--init-std", "gaussian").returncode == 1
+
+
+def test_a_parametric_analysis_out_of_time_is_indeterminate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The region splitting is time-limited like the rest of check: past the limit, an
+    indeterminate verdict that says so — never a hang, never a guess."""
+    import time
+
+    import rsstab.classify as classify
+    import rsstab.parametric as parametric
+
+    real = parametric.pgrowth
+
+    def slow(*args, **kwargs):  # type: ignore[no-untyped-def]
+        time.sleep(5)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(classify, "PARAMETRIC_TIME_LIMIT", 0.5)
+    monkeypatch.setattr(classify, "pgrowth", slow)
+    t0 = time.monotonic()
+    v = classify.check("alpha/r**beta")
+    assert time.monotonic() - t0 < 3
+    assert v.label == "indeterminate" and "exceeded" in v.reason
