@@ -34,8 +34,7 @@ from rsstab.experiments.scripts import script_parser
 from rsstab.io import atomic_write, save_figure, write_csv
 from rsstab.sweep import sweep_kwargs
 
-#: A loss has plateaued when it fell by less than this fraction over the last quarter of training.
-PLATEAU = 0.05
+PLATEAU = lt.PLATEAU
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -91,3 +91,14 @@ def test_interval_rule_is_the_one_the_report_uses() -> None:
     fit = fit_slope([1, 10, 100], values)
     assert not agrees_with(fit, 1.0)  # the point estimate is 0.19 away …
     assert agrees_with(fit, 1.0, interval=True) == interval_agrees(fit.ci, 1.0)
+
+
+def test_search_extends_for_a_seed_whose_own_optimum_is_at_the_edge() -> None:
+    """The mean's optimum is interior, but one seed's lies beyond the grid: the search extends."""
+    s = Search(ref=1.0, start=[-4, 0, 4])
+    while todo := s.pending():
+        for k in todo:
+            e = lattice_eta(k, 1.0)
+            s.record(k, [bowl(e, 1.0, 10.0), bowl(e, 1.0, 10.0), bowl(e, 20.0, 0.5)])
+    assert all(o.interior for o in s.optima())
+    assert s.optima()[2].eta == pytest.approx(20.0, rel=1e-9)

@@ -50,6 +50,8 @@ QUICK = dict(ranks=(4, 32, 128, 512), steps=60, seeds=2)
 START = {"sgd": 0.1, "adam": 1e-2}
 REF = 1.0  # lattice reference: η_k = √2^k
 BOOST = "LoRA, η×√r"
+#: A loss has plateaued when it fell by less than this fraction over the last quarter of training.
+PLATEAU = 0.05
 
 Cell = tuple[str, str, str, int, float]  # (role, optimizer, schedule, rank, lr)
 
@@ -337,4 +339,4 @@ def eta_star_by_rank(m: Measurement, opt: str, schedule: str) -> tuple[list[int]
     return ranks, [m.searches[((opt, schedule), r)].optima() for r in ranks]
 
 
-__all__ += ["WIDE", "status_counts", "eta_star_by_rank", "geometric_mean_eta", "NAMES", "BOOST", "LORA", "RSLORA"]
+__all__ += ["PLATEAU", "WIDE", "status_counts", "eta_star_by_rank", "geometric_mean_eta", "NAMES", "BOOST", "LORA", "RSLORA"]

@@ -7,9 +7,9 @@ method at one rank) from a few starting points:
 
 1. it scores each evaluated point by the mean over seeds of ``log loss`` (a point where any seed
    diverged scores +∞: it is worse than any finite one);
-2. while the best point is the lowest or the highest evaluated one, it adds a point ``coarse`` units
-   beyond it (until ``max_points`` points or the lattice bounds: the optimum is then reported as an
-   **edge**, never silently);
+2. while the best point — or one seed's own best point — is the lowest or the highest evaluated one,
+   it adds a point ``coarse`` units beyond it (until ``max_points`` points or the lattice bounds: the
+   optimum is then reported as an **edge**, never silently);
 3. once the best point is interior, it halves the gaps to its neighbours until both are one unit away.
 
 :func:`optimum` then finds each seed's optimum from that seed's losses: the vertex of the parabola
@@ -158,6 +158,14 @@ class Search:
             return [best - self.coarse] if best - self.coarse >= lo else []
         if i == len(ks) - 1:
             return [best + self.coarse] if best + self.coarse <= hi else []
+        # a seed whose own best point is at an edge: extend that side too (its optimum is a bound)
+        table = np.array([self.losses[k] for k in ks], dtype=float)
+        table = np.where(np.isfinite(table) & (table > 0), table, np.inf)
+        seed_best = set(int(j) for j in np.argmin(table, axis=0)) if np.isfinite(table).any() else set()
+        edges = ([ks[0] - self.coarse] if 0 in seed_best and ks[0] - self.coarse >= lo else []) + \
+                ([ks[-1] + self.coarse] if len(ks) - 1 in seed_best and ks[-1] + self.coarse <= hi else [])
+        if edges:
+            return edges
         new = []
         for neighbour in (ks[i - 1], ks[i + 1]):
             gap = neighbour - best

@@ -20,6 +20,7 @@ import numpy as np
 
 from rsstab.experiments.claims.table import (LORA, REFUTES, REPRODUCTION, RSLORA, TOL, Claim, agrees,
                                              fig, pick, read_table, slope_text, verdict_of)
+from rsstab.experiments.lrtransfer import PLATEAU
 from rsstab.fit import fit_slope
 from rsstab.vocab import STABLE
 
@@ -87,6 +88,7 @@ def fig2(root: Path) -> Claim:
     lora_flat: bool | str = True if not lo_gain else (REFUTES if g_lo >= 0.5 * g_rs else False)
     d, h, top = _diff(lo[-1], rs[-1])
     r0, r1 = rs[0]["rank"], rs[-1]["rank"]
+    flat = [r for r in rs + lo if not (r.get("plateau") is not None and r["plateau"] < PLATEAU)]
     return Claim(
         "Fig. 2: rsLoRA's loss improves with rank while LoRA's curves coincide (Adam) — each method at its own "
         "η tuned per rank, on a task that needs rank up to the width",
@@ -95,7 +97,10 @@ def fig2(root: Path) -> Claim:
         f"tuned per rank, r = {r0}…{r1}: rsLoRA {_seq(rs)} (gain {rs_txt}); LoRA {_seq(lo)} (gain {lo_txt}); "
         f"LoRA − rsLoRA at r = {r1}: {top} (paired over seeds). At one η tuned at r = {r0} (the paper's protocol): "
         f"rsLoRA {_seq(rs_fixed)}, LoRA {_seq(lo_fixed)}"
-        + ("; LoRA's flat curves are refuted at a tuned η: it gains from rank too" if lora_flat == REFUTES else ""),
+        + ("; LoRA's flat curves are refuted at a tuned η: it gains from rank too" if lora_flat == REFUTES else "")
+        + (f"; plateau: every tuned cell's loss fell < {100 * PLATEAU:g}% over the last quarter of training" if not flat
+           else f"; NOT plateaued (≥ {100 * PLATEAU:g}% fall over the last quarter): "
+           + ", ".join(f"{r['method']} r={r['rank']}" for r in flat)),
         verdict_of([rs_gain, lora_flat]), fig(f"{LT}/tuned_loss_vs_rank.png"), CMD,
         REPRODUCTION, "losses at each method's own tuned η, after the loss plateaus, on a task that needs rank")
 
@@ -167,7 +172,8 @@ def lr_transfer(root: Path) -> Claim:
     return Claim(
         "Learning-rate transfer across rank: the optimal η scales as r^p with p = −(k·g + m) (SGD k = 2, "
         "Adam k = 1; γ ∝ r^g)",
-        "η* exponent: SGD α/r +1, α/√r 0; Adam α/r 0, α/√r −½",
+        "η* exponent: SGD α/r +1, α/√r 0; Adam α/r 0, α/√r −½ (published: a fixed α with α/r keeps η under "
+        "Adam, p = 0; μA names a rank-invariant and an inverse-rank regime — α/r under Adam is the first)",
         "; ".join(parts), verdict_of(checks), fig(f"{LT}/eta_star_vs_rank.png"), CMD,
         REPRODUCTION, "η* found by tuning (interior optimum per seed); it could land anywhere")
 
