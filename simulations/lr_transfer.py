@@ -51,8 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     write_csv(tuned, out / "tuned.csv")
     _figures(m, slopes, tuned, out)
     _summary(m, slopes, tuned, out, time.perf_counter() - started)
-    print(f"lr_transfer: {len(m.cells)} cells; wrote {out / 'summary.md'}", file=sys.stderr)
-    return 0
+    print(f"lr_transfer: {len(m.cells)} cells, {m.failed} failed; wrote {out / 'summary.md'}", file=sys.stderr)
+    return 1 if m.failed else 0
 
 
 def _anchor(ranks: list[int], etas: list[float], p: float, width: int) -> float:
@@ -81,11 +81,13 @@ def _figures(m: lt.Measurement, slopes: list[dict], tuned: list[dict], out: Path
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_title(f"{opt.upper()}, {lt.NAMES[schedule]}")
-            ax.set_xlabel("learning rate η")
+            if i == len(lt.OPTIMIZERS) - 1:
+                ax.set_xlabel("learning rate η")
             ax.grid(True, alpha=0.3)
             ax.legend(fontsize=6)
         axes[i][0].set_ylabel("held-out loss after training (geo-mean)")
     fig.suptitle("loss vs η per rank; dotted: interpolated η* (geo-mean over seeds); gaps: diverged")
+    fig.subplots_adjust(hspace=0.3)
     save_figure(fig, out / "loss_vs_eta.png")
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), squeeze=False)

@@ -60,12 +60,14 @@ def test_claims_follow_the_tables(quick_report: Path) -> None:
     try:
         lines = original.splitlines()
         header = lines[0].split(",")
-        i_exp, i_q, i_s, i_slope = (header.index(k) for k in ("experiment", "quantity", "schedule", "slope"))
+        i_exp, i_s, i_slope, i_lo, i_hi = (header.index(k) for k in ("experiment", "schedule", "slope", "ci_low",
+                                                                        "ci_high"))
         flipped = [lines[0]]
         for line in lines[1:]:
             cells = line.split(",")
             if cells[i_exp] == "iid" and cells[i_s] == "alpha":
-                cells[i_slope] = "-1.0"  # pretend the naive variance collapsed
+                # pretend the naive variance collapsed: the slope and its interval
+                cells[i_slope], cells[i_lo], cells[i_hi] = "-1.0", "-1.05", "-0.95"
             flipped.append(",".join(cells))
         slopes.write_text("\n".join(flipped) + "\n")
         again = next(c for c in claims(quick_report) if "naive" in c.claim)

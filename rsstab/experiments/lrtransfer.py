@@ -65,6 +65,7 @@ class Measurement:
     cells: dict[Cell, dict[str, Any]]  # per-seed probes of every cell
     fixed_eta: dict[tuple[str, str], float]  # (optimizer, schedule) → η of the fixed-η protocol
     rows: list[dict[str, Any]]
+    failed: int = 0  # cells whose task raised (their losses count as diverged)
 
 
 def predicted_exponent(schedule: str, optimizer: str) -> float:
@@ -126,6 +127,7 @@ def measure(grid: Mapping[str, Any], sweep: Mapping[str, Any]) -> Measurement:
     rows: list[dict[str, Any]] = []
     cells: dict[Cell, dict[str, Any]] = {}
     seen: set[Cell] = set()
+    failed: list[str] = []
 
     def run(batch: Sequence[Cell]) -> None:
         todo = [c for c in dict.fromkeys(batch) if c not in seen]
@@ -133,6 +135,7 @@ def measure(grid: Mapping[str, Any], sweep: Mapping[str, Any]) -> Measurement:
             return
         result = run_sweep(run_cell, _configs(todo, grid), **sweep)
         for config, error in result.failed:
+            failed.append(error)
             print(f"failed cell rank={config.get('rank')} {config.get('tags')}: {error}", file=sys.stderr)
         rows.extend(result.rows)
         cells.update(_collect(result.rows, grid["steps"]))
@@ -158,7 +161,7 @@ def measure(grid: Mapping[str, Any], sweep: Mapping[str, Any]) -> Measurement:
         extra += [("fixed", opt, s, r, fixed[(opt, s)]) for r in grid["ranks"]]
     extra += [("boost", "adam", LORA, r, fixed[("adam", RSLORA)] * math.sqrt(r)) for r in grid["ranks"]]
     run(extra)
-    return Measurement(grid, searches, cells, fixed, rows)
+    return Measurement(grid, searches, cells, fixed, rows, len(failed))
 
 
 # --------------------------------------------------------------------------- tables
@@ -240,7 +243,7 @@ def _learned_update_slopes(m: Measurement, tol: float) -> list[dict[str, Any]]:
                     "experiment": "lr_transfer", "optimizer": opt, "schedule": schedule,
                     "quantity": "learned_update", "fit_range": f"all ranks, {protocol}", "slope": fit.slope,
                     "ci_low": fit.ci[0], "ci_high": fit.ci[1], "theory": pred,
-                    "agrees": math.isfinite(fit.slope) and interval_agrees(fit.ci, pred, tol),
+                    "agrees": math.isfinite(fit.slope) and interval_agrees(fit.ci, pred, tol), "label": fit.label,
                     "local_slopes": " ".join(f"{x:+.2f}" for x in fit.local_slopes), "excluded_ranks": "",
                     "resolution": 0.0, "interval": fit.evidence.split(" [")[0], "width": TASK["width"],
                     "steps": m.grid["steps"],
@@ -277,7 +280,7 @@ def slope_table(m: Measurement, tolerance: float | None = None) -> list[dict[str
                     "experiment": "lr_transfer", "optimizer": opt, "schedule": schedule, "quantity": "eta_star",
                     "fit_range": fit_range, "slope": fit.slope, "ci_low": fit.ci[0], "ci_high": fit.ci[1],
                     "theory": pred, "agrees": interval_agrees(fit.ci, pred, tol) if math.isfinite(fit.slope) else False,
-                    "local_slopes": " ".join(f"{x:+.2f}" for x in fit.local_slopes),
+                    "label": fit.label, "local_slopes": " ".join(f"{x:+.2f}" for x in fit.local_slopes),
                     "excluded_ranks": " ".join(map(str, fit.excluded)), "resolution": fit.resolution,
                     "interval": fit.how, "width": width, "steps": m.grid["steps"], "lr": "tuned",
                     "rank_min": min(sel), "rank_max": max(sel),

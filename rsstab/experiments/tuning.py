@@ -277,6 +277,7 @@ class EtaSlope:
     resolution: float  # the lattice term added to each side of the interval
     local_slopes: tuple[float, ...]
     how: str
+    label: str = "indeterminate"  # the band rule of rsstab.fit on the (widened) interval: is η* flat in r?
 
 
 def eta_slope(ranks: Sequence[int], optima: Sequence[Sequence[Optimum]], *, confidence: float = 0.95) -> EtaSlope:
@@ -308,8 +309,19 @@ def eta_slope(ranks: Sequence[int], optima: Sequence[Sequence[Optimum]], *, conf
            f"{100 * confidence:g}% regression interval, one seed")
     if resolution > 0:
         how += f", widened by ±{resolution:.3f} for optima known to half a lattice step (×√2)"
-    return EtaSlope(fit.slope, (fit.ci[0] - resolution, fit.ci[1] + resolution), tuple(rs), excluded,
-                    resolution, fit.local_slopes, how)
+    lo, hi = fit.ci[0] - resolution, fit.ci[1] + resolution
+    return EtaSlope(fit.slope, (lo, hi), tuple(rs), excluded, resolution, fit.local_slopes, how, _band(lo, hi))
+
+
+def _band(lo: float, hi: float, tolerance: float | None = None) -> str:
+    """The empirical label of :mod:`rsstab.fit` for an interval (flat, growing, shrinking, unclear)."""
+    from rsstab.fit import DEFAULT_TOLERANCE
+    from rsstab.vocab import BLOW_UP, COLLAPSE, INDETERMINATE, STABLE
+
+    tol = DEFAULT_TOLERANCE if tolerance is None else tolerance
+    if lo >= -tol and hi <= tol:
+        return STABLE
+    return BLOW_UP if lo > tol else COLLAPSE if hi < -tol else INDETERMINATE
 
 
 def geometric_mean_eta(optima: Sequence[Optimum]) -> float:
