@@ -24,7 +24,7 @@ A quantity measured at ranks ``r_1 < … < r_k`` over ``n`` independent seeds is
   ========================  ===================================================
 
 Nothing here knows the theory's exponents: compare a fit with a prediction with
-:func:`agrees_with`.
+:func:`agrees_with` (point or interval mode) or :func:`interval_agrees`.
 
 >>> import numpy as np
 >>> ranks = [16, 64, 256, 1024]
@@ -53,6 +53,7 @@ __all__ = [
     "SlopeFit",
     "fit_slope",
     "agrees_with",
+    "interval_agrees",
 ]
 
 
@@ -222,10 +223,41 @@ def fit_slope(
     return SlopeFit(slope, (lo, hi), local_t, ranks_t, values_t, label, evidence)
 
 
-def agrees_with(fit: SlopeFit, expected: float, tolerance: float = DEFAULT_TOLERANCE) -> bool:
-    """Whether a fitted slope lies within ``tolerance`` of an expected exponent.
+def interval_agrees(ci: tuple[float, float], expected: float, tolerance: float = DEFAULT_TOLERANCE) -> bool:
+    """Whether the interval ``ci`` meets the band ``[expected − tolerance, expected + tolerance]``:
+    the measurement cannot rule out a slope within ``tolerance`` of the prediction. A non-finite
+    interval (a diverged run, or no estimate of noise) agrees with nothing.
+
+    >>> interval_agrees((0.35, 0.45), 0.5), interval_agrees((0.2, 0.3), 0.5)
+    (True, False)
+    >>> interval_agrees((float("-inf"), float("inf")), 0.0)
+    False
+    """
+    lo, hi = float(ci[0]), float(ci[1])
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return False
+    return lo <= expected + tolerance and hi >= expected - tolerance
+
+
+def agrees_with(
+    fit: SlopeFit, expected: float, tolerance: float = DEFAULT_TOLERANCE, *, interval: bool = False
+) -> bool:
+    """Whether a fitted slope agrees with an expected exponent.
+
+    Point mode (default): the slope lies within ``tolerance`` of ``expected``. Interval mode
+    (``interval=True``, what the report uses): the fit's confidence interval meets
+    ``[expected − tolerance, expected + tolerance]`` (:func:`interval_agrees`), so a slope whose
+    interval excludes the prediction by more than the tolerance disagrees, and a point estimate
+    just outside the band with an interval reaching into it agrees.
 
     >>> agrees_with(fit_slope([1, 10], [[1.0, 1.0], [10.0, 10.0]]), 1.0)
     True
+    >>> fit = fit_slope([1, 10, 100], [[1.0, 1.0], [10**0.85, 10**0.87], [100**0.85, 100**0.87]])
+    >>> agrees_with(fit, 1.0), agrees_with(fit, 1.0, interval=True)
+    (False, True)
     """
-    return math.isfinite(fit.slope) and abs(fit.slope - expected) <= tolerance
+    if not math.isfinite(fit.slope):
+        return False
+    if interval:
+        return interval_agrees(fit.ci, expected, tolerance)
+    return abs(fit.slope - expected) <= tolerance

@@ -9,7 +9,8 @@ Experiments (all through the resumable sweep store under ``--out``):
                   base rate (Adam, the settings of ``rank_sweep.py``), on a task whose planted change
                   has rank 4 (a rank-4 adapter can represent it) and on one of full rank 32.
 * ``subset``    — adapters on half of the layers only (the analogue of attention-only adapters).
-* ``init_only`` — "fixing only the initialisation": γ = α/r with A's std scaled by 1/√r.
+* ``init_only`` — "fixing only the initialisation": γ = α/r with A's std scaled by √r or by 1/√r
+                  (the paper does not say which): exponents at small η, and trained (Adam).
 * ``iid``       — Var(γ_r·B·A·x) with independent Θ(1) entries (numpy Monte Carlo, no training).
 
     python simulations/ablations.py                 # → reports/ablations/
@@ -32,7 +33,7 @@ import numpy as np
 from rsstab.experiments.compare import markdown_table, slope_records, theory_exponent
 from rsstab.experiments.figures import loglog_vs_rank, pyplot
 from rsstab.experiments.scripts import run_configs, script_parser
-from rsstab.fit import fit_slope
+from rsstab.fit import agrees_with, fit_slope
 from rsstab.io import atomic_write, save_figure, write_csv
 from rsstab.sim import DEFAULTS, make_configs
 from rsstab.vocab import OPTIMIZERS
@@ -42,6 +43,7 @@ P_VALUES = ("0", "1/4", "1/2", "3/4", "1")
 P_OF = {f"r**(-{p})": float(Fraction(p)) for p in P_VALUES}  # schedule text → p
 ADAM = dict(optimizer="adam", depth=2, width=32, batch=64, lr=1e-3, probe_batch=64)  # rank_sweep.py's
 TASK_RANKS = (4, ADAM["width"])
+A_INITS = {"sqrt(r)": 0.5, "1/sqrt(r)": -0.5}  # A's std ∝ r^(±½): the two readings of the paper's init-only fix
 SGD = dict(optimizer="sgd", depth=2, width=32, batch=64, lr=0.1, probe_batch=64)
 SMALL = dict(depth=DEFAULTS["depth"], width=DEFAULTS["width"], batch=DEFAULTS["batch"])  # rsstab simulate's
 FULL = dict(pscan_ranks=DEFAULTS["ranks"], pscan_seeds=DEFAULTS["seeds"], pscan_steps=DEFAULTS["steps"],
@@ -73,12 +75,24 @@ def configs(grid: dict) -> list[dict]:
                 **{**ADAM, "lr": ADAM["lr"] * boost}, tags={"boost": boost, "task_rank": task_rank})
         add(RSLORA, (max(grid["ranks"]),), "lr_sweep", steps=grid["steps"], seeds=grid["seeds"],
             teacher_rank=task_rank, **ADAM, tags={"boost": 1, "task_rank": task_rank})
-    for opt in OPTIMIZERS:
-        add(LORA, grid["pscan_ranks"], "init_only", optimizer=opt, steps=grid["pscan_steps"],
-            seeds=grid["pscan_seeds"], a_init_scale="1/sqrt(r)", **SMALL)
-    add(LORA, grid["ranks"], "init_only_train", steps=grid["steps"], seeds=grid["seeds"],
-        a_init_scale="1/sqrt(r)", **ADAM)
+    for a_init in A_INITS:
+        for opt in OPTIMIZERS:
+            add(LORA, grid["pscan_ranks"], "init_only", optimizer=opt, steps=grid["pscan_steps"],
+                seeds=grid["pscan_seeds"], a_init_scale=a_init, tags={"a_init": a_init}, **SMALL)
+        add(LORA, grid["ranks"], "init_only_train", steps=grid["steps"], seeds=grid["seeds"],
+            a_init_scale=a_init, tags={"a_init": a_init}, **ADAM)
     return out
+
+
+def init_theory(row: dict, quantity: str) -> float | None:
+    """The exponent of a quantity with A's std ∝ r^(±½) (the row's ``a_init``) and γ from the schedule."""
+    import rsstab
+    from rsstab.theory import law, quantities
+
+    if quantity not in quantities(row["optimizer"]):
+        return None
+    g = float(rsstab.check(row["schedule"], optimizer=row["optimizer"]).gamma_exponent)
+    return law(quantity, row["optimizer"]).exponent(g, sigma_a_exponent=A_INITS[row["a_init"]])
 
 
 def final_losses(rows: list[dict], experiment: str) -> list[dict]:
@@ -87,16 +101,18 @@ def final_losses(rows: list[dict], experiment: str) -> list[dict]:
     for r in rows:
         if r.get("experiment") != experiment or r["quantity"] != "test_loss":
             continue
-        key = (r["schedule"], r["optimizer"], int(r["rank"]), r.get("boost", 1), r.get("task_rank", 4))
+        key = (r["schedule"], r["optimizer"], int(r["rank"]), r.get("boost", 1), r.get("task_rank", 4),
+               r.get("a_init") or "")
         cells.setdefault(key, {}).setdefault(int(r["seed"]), {})[int(r["step"])] = float(r["value"])
     out = []
-    for (schedule, optimizer, rank, boost, task_rank), per_seed in sorted(cells.items()):
+    for (schedule, optimizer, rank, boost, task_rank, a_init), per_seed in sorted(cells.items()):
         last = [s[max(s)] for s in per_seed.values()]
         first = [s[min(s)] for s in per_seed.values()]
         finite = [v for v in last if math.isfinite(v)]
         out.append({
             "experiment": experiment, "schedule": schedule, "optimizer": optimizer, "rank": rank,
-            "boost": boost, "task_rank": task_rank, "seeds": len(last), "diverged": len(last) - len(finite),
+            "boost": boost, "task_rank": task_rank, "a_init": a_init, "seeds": len(last),
+            "diverged": len(last) - len(finite),
             "loss_start": float(np.mean(first)),
             # a cell with a diverged seed has no final loss: averaging the survivors would flatter it
             "loss_end": float(np.mean(last)) if len(finite) == len(last) else math.nan,
@@ -132,9 +148,10 @@ def iid_variance(ranks: tuple, samples: int, seeds: int, width: int = 16) -> tup
                 rows.append({"schedule": schedule, "rank": r, "seed": s, "variance": float(values[i, s]),
                              "exact": float(g2[i, 0]) * r * width})
         fit = fit_slope(list(ranks), values)
+        theory = theory_exponent(schedule, "sgd", "iid_variance")
         slopes.append({"experiment": "iid", "schedule": schedule, "optimizer": "sgd",
                        "quantity": "iid_variance", "slope": fit.slope, "ci_low": fit.ci[0],
-                       "ci_high": fit.ci[1], "theory": theory_exponent(schedule, "sgd", "iid_variance"),
+                       "ci_high": fit.ci[1], "theory": theory, "agrees": agrees_with(fit, theory, interval=True),
                        "label": fit.label, "local_slopes": " ".join(f"{x:+.2f}" for x in fit.local_slopes)})
     return rows, slopes
 
@@ -147,8 +164,9 @@ def main(argv: list[str] | None = None) -> int:
 
     slopes = []
     for experiment, by in (("pscan", ("schedule", "optimizer")), ("sgd", ("schedule",)),
-                           ("subset", ("schedule",)), ("init_only", ("schedule", "optimizer"))):
-        recs = slope_records([r for r in rows if r.get("experiment") == experiment], by)
+                           ("subset", ("schedule",)), ("init_only", ("schedule", "optimizer", "a_init"))):
+        recs = slope_records([r for r in rows if r.get("experiment") == experiment], by,
+                             theory=init_theory if experiment == "init_only" else None)
         slopes.extend({"experiment": experiment, "optimizer": rec.get("optimizer", ""), **rec} for rec in recs)
     iid_rows, iid_slopes = iid_variance(grid["iid_ranks"], grid["iid_samples"], grid["iid_seeds"])
     slopes.extend(iid_slopes)
@@ -202,20 +220,21 @@ def _figures(out: Path, slopes: list[dict], finals: list[dict]) -> None:
     for experiment, title in (("sgd", "SGD ablation"), ("subset", "adapters on half the layers (Adam)"),
                               ("init_only_train", "init-only fix vs rank (Adam)")):
         curves = {}
-        for schedule in sorted({f["schedule"] for f in finals if f["experiment"] == experiment}):
-            pts = sorted((f["rank"], f["loss_end"]) for f in finals
-                         if f["experiment"] == experiment and f["schedule"] == schedule)
+        for schedule, a_init in sorted({(f["schedule"], f.get("a_init") or "") for f in finals
+                                        if f["experiment"] == experiment}):
+            pts = sorted((f["rank"], f["loss_end"]) for f in finals if f["experiment"] == experiment
+                         and f["schedule"] == schedule and (f.get("a_init") or "") == a_init)
             name = {LORA: "LoRA α/r", RSLORA: "rsLoRA α/√r"}.get(schedule, schedule)
-            if experiment == "init_only_train":
-                name = "α/r, A std × 1/√r"
+            if a_init:
+                name = f"α/r, A std × {a_init.replace('sqrt(r)', '√r')}"
             curves[name] = ([p[0] for p in pts], [p[1] for p in pts])
         panels[title] = curves
     loglog_vs_rank(panels, ylabel="held-out loss after training", path=out / "ablation_losses.png")
 
 
 def _summary(out: Path, slopes: list[dict], finals: list[dict], grid: dict) -> None:
-    cols = ["experiment", "schedule", "optimizer", "quantity", "slope", "ci_low", "ci_high", "theory", "label",
-            "local_slopes"]
+    cols = ["experiment", "schedule", "optimizer", "a_init", "quantity", "slope", "ci_low", "ci_high", "theory",
+            "agrees", "label", "local_slopes"]
     text = [
         "# Ablations",
         "",
@@ -229,7 +248,7 @@ def _summary(out: Path, slopes: list[dict], finals: list[dict], grid: dict) -> N
         "",
         "## Held-out loss after training",
         "",
-        markdown_table(finals, ["experiment", "schedule", "optimizer", "rank", "boost", "task_rank", "loss_start",
+        markdown_table(finals, ["experiment", "schedule", "optimizer", "a_init", "rank", "boost", "task_rank", "loss_start",
                                 "loss_end", "loss_end_sd", "diverged"]),
         "",
         "Figures: `pscan.png`, `lr_sweep.png`, `ablation_losses.png`.",

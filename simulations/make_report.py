@@ -1,7 +1,7 @@
 """Regenerate the reproduction report: run every experiment, then write ``REPORT.md``.
 
     python simulations/make_report.py            # full run → reports/REPORT.md (what is committed)
-    python simulations/make_report.py --quick    # about a minute → reports/_quick/REPORT.md
+    python simulations/make_report.py --quick    # a few minutes → reports/_quick/REPORT.md
 
 Each experiment runs through the resumable sweep store under ``<out>/<experiment>/store``, so an
 interrupted run resumes and an unchanged one only re-reads its results. The real-model check
@@ -24,7 +24,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-EXPERIMENTS = ("depth_sweep", "rank_sweep", "optimizer_sweep", "ablations", "width_sweep")
+EXPERIMENTS = ("depth_sweep", "rank_sweep", "optimizer_sweep", "ablations", "lr_transfer", "width_sweep")
 
 
 def _has_real_model_deps() -> bool:
@@ -68,10 +68,13 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     failed = []
+    took: dict[str, float] = {}
     for name in EXPERIMENTS:
         print(f"== {name}", file=sys.stderr)
+        t0 = time.perf_counter()
         if importlib.import_module(name).main(["--out", str(out / name), *passthrough]) != 0:
             failed.append(name)
+        took[name] = time.perf_counter() - t0
     for name, extra in (("real_model", []), ("real_model_sgd", ["--optimizer", "sgd", "--lr", "0.02"])):
         folder = out / name
         if args.skip_real_model:
@@ -95,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
 
     header = (f"Run of {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.machine()} "
               f"({platform.python_implementation()} {platform.python_version()}, torch {torch.__version__}); "
-              f"experiments took {time.perf_counter() - started:.0f} s"
+              f"experiments took {time.perf_counter() - started:.0f} s ("
+              + ", ".join(f"{n} {t:.0f} s" for n, t in took.items()) + "; cells already in a store are reused)"
               + (" — **quick grids**: small samples, verdicts are indicative only" if args.quick else "") + ".")
     appendix = [("Symbolic derivations (8 results, each asserted by `proofs/`)", "[derivations.md](derivations.md)")]
     appendix += [(f"Experiment summary `{n}`", f"[{n}/summary.md]({n}/summary.md)")

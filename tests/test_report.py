@@ -14,7 +14,9 @@ import pytest
 from rsstab.experiments.claims import Claim, claims, render, verdict_of
 
 ROOT = Path(__file__).resolve().parents[1]
-VERDICTS = {"reproduced", "partly reproduced", "not reproduced", "not run"}
+VERDICTS = {"reproduced", "partly reproduced", "not reproduced", "refuted", "consistent", "partly consistent",
+            "inconsistent", "not run"}
+KINDS = ("reproduction", "consistency check")
 
 
 @pytest.fixture(scope="module")
@@ -29,17 +31,21 @@ def quick_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_quick_report_has_every_claim_with_a_measured_number(quick_report: Path) -> None:
     text = (quick_report / "REPORT.md").read_text()
     rows = [line for line in text.splitlines() if re.match(r"\| \d+ \|", line)]
-    assert len(rows) == 15
+    assert len(rows) == 18  # 16 claims of the paper and its seed, 2 of the finite-width theory
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split(" | ")]
-        verdict = cells[4].strip("*")
+        assert cells[2].startswith(KINDS), f"no kind in: {row}"
+        verdict = cells[5].strip("*")
         assert verdict in VERDICTS, row
         if verdict != "not run":
-            assert re.search(r"[-+]?\d+[./]\d+", cells[3]), f"no measured number in: {row}"
-            assert cells[6].startswith("`"), f"no regenerating command in: {row}"
+            assert re.search(r"[-+]?\d+[./]\d+", cells[4]), f"no measured number in: {row}"
+            assert cells[7].startswith("`"), f"no regenerating command in: {row}"
+            assert (verdict in ("consistent", "partly consistent", "inconsistent")) == cells[2].startswith(KINDS[1])
     assert "Real pretrained model" in text and "not run" in text  # skipped on purpose here
+    assert "## Disagreements" in text and "rows disagree" in text
     assert (quick_report / "derivations.md").exists()
-    for fig in ("ablations/pscan.png", "ablations/lr_sweep.png", "rank_sweep/loss_vs_step.png"):
+    for fig in ("ablations/pscan.png", "ablations/lr_sweep.png", "rank_sweep/loss_vs_step.png",
+                "lr_transfer/eta_star_vs_rank.png", "lr_transfer/loss_vs_eta.png", "width_sweep/slope_heatmap.png"):
         assert (quick_report / fig).stat().st_size > 1000
 
 
@@ -47,30 +53,32 @@ def test_claims_follow_the_tables(quick_report: Path) -> None:
     cs = {c.claim.split(":")[0]: c for c in claims(quick_report)}
     # the seed's regime table: the exact Monte Carlo route is accurate even on the quick grid
     naive = next(c for k, c in cs.items() if "naive" in c.claim)
-    assert naive.verdict == "reproduced"
+    assert naive.verdict == "consistent" and naive.kind == "consistency check"
     # a table that says the opposite of the theory must turn the verdict around
     slopes = quick_report / "ablations" / "slopes.csv"
     original = slopes.read_text()
     try:
         lines = original.splitlines()
         header = lines[0].split(",")
-        i_exp, i_q, i_s, i_slope = (header.index(k) for k in ("experiment", "quantity", "schedule", "slope"))
+        i_exp, i_s, i_slope, i_lo, i_hi = (header.index(k) for k in ("experiment", "schedule", "slope", "ci_low",
+                                                                        "ci_high"))
         flipped = [lines[0]]
         for line in lines[1:]:
             cells = line.split(",")
             if cells[i_exp] == "iid" and cells[i_s] == "alpha":
-                cells[i_slope] = "-1.0"  # pretend the naive variance collapsed
+                # pretend the naive variance collapsed: the slope and its interval
+                cells[i_slope], cells[i_lo], cells[i_hi] = "-1.0", "-1.05", "-0.95"
             flipped.append(",".join(cells))
         slopes.write_text("\n".join(flipped) + "\n")
         again = next(c for c in claims(quick_report) if "naive" in c.claim)
-        assert again.verdict == "partly reproduced"
+        assert again.verdict == "partly consistent"
     finally:
         slopes.write_text(original)
 
 
 def test_missing_tables_make_claims_not_run(tmp_path: Path) -> None:
     cs = claims(tmp_path)
-    assert cs[0].verdict == "reproduced"  # the symbolic claim needs no table
+    assert cs[0].verdict == "consistent"  # the symbolic claim needs no table
     assert {c.verdict for c in cs[1:]} == {"not run"}
     text = render(cs)
     assert text.count("**not run**") == len(cs) - 1
@@ -80,6 +88,7 @@ def test_verdict_rule() -> None:
     assert verdict_of([]) == "not reproduced"
     assert verdict_of([True, True, True]) == "reproduced"
     assert verdict_of([False, True]) == "partly reproduced"
+    assert verdict_of([True], kind="consistency check") == "consistent"
     c = Claim("a | b", "p", "m", "reproduced", "", "cmd")
     assert "a \\| b" in render([c])
 

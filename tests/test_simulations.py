@@ -15,13 +15,14 @@ SCRIPTS = {
     "depth_sweep": ["forward_vs_rank.png", "test_loss_vs_rank.png", "forward_vs_layer.png"],
     "rank_sweep": ["loss_vs_step.png", "grad_norm_vs_step.png", "grad_init_vs_rank.png"],
     "optimizer_sweep": ["forward_vs_rank.png", "backward_vs_rank.png", "grad_init_vs_rank.png"],
+    "lr_transfer": ["loss_vs_eta.png", "eta_star_vs_rank.png", "tuned_loss_vs_rank.png"],
 }
 
 
 def _run(name: str, out: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(ROOT / "simulations" / f"{name}.py"), "--quick", "--out", str(out), "--no-progress"],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
     )
 
 

@@ -8,7 +8,11 @@ here into the library, never back: no library module imports :mod:`rsstab.experi
   against the step), saved through :func:`rsstab.io.save_figure`;
 * :mod:`~rsstab.experiments.compare` — fitted slopes beside the theory's exponents, markdown tables;
 * :mod:`~rsstab.experiments.scripts` — the plumbing shared by ``simulations/*.py``;
-* :mod:`~rsstab.experiments.claims` — the claims table of ``reports/REPORT.md``;
+* :mod:`~rsstab.experiments.claims` — the claims table of ``reports/REPORT.md`` (a package: kinds,
+  verdicts, the claims measured by exponents and those measured where they could fail);
+* :mod:`~rsstab.experiments.disagreements` — the report's Disagreements section (causes by rule);
+* :mod:`~rsstab.experiments.tuning` — learning-rate search on a lattice, interpolated optima, the η* exponent;
+* :mod:`~rsstab.experiments.lrtransfer` — the learning-rate transfer experiment and its tables;
 * :mod:`~rsstab.experiments.minilm` — LoRA vs rsLoRA with PEFT on pretrained MiniLM-L6;
 * :mod:`~rsstab.experiments.minilm_fits` — that experiment's fitted slopes beside the theory.
 

@@ -11,13 +11,13 @@ GitHub markdown.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
 from rsstab.vocab import SUMMARY_QUANTITIES
 
-__all__ = ["theory_exponent", "theory_label", "slope_records", "markdown_table"]
+__all__ = ["CONTEXT", "theory_exponent", "theory_label", "slope_records", "markdown_table"]
 
 
 @lru_cache(maxsize=256)
@@ -49,15 +49,27 @@ def theory_label(schedule: str, optimizer: str) -> str:
     return str(_verdict(schedule, optimizer, ()).label)
 
 
+#: Settings copied from the rows into every slope record when the group shares them (the
+#: Disagreements section derives causes from them).
+CONTEXT = ("optimizer", "width", "lr", "steps", "a_init")
+
+
 def slope_records(
     rows: Sequence[Mapping[str, Any]],
     group_by: Sequence[str],
     *,
     quantities: Sequence[str] = SUMMARY_QUANTITIES,
     tolerance: float | None = None,
+    theory: Callable[[Mapping[str, Any], str], float | None] | None = None,
 ) -> list[dict[str, Any]]:
     """Fit every summary quantity within each group of rows (e.g. by schedule and depth) and put
-    the theory's exponent beside it. Rows need ``schedule`` and ``optimizer`` columns."""
+    the theory's exponent beside it. Rows need ``schedule`` and ``optimizer`` columns.
+
+    ``agrees`` is the report's rule: the fit's interval meets [theory ± tolerance]
+    (:func:`rsstab.fit.agrees_with` in interval mode). ``theory(row, quantity)`` overrides the
+    exponent (default :func:`theory_exponent` of the group's schedule and optimizer; ``row`` is the
+    group's first row, e.g. to read a tag such as ``a_init``). Each record also carries the
+    group's settings (:data:`CONTEXT`, when the rows have them) and the fitted ranks' range."""
     from rsstab.fit import DEFAULT_TOLERANCE, agrees_with, fit_slope
     from rsstab.rows import summary_values
 
@@ -69,13 +81,15 @@ def slope_records(
     for key, grp in groups.items():
         meta = dict(zip(group_by, key))
         schedule, optimizer = grp[0]["schedule"], grp[0]["optimizer"]
+        context = {c: grp[0][c] for c in CONTEXT
+                   if c not in meta and c in grp[0] and all(r.get(c) == grp[0][c] for r in grp)}
         diverged = sorted({int(r["rank"]) for r in grp if r["quantity"] == "diverged_step"})
         for q in quantities:
             ranks, values = summary_values(grp, q)
             if len(ranks) < 2:
                 continue
             fit = fit_slope(ranks, values, tolerance=tol)
-            th = theory_exponent(schedule, optimizer, q)
+            th = theory(grp[0], q) if theory is not None else theory_exponent(schedule, optimizer, q)
             out.append({
                 **meta,
                 "quantity": q,
@@ -83,10 +97,13 @@ def slope_records(
                 "ci_low": fit.ci[0],
                 "ci_high": fit.ci[1],
                 "theory": th,
-                "agrees": None if th is None else agrees_with(fit, th, tol),
+                "agrees": None if th is None else agrees_with(fit, th, tol, interval=True),
                 "label": fit.label,
                 "local_slopes": " ".join(f"{s:+.2f}" for s in fit.local_slopes),
                 "diverged_ranks": " ".join(map(str, diverged)),
+                **context,
+                "rank_min": min(ranks),
+                "rank_max": max(ranks),
             })
     return out
 

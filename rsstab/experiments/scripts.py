@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ScriptParser", "script_parser", "run_configs"]
+__all__ = ["ScriptParser", "script_parser", "run_configs", "with_settings"]
 
 
 class ScriptParser(argparse.ArgumentParser):
@@ -65,14 +65,35 @@ def script_parser(name: str, description: str,
     return ScriptParser(name, description, quick_help)
 
 
+def with_settings(configs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Copies of ``configs`` whose tags also carry the cell's width, learning rate and number of
+    steps, so that its rows — and the slope tables fitted from them — say under which settings
+    they were measured.
+
+    >>> from rsstab.sim import make_configs
+    >>> tags = with_settings(make_configs("alpha/r", [4], width=8, steps=3))[0]["tags"]
+    >>> tags["width"], tags["lr"], tags["steps"]
+    (8, 1e-05, 3)
+    """
+    from rsstab.sim import SimConfig
+
+    out = []
+    for config in configs:
+        cfg = SimConfig.from_dict(config)
+        tags = {**dict(config.get("tags") or {}), "width": cfg.width, "lr": cfg.learning_rate, "steps": cfg.steps}
+        out.append({**config, "tags": tags})
+    return out
+
+
 def run_configs(configs: Sequence[Mapping[str, Any]], args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Run :func:`rsstab.sim.run_cell` over ``configs`` with :func:`rsstab.sweep.run_sweep`
-    (resumable store under ``args.out``), write ``<out>/rows.csv``, and return the rows.
-    Failed cells are reported on stderr; their rows are simply absent."""
+    """Run :func:`rsstab.sim.run_cell` over ``configs`` (tagged with their settings by
+    :func:`with_settings`) with :func:`rsstab.sweep.run_sweep` (resumable store under
+    ``args.out``), write ``<out>/rows.csv``, and return the rows. Failed cells are reported on
+    stderr; their rows are simply absent."""
     from rsstab.sim import run_cell
     from rsstab.sweep import run_sweep, sweep_kwargs
 
-    result = run_sweep(run_cell, list(configs), **sweep_kwargs(args))
+    result = run_sweep(run_cell, with_settings(configs), **sweep_kwargs(args))
     path = result.write_csv(Path(args.out) / "rows.csv")
     for config, error in result.failed:
         print(f"failed cell rank={config.get('rank')} {config.get('tags')}: {error}", file=sys.stderr)
