@@ -112,7 +112,8 @@ def empirical_verdict(
     require_extra("sim", ("numpy", "torch"))
     from rsstab.fit import DEFAULT_TOLERANCE, fit_slope
     from rsstab.rows import summary_values
-    from rsstab.sim.cells import make_configs, run_cell
+    from rsstab.sim.cells import run_cell
+    from rsstab.sim.grid import make_configs
     from rsstab.sweep import run_sweep
 
     optimizer = check_optimizer(optimizer)  # "adamw" is Adam's regime

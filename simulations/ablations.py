@@ -35,7 +35,8 @@ from rsstab.experiments.figures import loglog_vs_rank, pyplot
 from rsstab.experiments.scripts import run_configs, script_parser
 from rsstab.fit import agrees_with, fit_slope
 from rsstab.io import atomic_write, save_figure, write_csv
-from rsstab.sim import DEFAULTS, make_configs
+from rsstab.sim.config import DEFAULTS
+from rsstab.sim.grid import make_configs
 from rsstab.vocab import OPTIMIZERS
 
 LORA, RSLORA = "alpha/r", "alpha/sqrt(r)"

@@ -22,7 +22,7 @@ from rsstab.experiments.compare import markdown_table, slope_records
 from rsstab.experiments.figures import curves_vs_step, loglog_vs_rank, series
 from rsstab.experiments.scripts import run_configs, script_parser
 from rsstab.io import atomic_write, write_csv
-from rsstab.sim import make_configs
+from rsstab.sim.grid import make_configs
 
 SCHEDULES = ("alpha", "alpha/sqrt(r)", "alpha/r")
 FULL = dict(depths=(1, 2, 4, 8, 16), ranks=(16, 64, 256, 1024, 4096), steps=20, seeds=8)

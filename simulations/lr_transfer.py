@@ -29,7 +29,7 @@ import numpy as np
 
 from rsstab.experiments import lrtransfer as lt
 from rsstab.experiments.compare import markdown_table
-from rsstab.experiments.figures import pyplot
+from rsstab.experiments.figures import colour, pyplot
 from rsstab.experiments.scripts import script_parser
 from rsstab.io import atomic_write, save_figure, write_csv
 from rsstab.sweep import sweep_kwargs
@@ -71,7 +71,7 @@ def _figures(m: lt.Measurement, slopes: list[dict], tuned: list[dict], out: Path
             ax = axes[i][j]
             ranks, optima = lt.eta_star_by_rank(m, opt, schedule)
             for n, (r, opts) in enumerate(zip(ranks, optima)):
-                color = plt.cm.viridis(n / max(1, len(ranks) - 1))
+                color = colour(n, len(ranks))
                 pts = sorted((row["lr"], row["loss_geomean"]) for row in land
                              if row["optimizer"] == opt and row["schedule"] == schedule and row["rank"] == r)
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", ms=3, color=color, label=f"r={r}")

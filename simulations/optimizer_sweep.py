@@ -22,7 +22,8 @@ from rsstab.experiments.figures import loglog_vs_rank, series
 from rsstab.experiments.scripts import run_configs, script_parser
 from rsstab.io import atomic_write, write_csv
 from rsstab.rows import aggregate
-from rsstab.sim import DEFAULTS, make_configs
+from rsstab.sim.config import DEFAULTS
+from rsstab.sim.grid import make_configs
 from rsstab.vocab import OPTIMIZERS, VOTING_QUANTITIES, combine_labels
 
 SCHEDULES = ("alpha", "alpha/sqrt(r)", "alpha/r")

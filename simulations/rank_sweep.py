@@ -23,7 +23,7 @@ from rsstab.experiments.compare import markdown_table, slope_records
 from rsstab.experiments.figures import curves_vs_step, geometric_mean, loglog_vs_rank, series
 from rsstab.experiments.scripts import run_configs, script_parser
 from rsstab.io import atomic_write, write_csv
-from rsstab.sim import make_configs
+from rsstab.sim.grid import make_configs
 
 METHODS = {"LoRA": "alpha/r", "rsLoRA": "alpha/sqrt(r)"}
 FULL = dict(ranks=(4, 8, 32, 128, 512, 2048), steps=100, seeds=4, probe_every=5)

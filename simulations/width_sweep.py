@@ -28,7 +28,7 @@ from rsstab.experiments.figures import loglog_vs_rank, slope_heatmap
 from rsstab.experiments.scripts import run_configs, script_parser
 from rsstab.experiments.width import cell_table, crossover_records, local_slope_grid
 from rsstab.io import atomic_write, write_csv
-from rsstab.sim import make_configs
+from rsstab.sim.grid import make_configs
 from rsstab.theory import crossover_rank, finite_width_law
 
 METHODS = {"LoRA": "alpha/r", "rsLoRA": "alpha/sqrt(r)"}

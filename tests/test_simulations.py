@@ -84,3 +84,25 @@ def test_quick_runs_never_write_into_the_published_results() -> None:
     assert spec is not None and spec.loader is not None
     source = Path(spec.origin or "").read_text()
     assert 'script_parser("real_model"' in source
+
+
+@pytest.mark.parametrize("script", ["depth_sweep", "rank_sweep", "optimizer_sweep", "ablations", "width_sweep",
+                                    "lr_transfer", "real_model", "make_report"])
+def test_script_help_answers_without_loading_the_simulator(script: str) -> None:
+    """`simulations/*.py --help` parses its arguments before importing torch (it answers at once)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "simulations" / f"{script}.py"
+    code = ("import runpy, sys\n"
+            f"sys.argv = [{str(path)!r}, '--help']\n"
+            "try:\n"
+            f"    runpy.run_path({str(path)!r}, run_name='__main__')\n"
+            "except SystemExit as e:\n"
+            "    assert e.code in (0, None), e.code\n"
+            "print('LOADED:' + ' '.join(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded = done.stdout.rsplit("LOADED:", 1)[1].strip()
+    assert loaded == "", f"{script} --help loaded {loaded}"

@@ -98,7 +98,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
-    from rsstab.sim.cells import CellResult, gamma_values, make_configs, run_cell, simulate_cell
+    from rsstab.sim.cells import CellResult, run_cell, simulate_cell
+    from rsstab.sim.grid import gamma_values, make_configs
     from rsstab.sim.config import (
         DATA_QUANTITIES,
         DEFAULTS,
@@ -131,7 +132,8 @@ _LAZY = {
     **dict.fromkeys(("SimConfig", "DEFAULTS", "LAYER_QUANTITIES", "NETWORK_QUANTITIES", "FIXED_GRAD_QUANTITIES",
                      "DATA_QUANTITIES", "SPLIT_QUANTITIES"), "rsstab.sim.config"),
     **dict.fromkeys(("draw_seed", "teacher_forward"), "rsstab.sim.draws"),
-    **dict.fromkeys(("CellResult", "simulate_cell", "run_cell", "gamma_values", "make_configs"), "rsstab.sim.cells"),
+    **dict.fromkeys(("CellResult", "simulate_cell", "run_cell"), "rsstab.sim.cells"),
+    **dict.fromkeys(("gamma_values", "make_configs"), "rsstab.sim.grid"),
 }
 
 
