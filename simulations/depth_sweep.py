@@ -46,19 +46,20 @@ def main(argv: list[str] | None = None) -> int:
     write_csv(records, out / "slopes.csv")
 
     last = max(r["step"] for r in rows)
+    marks = _partly_diverged(rows, grid["seeds"])
     loglog_vs_rank(
         {s: {f"L={d}": series(rows, "rank", "forward", {"schedule": s, "depth": d, "step": last})
              for d in grid["depths"]} for s in SCHEDULES},
         ylabel="RMS adapter output after training (per layer, geo-mean)",
-        title=f"forward vs rank by depth (SGD, η={COMMON['lr']:g}, {grid['steps']} steps); gaps = diverged",
-        path=out / "forward_vs_rank.png",
+        title=f"forward vs rank by depth (SGD, η={COMMON['lr']:g}, {grid['steps']} steps); gaps = all diverged",
+        path=out / "forward_vs_rank.png", partly_diverged=marks,
     )
     loglog_vs_rank(
         {s: {f"L={d}": series(rows, "rank", "test_loss", {"schedule": s, "depth": d, "step": last})
              for d in grid["depths"]} for s in SCHEDULES},
         ylabel="held-out loss after training",
-        title="held-out loss vs rank by depth; gaps = diverged",
-        path=out / "test_loss_vs_rank.png",
+        title="held-out loss vs rank by depth; gaps = all diverged",
+        path=out / "test_loss_vs_rank.png", partly_diverged=marks,
     )
     top = max(grid["ranks"])
     curves_vs_step(
@@ -72,6 +73,20 @@ def main(argv: list[str] | None = None) -> int:
     _summary(out, rows, records, grid)
     print(f"wrote {out / 'summary.md'}", file=sys.stderr)
     return 0
+
+
+def _partly_diverged(rows: list[dict], seeds: int) -> dict[str, dict[str, list[float]]]:
+    """schedule → "L=depth" → ranks where some but not all seeds diverged (their points average the
+    survivors only)."""
+    count: dict[tuple, set] = {}
+    for r in rows:
+        if r["quantity"] == "diverged_step":
+            count.setdefault((r["schedule"], r["depth"], r["rank"]), set()).add(r["seed"])
+    out: dict[str, dict[str, list[float]]] = {}
+    for (schedule, depth, rank), bad in count.items():
+        if 0 < len(bad) < seeds:
+            out.setdefault(schedule, {}).setdefault(f"L={depth}", []).append(float(rank))
+    return out
 
 
 def _summary(out: Path, rows: list[dict], records: list[dict], grid: dict) -> None:

@@ -106,3 +106,24 @@ def test_script_help_answers_without_loading_the_simulator(script: str) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     loaded = done.stdout.rsplit("LOADED:", 1)[1].strip()
     assert loaded == "", f"{script} --help loaded {loaded}"
+
+
+def test_partly_diverged_cells_are_circled(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A cell where some seeds diverged is drawn from its survivors: the figure must say so."""
+    from rsstab.experiments.figures import loglog_vs_rank, pyplot
+
+    plt = pyplot()
+    seen = {}
+    real_save = plt.Figure.savefig
+
+    def spy(fig, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen["labels"] = [line.get_label() for ax in fig.axes for line in ax.get_lines()]
+        return real_save(fig, *args, **kwargs)
+
+    plt.Figure.savefig = spy
+    try:
+        loglog_vs_rank({"alpha": {"L=16": ([16, 256, 4096], [1.0, 2.0, 0.5])}}, ylabel="y",
+                       path=tmp_path / "f.png", partly_diverged={"alpha": {"L=16": [4096.0]}})
+    finally:
+        plt.Figure.savefig = real_save
+    assert "some seeds diverged: survivors only" in seen["labels"]

@@ -124,7 +124,8 @@ def report(
         qv = symbolic.quantities.get(q)
         theory = None if qv is None else qv.exponent
         out["quantities"][q]["theory"] = theory
-        out["quantities"][q]["agrees"] = None if theory is None else agrees_with(fit, theory, tol)
+        # the report's one rule: the interval meets [theory ± tolerance]
+        out["quantities"][q]["agrees"] = None if theory is None else agrees_with(fit, theory, tol, interval=True)
     _add_predictions(verdict, out)
     return verdict, out
 

@@ -60,17 +60,27 @@ def loglog_vs_rank(
     path: str | Path,
     title: str | None = None,
     xlabel: str = "adapter rank r",
+    partly_diverged: Mapping[str, Mapping[str, Sequence[float]]] | None = None,
 ) -> Path:
     """One log-log panel per key of ``panels``; each panel maps a curve label to (ranks, values).
-    Non-finite or non-positive points are left out (a diverged run shows as a gap)."""
+    Non-finite or non-positive points are left out (a run where every seed diverged shows as a
+    gap); ``partly_diverged`` (panel → curve → ranks) circles the points that stand for the
+    surviving seeds only, so a half-diverged cell never looks tame."""
     plt = pyplot()
     n = len(panels)
     fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.6), squeeze=False, sharey=True)
+    marked_any = False
     for ax, (name, curves) in zip(axes[0], panels.items()):
         for i, (label, (xs, ys)) in enumerate(curves.items()):
             pts = [(a, b) for a, b in zip(xs, ys) if math.isfinite(b) and b > 0]
             if pts:
                 ax.plot(*zip(*pts), marker="o", color=colour(i, len(curves)), label=label)
+            marks = set((partly_diverged or {}).get(name, {}).get(label, ()))
+            hit = [(a, b) for a, b in pts if a in marks]
+            if hit:
+                ax.plot(*zip(*hit), ls="none", marker="o", ms=13, mfc="none", mec="#D55E00", mew=1.6,
+                        label=None if marked_any else "some seeds diverged: survivors only")
+                marked_any = True
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_title(name)

@@ -141,6 +141,30 @@ class RankStabilityResult:
             notes=tuple(notes),
         )
 
+    def to_dict(self) -> dict[str, Any]:
+        """The result in rsstab's one JSON schema (:mod:`rsstab.schema`, ``command: "testing"``),
+        for a CI job that stores or compares checks; ``json.dumps``-ready (non-finite numbers as
+        strings).
+
+        >>> import numpy as np
+        >>> flat = np.ones((2, 2)) * [1.0, 1.1]
+        >>> d = RankStabilityResult.from_values((64, 256), {"grad_init": flat, "forward": flat,
+        ...                                     "backward": flat}, optimizer="sgd").to_dict()
+        >>> d["schema_version"], d["command"], d["stable"], d["label"]
+        (1, 'testing', True, 'rank-stabilized')
+        """
+        from rsstab.schema import envelope, json_safe
+
+        reason = "; ".join(f"{q}: slope {self.fits[q].slope:+.3f}, interval [{self.fits[q].ci[0]:+.3f}, "
+                           f"{self.fits[q].ci[1]:+.3f}] → {self.fits[q].label}" for q in VOTING)
+        body = {"ranks": list(self.ranks),
+                "quantities": {q: {**f.as_dict(), "votes": q in VOTING} for q, f in self.fits.items()},
+                "rms_quantities": {q: f.as_dict() for q, f in self.rms_fits.items()},
+                "diverged_seeds": {str(r): list(s) for r, s in self.diverged.items() if s},
+                "settings": dict(self.settings), "seconds": round(self.seconds, 3)}
+        return json_safe(envelope("testing", stable=self.passed, label=self.label, optimizer=self.optimizer,
+                                  schedule=None, reason=reason, notes=self.notes, body=body))  # type: ignore[return-value]
+
     def rows(self) -> list[dict[str, Any]]:
         """Tidy rows ``{rank, seed, quantity, value}`` (the input of
         :func:`rsstab.rows.values_from_rows`)."""
