@@ -23,6 +23,8 @@ and the caller reports ``indeterminate``.
 
 from __future__ import annotations
 
+import functools
+
 import ast
 from collections.abc import Iterable, Sequence
 from fractions import Fraction
@@ -53,6 +55,13 @@ class NotParametric(Exception):
 # --------------------------------------------------------------------------- which names are parameters
 
 
+@functools.cache
+def _logs() -> tuple[sympy.Expr, sympy.Expr]:
+    """log r and log log r, built on first need: building log log r makes sympy import its tensor
+    and combinatorics modules (≈ 40 ms), which a schedule without ``exp`` never needs."""
+    return sympy.log(R), sympy.log(sympy.log(R))
+
+
 def parameters_of(expr: sympy.Expr) -> tuple[str, ...]:
     """Names (other than r) in an exponent of an r-dependent base, or in ``exp`` of an r-dependent
     argument: they change the order in r. Sorted.
@@ -64,7 +73,6 @@ def parameters_of(expr: sympy.Expr) -> tuple[str, ...]:
     ((), ('alpha',))
     """
     names: set[str] = set()
-    logs = (sympy.log(R), sympy.log(sympy.log(R)))
     for node in sympy.preorder_traversal(expr):
         if isinstance(node, sympy.Pow) and node.base.has(R):
             names |= {s.name for s in node.exp.free_symbols if s != R}
@@ -73,7 +81,7 @@ def parameters_of(expr: sympy.Expr) -> tuple[str, ...]:
         elif isinstance(node, sympy.exp) and node.args[0].has(R):
             for term in sympy.Add.make_args(sympy.expand(node.args[0])):
                 coeff, rest = term.as_independent(R, as_Add=False)
-                if rest in logs:  # exp(beta*log(r)) = r^beta
+                if rest in _logs():  # exp(beta*log(r)) = r^beta
                     names |= {s.name for s in coeff.free_symbols}
     return tuple(sorted(names))
 

@@ -6,6 +6,8 @@ This is what handles bounded oscillating factors (``2 + sin r``), ``Min``/``Max`
 
 from __future__ import annotations
 
+import functools
+
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -168,7 +170,11 @@ def _pow(base: sympy.Expr, ex: sympy.Expr) -> _Asy:
     raise Undecided(f"power {p} of a base whose sign is not eventually positive")
 
 
-_LOG_LEVELS = (sympy.log(R), sympy.log(sympy.log(R)), sympy.log(sympy.log(sympy.log(R))))
+@functools.cache
+def _log_levels() -> tuple[sympy.Expr, sympy.Expr, sympy.Expr]:
+    """log r, log log r, log log log r — built on first use: building log log log r at import time
+    makes sympy load its tensor and combinatorics modules (≈ 40 ms of every ``rsstab check``)."""
+    return (sympy.log(R), sympy.log(sympy.log(R)), sympy.log(sympy.log(sympy.log(R))))
 
 
 def _exp_of(u: sympy.Expr, positive_base: bool = True) -> _Asy:
@@ -183,15 +189,15 @@ def _exp_of(u: sympy.Expr, positive_base: bool = True) -> _Asy:
     interval: tuple[float, float] | None = (0.0, 0.0)
     for t in sympy.Add.make_args(expanded):
         coeff, rest = t.as_independent(R, as_Add=False)
-        if rest in _LOG_LEVELS:
-            i = _LOG_LEVELS.index(rest)
+        if rest in _log_levels():
+            i = _log_levels().index(rest)
             c = _constant_exponent(coeff)
             lo[i] += c
             hi[i] += c
             interval = None
             continue
-        if rest.is_Mul and _LOG_LEVELS[0] in rest.args:
-            g = _analyze(coeff * rest / _LOG_LEVELS[0])
+        if rest.is_Mul and _log_levels()[0] in rest.args:
+            g = _analyze(coeff * rest / _log_levels()[0])
             # g·log r with g oscillating in [m, M] gives r^g between r^m and r^M; a coefficient
             # that tends to a limit (e.g. 1/log log r → 0) must not be reduced to that limit:
             # log r / log log r is beyond every power of log r. Those go through _analyze below.
