@@ -33,15 +33,14 @@ import sympy
 from rsstab import theory
 from rsstab.asymptotics import ZERO, Growth, growth_of
 from rsstab.errors import RsstabError, ScheduleError
-from rsstab.parametric import (NotParametric, labelled_regions, order_text, parameters_of, parse_assumptions,
-                               pgrowth, to_real, when)
+from rsstab.parametric import parameters_of
 from rsstab.regimes import WidthTable, check_ranks, check_width, limit_regime, none_fields, width_table
 from rsstab.schedule import R, Schedule, as_schedule
 from rsstab.schema import json_safe
-from rsstab.vocab import (ADAM_SIGN, BLOW_UP, COLLAPSE, CONDITIONAL, INDETERMINATE, LABELS, STABLE, AdamRegime,
-                          Label, Optimizer, VerdictLabel, check_optimizer)
+from rsstab.vocab import (BLOW_UP, COLLAPSE, CONDITIONAL, INDETERMINATE, LABELS, STABLE, Label, Optimizer,
+                          VerdictLabel, check_optimizer)
 
-__all__ = ["LABELS", "LR_FIXED", "AdamEpsilon", "QuantityVerdict", "Verdict", "adam_epsilon", "check",
+__all__ = ["LABELS", "LR_FIXED", "QuantityVerdict", "Verdict", "check",
            "json_safe", "label_of"]
 
 #: ``Verdict.lr`` when the label is for one learning rate used at every rank.
@@ -410,13 +409,17 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
         params = tuple(sorted(set(params) | set(parameters_of(lr_expr if lr_expr is not None else R))
                               | set(parameters_of(sigma if sigma is not None else R))))
         text = lr if lr_given is None else f"η = {lr_given.strip()}"
-        return _parametric_check(sched, optimizer, params, assumptions, scaling,
-                                 LR_FIXED if lr_expr is None else text, lr_expr, sigma, init_std)
+        from rsstab.parametric_verdict import parametric_check
+
+        return parametric_check(sched, optimizer, params, assumptions, scaling,
+                                LR_FIXED if lr_expr is None else text, lr_expr, sigma, init_std)
     if params:
         if width is not None:
             raise RsstabError(f"--width needs values for the parameters {', '.join(params)} (--set NAME=VALUE)",
                               parameter="width")
-        return _parametric_check(sched, optimizer, params, assumptions, scaling, lr)
+        from rsstab.parametric_verdict import parametric_check
+
+        return parametric_check(sched, optimizer, params, assumptions, scaling, lr)
     if assumptions:
         raise RsstabError("assumptions are about parameters (names in an exponent of r), and this schedule "
                           "has none" + (" left (--set gave them values)" if constants else ""),
@@ -485,12 +488,7 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
     )
 
 
-# --------------------------------------------------------------------------- parametric verdicts
-
-
-def _one_label(labels: Sequence[str]) -> VerdictLabel:
-    distinct = list(dict.fromkeys(labels))
-    return distinct[0] if len(distinct) == 1 else CONDITIONAL  # type: ignore[return-value]
+# --------------------------------------------------------------------------- the learning rate and init as expressions
 
 
 #: PEFT's init names for A (``init_lora_weights``): Kaiming-uniform on the fan-in is rank-free;
@@ -521,236 +519,6 @@ def _factor(text: str | None, parameter: str, constants: Mapping[str, float] | N
     except RsstabError as exc:
         raise RsstabError(f"{parameter}: {exc}", parameter=parameter) from None
     return f.expr
-
-
-#: Seconds for a whole parametric verdict (region splits, feasibility, the engine's own limits nest).
-PARAMETRIC_TIME_LIMIT = 8.0
-
-
-def _parametric_check(sched: Schedule, optimizer: str, params: tuple[str, ...], assumptions: tuple[str, ...],
-                      scaling: Fraction, lr: str, lr_expr: sympy.Expr | None = None,
-                      sigma: sympy.Expr | None = None, init_std: str | None = None) -> Verdict:
-    """The verdict of a schedule with free parameters (one label per region of parameter space), or
-    of the tuple (γ_r, η(r), σ_A(r)): each quantity's law η^l·γ_r^k·r^m·σ_A^s is classified whole.
-    Time-limited (:data:`PARAMETRIC_TIME_LIMIT`): past it the verdict is indeterminate, with why."""
-    from rsstab.timelimit import Timeout, can_time, time_limit
-
-    if not can_time():
-        return _parametric_untimed(sched, optimizer, params, assumptions, scaling, lr, lr_expr, sigma, init_std)
-    try:
-        with time_limit(PARAMETRIC_TIME_LIMIT, "the parametric analysis"):
-            return _parametric_untimed(sched, optimizer, params, assumptions, scaling, lr, lr_expr, sigma, init_std)
-    except Timeout as exc:
-        return _parametric_untimed(sched, optimizer, params, assumptions, scaling, lr, lr_expr, sigma, init_std,
-                                   undecided=str(exc))
-
-
-def _parametric_untimed(sched: Schedule, optimizer: str, params: tuple[str, ...], assumptions: tuple[str, ...],
-                        scaling: Fraction, lr: str, lr_expr: sympy.Expr | None = None,
-                        sigma: sympy.Expr | None = None, init_std: str | None = None,
-                        undecided: str | None = None) -> Verdict:
-    """:func:`_parametric_check` without its time limit; ``undecided`` (a reason) skips the analysis
-    and returns the indeterminate verdict."""
-    region = parse_assumptions(assumptions, params)
-    expr = sched.expr
-    consts = dict(sched.values)
-    stab = theory.stability_law(optimizer)
-    law_text = stab.text if scaling == 0 and lr_expr is None else f"η·{stab.text}"
-    if sigma is not None:
-        law_text += f"·σ_A^{stab.sigma_a_power}"
-    notes = [f"{', '.join(params)} {'is a real parameter' if len(params) == 1 else 'are real parameters'} "
-             "(in an exponent of r): the verdict is per region of parameter space, exact; "
-             "--set NAME=VALUE (e.g. 1/2) gives the verdict at one value"] if params else []
-    if lr_expr is not None:
-        notes.append(f"learning rate η = {lr_expr} (the label is for it)")
-    if sigma is not None:
-        notes.append(f"A's init std σ_A = {sigma}" + (f" ({init_std})" if init_std and init_std.strip().lower()
-                                                       in INIT_NAMES else ""))
-    if assumptions:
-        notes.append("assuming " + " and ".join(assumptions))
-    quantities: dict[str, QuantityVerdict] = {}
-    try:
-        if undecided is not None:
-            raise NotParametric(undecided)
-        real = [sympy.Symbol(n, real=True) for n in params]
-        pieces = pgrowth(to_real(expr, params), real, region, consts)
-        if len(pieces) == 1:
-            gamma_order = order_text(pieces[0][1])
-        else:
-            gamma_order = "; ".join(f"{order_text(t)} for {when(reg)}" for reg, t in pieces)
-        regions: list = []
-        for q in theory.quantities(optimizer):
-            law = theory.law(q, optimizer)
-            m = law.rank_power + law.lr_power * scaling
-            found = labelled_regions(_law_expr(law, expr, lr_expr, sigma), 1, _rational(m), region, params,
-                                     consts)
-            if q == stab.quantity:
-                regions = found
-            quantities[q] = QuantityVerdict(
-                name=q, law=law.text, description=theory.DESCRIPTIONS[q], order="parametric",
-                exponent=None, log_exponent=None, lower_exponent=None, upper_exponent=math.nan,
-                label=_one_label([lab for _, lab in found]))
-    except NotParametric as exc:
-        reason = (f"the parametric analysis was undecided in its time: {exc}" if undecided is not None else
-                  f"the order of γ_r in r depends on {', '.join(params)} in a way outside the exact parametric "
-                  f"class (exponents linear in the parameters, through products, sums, min and max): {exc}")
-        return Verdict(label=INDETERMINATE, optimizer=optimizer, schedule=sched.text, parsed=str(expr),
-                       method="parametric", gamma_order="undecided", gamma_exponent=None, gamma_to_zero=None,
-                       stability_law=law_text, stability_order="undecided", reason=reason,
-                       quantities={q: QuantityVerdict(
-                           name=q, law=theory.law(q, optimizer).text, description=theory.DESCRIPTIONS[q],
-                           order="undecided", exponent=None, log_exponent=None, lower_exponent=None,
-                           upper_exponent=math.nan, label=INDETERMINATE) for q in theory.quantities(optimizer)},
-                       notes=tuple(notes), constants=consts, lr=lr, lr_scaling=float(scaling),
-                       lr_rule=f"{theory.lr_rule(optimizer)} (γ_r's order is undecided)",
-                       parameters=params, assumptions=assumptions,
-                       conditions=({"when": when(region), "label": INDETERMINATE,
-                                    "constraints": [when((c,)) for c in region]},))
-    conditions = tuple({"when": when(reg), "label": lab, "constraints": [when((c,)) for c in reg]}
-                       for reg, lab in regions)
-    label = _one_label([c["label"] for c in conditions])
-    lr_scale = lr_exact = None
-    fixed = pgrowth(to_real(_law_expr(stab, expr, None, sigma), params), real, region, consts)
-    if len(fixed) == 1 and fixed[0][1][1] == 0 and fixed[0][1][2] == 0:
-        p = sympy.expand(-(fixed[0][1][0] + _rational(stab.rank_power)) / _rational(stab.lr_power))
-        lr_exact, lr_scale = str(p), f"r^({p})" if not p.is_Rational else f"r^{p}"
-        rule = f"η ∝ {lr_scale} keeps the update Θ(1) ({theory.lr_rule(optimizer)})"
-    else:
-        rule = f"{theory.lr_rule(optimizer)}: γ_r is {gamma_order}"
-    stable_when = [c["when"] for c in conditions if c["label"] == STABLE]
-    if label == CONDITIONAL:
-        reason = (f"{law_text} has an order in r that depends on {', '.join(params)} (γ_r is {gamma_order}): "
-                  f"{_REGIME[optimizer]}, so {_at(lr)} it is rank-stabilized "
-                  + (f"exactly for {' or '.join(stable_when)}" if stable_when else "for no admissible value")
-                  + "; " + "; ".join(f"{c['label']} for {c['when']}" for c in conditions if c["label"] != STABLE))
-    else:
-        m = _rational(stab.rank_power + stab.lr_power * scaling)
-        qp = pgrowth(to_real(_law_expr(stab, expr, lr_expr, sigma), params), real, region, consts)
-        order = "; ".join(f"{order_text((sympy.expand(t[0] + m), t[1], t[2]))}"
-                          + (f" for {when(reg)}" if len(qp) > 1 else "") for reg, t in qp)
-        reason = (f"for every admissible value of {', '.join(params)}: " if params else "") + _reason(
-            label, optimizer, law_text, order, lr)
-    to_zero = [t[0] < 0 for _, t in pieces if t[0].is_number]
-    return Verdict(
-        label=label, optimizer=optimizer, schedule=sched.text, parsed=str(expr), method="parametric",
-        gamma_order=gamma_order, gamma_exponent=None,
-        gamma_to_zero=to_zero[0] if len(to_zero) == len(pieces) and len(set(to_zero)) == 1 else None,
-        stability_law=law_text, stability_order="parametric", reason=reason, quantities=quantities,
-        notes=tuple(notes), constants=consts, lr=lr, lr_scaling=float(scaling), lr_exponent=None,
-        lr_exponent_exact=lr_exact, lr_scale=lr_scale, lr_rule=rule, parameters=params,
-        assumptions=assumptions, conditions=conditions)
-
-
-def _law_expr(law: theory.Law, gamma: sympy.Expr, lr_expr: sympy.Expr | None,
-              sigma: sympy.Expr | None) -> sympy.Expr:
-    """η^l·γ_r^k·σ_A^s of one law (r^m left to the caller)."""
-    out = gamma ** _rational(law.gamma_power)
-    if lr_expr is not None and law.lr_power:
-        out *= lr_expr ** _rational(law.lr_power)
-    if sigma is not None and law.sigma_a_power:
-        out *= sigma ** _rational(law.sigma_a_power)
-    return out
-
-
-# --------------------------------------------------------------------------- Adam's ε
-
-_SCAN = tuple(2.0 ** (k / 4) for k in range(0, 401))  # r = 1 … 2^100, four points per octave
-
-
-@dataclass(frozen=True)
-class AdamEpsilon:
-    """Where Adam with ε > 0 follows which law, for one schedule (first step, B = 0).
-
-    ``ratio`` ρ(r) = γ_r·G/ε compares the mean per-entry gradient of B, γ_r·G, with ε. Where
-    ρ ≫ 1 Adam is sign-like (update ∝ η·γ_r·r: the ``adam`` verdict); where ρ ≪ 1 it is SGD
-    with learning rate η/ε (update ∝ (η/ε)·γ_r²·r: the ``sgd`` verdict). ``crossover_rank`` is
-    the last rank in 1 … 2^100 where ρ crosses 1 (None when it never does).
-    """
-
-    schedule: str
-    eps: float
-    grad_scale: float
-    crossover_rank: float | None
-    large_r_regime: AdamRegime  # the regime for r → ∞ (at r = 2^100)
-    sign_label: Label
-    sgd_like_label: Label
-    sign_lr_exponent: float | None
-    sgd_like_lr_exponent: float | None
-    table: tuple[tuple[int, float, float, AdamRegime], ...]  # (r, γ_r, ρ, regime)
-    summary: str
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["table"] = [{"r": r, "gamma": g, "ratio": q, "regime": m} for r, g, q, m in self.table]
-        return d
-
-
-def _ratio(sched: Schedule, r: float, grad_scale: float, eps: float) -> float:
-    g = sched.value(r)
-    if not (g > 0):
-        raise RsstabError(f"γ_r is not positive at r = {r:g}", parameter="schedule")
-    return theory.adam_gradient_ratio(g, grad_scale, eps) if math.isfinite(g) else math.inf
-
-
-def adam_epsilon(schedule: str | Callable[[float], float] | Schedule, eps: float, grad_scale: float,
-                 constants: Mapping[str, float] | None = None,
-                 ranks: tuple[int, ...] = TABLE_RANKS) -> AdamEpsilon:
-    """Where Adam (ε > 0) leaves the sign regime for this schedule, and which law holds beyond.
-
-    Args:
-        schedule: γ_r as text, callable or Schedule.
-        eps: Adam's ε (PyTorch's default is 1e-8).
-        grad_scale: G with E|∂L/∂B_ij| = γ_r·G at step 0; for Gaussian A (std σ_A), one input x
-            and output gradient entry v_i, ``G = |v_i|·σ_A·‖x‖·√(2/π)``
-            (:func:`rsstab.theory.adam_grad_scale`).
-        constants: values of named constants (default 1).
-        ranks: the ranks of the table.
-
-    >>> a = adam_epsilon("1/sqrt(r)", eps=1 / 16, grad_scale=1.0)   # ρ = 16/√r: r_ε = 256
-    >>> round(a.crossover_rank), a.large_r_regime, a.sign_label, a.sgd_like_label
-    (256, 'sgd-like', 'blow-up', 'rank-stabilized')
-    >>> [m for _, _, _, m in adam_epsilon("1/sqrt(r)", 1 / 16, 1.0, ranks=(1, 256, 2**20)).table]
-    ['sign', 'crossover', 'sgd-like']
-    """
-    for name, value in (("eps", eps), ("grad_scale", grad_scale)):
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-            raise RsstabError(f"{name} must be a positive finite number, got {value!r}", parameter=name)
-    sched = as_schedule(schedule)
-    if constants:
-        sched = sched.with_values(dict(constants))
-    rho = [_ratio(sched, r, grad_scale, eps) for r in _SCAN]
-    above = [q >= 1 for q in rho]
-    last = next((i for i in range(len(above) - 1, 0, -1) if above[i] != above[i - 1]), None)
-    crossover = None
-    if last is not None:  # bisect log r between _SCAN[last-1] and _SCAN[last] for ρ = 1
-        lo, hi = math.log(_SCAN[last - 1]), math.log(_SCAN[last])
-        for _ in range(60):
-            mid = (lo + hi) / 2
-            if (_ratio(sched, math.exp(mid), grad_scale, eps) >= 1) == above[last - 1]:
-                lo = mid
-            else:
-                hi = mid
-        crossover = math.exp((lo + hi) / 2)
-    large = theory.adam_regime(sched.value(_SCAN[-1]), grad_scale, eps) if math.isfinite(rho[-1]) else ADAM_SIGN
-    sign, sgd = check(sched, "adam"), check(sched, "sgd")
-    table = tuple((r, sched.value(r), q, theory.adam_regime(sched.value(r), grad_scale, eps))
-                  for r in ranks for q in [_ratio(sched, r, grad_scale, eps)])
-    sign_text = f"sign-like (update ∝ η·γ_r·r: {sign.headline})"
-    sgd_text = f"SGD-like with rate η/ε (update ∝ (η/ε)·γ_r²·r: {sgd.headline})"
-    if crossover is None:
-        summary = (f"per-entry gradients of B are {'above' if above[-1] else 'below'} ε at every rank "
-                   f"from 1 to 2^100: Adam is {sign_text if above[-1] else sgd_text} throughout")
-    else:
-        first, then = (sgd_text, sign_text) if above[-1] else (sign_text, sgd_text)
-        summary = (f"per-entry gradients of B cross ε at r_ε ≈ {crossover:.4g}: below it Adam is {first}; "
-                   f"beyond it Adam is {then} (well inside a regime when ρ ≥ {theory.ADAM_SIGN_RATIO:g} "
-                   f"or ρ ≤ {theory.ADAM_SGD_RATIO:g})")
-    return AdamEpsilon(
-        schedule=sched.text, eps=float(eps), grad_scale=float(grad_scale), crossover_rank=crossover,
-        large_r_regime=large, sign_label=sign.label, sgd_like_label=sgd.label,
-        sign_lr_exponent=sign.lr_exponent, sgd_like_lr_exponent=sgd.lr_exponent, table=table,
-        summary=summary,
-    )
 
 
 def _width_fields(sched: Schedule, optimizer: str, width: int | None, ranks: Sequence[int] | None,

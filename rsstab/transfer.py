@@ -17,7 +17,7 @@ which is ``η_from · (r_to/r_from)^p`` with ``p = −(k·g + 1)`` when ``γ_r �
 '8'
 
 With Adam's ε and the per-entry gradient scale G (E|∂L/∂B_ij| = γ_r·G, see
-:func:`rsstab.classify.adam_epsilon`) the Adam prediction follows the exact first-step update
+:func:`rsstab.adam_eps.adam_epsilon`) the Adam prediction follows the exact first-step update
 η·γ_r·r·F(ρ), ρ = γ_r·G/ε (:func:`rsstab.theory.adam_update_factor`): the sign law for ρ ≫ 1,
 SGD's with rate η/ε for ρ ≪ 1.
 """

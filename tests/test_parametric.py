@@ -231,6 +231,7 @@ def test_a_parametric_analysis_out_of_time_is_indeterminate(monkeypatch: pytest.
 
     import rsstab.classify as classify
     import rsstab.parametric as parametric
+    import rsstab.parametric_verdict as pv
 
     real = parametric.pgrowth
 
@@ -238,8 +239,8 @@ def test_a_parametric_analysis_out_of_time_is_indeterminate(monkeypatch: pytest.
         time.sleep(5)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(classify, "PARAMETRIC_TIME_LIMIT", 0.5)
-    monkeypatch.setattr(classify, "pgrowth", slow)
+    monkeypatch.setattr(pv, "PARAMETRIC_TIME_LIMIT", 0.5)
+    monkeypatch.setattr(pv, "pgrowth", slow)
     t0 = time.monotonic()
     v = classify.check("alpha/r**beta")
     assert time.monotonic() - t0 < 3

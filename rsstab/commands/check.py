@@ -163,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
                  init_std=args.init_std)
     eps = None
     if args.eps is not None:
-        from rsstab.classify import adam_epsilon
+        from rsstab.adam_eps import adam_epsilon
 
         eps = adam_epsilon(expr, args.eps, args.grad_scale, constants=constants)
     empirical = None

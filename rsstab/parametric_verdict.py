@@ -1,0 +1,159 @@
+"""The verdict of a schedule with free parameters, or of the tuple (γ_r, η(r), σ_A(r)): one label
+per exact region of parameter space (:mod:`rsstab.parametric` does the regions), time-limited.
+
+:func:`rsstab.classify.check` calls :func:`parametric_check` when the schedule has parameters or a
+learning rate / init scale is given as an expression in r.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from fractions import Fraction
+
+import sympy
+
+from rsstab import theory
+from rsstab.classify import _REGIME, INIT_NAMES, QuantityVerdict, Verdict, _at, _rational, _reason
+from rsstab.parametric import (NotParametric, labelled_regions, order_text, parse_assumptions, pgrowth, to_real,
+                               when)
+from rsstab.schedule import Schedule
+from rsstab.vocab import CONDITIONAL, INDETERMINATE, STABLE, VerdictLabel
+
+__all__ = ["PARAMETRIC_TIME_LIMIT", "parametric_check"]
+
+
+def _one_label(labels: Sequence[str]) -> VerdictLabel:
+    distinct = list(dict.fromkeys(labels))
+    return distinct[0] if len(distinct) == 1 else CONDITIONAL  # type: ignore[return-value]
+
+
+#: Seconds for a whole parametric verdict (region splits, feasibility, the engine's own limits nest).
+PARAMETRIC_TIME_LIMIT = 8.0
+
+
+def parametric_check(sched: Schedule, optimizer: str, params: tuple[str, ...], assumptions: tuple[str, ...],
+                      scaling: Fraction, lr: str, lr_expr: sympy.Expr | None = None,
+                      sigma: sympy.Expr | None = None, init_std: str | None = None) -> Verdict:
+    """The verdict of a schedule with free parameters (one label per region of parameter space), or
+    of the tuple (γ_r, η(r), σ_A(r)): each quantity's law η^l·γ_r^k·r^m·σ_A^s is classified whole.
+    Time-limited (:data:`PARAMETRIC_TIME_LIMIT`): past it the verdict is indeterminate, with why."""
+    from rsstab.timelimit import Timeout, can_time, time_limit
+
+    if not can_time():
+        return _parametric_untimed(sched, optimizer, params, assumptions, scaling, lr, lr_expr, sigma, init_std)
+    try:
+        with time_limit(PARAMETRIC_TIME_LIMIT, "the parametric analysis"):
+            return _parametric_untimed(sched, optimizer, params, assumptions, scaling, lr, lr_expr, sigma, init_std)
+    except Timeout as exc:
+        return _parametric_untimed(sched, optimizer, params, assumptions, scaling, lr, lr_expr, sigma, init_std,
+                                   undecided=str(exc))
+
+
+def _parametric_untimed(sched: Schedule, optimizer: str, params: tuple[str, ...], assumptions: tuple[str, ...],
+                        scaling: Fraction, lr: str, lr_expr: sympy.Expr | None = None,
+                        sigma: sympy.Expr | None = None, init_std: str | None = None,
+                        undecided: str | None = None) -> Verdict:
+    """:func:`parametric_check` without its time limit; ``undecided`` (a reason) skips the analysis
+    and returns the indeterminate verdict."""
+    region = parse_assumptions(assumptions, params)
+    expr = sched.expr
+    consts = dict(sched.values)
+    stab = theory.stability_law(optimizer)
+    law_text = stab.text if scaling == 0 and lr_expr is None else f"η·{stab.text}"
+    if sigma is not None:
+        law_text += f"·σ_A^{stab.sigma_a_power}"
+    notes = [f"{', '.join(params)} {'is a real parameter' if len(params) == 1 else 'are real parameters'} "
+             "(in an exponent of r): the verdict is per region of parameter space, exact; "
+             "--set NAME=VALUE (e.g. 1/2) gives the verdict at one value"] if params else []
+    if lr_expr is not None:
+        notes.append(f"learning rate η = {lr_expr} (the label is for it)")
+    if sigma is not None:
+        notes.append(f"A's init std σ_A = {sigma}" + (f" ({init_std})" if init_std and init_std.strip().lower()
+                                                       in INIT_NAMES else ""))
+    if assumptions:
+        notes.append("assuming " + " and ".join(assumptions))
+    quantities: dict[str, QuantityVerdict] = {}
+    try:
+        if undecided is not None:
+            raise NotParametric(undecided)
+        real = [sympy.Symbol(n, real=True) for n in params]
+        pieces = pgrowth(to_real(expr, params), real, region, consts)
+        if len(pieces) == 1:
+            gamma_order = order_text(pieces[0][1])
+        else:
+            gamma_order = "; ".join(f"{order_text(t)} for {when(reg)}" for reg, t in pieces)
+        regions: list = []
+        for q in theory.quantities(optimizer):
+            law = theory.law(q, optimizer)
+            m = law.rank_power + law.lr_power * scaling
+            found = labelled_regions(_law_expr(law, expr, lr_expr, sigma), 1, _rational(m), region, params,
+                                     consts)
+            if q == stab.quantity:
+                regions = found
+            quantities[q] = QuantityVerdict(
+                name=q, law=law.text, description=theory.DESCRIPTIONS[q], order="parametric",
+                exponent=None, log_exponent=None, lower_exponent=None, upper_exponent=math.nan,
+                label=_one_label([lab for _, lab in found]))
+    except NotParametric as exc:
+        reason = (f"the parametric analysis was undecided in its time: {exc}" if undecided is not None else
+                  f"the order of γ_r in r depends on {', '.join(params)} in a way outside the exact parametric "
+                  f"class (exponents linear in the parameters, through products, sums, min and max): {exc}")
+        return Verdict(label=INDETERMINATE, optimizer=optimizer, schedule=sched.text, parsed=str(expr),
+                       method="parametric", gamma_order="undecided", gamma_exponent=None, gamma_to_zero=None,
+                       stability_law=law_text, stability_order="undecided", reason=reason,
+                       quantities={q: QuantityVerdict(
+                           name=q, law=theory.law(q, optimizer).text, description=theory.DESCRIPTIONS[q],
+                           order="undecided", exponent=None, log_exponent=None, lower_exponent=None,
+                           upper_exponent=math.nan, label=INDETERMINATE) for q in theory.quantities(optimizer)},
+                       notes=tuple(notes), constants=consts, lr=lr, lr_scaling=float(scaling),
+                       lr_rule=f"{theory.lr_rule(optimizer)} (γ_r's order is undecided)",
+                       parameters=params, assumptions=assumptions,
+                       conditions=({"when": when(region), "label": INDETERMINATE,
+                                    "constraints": [when((c,)) for c in region]},))
+    conditions = tuple({"when": when(reg), "label": lab, "constraints": [when((c,)) for c in reg]}
+                       for reg, lab in regions)
+    label = _one_label([c["label"] for c in conditions])
+    lr_scale = lr_exact = None
+    fixed = pgrowth(to_real(_law_expr(stab, expr, None, sigma), params), real, region, consts)
+    if len(fixed) == 1 and fixed[0][1][1] == 0 and fixed[0][1][2] == 0:
+        p = sympy.expand(-(fixed[0][1][0] + _rational(stab.rank_power)) / _rational(stab.lr_power))
+        lr_exact, lr_scale = str(p), f"r^({p})" if not p.is_Rational else f"r^{p}"
+        rule = f"η ∝ {lr_scale} keeps the update Θ(1) ({theory.lr_rule(optimizer)})"
+    else:
+        rule = f"{theory.lr_rule(optimizer)}: γ_r is {gamma_order}"
+    stable_when = [c["when"] for c in conditions if c["label"] == STABLE]
+    if label == CONDITIONAL:
+        reason = (f"{law_text} has an order in r that depends on {', '.join(params)} (γ_r is {gamma_order}): "
+                  f"{_REGIME[optimizer]}, so {_at(lr)} it is rank-stabilized "
+                  + (f"exactly for {' or '.join(stable_when)}" if stable_when else "for no admissible value")
+                  + "; " + "; ".join(f"{c['label']} for {c['when']}" for c in conditions if c["label"] != STABLE))
+    else:
+        m = _rational(stab.rank_power + stab.lr_power * scaling)
+        qp = pgrowth(to_real(_law_expr(stab, expr, lr_expr, sigma), params), real, region, consts)
+        order = "; ".join(f"{order_text((sympy.expand(t[0] + m), t[1], t[2]))}"
+                          + (f" for {when(reg)}" if len(qp) > 1 else "") for reg, t in qp)
+        reason = (f"for every admissible value of {', '.join(params)}: " if params else "") + _reason(
+            label, optimizer, law_text, order, lr)
+    to_zero = [t[0] < 0 for _, t in pieces if t[0].is_number]
+    return Verdict(
+        label=label, optimizer=optimizer, schedule=sched.text, parsed=str(expr), method="parametric",
+        gamma_order=gamma_order, gamma_exponent=None,
+        gamma_to_zero=to_zero[0] if len(to_zero) == len(pieces) and len(set(to_zero)) == 1 else None,
+        stability_law=law_text, stability_order="parametric", reason=reason, quantities=quantities,
+        notes=tuple(notes), constants=consts, lr=lr, lr_scaling=float(scaling), lr_exponent=None,
+        lr_exponent_exact=lr_exact, lr_scale=lr_scale, lr_rule=rule, parameters=params,
+        assumptions=assumptions, conditions=conditions)
+
+
+def _law_expr(law: theory.Law, gamma: sympy.Expr, lr_expr: sympy.Expr | None,
+              sigma: sympy.Expr | None) -> sympy.Expr:
+    """η^l·γ_r^k·σ_A^s of one law (r^m left to the caller)."""
+    out = gamma ** _rational(law.gamma_power)
+    if lr_expr is not None and law.lr_power:
+        out *= lr_expr ** _rational(law.lr_power)
+    if sigma is not None and law.sigma_a_power:
+        out *= sigma ** _rational(law.sigma_a_power)
+    return out
+
+
