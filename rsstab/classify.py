@@ -312,6 +312,17 @@ def _refuse_misnamed_rank(sched: Schedule) -> None:
                                 "(r is the rank; every other name is a constant)")
 
 
+def _refuse_non_positive(sched: Schedule, params: Sequence[str]) -> None:
+    """A schedule with free parameters must still be real and positive for large r: checked
+    numerically with every parameter and constant at 1 (e.g. a negative base to a parametric power
+    is not real), before any region is derived."""
+    from rsstab.asymptotics.numeric import Samples, positivity
+
+    values = {name: 1.0 for name in (*sched.constants, *params)}
+    values.update(dict(sched.values))
+    positivity(Samples(sched.expr, values))
+
+
 def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = "sgd",
           constants: Mapping[str, float] | None = None,
           lr_scaling: str | float | Fraction | None = None, width: int | None = None,
@@ -414,6 +425,7 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
         return parametric_check(sched, optimizer, params, assumptions, scaling,
                                 LR_FIXED if lr_expr is None else text, lr_expr, sigma, init_std)
     if params:
+        _refuse_non_positive(sched, params)
         if width is not None:
             raise RsstabError(f"--width needs values for the parameters {', '.join(params)} (--set NAME=VALUE)",
                               parameter="width")
