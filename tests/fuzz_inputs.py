@@ -18,6 +18,7 @@ import contextlib
 import io
 import math
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -307,6 +308,11 @@ def run_one(text: str, flags: list[str] | None = None) -> Outcome:
         hung.append(HANG_LIMIT)
         _thread.interrupt_main()
 
+    # interrupt_main() does nothing while SIGINT is ignored (as in a job a shell starts in the
+    # background): make sure Python's own handler is there for the watchdog, then restore.
+    sigint = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
+    if sigint in (signal.SIG_IGN, signal.SIG_DFL):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     watchdog = threading.Timer(HANG_LIMIT, hang)
     watchdog.daemon = True
     watchdog.start()
@@ -318,6 +324,8 @@ def run_one(text: str, flags: list[str] | None = None) -> Outcome:
         outcome = Outcome(text, False, -1, math.nan, math.nan, problems)
     finally:
         watchdog.cancel()
+        if sigint in (signal.SIG_IGN, signal.SIG_DFL):
+            signal.signal(signal.SIGINT, sigint)
     if hung:
         outcome.problems.append(f"hang: still running after {HANG_LIMIT} s, interrupted")
     return outcome
