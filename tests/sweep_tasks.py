@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,10 @@ def pid_task(config: dict[str, Any]) -> list[dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> int:
     """Toy sweep command (``--n N --sleep S`` plus the standard sweep arguments); its exit code."""
+    # Like a command typed at a terminal: Ctrl-C raises KeyboardInterrupt even when this process
+    # was started from a background job (which inherits SIGINT ignored).
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     parser = argparse.ArgumentParser(prog="sweep_tasks")
     parser.add_argument("--n", type=int, default=12)
     parser.add_argument("--sleep", type=float, default=0.0)
