@@ -491,3 +491,22 @@ def test_cli_bad_input_exits_2(argv, capsys) -> None:
         code = exc.code
     assert code == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_simulate_says_why_it_is_indeterminate_and_calls_total_divergence_blow_up() -> None:
+    """An indeterminate verdict names what would decide it; every seed diverging at the largest
+    ranks is a blow-up, not an unfittable run."""
+    import math
+
+    from rsstab.empirical import _label_and_reason
+    from rsstab.fit import fit_slope
+
+    ranks = [4, 16, 64]
+    straddling = fit_slope(ranks, [[1.0, 1.3], [1.05, 1.45], [1.1, 1.6]])  # slope ≈ +0.05 ± a wide interval
+    fits = {"forward": straddling, "backward": straddling}
+    label, reason = _label_and_reason(fits, {r: [] for r in ranks}, ranks, seeds=2, width=16, tol=0.1)
+    assert label == "indeterminate" and "more seeds" in reason and "at or below the width" in reason
+    nan = fit_slope(ranks, [[1.0, 1.0], [2.0, 2.0], [math.nan, math.nan]])
+    label, reason = _label_and_reason({"forward": nan, "backward": nan}, {4: [], 16: [], 64: [0, 1]}, ranks,
+                                      seeds=2, width=8, tol=0.1)
+    assert label == "blow-up" and "diverged for every seed at r ≥ 64" in reason
