@@ -61,8 +61,9 @@ T = TypeVar("T")
 
 
 def growth(expr: sympy.Expr, constants: dict[str, float] | None = None,
-           time_limit: float = TIME_LIMIT) -> Growth:
-    """Order of growth of a positive expression in :data:`rsstab.schedule.R` as r → ∞.
+           time_limit: float | None = None) -> Growth:
+    """Order of growth of a positive expression in :data:`rsstab.schedule.R` as r → ∞, within
+    ``time_limit`` seconds of symbolic work (default :data:`TIME_LIMIT`, read at call time).
 
     Raises ScheduleError when the expression is not real and positive for large r.
 
@@ -72,7 +73,8 @@ def growth(expr: sympy.Expr, constants: dict[str, float] | None = None,
     >>> str(growth(parse("sqrt(r + 1) - sqrt(r)").expr))
     'Θ(r^-1/2)'
     """
-    return _growth(expr, tuple(sorted((constants or {}).items())), time_limit)
+    limit = TIME_LIMIT if time_limit is None else time_limit
+    return _growth(expr, tuple(sorted((constants or {}).items())), limit)
 
 
 @functools.lru_cache(maxsize=512)
