@@ -417,7 +417,7 @@ def evaluate(expr: sympy.Expr, r: mpmath.mpf, constants: Mapping[str, float]) ->
     >>> round(float(evaluate(parse("log(r, 2)/r").expr, mpmath.mpf(8), {})), 12)
     0.375
     """
-    if expr is R:
+    if expr == R:  # equality, not identity: a cleared sympy cache makes a new, equal symbol
         return r
     if expr.is_Symbol:
         try:

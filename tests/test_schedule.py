@@ -136,3 +136,18 @@ def test_callable_schedules() -> None:
         from_callable(lambda r: math.log(-r))(4)
     with pytest.raises(ScheduleError, match="text or a callable"):
         as_schedule(3)
+
+
+def test_the_rank_symbol_is_matched_by_equality_not_identity() -> None:
+    """Regression: ``expr is R`` failed once sympy's cache had evicted (or a user had cleared)
+    the symbol r, so long sessions got "no value for constant 'r'" or "undecided"."""
+    import mpmath
+    import sympy
+
+    from rsstab.asymptotics import growth
+    from rsstab.schedule import evaluate, parse
+
+    sympy.core.cache.clear_cache()
+    e = parse("sqrt(r+1) - sqrt(r) - 67/r").expr
+    assert float(evaluate(e, mpmath.mpf(17957), {})) > 0
+    assert str(growth(parse("r**(-1/2) + 1/r").expr)) == "Θ(r^-1/2)"

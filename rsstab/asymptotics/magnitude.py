@@ -229,7 +229,7 @@ class _Evaluator:
     # ------------------------------------------------------------------ the tree
 
     def _eval(self, e: sympy.Expr) -> _Mag:
-        if e is R:
+        if e == R:  # equality, not identity (a cleared sympy cache makes a new, equal symbol)
             return _Mag(1, self._log_down(self.r), self._log_up(self.r))
         if e.is_Symbol:
             try:

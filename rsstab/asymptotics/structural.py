@@ -66,7 +66,7 @@ def _constant(e: sympy.Expr) -> _Asy:
 def _analyze(e: sympy.Expr) -> _Asy:
     if not e.has(R):
         return _constant(e)
-    if e is R:
+    if e == R:  # equality, not identity: a cleared sympy cache makes a new, equal symbol
         return _Asy(1, Scale.of(1), Scale.of(1), None)
     if e.is_Add:
         return _add([_analyze(t) for t in e.args])
