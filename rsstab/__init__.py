@@ -10,8 +10,9 @@ imported on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from rsstab._lazy import lazy_attributes
 
 from rsstab.errors import RsstabError, ScheduleError
 
@@ -26,14 +27,4 @@ _LAZY = {"check": "rsstab.classify", "Verdict": "rsstab.classify",
          "Schedule": "rsstab.schedule", "parse": "rsstab.schedule", "as_schedule": "rsstab.schedule"}
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'rsstab' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_attributes(globals(), _LAZY)

@@ -47,8 +47,9 @@ Modules: :mod:`~rsstab.sweep.codec` (JSON), :mod:`~rsstab.sweep.store` (keys and
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from rsstab._lazy import lazy_attributes
 
 if TYPE_CHECKING:  # pragma: no cover
     from rsstab.sweep.cli import (EXIT_FAILED, EXIT_INTERRUPTED, add_sweep_arguments, error_message,
@@ -86,14 +87,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'rsstab.sweep' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_attributes(globals(), _LAZY)
