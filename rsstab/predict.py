@@ -2,7 +2,8 @@
 
 :mod:`rsstab.sim` records, beside its measurements, the A-independent statistics of the data
 (``data_grad_fro2``, ``data_grad_probe2``, ``probe_input2``, ``data_grad_u2``, ``sign_probe2``,
-``sign_u2``, ``sign_uq``; see :mod:`rsstab.sim.finite`). They do not depend on the adapter's draw
+``sign_u2``, ``sign_uq`` and, for Adam with fresh batches, the reference-column moments
+``adam_*``; see :mod:`rsstab.sim.finite`). They do not depend on the adapter's draw
 of A nor on anything the adapter learned, so a prediction made from them, with the known σ_A =
 a_init_scale/√d, η, γ_r, r, d and the number of steps n, is independent of the measured
 A-dependent quantities. The law itself comes from :func:`rsstab.theory.width_coefficients` (the
@@ -20,12 +21,22 @@ forward      sgd        η²γ⁴σ_A⁴·P/d                     F·X/P
 backward     sgd        η²γ⁴σ_A⁴·W/d                     d
 forward      adam       η²n²γ²σ_A²·Sp                    X/Sp
 backward     adam       η²n²γ²σ_A²·Su/d                  d·Q/Su
+forward      adam,      η²γ²σ_A²·Cp/c                    c·Mp/Cp
+             fresh
+backward     adam,      η²γ²σ_A²·Cu/(c·d)                c·Mu/Cu
+             fresh
 ===========  =========  ===============================  ================
 
-SGD is exact to first order in η for any number of steps (G = Σ_t G_t, fresh batches or not).
-Adam is the sign law at ε → 0, n × the first step: exact to first order with a fixed batch
-(``fixed_batch``), an **approximation** with fresh batches (each step's signs then differ, and
-Adam's update after n steps is smaller than n sign steps). ``forward`` is the RMS over layers of
+(``Cp``, ``Mp``, ``Cu``, ``Mu`` = ``adam_probe_coh2``, ``adam_probe_m2``, ``adam_u_coh2``,
+``adam_u_m2``.) SGD is exact to first order in η for any number of steps (G = Σ_t G_t, fresh
+batches or not). Adam (ε → 0, first order in η) with a fixed batch (``fixed_batch``) is n sign
+steps of G₀, a closed form. With fresh batches each step's signs differ and Adam's moments mix the
+steps' gradients: the same law ``r²·‖E[y]‖² + r·(E‖y‖² − ‖E[y]‖²)`` holds with the per-column
+moments of bias-corrected Adam run on the recorded data gradients, which are Gaussian integrals
+over one column evaluated on the simulator's reference columns (the only numerical step: their
+sampling error is about 1/√M of the moments, M ≥ 512). Written in
+:func:`rsstab.theory.width_coefficients`' form (coherent ``c·r²``, incoherent ``(d_eff − c)·r``)
+it is the sign law's with the table's scale and d_eff. ``forward`` is the RMS over layers of
 the adapter output's RMS on the held-out probes, ``backward`` that of the fixed-gradient probe
 ``backward_fixed`` (Definition 3.1), as :func:`rsstab.empirical.empirical_verdict` measures them.
 """
@@ -47,8 +58,9 @@ __all__ = ["LayerPrediction", "predict_layer", "predict_rows", "PREDICTED_SOURCE
 #: The measured per-layer quantity each predicted summary quantity is compared with.
 PREDICTED_SOURCES = {"forward": "forward", "backward": "backward_fixed"}
 #: What the Adam prediction is with fresh batches.
-ADAM_FRESH_NOTE = ("approximation: Adam is predicted as n sign steps of the first batch's gradient, "
-                   "exact (first order in η) only with a fixed batch")
+ADAM_FRESH_NOTE = ("Adam with fresh batches: first order in η, ε → 0, exact in r and d; its rank-free "
+                   "one-column Gaussian integrals evaluated on the simulator's reference columns")
+_C = 2 / math.pi
 
 
 @dataclass(frozen=True)
@@ -74,6 +86,15 @@ def _scale(quantity: str, optimizer: str, stats: Mapping[str, float], *, d: floa
             scale, d_eff = base * P / d, (F * X / P if P > 0 else math.inf)
         else:
             scale, d_eff = base * stats["data_grad_u2"] / d, d
+    elif optimizer == "adam" and "adam_probe_coh2" in stats:  # fresh batches: reference columns
+        base = lr**2 * gamma**2 * s2
+        if quantity == "forward":
+            C, M2 = stats["adam_probe_coh2"], stats["adam_probe_m2"]
+            scale = base * C / _C
+        else:
+            C, M2 = stats["adam_u_coh2"], stats["adam_u_m2"]
+            scale = base * C / (_C * d)
+        d_eff = _C * M2 / C if C > 0 else math.inf
     elif optimizer == "adam":
         base = lr**2 * steps**2 * gamma**2 * s2
         if quantity == "forward":
@@ -113,16 +134,19 @@ def predict_layer(
     return LayerPrediction(scale * float(coh) * r * r, scale * float(inc) * r, d_eff)
 
 
+_STATS = ("data_grad", "sign_", "probe_input", "adam_")
+
+
 def _stats_table(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[int, int, int], dict[str, float]]:
     """(rank, seed, layer) → data statistics at each cell's last probed step."""
     last: dict[int, int] = {}
     for row in rows:
-        if str(row["quantity"]).startswith(("data_grad", "sign_", "probe_input")):
+        if str(row["quantity"]).startswith(_STATS):
             last[int(row["rank"])] = max(last.get(int(row["rank"]), -1), int(row["step"]))
     out: dict[tuple[int, int, int], dict[str, float]] = {}
     for row in rows:
         q = str(row["quantity"])
-        if q.startswith(("data_grad", "sign_", "probe_input")) and int(row["step"]) == last[int(row["rank"])]:
+        if q.startswith(_STATS) and int(row["step"]) == last[int(row["rank"])]:
             out.setdefault((int(row["rank"]), int(row["seed"]), int(row["layer"])), {})[q] = float(row["value"])
     return out
 

@@ -75,7 +75,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="seeds share one base, teacher and data (independent draws of A): adds the "
                         "measured coherent/incoherent split")
     p.add_argument("--fixed-batch", action="store_true",
-                   help="train on the first batch at every step (Adam's prediction is then exact)")
+                   help="train on the first batch at every step (Adam's prediction is then a closed form: n sign steps)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     sweep = p.add_argument_group("execution")
     sweep.add_argument("--out", default=None, metavar="DIR",
@@ -105,7 +105,7 @@ def report(
     prediction of ``values`` from the simulation's own A-independent data statistics,
     :mod:`rsstab.predict`), ``predicted_coherent``/``predicted_incoherent``, ``predicted_d_eff``,
     ``predicted_local_slopes`` and ``predicted_ratio`` (measured/predicted); ``prediction`` says
-    whether it is exact to first order in η or an approximation (Adam with fresh batches).
+    what it is (first order in η; for Adam with fresh batches, how its one-column integrals are evaluated).
     """
     import rsstab
     from rsstab.fit import DEFAULT_TOLERANCE, agrees_with

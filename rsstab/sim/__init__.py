@@ -58,7 +58,9 @@ The model (one *cell* = one rank, one γ_r, all seeds at once):
   residual's, through the current network), split like ``forward`` with
   ``share_data``. ``data_stats``: the A-independent statistics of the data that the exact
   finite-(r, d) laws use (``data_grad_fro2``, ``data_grad_probe2``, ``probe_input2``,
-  ``data_grad_u2``, ``sign_probe2``, ``sign_u2``, ``sign_uq``), computed on the frozen base.
+  ``data_grad_u2``, ``sign_probe2``, ``sign_u2``, ``sign_uq``; with Adam and fresh batches also
+  the reference-column moments ``adam_probe_coh2``, ``adam_probe_m2``, ``adam_u_coh2``,
+  ``adam_u_m2``), computed on the frozen base.
   ``fixed_batch``: the first training batch at every step (a constant data gradient to first
   order in η: n Adam steps are n sign steps, SGD's summed data gradient is n·G₀).
 
@@ -102,6 +104,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from rsstab.sim.cells import CellResult, run_cell, simulate_cell
     from rsstab.sim.grid import gamma_values, make_configs
     from rsstab.sim.config import (
+        ADAM_DATA_QUANTITIES,
         DATA_QUANTITIES,
         DEFAULTS,
         FIXED_GRAD_QUANTITIES,
@@ -120,6 +123,7 @@ __all__ = [
     "NETWORK_QUANTITIES",
     "FIXED_GRAD_QUANTITIES",
     "DATA_QUANTITIES",
+    "ADAM_DATA_QUANTITIES",
     "SPLIT_QUANTITIES",
     "simulate_cell",
     "draw_seed",
@@ -131,7 +135,7 @@ __all__ = [
 
 _LAZY = {
     **dict.fromkeys(("SimConfig", "DEFAULTS", "LAYER_QUANTITIES", "NETWORK_QUANTITIES", "FIXED_GRAD_QUANTITIES",
-                     "DATA_QUANTITIES", "SPLIT_QUANTITIES"), "rsstab.sim.config"),
+                     "DATA_QUANTITIES", "ADAM_DATA_QUANTITIES", "SPLIT_QUANTITIES"), "rsstab.sim.config"),
     **dict.fromkeys(("draw_seed", "teacher_forward"), "rsstab.sim.draws"),
     **dict.fromkeys(("CellResult", "simulate_cell", "run_cell"), "rsstab.sim.cells"),
     **dict.fromkeys(("gamma_values", "make_configs"), "rsstab.sim.grid"),

@@ -32,6 +32,7 @@ __all__ = [
     "NETWORK_QUANTITIES",
     "FIXED_GRAD_QUANTITIES",
     "DATA_QUANTITIES",
+    "ADAM_DATA_QUANTITIES",
     "SPLIT_QUANTITIES",
 ]
 
@@ -44,6 +45,9 @@ FIXED_GRAD_QUANTITIES = ("backward_fixed",)
 #: A-independent data statistics per adapted layer and seed, with ``data_stats``.
 DATA_QUANTITIES = ("data_grad_fro2", "data_grad_probe2", "probe_input2", "data_grad_u2",
                    "sign_probe2", "sign_u2", "sign_uq")
+#: Adam's per-column moments over Gaussian reference columns, with ``data_stats``, Adam and fresh
+#: batches (``fixed_batch`` off; see :mod:`rsstab.sim.finite`).
+ADAM_DATA_QUANTITIES = ("adam_probe_coh2", "adam_probe_m2", "adam_u_coh2", "adam_u_m2")
 #: Cell-level statistics across the seeds' A draws per adapted layer (rows with seed -1), with
 #: ``share_data``: for ``forward`` and, with ``fixed_output_grad`` too, for ``backward_fixed``.
 SPLIT_QUANTITIES = {
@@ -174,11 +178,19 @@ class SimConfig:
         """The 0-based indices of the layers that carry an adapter, ascending."""
         return tuple(range(int(self.depth))) if self.adapted_layers is None else tuple(self.adapted_layers)
 
+    def data_quantities(self) -> tuple[str, ...]:
+        """The data statistics recorded with ``data_stats``: :data:`DATA_QUANTITIES`, and
+        :data:`ADAM_DATA_QUANTITIES` for Adam with fresh batches; () without ``data_stats``."""
+        if not self.data_stats:
+            return ()
+        fresh_adam = self.optimizer == "adam" and not self.fixed_batch
+        return DATA_QUANTITIES + (ADAM_DATA_QUANTITIES if fresh_adam else ())
+
     def layer_quantities(self) -> tuple[str, ...]:
         """The quantities recorded per adapted layer and seed: :data:`LAYER_QUANTITIES`, then
         ``backward_fixed`` and the data statistics when their options are on."""
         return (LAYER_QUANTITIES + (FIXED_GRAD_QUANTITIES if self.fixed_output_grad else ())
-                + (DATA_QUANTITIES if self.data_stats else ()))
+                + self.data_quantities())
 
     def cell_quantities(self) -> tuple[str, ...]:
         """The quantities recorded per adapted layer once per cell (rows with seed -1): the

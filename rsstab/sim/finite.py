@@ -43,8 +43,23 @@ for ``backward_fixed``); means are over the probes.
   ``(ĝ_o·h′)²``; ``sign_u2`` = mean ‖Ĝᵀ·u′‖²; ``sign_uq`` = mean ``u′ᵀ·(2/π)·arcsin(Ĝ·Ĝᵀ)·u′``.
   (With ``fixed_batch`` and a small η, n Adam steps are n sign steps of ``G_0``.)
 
-At step 0, G = 0 and the ``data_grad_*`` are 0; ``probe_input2`` and the ``sign_*`` are the same
-at every probe step (nan without a training step).
+* Adam with **fresh batches** (``fixed_batch`` off): after p steps, to first order in η, B's entry
+  (o, i) has moved by ``−η·Ψ_o(a_i)``, where ``Ψ_o(a) = Σ_{t<p} m̂_t/√v̂_t`` is bias-corrected Adam
+  (ε → 0, the config's betas) run on the scalar gradients ``z_t = g_{t,o}·a`` (``g_{t,o}``: row o
+  of ``G_t``; γ > 0 and σ_A drop out, Ψ is homogeneous of degree 0). Each of the r columns
+  ``a_i`` of Aᵀ contributes an i.i.d. term, so the mean square over A of the learned change is
+  ``r²·‖E[y]‖² + r·(E‖y‖² − ‖E[y]‖²)`` with ``y = Ψ_o(a)·(a·h′)`` (forward) or
+  ``y = a·Σ_o u′_o·Ψ_o(a)`` (backward): a rank-free Gaussian integral over one column, which
+  the simulator evaluates over ``M`` **reference columns** ``a ~ N(0, I_d)`` drawn from their own
+  generator (``seed``-derived, independent of every adapter draw; ``M`` from
+  :func:`reference_columns`, at least 512): ``adam_probe_coh2`` / ``adam_u_coh2`` = the
+  U-statistic ``(‖Σ_k y_k‖² − Σ_k ‖y_k‖²)/(M(M−1))`` (unbiased for ‖E[y]‖², per entry o and probe
+  for the forward, per probe for the backward; then the mean over probes and rows o),
+  ``adam_probe_m2`` / ``adam_u_m2`` = ``Σ_k ‖y_k‖²/M`` likewise. With a constant gradient Ψ is
+  ``p·sign(g·a)`` and these reduce to the closed forms above (``p²·(2/π)·sign_probe2``, …).
+
+At step 0, G = 0 and the ``data_grad_*`` are 0 (the ``adam_*`` 0 too); ``probe_input2`` and the
+``sign_*`` are the same at every probe step (nan without a training step).
 """
 
 from __future__ import annotations
@@ -55,10 +70,14 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
-from rsstab.sim.config import DATA_QUANTITIES, SimConfig
+from rsstab.sim.config import SimConfig
 from rsstab.sim.draws import batch_slice
 
-__all__ = ["seed_split", "data_statistics", "output_grads_at_layers"]
+__all__ = ["seed_split", "data_statistics", "output_grads_at_layers", "reference_columns", "AdamColumns"]
+
+#: Work budget (multiply-adds) that sets the number of reference columns:
+#: M = budget / (data copies · steps · d_out · d_in), clipped to [512, 4096].
+REFERENCE_BUDGET = 2**33
 
 
 def _signed_sqrt(v: torch.Tensor) -> torch.Tensor:
@@ -145,6 +164,69 @@ def output_grads_at_layers(
     return {k: grads[k] for k in layers}
 
 
+def reference_columns(cfg: SimConfig) -> int:
+    """``M``, the number of Gaussian reference columns of Adam's fresh-batch moments: as many as
+    the work budget allows (cost ∝ M·copies·steps·width², copies = 1 with ``share_data``, else
+    seeds), between 512 and 4096. At width 256, 10 steps, 8 seeds the moments' means over seeds
+    move by about 2 % from M = 1024 to 4096.
+
+    >>> reference_columns(SimConfig(rank=8, gamma=1.0, width=256, steps=10, seeds=8))
+    1638
+    >>> reference_columns(SimConfig(rank=8, gamma=1.0, width=256, steps=10, share_data=True))
+    4096
+    """
+    copies = 1 if cfg.share_data else int(cfg.seeds)
+    per_column = copies * max(int(cfg.steps), 1) * int(cfg.width) ** 2
+    return int(min(4096, max(512, REFERENCE_BUDGET // per_column)))
+
+
+class AdamColumns:
+    """Bias-corrected Adam at ε → 0 run on the data gradients of one layer over ``M`` reference
+    columns ``a ~ N(0, I)`` (module docstring): :meth:`step` feeds ``G_t``, :meth:`moments` gives
+    the four ``adam_*`` statistics after the steps fed so far."""
+
+    def __init__(self, a: torch.Tensor, betas: tuple[float, float]):
+        self.a = a  # (d_in, M)
+        self.b1, self.b2 = float(betas[0]), float(betas[1])
+        self.t = 0
+        self.m = self.v = self.psi = None
+
+    def step(self, G: torch.Tensor) -> None:
+        """One Adam step on ``z = G·a`` (G: (n, d_out, d_in))."""
+        z = torch.matmul(G, self.a)  # (n, d_out, M)
+        if self.m is None:
+            self.m, self.v, self.psi = torch.zeros_like(z), torch.zeros_like(z), torch.zeros_like(z)
+        self.t += 1
+        self.m.mul_(self.b1).add_(z, alpha=1 - self.b1)
+        self.v.mul_(self.b2).addcmul_(z, z, value=1 - self.b2)
+        # m̂/√v̂; v = 0 only where every z so far was 0 (then m = 0 too): 0/0 → 0.
+        step = (self.m / (1 - self.b1**self.t)).div_(self.v.div(1 - self.b2**self.t).sqrt_())
+        self.psi.add_(step.nan_to_num_(0.0))
+
+    def moments(self, h: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``(adam_probe_coh2, adam_probe_m2, adam_u_coh2, adam_u_m2)`` per data copy, for probe
+        inputs ``h`` (n, m, d_in) and fixed output gradients ``u`` (n, m, d_out)."""
+        n, M = h.shape[0], self.a.shape[1]
+        if self.psi is None:  # no step yet: nothing has moved
+            zero = torch.zeros(n, dtype=torch.float64)
+            return zero, zero, zero, zero
+        psi = self.psi  # (n, d_out, M)
+        ax = torch.matmul(h, self.a)  # (n, m, M): a_k·h′_j
+        # forward: y_k = Ψ_o(a_k)(a_k·h′_j) per (o, j)
+        s1 = torch.bmm(psi, ax.transpose(1, 2))  # (n, d_out, m): Σ_k y_k
+        s2 = torch.bmm(psi.pow(2), ax.pow(2).transpose(1, 2))  # Σ_k y_k²
+        probe_coh2 = ((s1.pow(2) - s2) / (M * (M - 1))).mean(dim=(1, 2))
+        probe_m2 = (s2 / M).mean(dim=(1, 2))
+        # backward: y_k = a_k·s_k, s_k = Σ_o u′_o Ψ_o(a_k), per probe j
+        sk = torch.bmm(u, psi)  # (n, m, M)
+        sum_y = torch.matmul(sk, self.a.T)  # (n, m, d_in): Σ_k a_k s_k
+        norm_a2 = self.a.pow(2).sum(0)  # (M,)
+        sum_y2 = (sk.pow(2) * norm_a2).sum(2)  # (n, m): Σ_k ‖a_k‖² s_k²
+        u_coh2 = ((sum_y.pow(2).sum(2) - sum_y2) / (M * (M - 1))).mean(1)
+        u_m2 = (sum_y2 / M).mean(1)
+        return probe_coh2, probe_m2, u_coh2, u_m2
+
+
 def data_statistics(
     cfg: SimConfig, init: Mapping[str, torch.Tensor], probe_steps: Sequence[int]
 ) -> dict[str, np.ndarray]:
@@ -185,8 +267,14 @@ def data_statistics(
                    torch.bmm(u, Gh).pow(2).sum(2).mean(1),
                    (torch.bmm(u, C) * u).sum(2).mean(1))
 
+    columns: dict[int, AdamColumns] = {}
+    if "adam_probe_coh2" in cfg.data_quantities():
+        gen = torch.Generator().manual_seed(int(cfg.seed) * 1_000_003 + 0x5EED)  # apart from every adapter draw
+        a = torch.randn(Wt.shape[-1], reference_columns(cfg), generator=gen, dtype=torch.float64)
+        columns = {k: AdamColumns(a, cfg.betas) for k in layers}
+
     P = len(probe_steps)
-    out = {q: np.full((P, S, L), np.nan) for q in DATA_QUANTITIES}
+    out = {q: np.full((P, S, L), np.nan) for q in cfg.data_quantities()}
     G = {k: torch.zeros_like(Wt[:, k]) for k in layers}
     t = 0  # G holds Σ_{t' < t} G_t'
     for i, p in enumerate(probe_steps):
@@ -194,6 +282,8 @@ def data_statistics(
             grads = G0 if (t == 0 or cfg.fixed_batch) else data_grad(t)
             for k in layers:
                 G[k] += grads[k]
+                if columns:
+                    columns[k].step(grads[k])
             t += 1
         for k in layers:
             h, u = probe_in[k], probe_u[k]
@@ -206,6 +296,9 @@ def data_statistics(
                 "sign_u2": sign[k][1],
                 "sign_uq": sign[k][2],
             }
+            if columns:
+                values.update(zip(("adam_probe_coh2", "adam_probe_m2", "adam_u_coh2", "adam_u_m2"),
+                                  columns[k].moments(h, u)))
             for q, v in values.items():
                 out[q][i, :, k] = v.numpy()  # broadcast from 1 seed under share_data
     return out
