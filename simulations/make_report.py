@@ -101,7 +101,10 @@ def main(argv: list[str] | None = None) -> int:
               f"experiments took {time.perf_counter() - started:.0f} s ("
               + ", ".join(f"{n} {t:.0f} s" for n, t in took.items()) + "; cells already in a store are reused)"
               + (" — **quick grids**: small samples, verdicts are indicative only" if args.quick else "") + ".")
-    appendix = [("Symbolic derivations (8 results, each asserted by `proofs/`)", "[derivations.md](derivations.md)")]
+    from rsstab.derive.results import RESULTS
+
+    appendix = [(f"Symbolic derivations ({len(RESULTS)} results, each asserted by `proofs/`)",
+                 "[derivations.md](derivations.md)")]
     appendix += [(f"Experiment summary `{n}`", f"[{n}/summary.md]({n}/summary.md)")
                  for n in (*EXPERIMENTS, "real_model", "real_model_sgd") if (out / n / "summary.md").exists()]
     for extra, title in (("performance.md", "Simulator performance vs a PEFT loop"),

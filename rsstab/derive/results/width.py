@@ -409,4 +409,21 @@ def adam_finite_width() -> Derivation:
            r"each step is $-\eta\,\mathrm{sign}(GA^\top)$, so $\Delta B_n = n\,\Delta B_1$: both parts scale by $n^2$ "
            r"and the crossover $r^* = \pi d/2 - 1$ is the same. For $r \ll d$ Adam's RMS is "
            r"$\propto \gamma_r\sqrt{rd}$: flat under $\alpha/\sqrt r$, shrinking like $r^{-1/2}$ under $\alpha/r$.")
+    # n steps with fresh batches: a different G_t each step.
+    z1, z2, lam = sp.Symbol("z_1", positive=True), sp.Symbol("z_2", real=True), sp.Symbol("lambda", positive=True)
+    m2 = b1 * (1 - b1) * z1 + (1 - b1) * z2
+    v2 = b2 * (1 - b2) * z1**2 + (1 - b2) * z2**2
+    step2 = (m2 / (1 - b1**2)) / sp.sqrt(v2 / (1 - b2**2))
+    D.check("fresh batches: the bias-corrected step m̂₂/√v̂₂ of gradients z₁, z₂ is homogeneous of degree 0 "
+            "(z → λz leaves it unchanged: γ_r and σ_A drop out of Ψ)",
+            sp.simplify(step2.subs({z1: lam * z1, z2: lam * z2}, simultaneous=True) - step2), 0)
+    D.step("result", r"With fresh batches, step $t$'s gradient on $B$'s entry $(o, i)$ is $\gamma_r\,g_{t,o}\cdot a_i$ "
+           r"($g_{t,o}$: row $o$ of $G_t$), so to first order in $\eta$ the entry moves by $-\eta\,\Psi_o(a_i)$, "
+           r"$\Psi_o(a) = \sum_t \hat m_t/\sqrt{\hat v_t}$ of the sequence $z_t = g_{t,o}\cdot a$: a function of one "
+           r"column, homogeneous of degree 0. The $r$ columns are iid, so the split above holds unchanged, "
+           r"coherent $r^2\lVert\mathbb{E}X\rVert^2$ and incoherent $r(\mathbb{E}\lVert X\rVert^2 - "
+           r"\lVert\mathbb{E}X\rVert^2)$ with $X = \Psi_o(a)(a\cdot x')$ (forward) or $a\sum_o u_o\Psi_o(a)$ "
+           r"(backward): exact in $r$ and $d$; the two one-column moments are Gaussian integrals over the $n$ "
+           r"projections with no closed form for mixed signs, which rsstab evaluates numerically "
+           r"(\texttt{rsstab.sim.finite}, reference columns). With a constant gradient they are the closed forms above.")
     return D
