@@ -331,7 +331,8 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
           constants: Mapping[str, float] | None = None,
           lr_scaling: str | float | Fraction | None = None, width: int | None = None,
           ranks: Sequence[int] | None = None, assume: str | Sequence[str] | None = None,
-          lr: str | None = None, init_std: str | None = None, lr_ratio: str | None = None) -> Verdict:
+          lr: str | None = None, init_std: str | None = None, lr_ratio: str | None = None,
+          width_expr: str | None = None) -> Verdict:
     """Classify γ_r in one optimizer regime (``"sgd"`` as in Theorem 3.2, or ``"adam"``).
 
     Args:
@@ -354,6 +355,9 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
             in the laws.
         lr_ratio: η_B/η_A (LoRA+'s ratio λ) as an expression in r: η (``lr``, default fixed) is A's
             learning rate and λ·η is B's. Default 1.
+        width_expr: the input width d as an expression in r (``"r"``, ``"r**k"``) for a joint width ×
+            rank statement (inputs with Θ(1) entries, σ_A in units of Kaiming's 1/√d): adds the
+            incoherent part's share (results 9–10) and d's power in A's learning (:mod:`rsstab.hyperparams`).
 
     With any of ``lr``, ``init_std``, ``lr_ratio`` the verdict's ``terms`` hold one entry per condition
     (update, forward, backward, and whether A and B both learn), each with the regime it is about
@@ -412,9 +416,10 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
     assumptions = (assume,) if isinstance(assume, str) else tuple(assume or ())
     if constants:
         own = dict(constants)
-        if (lr_given is not None or init_std is not None or lr_ratio is not None) and sched.expr is not None:
+        others = (lr_given, init_std, lr_ratio, width_expr)
+        if any(o is not None for o in others) and sched.expr is not None:
             own = {k: v for k, v in own.items() if k in sched.constants}  # the others may name lr/init constants
-            unknown = sorted(set(constants) - set(own) - _names(lr_given) - _names(init_std) - _names(lr_ratio))
+            unknown = sorted(set(constants) - set(own) - set().union(*(_names(o) for o in others)))
             if unknown:
                 raise ScheduleError(f"a value is given for a constant the schedule does not have: {unknown[0]!r}",
                                     parameter="constants")
@@ -422,22 +427,25 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
             sched = sched.with_values(own)
     params = parameters_of(sched.expr) if sched.expr is not None else ()
     lr_expr, sigma = _factor(lr_given, "lr", constants), _factor(init_std, "init_std", constants)
-    ratio = _factor(lr_ratio, "lr_ratio", constants)
+    ratio, d_expr = _factor(lr_ratio, "lr_ratio", constants), _factor(width_expr, "width_expr", constants)
+    if d_expr is not None and width is not None:
+        raise RsstabError("give the width either as a number or as an expression in r, not both", parameter="width_expr")
     if lr_expr is not None and scaling != 0:
         raise RsstabError("give the learning rate either as an expression in r or as a scaling exponent, not both",
                           parameter="lr")
-    if lr_expr is not None or sigma is not None or ratio is not None:
+    if lr_expr is not None or sigma is not None or ratio is not None or d_expr is not None:
         if sched.expr is None:
             raise RsstabError("a learning rate or init scale in r needs γ_r as an expression", parameter="schedule")
         if width is not None:
             raise RsstabError("the width table is for the schedule alone (drop the learning rate / init scale)",
                               parameter="width")
-        params = tuple(sorted(set(params).union(*(parameters_of(e) for e in (lr_expr, sigma, ratio) if e is not None))))
+        params = tuple(sorted(set(params).union(*(parameters_of(e) for e in (lr_expr, sigma, ratio, d_expr)
+                                                  if e is not None))))
         text = lr if lr_given is None else f"η = {lr_given.strip()}"
         from rsstab.parametric_verdict import parametric_check
 
         return parametric_check(sched, optimizer, params, assumptions, scaling,
-                                LR_FIXED if lr_expr is None else text, lr_expr, sigma, init_std, ratio)
+                                LR_FIXED if lr_expr is None else text, lr_expr, sigma, init_std, ratio, d_expr)
     if params:
         _refuse_non_positive(sched, params)
         if width is not None:
@@ -555,7 +563,7 @@ def _factor(text: str | None, parameter: str, constants: Mapping[str, float] | N
 
 
 #: What each factor of the tuple is called in messages (the parser's messages say γ_r).
-_FACTOR_NAMES = {"lr": "η", "init_std": "σ_A", "lr_ratio": "η_B/η_A", "lr_a": "η_A", "lr_b": "η_B"}
+_FACTOR_NAMES = {"lr": "η", "init_std": "σ_A", "lr_ratio": "η_B/η_A", "lr_a": "η_A", "lr_b": "η_B", "width_expr": "d"}
 
 
 def _renamed(exc: Exception, parameter: str) -> str:

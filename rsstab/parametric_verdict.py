@@ -35,7 +35,7 @@ PARAMETRIC_TIME_LIMIT = 8.0
 def parametric_check(sched: Schedule, optimizer: str, params: tuple[str, ...], assumptions: tuple[str, ...],
                       scaling: Fraction, lr: str, lr_expr: sympy.Expr | None = None,
                       sigma: sympy.Expr | None = None, init_std: str | None = None,
-                      ratio: sympy.Expr | None = None) -> Verdict:
+                      ratio: sympy.Expr | None = None, width: sympy.Expr | None = None) -> Verdict:
     """The verdict of a schedule with free parameters (one label per region of parameter space), or
     of the tuple (γ_r, η(r), σ_A(r)): each quantity's law η^l·γ_r^k·r^m·σ_A^s is classified whole.
     Time-limited (:data:`PARAMETRIC_TIME_LIMIT`): past it the verdict is indeterminate, with why."""
@@ -43,20 +43,21 @@ def parametric_check(sched: Schedule, optimizer: str, params: tuple[str, ...], a
 
     if not can_time():
         return _parametric_untimed(sched, optimizer, params, assumptions, scaling, lr, lr_expr, sigma, init_std,
-                                   ratio=ratio)
+                                   ratio=ratio, width=width)
     try:
         with time_limit(PARAMETRIC_TIME_LIMIT, "the parametric analysis"):
             return _parametric_untimed(sched, optimizer, params, assumptions, scaling, lr, lr_expr, sigma, init_std,
-                                       ratio=ratio)
+                                       ratio=ratio, width=width)
     except Timeout as exc:
         return _parametric_untimed(sched, optimizer, params, assumptions, scaling, lr, lr_expr, sigma, init_std,
-                                   undecided=str(exc), ratio=ratio)
+                                   undecided=str(exc), ratio=ratio, width=width)
 
 
 def _parametric_untimed(sched: Schedule, optimizer: str, params: tuple[str, ...], assumptions: tuple[str, ...],
                         scaling: Fraction, lr: str, lr_expr: sympy.Expr | None = None,
                         sigma: sympy.Expr | None = None, init_std: str | None = None,
-                        undecided: str | None = None, ratio: sympy.Expr | None = None) -> Verdict:
+                        undecided: str | None = None, ratio: sympy.Expr | None = None,
+                        width: sympy.Expr | None = None) -> Verdict:
     """:func:`parametric_check` without its time limit; ``undecided`` (a reason) skips the analysis
     and returns the indeterminate verdict."""
     region = parse_assumptions(assumptions, params)
@@ -75,6 +76,10 @@ def _parametric_untimed(sched: Schedule, optimizer: str, params: tuple[str, ...]
     if ratio is not None:
         notes.append(f"learning-rate ratio η_B/η_A = {ratio}: A learns with η, B with η·({ratio}); the update, "
                      "forward and backward laws are first order, driven by B (η_B)")
+    if width is not None:
+        notes.append(f"width d = {width} grows with r (inputs with Θ(1) entries, σ_A in units of Kaiming's 1/√d): "
+                     "the labels are about the coherent part (the mean over A), width-free in this convention; "
+                     "the incoherent entry says how much of the RMS over A is random projection")
     eta_a = lr_expr
     eta_b = ratio if lr_expr is None else lr_expr if ratio is None else lr_expr * ratio
     if sigma is not None:
@@ -105,10 +110,10 @@ def _parametric_untimed(sched: Schedule, optimizer: str, params: tuple[str, ...]
                 exponent=None, log_exponent=None, lower_exponent=None, upper_exponent=math.nan,
                 label=_one_label([lab for _, lab in found]))
         terms: tuple[dict, ...] = ()
-        if lr_expr is not None or sigma is not None or ratio is not None:
+        if lr_expr is not None or sigma is not None or ratio is not None or width is not None:
             from rsstab.hyperparams import tuple_terms
 
-            terms = tuple_terms(expr, optimizer, params, region, consts, eta_a, eta_b, sigma)
+            terms = tuple_terms(expr, optimizer, params, region, consts, eta_a, eta_b, sigma, width)
             grows = [c["when"] for c in terms[-1]["conditions"] if c["label"] == "a-dominates"]
             if grows:
                 notes.append("the A-driven (higher-order) term outgrows the first-order B-driven update for "
@@ -161,7 +166,8 @@ def _parametric_untimed(sched: Schedule, optimizer: str, params: tuple[str, ...]
         stability_law=law_text, stability_order="parametric", reason=reason, quantities=quantities,
         notes=tuple(notes), constants=consts, lr=lr, lr_scaling=float(scaling), lr_exponent=None,
         lr_exponent_exact=lr_exact, lr_scale=lr_scale, lr_rule=rule, parameters=params,
-        assumptions=assumptions, conditions=conditions, terms=terms)
+        assumptions=assumptions, conditions=conditions, terms=terms,
+        **({} if width is None else {"regime": f"joint limit: width d = {width} as r → ∞ (coherent part)"}))
 
 
 def _law_expr(law: theory.Law, gamma: sympy.Expr, lr_expr: sympy.Expr | None,

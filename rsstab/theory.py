@@ -145,16 +145,21 @@ def stability_law(optimizer: str) -> Law:
 #: The two terms of the learned change, in the order they are reported.
 UPDATE_TERMS = ("b_driven", "a_driven")
 
-# (η_A power, η_B power, γ power, r power, σ_A power, why)
+# (η_A power, η_B power, γ power, r power, σ_A power, why, d power)
+# d power: when the width d grows too (``--width-expr``), under the convention of μP and LoRA+ —
+# inputs with Θ(1) entries (‖x‖² ∝ d), σ_A in units of Kaiming's 1/√d (so σ_A²‖x‖² is width-free),
+# the change measured on the training input (x′ = x), output side fixed — the B-driven terms are
+# width-free and both A-driven terms gain one power of d: SGD's carries ‖x‖² (G GᵀG = ‖v‖²‖x‖² G for
+# one example), Adam's sign(x)·x = ‖x‖₁ ∝ d.
 _TERMS = {
     ("b_driven", "sgd"): (_F(0), _F(1), _F(2), _F(1), _F(2),
-                          "γ ΔB A x′ = −t η_B γ² G A_0ᵀA_0 x′ and E[A_0ᵀA_0] = r σ_A² I"),
+                          "γ ΔB A x′ = −t η_B γ² G A_0ᵀA_0 x′ and E[A_0ᵀA_0] = r σ_A² I", _F(0)),
     ("a_driven", "sgd"): (_F(1), _F(2), _F(4), _F(1), _F(2),
-                          "γ B_t ΔA x′ = −(t²(t−1)/2) η_A η_B² γ⁴ G A_0ᵀA_0 GᵀG x′: A moves only once B ≠ 0"),
+                          "γ B_t ΔA x′ = −(t²(t−1)/2) η_A η_B² γ⁴ G A_0ᵀA_0 GᵀG x′: A moves only once B ≠ 0", _F(1)),
     ("b_driven", "adam"): (_F(0), _F(1), _F(1), _F(1), _F(1),
-                           "ΔB = −t η_B sign(G A_0ᵀ) and E[sign(g·a)(a·x′)] = σ_A√(2/π)(ĝ·x′) over r rows"),
+                           "ΔB = −t η_B sign(G A_0ᵀ) and E[sign(g·a)(a·x′)] = σ_A√(2/π)(ĝ·x′) over r rows", _F(0)),
     ("a_driven", "adam"): (_F(1), _F(1), _F(1), _F(1), _F(0),
-                           "ΔA = −(t−1) η_A sign(B_tᵀG): for one example every row j adds sign(a_j·x)² = 1"),
+                           "ΔA = −(t−1) η_A sign(B_tᵀG): for one example every row j adds sign(a_j·x)² = 1", _F(1)),
 }
 
 
@@ -178,6 +183,7 @@ class UpdateTerm:
     rank_power: Fraction
     sigma_a_power: Fraction
     why: str
+    width_power: Fraction = Fraction(0)
 
     @property
     def text(self) -> str:
@@ -189,11 +195,11 @@ class UpdateTerm:
                 parts.append(name if power == 1 else f"{name}{str(power).translate(sup)}")
         return "·".join(parts)
 
-    def exponent(self, gamma: Any, *, lr_a: Any = 0, lr_b: Any = 0, sigma_a: Any = 0) -> Any:
-        """r-exponent of the term when γ_r, η_A, η_B, σ_A ∝ r^gamma, r^lr_a, r^lr_b, r^sigma_a
-        (generic arithmetic: Fractions, floats or sympy symbols)."""
+    def exponent(self, gamma: Any, *, lr_a: Any = 0, lr_b: Any = 0, sigma_a: Any = 0, width: Any = 0) -> Any:
+        """r-exponent of the term when γ_r, η_A, η_B, σ_A, d ∝ r^gamma, r^lr_a, r^lr_b, r^sigma_a, r^width
+        (generic arithmetic: Fractions, floats or sympy symbols; width 0: a fixed width)."""
         return (self.lr_a_power * lr_a + self.lr_b_power * lr_b + self.gamma_power * gamma + self.rank_power
-                + self.sigma_a_power * sigma_a)
+                + self.sigma_a_power * sigma_a + self.width_power * width)
 
 
 def update_term(term: str, optimizer: str) -> UpdateTerm:
@@ -207,11 +213,11 @@ def update_term(term: str, optimizer: str) -> UpdateTerm:
     """
     optimizer = normalize_optimizer(optimizer)
     try:
-        a, b, g, m, s, why = _TERMS[(term, optimizer)]
+        a, b, g, m, s, why, w = _TERMS[(term, optimizer)]
     except KeyError:
         raise RsstabError(f"no update term {term!r} under {optimizer}: expected one of "
                           f"{', '.join(UPDATE_TERMS)}") from None
-    return UpdateTerm(term, optimizer, a, b, g, m, s, why)
+    return UpdateTerm(term, optimizer, a, b, g, m, s, why, w)
 
 
 # --------------------------------------------------------------------------- learning-rate rule

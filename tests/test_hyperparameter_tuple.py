@@ -138,7 +138,7 @@ def test_lr_ratio_with_a_free_parameter_gives_conditions() -> None:
 def test_lr_a_lr_b_on_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "alpha/sqrt(r)", "--lr-a", "eta*r", "--lr-b", "eta"]) == 0
     out = capsys.readouterr().out
-    assert "A and B: A and B both learn" in out and "conditions (SGD, first order" in out
+    assert "A and B learning: A and B both learn" in out and "conditions (SGD, first order" in out
 
 
 @pytest.mark.parametrize("argv, flag", [
@@ -231,3 +231,48 @@ def test_tuples_reject_unknown_labels() -> None:
         tuples(label="stable-ish")
     with pytest.raises(RsstabError):
         tuples(optimizer="rmsprop")
+
+
+# ------------------------------------------------------------------------------------- width growing with r
+
+
+def test_width_growing_with_rank_splits_at_the_hand_derived_exponents() -> None:
+    """rsLoRA under SGD with d = r^k (k ≥ 0): the coherent update is width-free in the convention
+    (σ_A in Kaiming units), incoherent²/coherent² = (d + 1)/r ∝ r^(k−1), and the A/B ratio
+    η_A η_B γ² d ∝ r^(k−1): A learns Θ(1) exactly when d ∝ r."""
+    v = check("alpha/sqrt(r)", width_expr="r**k", assume="k >= 0")
+    assert v.label == S and v.regime.startswith("joint limit")
+    t = _terms(v)
+    assert [(c["when"], c["label"]) for c in t["incoherent"]["conditions"]] == [
+        ("0 <= k < 1", "coherent-dominates"), ("k = 1", "comparable"), ("k > 1", "incoherent-dominates")]
+    assert [(c["when"], c["label"]) for c in t["a_and_b"]["conditions"]] == [
+        ("0 <= k < 1", "b-dominates"), ("k = 1", "same-order"), ("k > 1", "a-dominates")]
+    assert t["a_and_b"]["both_learn_when"] == ["k = 1"]
+    assert "μP" in t["a_and_b"]["regime"] and "not modelled" in t["backward"]["regime"]
+
+
+@pytest.mark.parametrize("kappa", [Fraction(0), Fraction(1, 2), Fraction(1), Fraction(2)])
+def test_width_family_under_adam(kappa: Fraction) -> None:
+    """Adam, LoRA's α/r, fixed rates, d = r^κ: update Θ(1); ratio A/B ∝ η_A d/σ_A ∝ r^κ (by hand)."""
+    v = check("alpha/r", "adam", width_expr="r**kappa", constants={"kappa": kappa})
+    assert v.label == S
+    ab = _terms(v)["a_and_b"]
+    assert ab["ratio"]["label"] == _sign(kappa)
+    assert _terms(v)["incoherent"]["label"] == {C: "coherent-dominates", S: "comparable", B: "incoherent-dominates"}[
+        _sign(kappa - 1)]
+
+
+def test_lora_plus_width_rule(capsys: pytest.CaptureFixture[str]) -> None:
+    """LoRA+ under Adam: with d growing (here d = r at γ = α/r), η_A ∝ 1/d and η_B fixed keep both terms Θ(1)."""
+    assert main(["check", "alpha/r", "--optimizer", "adam", "--width-expr", "r", "--lr-a", "eta/r", "--lr-b", "eta"]) == 0
+    assert "A and B learning: A and B both learn" in capsys.readouterr().out
+    v = check("alpha/r", "adam", width_expr="r")  # equal rates: the A-driven term grows like d
+    assert _terms(v)["a_and_b"]["label"] == "a-dominates"
+
+
+def test_a_shrinking_or_invalid_width_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["--width-expr", "r**k"], ["--width-expr", "1/r"], ["--width-expr", "x y"], ["--width-expr", "0"],
+                 ["--width-expr", "r", "--width", "64"]):
+        assert main(["check", "alpha/sqrt(r)", *argv]) == 2, argv
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1 and "--width" in err, (argv, err)

@@ -66,6 +66,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="input width d of the adapted layer: per-rank regime (r ≪ d / crossover / r ≫ d), "
                         "predicted coherent and incoherent sizes, RMS slope and crossover rank from the exact "
                         "finite-width laws (without it the verdict is the r ≫ d limit)")
+    p.add_argument("--width-expr", dest="width_expr", metavar="EXPR",
+                   help='the width d as an expression in r ("r", "4*r", "r**k") for joint width × rank '
+                        "statements (inputs with Θ(1) entries, σ_A in units of Kaiming's 1/√d, as in μP/LoRA+): "
+                        "the labels stay about the coherent part; adds the incoherent part's share "
+                        "(incoherent²/coherent² = r*/r, r* = d + 1 under SGD) and d's power in A's learning")
     p.add_argument("--ranks", metavar="R1,R2,...",
                    help="ranks of the --width table (default 8, 32, 128, … into the r ≫ d regime)")
 
@@ -171,8 +176,8 @@ def run(args: argparse.Namespace) -> int:
     if len(exprs) > 1:
         if args.simulate or args.width is not None or args.eps is not None:
             raise RsstabError("--simulate, --width and --eps take one schedule at a time")
-        if lr is not None or args.init_std is not None or lr_ratio is not None:
-            raise RsstabError("--lr, --lr-ratio, --lr-a/--lr-b and --init-std take one schedule at a time")
+        if lr is not None or args.init_std is not None or lr_ratio is not None or args.width_expr is not None:
+            raise RsstabError("--lr, --lr-ratio, --lr-a/--lr-b, --init-std and --width-expr take one schedule at a time")
         return run_table(exprs, args.optimizer, constants, args.lr_scaling, args.json, args.assume)
     expr = exprs[0]
     if (args.eps is None) != (args.grad_scale is None):
@@ -186,16 +191,17 @@ def run(args: argparse.Namespace) -> int:
     try:
         verdict = check(expr, optimizer=args.optimizer, constants=constants, lr_scaling=args.lr_scaling,
                         width=width, ranks=ranks, assume=args.assume, lr=lr, init_std=args.init_std,
-                        lr_ratio=lr_ratio)
+                        lr_ratio=lr_ratio, width_expr=args.width_expr)
     except RsstabError as exc:  # name the flag the user typed
         flag = "--lr-a" if args.lr_a is not None and exc.parameter == "lr" else \
             "--lr-b" if args.lr_b is not None and exc.parameter == "lr_ratio" else None
-        if flag is None and exc.parameter in ("lr", "lr_ratio", "init_std"):
+        if flag is None and exc.parameter in ("lr", "lr_ratio", "init_std", "width_expr"):
             flag = "--" + exc.parameter.replace("_", "-")
         if flag is None:
             raise
         raise RsstabError(f"{flag}: {str(exc).split(': ', 1)[-1]}") from None
-    if (lr is not None or args.init_std is not None or lr_ratio is not None) and (args.simulate or args.eps is not None):
+    if (lr is not None or args.init_std is not None or lr_ratio is not None or args.width_expr is not None) and (
+            args.simulate or args.eps is not None):
         raise RsstabError("--simulate and --eps are for a fixed learning rate and init: drop --lr / --init-std / "
                           "--lr-ratio")
     if verdict.parameters and (args.simulate or args.eps is not None):
@@ -203,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
                           "(--set NAME=VALUE)")
     other = "adam" if args.optimizer == "sgd" else "sgd"
     also = check(expr, optimizer=other, constants=constants, assume=args.assume, lr=lr,
-                 init_std=args.init_std, lr_ratio=lr_ratio)
+                 init_std=args.init_std, lr_ratio=lr_ratio, width_expr=args.width_expr)
     eps = None
     if args.eps is not None:
         from rsstab.adam_eps import adam_epsilon
@@ -333,6 +339,8 @@ def render_terms(terms: tuple[dict, ...]) -> list[str]:
 
     lines = [f"conditions ({terms[0]['regime']}):"]
     for t in terms[:-1]:
+        if t["quantity"] == "incoherent":
+            lines.append(f"incoherent part (RMS over A at width d = {t['width']}; {t['regime']}):")
         cond = t["label"] if t["label"] != "conditional" else "; ".join(
             f"{c['label']} for {c['when']}" for c in t["conditions"])
         lines.append(f"  {t['quantity']:<9} ∝ {t['law']}: {cond}")
@@ -350,6 +358,8 @@ def render_eps(a: object) -> str:
 
 
 def _regime_line(v: object) -> str:
+    if getattr(v, "width", None) is None and v.regime.startswith("joint"):
+        return f"regime: {v.regime}; the incoherent part's share is below"
     if getattr(v, "width", None) is None:
         return f"regime: {v.regime} — the large-rank limit; --width D gives the regime of each rank at your width"
     return (f"regime: width d = {v.width.width} — the verdict is about the coherent part (the mean over A, "

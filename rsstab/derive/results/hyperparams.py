@@ -189,10 +189,42 @@ def hyperparameter_tuple() -> Derivation:
     both_adam = sp.solve([adam_b.subs({g: -1, s: 0}), adam_a.subs({g: -1, s: 0})], [a, b], dict=True)
     D.check("LoRA (γ_r = α/r) under Adam: both terms Θ(1) with η_A and η_B both fixed",
             sp.Tuple(both_adam[0][a], both_adam[0][b]), sp.Tuple(0, 0))
+    D.step("computation", r"When the width d grows too (the convention of $\mu$P and LoRA+: inputs with "
+           r"$\Theta(1)$ entries, so $\lVert x\rVert^2 \propto d$; $\sigma_A$ in units of Kaiming's $1/\sqrt d$; the "
+           r"change measured on the training input $x' = x$): the B-driven terms carry $\sigma_A^2\lVert x\rVert^2$ "
+           r"(SGD) and $\sigma_A\lVert x\rVert$ (Adam), width-free; SGD's A-driven term carries "
+           r"$G G^\top G = \lVert v\rVert^2\lVert x\rVert^2 G$ and Adam's $\mathrm{sign}(x)\cdot x = \lVert x\rVert_1 "
+           r"\propto d$: one more power of d each.")
+    vv, xx = _mat("v", 2, 1), _mat("x", 3, 1)
+    Gv = vv * xx.T
+    D.check("one example: G GᵀG = ‖v‖²‖x‖² G (SGD's A-driven term carries ‖x‖² ∝ d)",
+            (Gv * Gv.T * Gv).applyfunc(sp.expand), ((vv.T * vv)[0] * (xx.T * xx)[0] * Gv).applyfunc(sp.expand))
+    dd, unit, sc = sp.symbols("d u s", positive=True)  # ‖x‖² = d u², σ_A = s/√d
+    D.check("SGD's B-driven σ_A²‖x‖² is width-free with σ_A = s/√d and ‖x‖² = d u²",
+            (sc / sp.sqrt(dd)) ** 2 * dd * unit**2, sc**2 * unit**2)
+    D.check("Adam's B-driven σ_A (x·x)/‖x‖ = σ_A‖x‖ is width-free", (sc / sp.sqrt(dd)) * sp.sqrt(dd * unit**2), sc * unit)
+    k_ = sp.Symbol("k", integer=True, positive=True)
+    D.check("Adam's A-driven sign(x)·x = ‖x‖₁ = d u for entries ±u", sp.Sum(unit, (k_, 1, dd)).doit(), dd * unit)
+    w = sp.Symbol("w", real=True)
+    for opt, ratio_mono in (("sgd", eta_A * eta_B * gamma**2 * dd), ("adam", eta_A * dd / sigma_A)):
+        T_a, T_b = theory.update_term("a_driven", opt), theory.update_term("b_driven", opt)
+        D.check(f"{opt}: the ratio A/B with d ∝ r^w has exponent equal to theory's (A-driven − B-driven) with width",
+                _exponent(ratio_mono, {**subs, dd: r**w}),
+                T_a.exponent(g, lr_a=a, lr_b=b, sigma_a=s, width=w) - T_b.exponent(g, lr_a=a, lr_b=b, sigma_a=s, width=w))
+    lora_plus = sp.solve([theory.update_term("b_driven", "adam").exponent(0, lr_a=a, lr_b=b, width=w) - 1,
+                          theory.update_term("a_driven", "adam").exponent(0, lr_a=a, lr_b=b, width=w) - 1], [a, b],
+                         dict=True)
+    D.check("LoRA+ (Adam, width growing at a fixed rank): both terms Θ(1) needs η_B fixed and η_A ∝ 1/d",
+            sp.Tuple(lora_plus[0][a], lora_plus[0][b]), sp.Tuple(-w, 0))
+    for opt, limit in (("sgd", 1), ("adam", sp.pi / 2)):
+        D.check(f"{opt}: the crossover rank r* = c_inc/c_coh of results 9–10 is Θ(d) (r*/d → {limit})",
+                sp.limit(theory.crossover_rank("forward", opt, dd, pi=sp.pi) / dd, dd, sp.oo), limit)
     D.step("result", r"At fixed width, the order in r of each condition is the sum of the exponents of "
            r"$\eta_B$, $\gamma_r$ (twice under SGD), $\sigma_A$ (twice under SGD) and $r$; A's own learning adds a "
            r"term whose ratio to B's is $\Theta(\eta_A\eta_B\gamma_r^2)$ under SGD and "
            r"$\Theta(\eta_A/\sigma_A)$ under Adam. Under SGD, rsLoRA at a fixed rate learns through B alone "
            r"(the ratio is $\Theta(1/r)$); under Adam, LoRA's $\alpha/r$ with fixed rates keeps both terms "
-           r"$\Theta(1)$ in r — LoRA+'s growing ratio $\eta_B/\eta_A$ is a statement about width, not rank.")
+           r"$\Theta(1)$ in r — LoRA+'s growing ratio $\eta_B/\eta_A$ is a statement about width, not rank: with d "
+           r"growing, the A-driven term gains a power of d and $\eta_A \propto 1/d$ (at fixed $\eta_B$) restores it. "
+           r"The incoherent share of the RMS over A is $r^*/r$ with $r^* \in \Theta(d)$.")
     return D
