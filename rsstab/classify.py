@@ -441,11 +441,16 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
                               parameter="width")
         params = tuple(sorted(set(params).union(*(parameters_of(e) for e in (lr_expr, sigma, ratio, d_expr)
                                                   if e is not None))))
-        text = lr if lr_given is None else f"η = {lr_given.strip()}"
+        text = LR_FIXED if lr_given is None else f"η = {lr_given.strip()}"
+        if ratio is not None:  # name both rates: η_B = η_A·ratio
+            eta_b = "η_A" if sympy.simplify(ratio - 1) == 0 else f"η_A·({ratio})"
+            if lr_expr is not None:
+                eta_b = str(sympy.simplify(lr_expr * ratio))
+            text = f"{'η_A fixed' if lr_given is None else 'η_A = ' + lr_given.strip()}, η_B = {eta_b}"
         from rsstab.parametric_verdict import parametric_check
 
-        return parametric_check(sched, optimizer, params, assumptions, scaling,
-                                LR_FIXED if lr_expr is None else text, lr_expr, sigma, init_std, ratio, d_expr)
+        return parametric_check(sched, optimizer, params, assumptions, scaling, text, lr_expr, sigma, init_std,
+                                ratio, d_expr)
     if params:
         _refuse_non_positive(sched, params)
         if width is not None:
