@@ -118,6 +118,9 @@ class Verdict:
     assumptions: tuple[str, ...] = ()
     #: Regions of a parametric verdict: ``{"when", "label", "constraints"}`` each.
     conditions: tuple[dict, ...] = ()
+    #: With a learning rate, init scale or lr ratio in r: one entry per condition (``update``,
+    #: ``forward``, ``backward``, ``a_and_b``), each with its ``regime`` (:mod:`rsstab.hyperparams`).
+    terms: tuple[dict, ...] = ()
 
     @property
     def stable(self) -> bool:
@@ -145,6 +148,7 @@ class Verdict:
         d["notes"] = list(self.notes)
         d["parameters"], d["assumptions"] = list(self.parameters), list(self.assumptions)
         d["conditions"] = [dict(c) for c in self.conditions]
+        d["terms"] = [dict(t) for t in self.terms]
         d["headline"] = self.headline
         d.pop("width")
         d.update(self.width.json_fields() if self.width is not None else none_fields())
@@ -160,7 +164,7 @@ class Verdict:
         data["quantities"] = {k: QuantityVerdict(**v) for k, v in data["quantities"].items()}
         data["table"] = tuple((int(t["r"]), _num(t["gamma"]), _num(t["stability"])) for t in data["table"])
         data["notes"] = tuple(data["notes"])
-        for key in ("parameters", "assumptions", "conditions"):
+        for key in ("parameters", "assumptions", "conditions", "terms"):
             data[key] = tuple(data.get(key, ()))
         for extra in ("schema_version", "command", "stable", "reason_kind", "other_regime", "headline",
                       "adam_eps", "simulation"):  # added by `rsstab check --json`
@@ -327,7 +331,8 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
           constants: Mapping[str, float] | None = None,
           lr_scaling: str | float | Fraction | None = None, width: int | None = None,
           ranks: Sequence[int] | None = None, assume: str | Sequence[str] | None = None,
-          lr: str | None = None, init_std: str | None = None) -> Verdict:
+          lr: str | None = None, init_std: str | None = None, lr_ratio: str | None = None,
+          width_expr: str | None = None) -> Verdict:
     """Classify γ_r in one optimizer regime (``"sgd"`` as in Theorem 3.2, or ``"adam"``).
 
     Args:
@@ -348,6 +353,19 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
         init_std: σ_A, the std of A's entries, as an expression in r, or a PEFT init name
             (``"true"``/``"kaiming"``: rank-free; ``"gaussian"``: 1/r), entering through σ_A's power
             in the laws.
+        lr_ratio: η_B/η_A (LoRA+'s ratio λ) as an expression in r: η (``lr``, default fixed) is A's
+            learning rate and λ·η is B's. Default 1.
+        width_expr: the input width d as an expression in r (``"r"``, ``"r**k"``) for a joint width ×
+            rank statement (inputs with Θ(1) entries, σ_A in units of Kaiming's 1/√d): adds the
+            incoherent part's share (results 9–10) and d's power in A's learning (:mod:`rsstab.hyperparams`).
+
+    With any of ``lr``, ``init_std``, ``lr_ratio`` the verdict's ``terms`` hold one entry per condition
+    (update, forward, backward, and whether A and B both learn), each with the regime it is about
+    (:mod:`rsstab.hyperparams`):
+
+    >>> v = check("alpha/sqrt(r)", lr_ratio="r")
+    >>> v.label, [(t["quantity"], t["label"]) for t in v.terms][-1]
+    ('blow-up', ('a_and_b', 'same-order'))
 
     The whole tuple: ``η·γ_r·r`` under Adam with η ∝ 1/√r and γ_r = α/√r is Θ(1); SGD with PEFT's
     Gaussian init (σ_A = 1/r) makes rsLoRA collapse; ``η ∝ r^c`` with γ_r = α/r^β is stable iff c = 2β − 1:
@@ -398,9 +416,10 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
     assumptions = (assume,) if isinstance(assume, str) else tuple(assume or ())
     if constants:
         own = dict(constants)
-        if (lr_given is not None or init_std is not None) and sched.expr is not None:
+        others = (lr_given, init_std, lr_ratio, width_expr)
+        if any(o is not None for o in others) and sched.expr is not None:
             own = {k: v for k, v in own.items() if k in sched.constants}  # the others may name lr/init constants
-            unknown = sorted(set(constants) - set(own) - _names(lr_given) - _names(init_std))
+            unknown = sorted(set(constants) - set(own) - set().union(*(_names(o) for o in others)))
             if unknown:
                 raise ScheduleError(f"a value is given for a constant the schedule does not have: {unknown[0]!r}",
                                     parameter="constants")
@@ -408,22 +427,30 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
             sched = sched.with_values(own)
     params = parameters_of(sched.expr) if sched.expr is not None else ()
     lr_expr, sigma = _factor(lr_given, "lr", constants), _factor(init_std, "init_std", constants)
+    ratio, d_expr = _factor(lr_ratio, "lr_ratio", constants), _factor(width_expr, "width_expr", constants)
+    if d_expr is not None and width is not None:
+        raise RsstabError("give the width either as a number or as an expression in r, not both", parameter="width_expr")
     if lr_expr is not None and scaling != 0:
         raise RsstabError("give the learning rate either as an expression in r or as a scaling exponent, not both",
                           parameter="lr")
-    if lr_expr is not None or sigma is not None:
+    if lr_expr is not None or sigma is not None or ratio is not None or d_expr is not None:
         if sched.expr is None:
             raise RsstabError("a learning rate or init scale in r needs γ_r as an expression", parameter="schedule")
         if width is not None:
             raise RsstabError("the width table is for the schedule alone (drop the learning rate / init scale)",
                               parameter="width")
-        params = tuple(sorted(set(params) | set(parameters_of(lr_expr if lr_expr is not None else R))
-                              | set(parameters_of(sigma if sigma is not None else R))))
-        text = lr if lr_given is None else f"η = {lr_given.strip()}"
+        params = tuple(sorted(set(params).union(*(parameters_of(e) for e in (lr_expr, sigma, ratio, d_expr)
+                                                  if e is not None))))
+        text = LR_FIXED if lr_given is None else f"η = {lr_given.strip()}"
+        if ratio is not None:  # name both rates: η_B = η_A·ratio
+            eta_b = "η_A" if sympy.simplify(ratio - 1) == 0 else f"η_A·({ratio})"
+            if lr_expr is not None:
+                eta_b = str(sympy.simplify(lr_expr * ratio))
+            text = f"{'η_A fixed' if lr_given is None else 'η_A = ' + lr_given.strip()}, η_B = {eta_b}"
         from rsstab.parametric_verdict import parametric_check
 
-        return parametric_check(sched, optimizer, params, assumptions, scaling,
-                                LR_FIXED if lr_expr is None else text, lr_expr, sigma, init_std)
+        return parametric_check(sched, optimizer, params, assumptions, scaling, text, lr_expr, sigma, init_std,
+                                ratio, d_expr)
     if params:
         _refuse_non_positive(sched, params)
         if width is not None:
@@ -529,8 +556,23 @@ def _factor(text: str | None, parameter: str, constants: Mapping[str, float] | N
         if given:
             f = f.with_values(given)
     except RsstabError as exc:
-        raise RsstabError(f"{parameter}: {exc}", parameter=parameter) from None
+        raise RsstabError(f"{parameter}: {_renamed(exc, parameter)}", parameter=parameter) from None
+    from rsstab.asymptotics.numeric import Samples, positivity
+
+    try:  # a learning rate, scale or ratio must be positive for large r (every name at 1)
+        positivity(Samples(f.expr, {**{name: 1.0 for name in f.constants}, **dict(f.values)}))
+    except RsstabError as exc:
+        raise RsstabError(f"{parameter}: must be positive for large r: {_renamed(exc, parameter)}",
+                          parameter=parameter) from None
     return f.expr
+
+
+#: What each factor of the tuple is called in messages (the parser's messages say γ_r).
+_FACTOR_NAMES = {"lr": "η", "init_std": "σ_A", "lr_ratio": "η_B/η_A", "lr_a": "η_A", "lr_b": "η_B", "width_expr": "d"}
+
+
+def _renamed(exc: Exception, parameter: str) -> str:
+    return str(exc).replace("γ_r", _FACTOR_NAMES.get(parameter, parameter))
 
 
 def _width_fields(sched: Schedule, optimizer: str, width: int | None, ranks: Sequence[int] | None,

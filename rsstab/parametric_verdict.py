@@ -34,33 +34,38 @@ PARAMETRIC_TIME_LIMIT = 8.0
 
 def parametric_check(sched: Schedule, optimizer: str, params: tuple[str, ...], assumptions: tuple[str, ...],
                       scaling: Fraction, lr: str, lr_expr: sympy.Expr | None = None,
-                      sigma: sympy.Expr | None = None, init_std: str | None = None) -> Verdict:
+                      sigma: sympy.Expr | None = None, init_std: str | None = None,
+                      ratio: sympy.Expr | None = None, width: sympy.Expr | None = None) -> Verdict:
     """The verdict of a schedule with free parameters (one label per region of parameter space), or
     of the tuple (γ_r, η(r), σ_A(r)): each quantity's law η^l·γ_r^k·r^m·σ_A^s is classified whole.
     Time-limited (:data:`PARAMETRIC_TIME_LIMIT`): past it the verdict is indeterminate, with why."""
     from rsstab.timelimit import Timeout, can_time, time_limit
 
     if not can_time():
-        return _parametric_untimed(sched, optimizer, params, assumptions, scaling, lr, lr_expr, sigma, init_std)
+        return _parametric_untimed(sched, optimizer, params, assumptions, scaling, lr, lr_expr, sigma, init_std,
+                                   ratio=ratio, width=width)
     try:
         with time_limit(PARAMETRIC_TIME_LIMIT, "the parametric analysis"):
-            return _parametric_untimed(sched, optimizer, params, assumptions, scaling, lr, lr_expr, sigma, init_std)
+            return _parametric_untimed(sched, optimizer, params, assumptions, scaling, lr, lr_expr, sigma, init_std,
+                                       ratio=ratio, width=width)
     except Timeout as exc:
         return _parametric_untimed(sched, optimizer, params, assumptions, scaling, lr, lr_expr, sigma, init_std,
-                                   undecided=str(exc))
+                                   undecided=str(exc), ratio=ratio, width=width)
 
 
 def _parametric_untimed(sched: Schedule, optimizer: str, params: tuple[str, ...], assumptions: tuple[str, ...],
                         scaling: Fraction, lr: str, lr_expr: sympy.Expr | None = None,
                         sigma: sympy.Expr | None = None, init_std: str | None = None,
-                        undecided: str | None = None) -> Verdict:
+                        undecided: str | None = None, ratio: sympy.Expr | None = None,
+                        width: sympy.Expr | None = None) -> Verdict:
     """:func:`parametric_check` without its time limit; ``undecided`` (a reason) skips the analysis
     and returns the indeterminate verdict."""
     region = parse_assumptions(assumptions, params)
     expr = sched.expr
     consts = dict(sched.values)
     stab = theory.stability_law(optimizer)
-    law_text = stab.text if scaling == 0 and lr_expr is None else f"η·{stab.text}"
+    law_text = (stab.text if scaling == 0 and lr_expr is None and ratio is None
+                else f"{'η' if ratio is None else 'η_B'}·{stab.text}")
     if sigma is not None:
         law_text += f"·σ_A^{stab.sigma_a_power}"
     notes = [f"{', '.join(params)} {'is a real parameter' if len(params) == 1 else 'are real parameters'} "
@@ -68,6 +73,15 @@ def _parametric_untimed(sched: Schedule, optimizer: str, params: tuple[str, ...]
              "--set NAME=VALUE (e.g. 1/2) gives the verdict at one value"] if params else []
     if lr_expr is not None:
         notes.append(f"learning rate η = {lr_expr} (the label is for it)")
+    if ratio is not None:
+        notes.append(f"learning-rate ratio η_B/η_A = {ratio}: A learns with η, B with η·({ratio}); the update, "
+                     "forward and backward laws are first order, driven by B (η_B)")
+    if width is not None:
+        notes.append(f"width d = {width} grows with r (inputs with Θ(1) entries, σ_A in units of Kaiming's 1/√d): "
+                     "the labels are about the coherent part (the mean over A), width-free in this convention; "
+                     "the incoherent entry says how much of the RMS over A is random projection")
+    eta_a = lr_expr
+    eta_b = ratio if lr_expr is None else lr_expr if ratio is None else lr_expr * ratio
     if sigma is not None:
         notes.append(f"A's init std σ_A = {sigma}" + (f" ({init_std})" if init_std and init_std.strip().lower()
                                                        in INIT_NAMES else ""))
@@ -87,7 +101,7 @@ def _parametric_untimed(sched: Schedule, optimizer: str, params: tuple[str, ...]
         for q in theory.quantities(optimizer):
             law = theory.law(q, optimizer)
             m = law.rank_power + law.lr_power * scaling
-            found = labelled_regions(_law_expr(law, expr, lr_expr, sigma), 1, _rational(m), region, params,
+            found = labelled_regions(_law_expr(law, expr, eta_b, sigma), 1, _rational(m), region, params,
                                      consts)
             if q == stab.quantity:
                 regions = found
@@ -95,6 +109,15 @@ def _parametric_untimed(sched: Schedule, optimizer: str, params: tuple[str, ...]
                 name=q, law=law.text, description=theory.DESCRIPTIONS[q], order="parametric",
                 exponent=None, log_exponent=None, lower_exponent=None, upper_exponent=math.nan,
                 label=_one_label([lab for _, lab in found]))
+        terms: tuple[dict, ...] = ()
+        if lr_expr is not None or sigma is not None or ratio is not None or width is not None:
+            from rsstab.hyperparams import tuple_terms
+
+            terms = tuple_terms(expr, optimizer, params, region, consts, eta_a, eta_b, sigma, width)
+            grows = [c["when"] for c in terms[-1]["conditions"] if c["label"] == "a-dominates"]
+            if grows:
+                notes.append("the A-driven (higher-order) term outgrows the first-order B-driven update for "
+                             f"{' or '.join(grows)}: there the labels, which are first order, understate the update")
     except NotParametric as exc:
         reason = (f"the parametric analysis was undecided in its time: {exc}" if undecided is not None else
                   f"the order of γ_r in r depends on {', '.join(params)} in a way outside the exact parametric "
@@ -115,7 +138,7 @@ def _parametric_untimed(sched: Schedule, optimizer: str, params: tuple[str, ...]
                        for reg, lab in regions)
     label = _one_label([c["label"] for c in conditions])
     lr_scale = lr_exact = None
-    fixed = pgrowth(to_real(_law_expr(stab, expr, None, sigma), params), real, region, consts)
+    fixed = pgrowth(to_real(_law_expr(stab, expr, ratio, sigma), params), real, region, consts)
     if len(fixed) == 1 and fixed[0][1][1] == 0 and fixed[0][1][2] == 0:
         p = sympy.expand(-(fixed[0][1][0] + _rational(stab.rank_power)) / _rational(stab.lr_power))
         lr_exact, lr_scale = str(p), f"r^({p})" if not p.is_Rational else f"r^{p}"
@@ -130,7 +153,7 @@ def _parametric_untimed(sched: Schedule, optimizer: str, params: tuple[str, ...]
                   + "; " + "; ".join(f"{c['label']} for {c['when']}" for c in conditions if c["label"] != STABLE))
     else:
         m = _rational(stab.rank_power + stab.lr_power * scaling)
-        qp = pgrowth(to_real(_law_expr(stab, expr, lr_expr, sigma), params), real, region, consts)
+        qp = pgrowth(to_real(_law_expr(stab, expr, eta_b, sigma), params), real, region, consts)
         order = "; ".join(f"{order_text((sympy.expand(t[0] + m), t[1], t[2]))}"
                           + (f" for {when(reg)}" if len(qp) > 1 else "") for reg, t in qp)
         reason = (f"for every admissible value of {', '.join(params)}: " if params else "") + _reason(
@@ -139,11 +162,12 @@ def _parametric_untimed(sched: Schedule, optimizer: str, params: tuple[str, ...]
     return Verdict(
         label=label, optimizer=optimizer, schedule=sched.text, parsed=str(expr), method="parametric",
         gamma_order=gamma_order, gamma_exponent=None,
-        gamma_to_zero=to_zero[0] if len(to_zero) == len(pieces) and len(set(to_zero)) == 1 else None,
+        gamma_to_zero=bool(to_zero[0]) if len(to_zero) == len(pieces) and len(set(to_zero)) == 1 else None,
         stability_law=law_text, stability_order="parametric", reason=reason, quantities=quantities,
         notes=tuple(notes), constants=consts, lr=lr, lr_scaling=float(scaling), lr_exponent=None,
         lr_exponent_exact=lr_exact, lr_scale=lr_scale, lr_rule=rule, parameters=params,
-        assumptions=assumptions, conditions=conditions)
+        assumptions=assumptions, conditions=conditions, terms=terms,
+        **({} if width is None else {"regime": f"joint limit: width d = {width} as r → ∞ (coherent part)"}))
 
 
 def _law_expr(law: theory.Law, gamma: sympy.Expr, lr_expr: sympy.Expr | None,

@@ -39,7 +39,7 @@ __all__ = [
     "ADAM_SIGN_RATIO", "ADAM_SGD_RATIO", "adam_grad_scale", "adam_gradient_ratio", "adam_regime",
     "adam_update_factor",
     "LIMIT_REGIME", "WIDTH_QUANTITIES", "WidthLaw", "crossover_rank", "finite_width_law", "rms_local_slope",
-    "width_coefficients",
+    "width_coefficients", "UPDATE_TERMS", "UpdateTerm", "update_term",
 ]
 
 #: Measurable quantities, in the order they are reported.
@@ -127,6 +127,97 @@ def law(quantity: str, optimizer: str) -> Law:
 def stability_law(optimizer: str) -> Law:
     """The quantity whose Θ(1)-ness decides rank stabilization: γ_r²·r (SGD), γ_r·r (Adam)."""
     return law("forward", optimizer)
+
+
+# --------------------------------------------------------------------------- who learns: B or A
+# With B_0 = 0 the learned change splits exactly: γ(B_t A_t − B_0 A_0) = γ B_t A_0 + γ B_t (A_t − A_0),
+# the B-driven term (A at its init) and the A-driven term (what A's own learning adds). With separate
+# learning rates η_A, η_B (LoRA+: η_B = λ·η_A), a linear loss (constant data gradient G) and t steps
+# (t fixed as r grows), the leading orders, coherent part (mean over A), are (result 12, ``proofs/
+# hyperparameter_tuple.py``):
+#   SGD:  B_t = −t η_B γ G A_0ᵀ,  A_t − A_0 = (t(t−1)/2) η_A η_B γ² A_0 GᵀG
+#         B-driven ∝ η_B γ² r σ_A²   (the forward law with η = η_B)
+#         A-driven ∝ η_A η_B² γ⁴ r σ_A²   (ratio A/B ∝ η_A η_B γ²: A's entries move by η_A η_B γ²·σ_A)
+#   Adam at ε → 0 (sign descent): ΔB entries ±η_B, ΔA entries ±η_A from step 2 on
+#         B-driven ∝ η_B γ r σ_A      (the forward law with η = η_B)
+#         A-driven ∝ η_A η_B γ r      (exact for one example: sign(a_j·x)² = 1 makes every j aligned)
+
+#: The two terms of the learned change, in the order they are reported.
+UPDATE_TERMS = ("b_driven", "a_driven")
+
+# (η_A power, η_B power, γ power, r power, σ_A power, why, d power)
+# d power: when the width d grows too (``--width-expr``), under the convention of μP and LoRA+ —
+# inputs with Θ(1) entries (‖x‖² ∝ d), σ_A in units of Kaiming's 1/√d (so σ_A²‖x‖² is width-free),
+# the change measured on the training input (x′ = x), output side fixed — the B-driven terms are
+# width-free and both A-driven terms gain one power of d: SGD's carries ‖x‖² (G GᵀG = ‖v‖²‖x‖² G for
+# one example), Adam's sign(x)·x = ‖x‖₁ ∝ d.
+_TERMS = {
+    ("b_driven", "sgd"): (_F(0), _F(1), _F(2), _F(1), _F(2),
+                          "γ ΔB A x′ = −t η_B γ² G A_0ᵀA_0 x′ and E[A_0ᵀA_0] = r σ_A² I", _F(0)),
+    ("a_driven", "sgd"): (_F(1), _F(2), _F(4), _F(1), _F(2),
+                          "γ B_t ΔA x′ = −(t²(t−1)/2) η_A η_B² γ⁴ G A_0ᵀA_0 GᵀG x′: A moves only once B ≠ 0", _F(1)),
+    ("b_driven", "adam"): (_F(0), _F(1), _F(1), _F(1), _F(1),
+                           "ΔB = −t η_B sign(G A_0ᵀ) and E[sign(g·a)(a·x′)] = σ_A√(2/π)(ĝ·x′) over r rows", _F(0)),
+    ("a_driven", "adam"): (_F(1), _F(1), _F(1), _F(1), _F(0),
+                           "ΔA = −(t−1) η_A sign(B_tᵀG): for one example every row j adds sign(a_j·x)² = 1", _F(1)),
+}
+
+
+@dataclass(frozen=True)
+class UpdateTerm:
+    """``term ∝ η_A^lr_a_power · η_B^lr_b_power · γ_r^gamma_power · r^rank_power · σ_A^sigma_a_power``:
+    the order of the B-driven or the A-driven part of the learned change (leading order in η,
+    coherent part over A, t steps with t fixed as r grows).
+
+    >>> update_term("a_driven", "sgd").text
+    'η_A·η_B²·γ_r⁴·r·σ_A²'
+    >>> update_term("a_driven", "adam").exponent(-1, lr_a=0, lr_b=0, sigma_a=0)  # LoRA's α/r under Adam
+    Fraction(0, 1)
+    """
+
+    term: str
+    optimizer: str
+    lr_a_power: Fraction
+    lr_b_power: Fraction
+    gamma_power: Fraction
+    rank_power: Fraction
+    sigma_a_power: Fraction
+    why: str
+    width_power: Fraction = Fraction(0)
+
+    @property
+    def text(self) -> str:
+        sup = str.maketrans("0123456789-/", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻ᐟ")
+        parts = []
+        for name, power in (("η_A", self.lr_a_power), ("η_B", self.lr_b_power), ("γ_r", self.gamma_power),
+                            ("r", self.rank_power), ("σ_A", self.sigma_a_power)):
+            if power:
+                parts.append(name if power == 1 else f"{name}{str(power).translate(sup)}")
+        return "·".join(parts)
+
+    def exponent(self, gamma: Any, *, lr_a: Any = 0, lr_b: Any = 0, sigma_a: Any = 0, width: Any = 0) -> Any:
+        """r-exponent of the term when γ_r, η_A, η_B, σ_A, d ∝ r^gamma, r^lr_a, r^lr_b, r^sigma_a, r^width
+        (generic arithmetic: Fractions, floats or sympy symbols; width 0: a fixed width)."""
+        return (self.lr_a_power * lr_a + self.lr_b_power * lr_b + self.gamma_power * gamma + self.rank_power
+                + self.sigma_a_power * sigma_a + self.width_power * width)
+
+
+def update_term(term: str, optimizer: str) -> UpdateTerm:
+    """The law of the B-driven or A-driven part of the learned change in one optimizer regime.
+
+    The B-driven term is the forward law with η = η_B:
+
+    >>> t, f = update_term("b_driven", "sgd"), law("forward", "sgd")
+    >>> (t.gamma_power, t.rank_power, t.sigma_a_power, t.lr_b_power) == (f.gamma_power, f.rank_power, f.sigma_a_power, f.lr_power)
+    True
+    """
+    optimizer = normalize_optimizer(optimizer)
+    try:
+        a, b, g, m, s, why, w = _TERMS[(term, optimizer)]
+    except KeyError:
+        raise RsstabError(f"no update term {term!r} under {optimizer}: expected one of "
+                          f"{', '.join(UPDATE_TERMS)}") from None
+    return UpdateTerm(term, optimizer, a, b, g, m, s, why, w)
 
 
 # --------------------------------------------------------------------------- learning-rate rule

@@ -47,6 +47,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init-std", dest="init_std", default=None, metavar="EXPR",
                    help='the std σ_A of A\'s entries as an expression in r ("1/r"), or a PEFT init name: '
                         "true/kaiming (rank-free), gaussian (1/r); enters through σ_A's power in the laws")
+    p.add_argument("--lr-ratio", dest="lr_ratio", default=None, metavar="EXPR",
+                   help="η_B/η_A, LoRA+'s ratio λ, as an expression in r (default 1): A learns with η (--lr), "
+                        "B with λ·η. The verdict adds whether A and B both learn (orders of the B-driven and "
+                        "A-driven parts of the update)")
+    p.add_argument("--lr-a", dest="lr_a", default=None, metavar="EXPR",
+                   help="A's learning rate as an expression in r (with --lr-b; instead of --lr and --lr-ratio)")
+    p.add_argument("--lr-b", dest="lr_b", default=None, metavar="EXPR",
+                   help="B's learning rate as an expression in r (with --lr-a)")
     p.add_argument("--eps", type=float, default=None, metavar="EPS",
                    help="Adam's ε (with --grad-scale): say at which ranks Adam is sign-like or SGD-like")
     p.add_argument("--grad-scale", dest="grad_scale", type=float, default=None, metavar="G",
@@ -58,6 +66,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="input width d of the adapted layer: per-rank regime (r ≪ d / crossover / r ≫ d), "
                         "predicted coherent and incoherent sizes, RMS slope and crossover rank from the exact "
                         "finite-width laws (without it the verdict is the r ≫ d limit)")
+    p.add_argument("--width-expr", dest="width_expr", metavar="EXPR",
+                   help='the width d as an expression in r ("r", "4*r", "r**k") for joint width × rank '
+                        "statements (inputs with Θ(1) entries, σ_A in units of Kaiming's 1/√d, as in μP/LoRA+): "
+                        "the labels stay about the coherent part; adds the incoherent part's share "
+                        "(incoherent²/coherent² = r*/r, r* = d + 1 under SGD) and d's power in A's learning")
     p.add_argument("--ranks", metavar="R1,R2,...",
                    help="ranks of the --width table (default 8, 32, 128, … into the r ≫ d regime)")
 
@@ -131,16 +144,40 @@ def read_exprs(items: list[str]) -> list[str]:
     return out
 
 
+def learning_rates(lr: str | None, lr_ratio: str | None, lr_a: str | None,
+                   lr_b: str | None) -> tuple[str | None, str | None]:
+    """``(lr, lr_ratio)`` from the flags: ``--lr-a A --lr-b B`` is ``--lr A --lr-ratio (B)/(A)``.
+
+    >>> learning_rates(None, None, "eta", "eta*r")
+    ('eta', '(eta*r)/(eta)')
+    """
+    if lr_a is None and lr_b is None:
+        return lr, lr_ratio
+    if lr_a is None or lr_b is None:
+        raise RsstabError("--lr-a and --lr-b go together (or give --lr and --lr-ratio)")
+    if lr is not None or lr_ratio is not None:
+        raise RsstabError("give either --lr-a/--lr-b or --lr/--lr-ratio, not both")
+    for flag, text in (("--lr-a", lr_a), ("--lr-b", lr_b)):  # each is checked alone, for a precise message
+        from rsstab.classify import _factor
+
+        try:
+            _factor(text, flag.lstrip("-").replace("-", "_"), None)
+        except RsstabError as exc:
+            raise RsstabError(f"{flag}: {str(exc).split(': ', 1)[-1]}") from None
+    return lr_a, f"({lr_b})/({lr_a})"
+
+
 def run(args: argparse.Namespace) -> int:
     from rsstab.classify import check
 
     exprs = read_exprs(args.expr)
+    lr, lr_ratio = learning_rates(args.lr, args.lr_ratio, args.lr_a, args.lr_b)
     constants = parse_constants(args.constants)
     if len(exprs) > 1:
         if args.simulate or args.width is not None or args.eps is not None:
             raise RsstabError("--simulate, --width and --eps take one schedule at a time")
-        if args.lr is not None or args.init_std is not None:
-            raise RsstabError("--lr and --init-std take one schedule at a time")
+        if lr is not None or args.init_std is not None or lr_ratio is not None or args.width_expr is not None:
+            raise RsstabError("--lr, --lr-ratio, --lr-a/--lr-b, --init-std and --width-expr take one schedule at a time")
         return run_table(exprs, args.optimizer, constants, args.lr_scaling, args.json, args.assume)
     expr = exprs[0]
     if (args.eps is None) != (args.grad_scale is None):
@@ -151,16 +188,28 @@ def run(args: argparse.Namespace) -> int:
         raise RsstabError("--simulate measures at a fixed learning rate: drop --lr-scaling to compare")
     width = parse_width(args.width)
     ranks = parse_ranks(args.ranks, width)
-    verdict = check(expr, optimizer=args.optimizer, constants=constants, lr_scaling=args.lr_scaling,
-                    width=width, ranks=ranks, assume=args.assume, lr=args.lr, init_std=args.init_std)
-    if (args.lr is not None or args.init_std is not None) and (args.simulate or args.eps is not None):
-        raise RsstabError("--simulate and --eps are for a fixed learning rate and init: drop --lr / --init-std")
+    try:
+        verdict = check(expr, optimizer=args.optimizer, constants=constants, lr_scaling=args.lr_scaling,
+                        width=width, ranks=ranks, assume=args.assume, lr=lr, init_std=args.init_std,
+                        lr_ratio=lr_ratio, width_expr=args.width_expr)
+    except RsstabError as exc:  # name the flag the user typed
+        flag = "--lr-a" if args.lr_a is not None and exc.parameter == "lr" else \
+            "--lr-b" if args.lr_b is not None and exc.parameter == "lr_ratio" else None
+        if flag is None and exc.parameter in ("lr", "lr_ratio", "init_std", "width_expr"):
+            flag = "--" + exc.parameter.replace("_", "-")
+        if flag is None:
+            raise
+        raise RsstabError(f"{flag}: {str(exc).split(': ', 1)[-1]}") from None
+    if (lr is not None or args.init_std is not None or lr_ratio is not None or args.width_expr is not None) and (
+            args.simulate or args.eps is not None):
+        raise RsstabError("--simulate and --eps are for a fixed learning rate and init: drop --lr / --init-std / "
+                          "--lr-ratio")
     if verdict.parameters and (args.simulate or args.eps is not None):
         raise RsstabError(f"--simulate and --eps need values for the parameters {', '.join(verdict.parameters)} "
                           "(--set NAME=VALUE)")
     other = "adam" if args.optimizer == "sgd" else "sgd"
-    also = check(expr, optimizer=other, constants=constants, assume=args.assume, lr=args.lr,
-                 init_std=args.init_std)
+    also = check(expr, optimizer=other, constants=constants, assume=args.assume, lr=lr,
+                 init_std=args.init_std, lr_ratio=lr_ratio, width_expr=args.width_expr)
     eps = None
     if args.eps is not None:
         from rsstab.adam_eps import adam_epsilon
@@ -276,10 +325,26 @@ def render(v: object, also: object) -> str:
     lines.append("")
     if getattr(v, "width", None) is not None:
         lines += render_width(v.width) + [""]
+    if getattr(v, "terms", ()):
+        lines += render_terms(v.terms) + [""]
     lines.extend(f"note: {n}".replace("give the constants values", "give the constants values with --set NAME=VALUE")
                  for n in v.notes)
     lines.append(f"under {also.optimizer}: {also.headline} ({also.stability_law} ∈ {also.stability_order})")
     return "\n".join(lines)
+
+
+def render_terms(terms: tuple[dict, ...]) -> list[str]:
+    """The per-condition entries of the hyperparameter tuple (update, forward, backward, A and B)."""
+    from rsstab.hyperparams import learning_summary
+
+    lines = [f"conditions ({terms[0]['regime']}):"]
+    for t in terms[:-1]:
+        if t["quantity"] == "incoherent":
+            lines.append(f"incoherent part (RMS over A at width d = {t['width']}; {t['regime']}):")
+        cond = t["label"] if t["label"] != "conditional" else "; ".join(
+            f"{c['label']} for {c['when']}" for c in t["conditions"])
+        lines.append(f"  {t['quantity']:<9} ∝ {t['law']}: {cond}")
+    return lines + learning_summary(terms[-1])
 
 
 def render_eps(a: object) -> str:
@@ -293,6 +358,8 @@ def render_eps(a: object) -> str:
 
 
 def _regime_line(v: object) -> str:
+    if getattr(v, "width", None) is None and v.regime.startswith("joint"):
+        return f"regime: {v.regime}; the incoherent part's share is below"
     if getattr(v, "width", None) is None:
         return f"regime: {v.regime} — the large-rank limit; --width D gives the regime of each rank at your width"
     return (f"regime: width d = {v.width.width} — the verdict is about the coherent part (the mean over A, "

@@ -56,6 +56,7 @@ __all__ = [
     "assert_rank_stabilized",
     "schedules",
     "labelled_schedules",
+    "tuples",
 ]
 
 
@@ -74,3 +75,12 @@ def labelled_schedules(optimizer: str = "sgd") -> SearchStrategy[tuple[str, str]
     from rsstab.testing.strategies import labelled_schedules as _labelled
 
     return _labelled(optimizer=optimizer)
+
+
+def tuples(label: str | None = None, optimizer: str = "sgd") -> SearchStrategy:
+    """A hypothesis strategy of hyperparameter tuples (schedule, lr, init, lr ratio — the strings of
+    ``rsstab check``) whose labels are known by construction. See
+    :func:`rsstab.testing.strategies.tuples`."""
+    from rsstab.testing.strategies import tuples as _tuples
+
+    return _tuples(label=label, optimizer=optimizer)

@@ -26,15 +26,16 @@ is ``Θ(r^(K·p + M) · (log r)^(K·k))``, so with the critical exponent ``p* = 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 from hypothesis import strategies as st
 
 from rsstab import theory
 from rsstab.errors import RsstabError
-from rsstab.vocab import BLOW_UP, COLLAPSE, STABLE
+from rsstab.vocab import BLOW_UP, COLLAPSE, STABLE, normalize_optimizer
 
-__all__ = ["LABELS", "schedules", "labelled_schedules", "critical_exponent"]
+__all__ = ["LABELS", "HyperTuple", "schedules", "labelled_schedules", "critical_exponent", "tuples"]
 
 #: The labels a drawn schedule can have (``indeterminate`` is never generated).
 LABELS = (STABLE, COLLAPSE, BLOW_UP)  # the labels a drawn schedule can have
@@ -194,3 +195,103 @@ def schedules(label: str | None = None, optimizer: str = "sgd") -> st.SearchStra
     """
     _check(label, optimizer)
     return _labelled(label, optimizer).map(lambda pair: pair[0])
+
+
+# --------------------------------------------------------------------------- the whole tuple
+
+
+@dataclass(frozen=True)
+class HyperTuple:
+    """A LoRA hyperparameter tuple as the CLI strings of ``rsstab check`` (``None``: the flag is not
+    given), with its labels known by construction.
+
+    ``label`` is the verdict of the learned update in ``optimizer``'s regime; ``learning`` says
+    whether A and B both learn (``both-learn``, ``b-dominates``, ``same-order``, ``a-dominates``,
+    as in :mod:`rsstab.hyperparams`); ``exponents`` holds the powers of r drawn for γ_r, η (A's
+    rate), η_B/η_A and σ_A.
+    """
+
+    schedule: str
+    lr: str | None
+    init_std: str | None
+    lr_ratio: str | None
+    optimizer: str
+    label: str
+    learning: str
+    exponents: dict = field(default_factory=dict, compare=False)
+
+    def argv(self) -> list[str]:
+        """The ``rsstab check`` command line."""
+        out = ["check", self.schedule, "--optimizer", self.optimizer]
+        for flag, value in (("--lr", self.lr), ("--init-std", self.init_std), ("--lr-ratio", self.lr_ratio)):
+            if value is not None:
+                out.append(f"{flag}={value}")
+        return out
+
+
+#: Exponents drawn for γ_r, σ_A and the ratio (the learning rate's is then solved for).
+_TUPLE_EXPONENTS = tuple(Fraction(n, d) for n, d in ((0, 1), (-1, 2), (-1, 1), (1, 2), (-1, 4), (1, 1), (-3, 2)))
+
+
+def _factor(draw: st.DrawFn, constant: str, p: Fraction) -> str:
+    """``constant · r^p`` in one of its spellings."""
+    text, below = draw(st.sampled_from(_power_spellings(p)))
+    if not text:
+        return constant
+    return f"{constant}/{_atom(text)}" if below else f"{constant}*{text}"
+
+
+def _sign_label(x: Fraction) -> str:
+    return STABLE if x == 0 else COLLAPSE if x < 0 else BLOW_UP
+
+
+@st.composite
+def _tuples(draw: st.DrawFn, label: str | None, optimizer: str) -> HyperTuple:
+    chosen = label if label is not None else draw(st.sampled_from(LABELS))
+    g, s, rho = (draw(st.sampled_from(_TUPLE_EXPONENTS)) for _ in range(3))
+    law = theory.stability_law(optimizer)
+    # the update ∝ η_B^l · γ_r^k · r^m · σ_A^q with η_B = η·ratio ∝ r^(c + ρ): its exponent is
+    # l(c + ρ) + k g + m + q s; solve for the c that puts it at the chosen offset from 0.
+    offset = Fraction(0) if chosen == STABLE else (-1 if chosen == COLLAPSE else 1) * abs(draw(st.sampled_from(_OFFSETS)))
+    c = (offset - law.gamma_power * g - law.rank_power - law.sigma_a_power * s) / law.lr_power - rho
+    if _sign_label(law.lr_power * (c + rho) + law.gamma_power * g + law.rank_power + law.sigma_a_power * s) != chosen:
+        raise AssertionError("construction error")  # pragma: no cover - the arithmetic above
+    a, b = c, c + rho
+    terms = {t: theory.update_term(t, optimizer).exponent(g, lr_a=a, lr_b=b, sigma_a=s) for t in theory.UPDATE_TERMS}
+    if terms["b_driven"] == 0 and terms["a_driven"] == 0:
+        learning = "both-learn"
+    else:
+        ratio = terms["a_driven"] - terms["b_driven"]
+        learning = {COLLAPSE: "b-dominates", STABLE: "same-order", BLOW_UP: "a-dominates"}[_sign_label(ratio)]
+    schedule = _factor(draw, draw(st.sampled_from(("alpha", "16", "lora_alpha", "(1/4)"))), g)
+    lr = None if c == 0 and draw(st.booleans()) else _factor(draw, draw(st.sampled_from(("eta", "1e-3", "2"))), c)
+    if s == 0:
+        init = draw(st.sampled_from((None, "true", "kaiming", "1", "0.02")))
+    elif s == -1:
+        init = draw(st.sampled_from(("gaussian", "1/r", "r**(-1)")))
+    else:
+        init = _factor(draw, draw(st.sampled_from(("1", "0.5", "sigma"))), s)
+    ratio_text = None if rho == 0 and draw(st.booleans()) else _factor(draw, draw(st.sampled_from(("1", "16", "lam"))), rho)
+    return HyperTuple(schedule, lr, init, ratio_text, optimizer, chosen, learning,
+                      {"gamma": g, "lr": c, "lr_ratio": rho, "init_std": s})
+
+
+def tuples(label: str | None = None, optimizer: str = "sgd") -> st.SearchStrategy[HyperTuple]:
+    """A strategy of hyperparameter tuples (γ_r, η, σ_A, η_B/η_A) — :class:`HyperTuple`, CLI strings
+    — whose update label under ``optimizer`` is ``label`` (any when ``None``), computed by exponent
+    arithmetic on :mod:`rsstab.theory`'s laws (never by the classifier), with whether A and B both
+    learn.
+
+    >>> from hypothesis import given, settings
+    >>> import rsstab
+    >>> @settings(max_examples=3, database=None, derandomize=True, deadline=None)
+    ... @given(tuples(label="rank-stabilized", optimizer="adam"))
+    ... def test(t):
+    ...     assert rsstab.check(t.schedule, t.optimizer, lr=t.lr, init_std=t.init_std, lr_ratio=t.lr_ratio).label == t.label
+    >>> test()
+
+    Raises:
+        RsstabError: an unknown label or optimizer.
+    """
+    _check(label, optimizer)
+    return _tuples(label, normalize_optimizer(optimizer))
