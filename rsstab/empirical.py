@@ -283,7 +283,8 @@ def render_empirical(verdict: EmpiricalVerdict, theory: Mapping[str, float | Non
         f"simulation: γ_r = {verdict.schedule}    [optimizer: {verdict.optimizer}, "
         f"depth {s['depth']}, width {s['width']}, {s['steps']} steps, {s['seeds']} seeds, "
         f"batch {s['batch']}, lr {_lr_text(s)}; {verdict.seconds:.1f} s]",
-        f"empirical verdict: {verdict.label} (at this fixed learning rate)",
+        f"empirical verdict: {verdict.label} (at this fixed learning rate)" if isinstance(s["lr"], (int, float))
+        else f"empirical verdict: {verdict.label} (with η = {s['lr']} at each rank)",
         f"why: {verdict.reason}",
     ]
     n_div = sum(len(v) for v in verdict.diverged.values())

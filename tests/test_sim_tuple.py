@@ -159,3 +159,11 @@ def test_cli_bad_tuple_is_one_line_exit_2(argv, capsys) -> None:
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert "error" in err and len(err.splitlines()) == 1, err
+
+
+def test_cli_text_names_the_learning_rate_in_r_and_the_tuple_of_the_symbolic_verdict(capsys) -> None:
+    main(["simulate", "alpha/r", "--lr", "eta*r", "--lr-ratio", "4", "--init-std", "true", *SMALL])
+    text = capsys.readouterr().out
+    assert "(with η = eta*r at each rank)" in text and "lr eta*r, η_B/η_A 4" in text
+    assert "symbolic verdict (sgd, η = (eta*r)*(4.0), σ_A = 1): rank-stabilized" in text
+    assert "only η_B enters" in text
