@@ -75,7 +75,8 @@ def empirical_verdict(
     steps: int | None = None,
     seeds: int | None = None,
     batch: int | None = None,
-    lr: float | None = None,
+    lr: Any = None,
+    lr_ratio: Any = 1.0,
     seed: int = 0,
     adapted_layers: Sequence[int] | None = None,
     a_init_scale: Any = 1.0,
@@ -91,8 +92,9 @@ def empirical_verdict(
     """Simulate ``schedule`` across ranks and fit the slopes of grad_init, forward and backward.
 
     ``schedule`` is a Schedule, a callable ``f(r)`` or a text expression; ``constants`` gives its
-    named constants values (default 1). ``adapted_layers`` and ``a_init_scale`` (a number or a
-    function of r, see :func:`make_configs`) are passed to every cell; the other unset options
+    named constants values (default 1). ``adapted_layers``, ``a_init_scale``, ``lr`` and
+    ``lr_ratio`` (η_B/η_A) — each a number or a function of r (text such as ``"eta*r**c"``, see
+    :func:`make_configs`; ``constants`` apply to them too) — are passed to every cell; the other unset options
     take :data:`DEFAULTS`. ``gram="wishart"`` (SGD only) draws A₀'s d×d Bartlett factor instead of
     A₀ itself when r > d: exact in distribution, and the cost no longer grows with r (see
     :func:`rsstab.sim.draws.draw_seed`). The cells (one per
@@ -127,7 +129,7 @@ def empirical_verdict(
         "steps": steps if steps is not None else DEFAULTS["steps"],
         "seeds": seeds if seeds is not None else DEFAULTS["seeds"],
         "batch": batch if batch is not None else DEFAULTS["batch"],
-        "lr": float(lr) if lr is not None else DEFAULTS["lr"][optimizer],
+        "lr": lr if lr is not None else DEFAULTS["lr"][optimizer],
         "seed": seed,
         "fixed_output_grad": True,
         "data_stats": True,
@@ -142,8 +144,11 @@ def empirical_verdict(
         opts["adapted_layers"] = tuple(adapted_layers)
     if gram != "explicit":  # the default stays out of the configs (and of their store keys)
         opts["gram"] = gram
+    if not _is_one(lr_ratio):
+        opts["lr_ratio"] = lr_ratio
     text = getattr(schedule, "text", None) or (schedule if isinstance(schedule, str) else "callable")
-    configs = make_configs(schedule, ranks, label=text, constants=constants, a_init_scale=a_init_scale, **opts)
+    numeric = {k: float(v) for k, v in (constants or {}).items()}  # an exact Fraction (--set beta=1/4) as a float
+    configs = make_configs(schedule, ranks, label=text, constants=numeric, a_init_scale=a_init_scale, **opts)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="rsstab-sim-") as tmp:
         result = run_sweep(run_cell, configs, out or tmp, scheduler=scheduler, workers=workers,
@@ -174,8 +179,8 @@ def empirical_verdict(
         schedule=text,
         fits=fits,
         diverged=diverged,
-        settings={"ranks": ranks, **opts, "tolerance": tol, "constants": dict(constants or {}),
-                  **({} if _is_one(a_init_scale) else {"a_init_scale": [c["a_init_scale"] for c in configs]})},
+        settings={"ranks": ranks, **opts, **_per_rank_settings(opts, configs, a_init_scale), "tolerance": tol,
+                  "constants": dict(constants or {})},
         seconds=time.perf_counter() - t0,
         split=split,
         rows=rows,
@@ -237,11 +242,37 @@ def _split_values(rows: Sequence[Mapping[str, Any]], quantity: str) -> list[floa
     return out
 
 
+def _per_rank_settings(opts: Mapping[str, Any], configs: Sequence[Mapping[str, Any]],
+                       a_init_scale: Any) -> dict[str, Any]:
+    """The settings given as functions of r, as given (text) and per rank (``<name>_values``)."""
+    import numbers
+
+    out: dict[str, Any] = {}
+    for name, given in (("lr", opts["lr"]), ("lr_ratio", opts.get("lr_ratio", 1.0)), ("a_init_scale", a_init_scale)):
+        if isinstance(given, numbers.Real) and not isinstance(given, bool):
+            if name != "lr" and not _is_one(given):
+                out[name] = float(given)
+            continue
+        out[name] = getattr(given, "text", None) or (given if isinstance(given, str) else "callable")
+        out[f"{name}_values"] = [c[name] for c in configs]
+    return out
+
+
 def _is_one(v: Any) -> bool:
     """True for the number 1 (the default ``a_init_scale``)."""
     import numbers
 
     return isinstance(v, numbers.Real) and not isinstance(v, bool) and float(v) == 1.0
+
+
+def _lr_text(s: Mapping[str, Any]) -> str:
+    """The learning rate(s) of the settings: ``1e-05``, ``eta*r**c``, with η_B/η_A when not 1."""
+    lr = s["lr"]
+    text = f"{lr:g}" if isinstance(lr, (int, float)) else str(lr)
+    ratio = s.get("lr_ratio", 1.0)
+    if not _is_one(ratio):
+        text += f", η_B/η_A {ratio:g}" if isinstance(ratio, (int, float)) else f", η_B/η_A {ratio}"
+    return text
 
 
 def render_empirical(verdict: EmpiricalVerdict, theory: Mapping[str, float | None] | None = None) -> str:
@@ -251,8 +282,9 @@ def render_empirical(verdict: EmpiricalVerdict, theory: Mapping[str, float | Non
     lines = [
         f"simulation: γ_r = {verdict.schedule}    [optimizer: {verdict.optimizer}, "
         f"depth {s['depth']}, width {s['width']}, {s['steps']} steps, {s['seeds']} seeds, "
-        f"batch {s['batch']}, lr {s['lr']:g}; {verdict.seconds:.1f} s]",
-        f"empirical verdict: {verdict.label} (at this fixed learning rate)",
+        f"batch {s['batch']}, lr {_lr_text(s)}; {verdict.seconds:.1f} s]",
+        f"empirical verdict: {verdict.label} (at this fixed learning rate)" if isinstance(s["lr"], (int, float))
+        else f"empirical verdict: {verdict.label} (with η = {s['lr']} at each rank)",
         f"why: {verdict.reason}",
     ]
     n_div = sum(len(v) for v in verdict.diverged.values())

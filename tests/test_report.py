@@ -31,7 +31,7 @@ def quick_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_quick_report_has_every_claim_with_a_measured_number(quick_report: Path) -> None:
     text = (quick_report / "REPORT.md").read_text()
     rows = [line for line in text.splitlines() if re.match(r"\| \d+ \|", line)]
-    assert len(rows) == 18  # 16 claims of the paper and its seed, 2 of the finite-width theory
+    assert len(rows) == 19  # 16 claims of the paper and its seed, 2 of the finite-width theory, the phase diagram
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split(" | ")]
         assert cells[2].startswith(KINDS), f"no kind in: {row}"
@@ -45,7 +45,8 @@ def test_quick_report_has_every_claim_with_a_measured_number(quick_report: Path)
     assert "## Disagreements" in text and "rows disagree" in text
     assert (quick_report / "derivations.md").exists()
     for fig in ("ablations/pscan.png", "ablations/lr_sweep.png", "rank_sweep/loss_vs_step.png",
-                "lr_transfer/eta_star_vs_rank.png", "lr_transfer/loss_vs_eta.png", "width_sweep/slope_heatmap.png"):
+                "lr_transfer/eta_star_vs_rank.png", "lr_transfer/loss_vs_eta.png", "width_sweep/slope_heatmap.png",
+                "phase_diagram/phase_diagram.png"):
         assert (quick_report / fig).stat().st_size > 1000
 
 

@@ -44,6 +44,47 @@ def _positive_float(text: str) -> float:
     return v
 
 
+def _in_r(flag: str, positive_number: bool = True):
+    """An argparse type: a positive number (a constant in r) or an expression in r, read by the
+    schedule parser (nothing is evaluated); the text is kept for the cells and the record."""
+
+    def parse(text: str) -> float | str:
+        try:
+            v = float(text)
+        except ValueError:
+            pass
+        else:
+            if positive_number and not (v > 0 and v < float("inf")):
+                raise argparse.ArgumentTypeError(f"{flag} must be positive and finite, got {text!r}")
+            return v
+        from rsstab.errors import RsstabError
+        from rsstab.schedule import as_schedule
+
+        try:
+            as_schedule(text)
+        except RsstabError as exc:
+            raise argparse.ArgumentTypeError(f"{flag}: {exc}") from None
+        return text
+
+    return parse
+
+
+def init_std_expr(text: str | None) -> str | None:
+    """``--init-std``'s expression in r: a PEFT init name (``true``/``kaiming`` → 1, ``gaussian`` →
+    1/r, :data:`rsstab.classify.INIT_NAMES`, as ``rsstab check --init-std``) or the text itself."""
+    if text is None:
+        return None
+    from rsstab.classify import INIT_NAMES
+
+    return INIT_NAMES.get(text.strip().lower(), text)
+
+
+def _init_std(text: str) -> str:
+    expr = init_std_expr(text)
+    _in_r("--init-std")(expr)
+    return text
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of ``rsstab simulate``."""
     p.add_argument("expr", metavar="EXPR", help='γ_r as an expression in r, e.g. "alpha/sqrt(r)"')
@@ -60,8 +101,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"independent seeds, batched (default: {DEFAULTS['seeds']})")
     p.add_argument("--batch", type=_positive_int, default=None, metavar="B",
                    help=f"examples per step (default: {DEFAULTS['batch']})")
-    p.add_argument("--lr", type=_positive_float, default=None, metavar="ETA",
-                   help=f"learning rate (default: {DEFAULTS['lr']['sgd']:g} for sgd, {DEFAULTS['lr']['adam']:g} for adam)")
+    p.add_argument("--lr", type=_in_r("--lr"), default=None, metavar="ETA|EXPR",
+                   help="learning rate: a number, or an expression in r (e.g. \"eta*r**c\"; --set gives its "
+                        f"constants) evaluated at each rank (default: {DEFAULTS['lr']['sgd']:g} for sgd, "
+                        f"{DEFAULTS['lr']['adam']:g} for adam)")
+    p.add_argument("--lr-ratio", dest="lr_ratio", type=_in_r("--lr-ratio"), default=1.0, metavar="EXPR",
+                   help="η_B/η_A: B learns at the learning rate times this, A at the learning rate (a number or "
+                        "an expression in r; default 1)")
+    p.add_argument("--init-std", dest="init_std", type=_init_std, default=None, metavar="EXPR|true|kaiming|gaussian",
+                   help="σ_A, A's init std as in `rsstab check --init-std` (an expression in r, or a PEFT init "
+                        "name: true/kaiming = 1, gaussian = 1/r), in units of the fan-in std 1/√width: "
+                        "A₀ ~ N(0, σ_A(r)²/width) (default 1: rank-free, Kaiming-like)")
     p.add_argument("--seed", type=int, default=0, help="base random seed (default: 0)")
     p.add_argument("--gram", choices=("explicit", "wishart"), default="explicit",
                    help="explicit: draw A₀ (r×d; default). wishart (SGD only): for r > width draw the "
@@ -93,9 +143,17 @@ def report(
     expr: str,
     optimizer: str = "sgd",
     constants: dict[str, float] | None = None,
+    *,
+    init_std: str | None = None,
     **options: Any,
 ) -> tuple[Any, dict[str, Any]]:
     """Simulate, fit, then compare with theory. Returns (EmpiricalVerdict, JSON-ready dict).
+
+    The tuple (γ_r, learning rate, σ_A, η_B/η_A): ``options["lr"]`` and ``options["lr_ratio"]``
+    are numbers or expressions in r (evaluated per rank), ``init_std`` is ``rsstab check``'s
+    σ_A (an expression in r or a PEFT init name), simulated as A₀ ~ N(0, σ_A(r)²/width); the
+    dict's ``tuple`` records them and the symbolic verdict is for the same tuple
+    (:func:`symbolic_tuple`; with η_B/η_A ≠ 1 its ``terms`` say whether A and B both learn).
 
     The dict has ``label``, ``optimizer``, ``diverged`` and ``quantities`` (each with ``slope``,
     ``ci``, ``theory``, ``agrees`` (|slope − theory| ≤ the ``tolerance`` option, default 0.1),
@@ -111,12 +169,25 @@ def report(
     from rsstab.fit import DEFAULT_TOLERANCE, agrees_with
     from rsstab.empirical import empirical_verdict
 
-    symbolic = rsstab.check(expr, optimizer=optimizer, constants=constants or None)
+    sigma = init_std_expr(init_std)
+    if sigma is not None:
+        options["a_init_scale"] = sigma
+    lr, ratio = options.get("lr"), options.get("lr_ratio", 1.0)
+    check_lr, check_ratio = symbolic_tuple(lr, ratio)
+    given = {k: v for k, v in (constants or {}).items() if k in _names(expr, check_lr, sigma, check_ratio)}
+    symbolic = rsstab.check(expr, optimizer=optimizer, constants=given or None, lr=check_lr, init_std=sigma,
+                            lr_ratio=check_ratio)
+    notes = list(symbolic.notes) if check_ratio is not None else []
     verdict = empirical_verdict(expr, optimizer, constants=constants, **options)
     out = verdict.as_dict()
+    out["tuple"] = {"gamma": expr, "lr": verdict.settings["lr"], "lr_ratio": ratio,
+                    "init_std": init_std if init_std is not None else 1.0, "init_std_expr": sigma or "1",
+                    "a_init_scale": "A₀ ~ N(0, σ_A(r)²/width): σ_A in units of the fan-in std 1/√width",
+                    "symbolic_lr": check_lr, "symbolic_lr_ratio": check_ratio, "notes": notes}
     out["symbolic"] = {"label": symbolic.label, "headline": symbolic.headline, "lr": symbolic.lr,
-                       "lr_exponent": symbolic.lr_exponent, "lr_exponent_exact": symbolic.lr_exponent_exact}
-    out["lr"] = symbolic.lr  # the simulation uses one learning rate at every rank
+                       "lr_exponent": symbolic.lr_exponent, "lr_exponent_exact": symbolic.lr_exponent_exact,
+                       "terms": [dict(t) for t in symbolic.terms]}
+    out["lr"] = symbolic.lr  # the learning rate (rule) of the symbolic verdict
     out["lr_exponent"], out["lr_exponent_exact"] = symbolic.lr_exponent, symbolic.lr_exponent_exact
     tolerance = options.get("tolerance")
     tol = DEFAULT_TOLERANCE if tolerance is None else float(tolerance)
@@ -130,13 +201,52 @@ def report(
     return verdict, out
 
 
+def symbolic_tuple(lr: Any, lr_ratio: Any) -> tuple[str | None, str | None]:
+    """``rsstab check``'s ``lr`` and ``lr_ratio`` for the simulated tuple: a number learning rate
+    is a fixed one (None: check's default regime), a ratio of 1 is none.
+
+    >>> symbolic_tuple(1e-5, 1.0)
+    (None, None)
+    >>> symbolic_tuple("eta*r**c", "r")
+    ('eta*r**c', 'r')
+    >>> symbolic_tuple(1e-5, 2.0)
+    (None, '2.0')
+    """
+    check_lr = None if lr is None or isinstance(lr, (int, float)) else str(lr)
+    ratio_one = isinstance(lr_ratio, (int, float)) and float(lr_ratio) == 1.0
+    return check_lr, (None if ratio_one else str(lr_ratio))
+
+
+def _names(*texts: str | None) -> set[str]:
+    """The constants named in the expressions (the schedule parser's)."""
+    from rsstab.schedule import as_schedule
+
+    out: set[str] = set()
+    for t in texts:
+        if isinstance(t, str):
+            out |= set(as_schedule(t).constants) | set(_parameters(t))
+    return out
+
+
+def _parameters(text: str) -> tuple[str, ...]:
+    """Names in an exponent of r (the parametric parser's parameters)."""
+    from rsstab.parametric import parameters_of
+    from rsstab.schedule import as_schedule
+
+    expr = as_schedule(text).expr
+    return tuple(parameters_of(expr)) if expr is not None else ()
+
+
 def _add_predictions(verdict: Any, out: dict[str, Any]) -> None:
-    """Put the exact finite-(r, d) predictions (:mod:`rsstab.predict`) beside the measured values."""
+    """Put the exact finite-(r, d) predictions (:mod:`rsstab.predict`) beside the measured values.
+    With η_B/η_A ≠ 1 the first-order law is B's: the cells are read at η_B = η·(η_B/η_A) (A's first
+    update multiplies B₀ = 0, so A's own learning reaches the output only at order η_A·η_B)."""
     import math
 
     from rsstab.predict import ADAM_FRESH_NOTE, predict_rows
 
-    pred = predict_rows(verdict.rows, verdict.cells, verdict.optimizer)
+    cells = {r: {**c, "lr": float(c["lr"]) * float(c.get("lr_ratio", 1.0))} for r, c in verdict.cells.items()}
+    pred = predict_rows(verdict.rows, cells, verdict.optimizer)
     fresh_adam = verdict.optimizer == "adam" and not verdict.settings.get("fixed_batch")
     out["prediction"] = (ADAM_FRESH_NOTE if fresh_adam else
                          "exact finite-(r, d) law, first order in η, from the recorded data statistics")
@@ -181,10 +291,11 @@ def run(args: argparse.Namespace) -> int:
     constants = parse_constants(args.constants)
     options = {
         k: getattr(args, k)
-        for k in ("ranks", "depth", "width", "steps", "seeds", "batch", "lr", "seed", "gram", "tolerance",
-                  "out", "scheduler", "workers", "share_data", "fixed_batch")
+        for k in ("ranks", "depth", "width", "steps", "seeds", "batch", "lr", "lr_ratio", "seed", "gram",
+                  "tolerance", "out", "scheduler", "workers", "share_data", "fixed_batch")
     }
-    verdict, out = report(args.expr, args.optimizer, constants, progress=args.progress, **options)
+    verdict, out = report(args.expr, args.optimizer, constants, init_std=args.init_std, progress=args.progress,
+                          **options)
     if args.json:
         from rsstab.schema import dumps, envelope
 
@@ -197,6 +308,11 @@ def run(args: argparse.Namespace) -> int:
         print(render_empirical(verdict, theory))
         print()
         print(render_predictions(out))
-        print(f"\nsymbolic verdict ({args.optimizer}): {out['symbolic']['headline']}")
+        print(f"\nsymbolic verdict ({args.optimizer}" + (f", η = {out['tuple']['symbolic_lr']}"
+              if out["tuple"]["symbolic_lr"] else "") + (f", η_B/η_A = {out['tuple']['symbolic_lr_ratio']}"
+              if out["tuple"]["symbolic_lr_ratio"] else "") + (f", σ_A = {out['tuple']['init_std_expr']}"
+              if args.init_std is not None else "") + f"): {out['symbolic']['headline']}")
+        for note in out["tuple"]["notes"]:
+            print(f"note: {note}")
     sys.stdout.flush()
     return 0 if verdict.label == STABLE else 1

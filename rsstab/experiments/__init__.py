@@ -14,7 +14,8 @@ here into the library, never back: no library module imports :mod:`rsstab.experi
 * :mod:`~rsstab.experiments.tuning` — learning-rate search on a lattice, interpolated optima, the η* exponent;
 * :mod:`~rsstab.experiments.lrtransfer` — the learning-rate transfer experiment and its tables;
 * :mod:`~rsstab.experiments.minilm` — LoRA vs rsLoRA with PEFT on pretrained MiniLM-L6;
-* :mod:`~rsstab.experiments.minilm_fits` — that experiment's fitted slopes beside the theory.
+* :mod:`~rsstab.experiments.minilm_fits` — that experiment's fitted slopes beside the theory;
+* :mod:`~rsstab.experiments.phase` — phase diagrams of the tuple: measured labels over grids of exponents.
 
 Importing the package loads nothing heavy; each module imports what it needs.
 """

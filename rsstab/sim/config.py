@@ -81,6 +81,7 @@ class SimConfig:
     seeds: int = DEFAULTS["seeds"]
     batch: int = DEFAULTS["batch"]
     lr: float | None = None  # None: DEFAULTS["lr"][optimizer]
+    lr_ratio: float = 1.0  # η_B/η_A: B learns at lr·lr_ratio, A at lr (weight decay per factor likewise)
     seed: int = 0
     nonlinearity: str = "relu"
     teacher_rank: int = 4
@@ -151,6 +152,10 @@ class SimConfig:
         need(math.isfinite(g) and g > 0, f"γ_r must be a positive finite number at r={self.rank}, got {self.gamma!r}")
         if self.lr is not None:
             need(math.isfinite(self.lr) and self.lr > 0, f"learning rate must be positive, got {self.lr!r}")
+        q = self.lr_ratio
+        need(isinstance(q, Real) and not isinstance(q, bool) and math.isfinite(float(q)) and float(q) > 0,
+             f"lr_ratio (η_B/η_A) must be a positive finite number, got {q!r}")
+        object.__setattr__(self, "lr_ratio", float(q))
         need(0 <= self.betas[0] < 1 and 0 <= self.betas[1] < 1, "Adam betas must lie in [0, 1)")
         need(self.eps >= 0 and self.weight_decay >= 0, "eps and weight_decay must be ≥ 0")
 
@@ -158,6 +163,12 @@ class SimConfig:
     def learning_rate(self) -> float:
         """η: ``lr``, or the optimizer's default when it is None."""
         return float(self.lr) if self.lr is not None else float(DEFAULTS["lr"][self.optimizer])
+
+    @property
+    def learning_rates(self) -> tuple[float, float]:
+        """(η_A, η_B): A learns at :attr:`learning_rate`, B at ``learning_rate·lr_ratio``."""
+        lr = self.learning_rate
+        return lr, lr * self.lr_ratio
 
     def resolved_method(self) -> str:
         """``direct`` or ``reduced``: ``auto`` takes the reduced form for SGD when its

@@ -56,6 +56,18 @@ def _rank_values(
     return out
 
 
+#: SimConfig fields that :func:`make_configs` also takes as functions of the rank.
+PER_RANK = ("lr", "lr_ratio")
+
+
+def _per_rank(value: Any, ranks: Sequence[int], constants: Mapping[str, float] | None, name: str) -> list[Any]:
+    """A number (the same at every rank; SimConfig validates it) or a function of the rank
+    evaluated at each rank (:func:`_rank_values`)."""
+    if isinstance(value, Real) and not isinstance(value, bool):
+        return [float(value)] * len(ranks)
+    return _rank_values(value, ranks, constants, name)
+
+
 def make_configs(
     schedule: Any,
     ranks: Sequence[int],
@@ -72,22 +84,24 @@ def make_configs(
     :class:`SimConfig` fields (e.g. ``adapted_layers=(0, 2)``). A config key ``tags`` (a dict) is
     copied into every row. ``a_init_scale`` is a number, or a function of the rank like the
     schedule (text such as ``"1/sqrt(r)"``, a callable or a Schedule; ``constants`` apply to it
-    too), evaluated per rank: each config stores its float.
+    too), evaluated per rank: each config stores its float. The learning rate ``lr`` and
+    ``lr_ratio`` (η_B/η_A) may be functions of the rank in the same way.
 
     >>> [c["a_init_scale"] for c in make_configs("alpha/r", [4, 16], a_init_scale="1/sqrt(r)")]
     [0.5, 0.25]
+    >>> [c["lr"] for c in make_configs("alpha/r", [4, 16], lr="eta*r", constants={"eta": 0.01})]
+    [0.04, 0.16]
     """
     gammas = gamma_values(schedule, ranks, constants)
-    if isinstance(a_init_scale, Real) and not isinstance(a_init_scale, bool):
-        scales = [float(a_init_scale)] * len(gammas)  # SimConfig validates it
-    else:
-        scales = _rank_values(a_init_scale, ranks, constants, "a_init_scale")
+    scales = _per_rank(a_init_scale, ranks, constants, "a_init_scale")
+    per_rank = {k: _per_rank(options.pop(k), ranks, constants, k) for k in PER_RANK if options.get(k) is not None}
     if label is None:
         label = getattr(schedule, "text", None) or (schedule if isinstance(schedule, str) else repr(schedule))
     tags = dict(options.pop("tags", {}) or {})
     configs = []
-    for r, g, a_scale in zip(ranks, gammas, scales):
-        cfg = SimConfig(rank=int(r), gamma=g, a_init_scale=a_scale, **options)  # validates early
+    for i, (r, g, a_scale) in enumerate(zip(ranks, gammas, scales)):
+        at_rank = {k: v[i] for k, v in per_rank.items()}
+        cfg = SimConfig(rank=int(r), gamma=g, a_init_scale=a_scale, **at_rank, **options)  # validates early
         d = cfg.to_dict()
         d["tags"] = {"schedule": label, "optimizer": cfg.optimizer, "gamma": g, **tags}
         configs.append(d)

@@ -39,9 +39,10 @@ Cache = list[tuple]
 Norms = tuple[np.ndarray, np.ndarray]
 
 
-def _sgd_step(cfg: SimConfig, gamma: float) -> tuple[float, float]:
+def _sgd_step(cfg: SimConfig, gamma: float, lr: float | None = None) -> tuple[float, float]:
     """``(−η·γ, 1 − η·λ)``: SGD's update is ``P ← (1 − η·λ)·P − η·γ·s`` (``s`` the raw γ-less
-    gradient; λ the decoupled weight decay, as AdamW's). A factor beyond the largest finite value
+    gradient; λ the decoupled weight decay, as AdamW's); η is ``lr`` (default: A's, the config's
+    learning rate). A factor beyond the largest finite value
     of ``cfg.dtype`` becomes ±inf, so a huge learning rate makes the parameters non-finite and the
     run is recorded as diverged (torch refuses to convert such a scalar to float32)."""
     big = float(torch.finfo(getattr(torch, cfg.dtype)).max)
@@ -49,18 +50,20 @@ def _sgd_step(cfg: SimConfig, gamma: float) -> tuple[float, float]:
     def fit(v: float) -> float:
         return v if abs(v) <= big or math.isnan(v) else math.copysign(math.inf, v)
 
-    lr = cfg.learning_rate
+    lr = cfg.learning_rate if lr is None else lr
     return fit(-lr * gamma), fit(1.0 - lr * cfg.weight_decay)
 
 
 def _adamw(params: list[torch.Tensor], cfg: SimConfig) -> torch.optim.Optimizer:
-    """AdamW over raw (γ-less) gradients: eps/γ; fused kernel where this torch has one."""
-    kw = dict(lr=cfg.learning_rate, betas=tuple(cfg.betas), eps=cfg.eps / float(cfg.gamma),
-              weight_decay=cfg.weight_decay)
+    """AdamW over raw (γ-less) gradients ``[A, B]``: eps/γ, A at η_A and B at η_B
+    (:attr:`SimConfig.learning_rates`); fused kernel where this torch has one."""
+    lr_a, lr_b = cfg.learning_rates
+    groups = [{"params": params[:1], "lr": lr_a}, {"params": params[1:], "lr": lr_b}]
+    kw = dict(lr=lr_a, betas=tuple(cfg.betas), eps=cfg.eps / float(cfg.gamma), weight_decay=cfg.weight_decay)
     try:
-        return torch.optim.AdamW(params, fused=True, **kw)
+        return torch.optim.AdamW(groups, fused=True, **kw)
     except (RuntimeError, TypeError, ValueError):  # older torch: no fused CPU kernel
-        return torch.optim.AdamW(params, foreach=False, **kw)
+        return torch.optim.AdamW(groups, foreach=False, **kw)
 
 
 class Stack(ABC):
@@ -80,7 +83,8 @@ class Stack(ABC):
         self.adapted = cfg.adapter_layers()
         self.slot = {layer: j for j, layer in enumerate(self.adapted)}
         self.lowest = self.adapted[0]  # back-propagation stops here: nothing below learns
-        self.sgd = _sgd_step(cfg, self.gamma)  # (step, keep) of the SGD update
+        self.sgd = _sgd_step(cfg, self.gamma)  # (step, keep) of the SGD update of A (down)
+        self.sgd_up = _sgd_step(cfg, self.gamma, cfg.learning_rates[1])  # of B (up): η_B = η·lr_ratio
         self.Wt = init["W"].transpose(0, 1).transpose(2, 3).contiguous().to(self.dtype)  # (L,S,d,d) = Wᵀ
 
     def _initial_A(self, init: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -184,9 +188,11 @@ class Stack(ABC):
                 torch.bmm(g.transpose(1, 2), a, out=up_out))
 
     def _sgd_update(self, j: int, g: torch.Tensor, gy: torch.Tensor, h: torch.Tensor, a: torch.Tensor) -> None:
-        """SGD on slot ``j`` in place, one ``baddbmm_`` per factor: ``P ← keep·P + step·raw``."""
+        """SGD on slot ``j`` in place, one ``baddbmm_`` per factor: ``P ← keep·P + step·raw``
+        (``up`` at B's learning rate, ``down`` at A's)."""
+        step_up, keep_up = self.sgd_up
+        self.up[j].baddbmm_(g.transpose(1, 2), a, beta=keep_up, alpha=step_up)
         step, keep = self.sgd
-        self.up[j].baddbmm_(g.transpose(1, 2), a, beta=keep, alpha=step)
         self.down[j].baddbmm_(gy.transpose(1, 2), h, beta=keep, alpha=step)
 
     @abstractmethod
@@ -304,12 +310,10 @@ class DirectStack(Stack):
     def _update(self, j: int) -> None:
         """Apply the raw gradients in the scratch buffers to adapter slot ``j``."""
         if self.cfg.optimizer == "sgd":
-            step, keep = self.sgd
-            if keep != 1.0:
-                self.down[j].mul_(keep)
-                self.up[j].mul_(keep)
-            self.down[j].add_(self.sA, alpha=step)
-            self.up[j].add_(self.sB, alpha=step)
+            for p, s, (step, keep) in ((self.down[j], self.sA, self.sgd), (self.up[j], self.sB, self.sgd_up)):
+                if keep != 1.0:
+                    p.mul_(keep)
+                p.add_(s, alpha=step)
             return
         a, b = self._views[j]
         a.grad, b.grad = self.sA, self.sB

@@ -11,7 +11,8 @@ figures, which are quoted as such.
 * :mod:`~rsstab.experiments.claims.checks` — claims measured by exponents (mostly consistency checks);
 * :mod:`~rsstab.experiments.claims.reproductions` — claims measured where they could fail (tuned η,
   the real model, learning-rate transfer);
-* :mod:`~rsstab.experiments.claims.width` — the finite-width claims (crossover rank, cleaner with rank).
+* :mod:`~rsstab.experiments.claims.width` — the finite-width claims (crossover rank, cleaner with rank);
+* :mod:`~rsstab.experiments.claims.phase` — the phase diagram of the tuple, cell by cell.
 
 >>> verdict_of([True, True]), verdict_of([True, False]), verdict_of([False])
 ('reproduced', 'partly reproduced', 'not reproduced')
@@ -22,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from rsstab.experiments.claims import checks, reproductions, width
+from rsstab.experiments.claims import checks, phase, reproductions, width
 from rsstab.experiments.claims.table import (CONSISTENCY, NOT_RUN, REFUTES, REPRODUCTION, Claim, read_table, render,
                                              verdict_of)
 from rsstab.io import atomic_write
@@ -50,6 +51,7 @@ BUILDERS: tuple[tuple[Builder, str, int], ...] = (
     (reproductions.lr_transfer, REPRODUCTION, 1),
     (width.crossover_claim, REPRODUCTION, 1),
     (width.cleaner_claim, REPRODUCTION, 1),
+    (phase.phase_claim, REPRODUCTION, 1),
 )
 
 
