@@ -156,12 +156,16 @@ class SimConfig:
         return float(self.lr) if self.lr is not None else float(DEFAULTS["lr"][self.optimizer])
 
     def resolved_method(self) -> str:
-        """``direct`` or ``reduced``: ``auto`` takes the reduced form for SGD when its
-        per-step cost (14·b·d² + 4·d³ per layer and seed) is below the direct one (12·b·d·r)."""
+        """``direct`` or ``reduced``: ``auto`` takes the reduced form for SGD when it is cheaper.
+        The reduced form is the direct one at rank d after a QR of A₀ (see
+        :class:`rsstab.sim.stack.ReducedStack`): per layer and seed it saves the adapter work of
+        r − d ranks, 6·b·d·(r − d) multiply-adds a step and 5·n·d·(r − d) a probe (n the probe
+        batch), and costs 4·r·d² once (the float64 A₀ᵀA₀ or QR, weighted ×2)."""
         if self.method != "auto":
             return self.method
-        b, d, r = self.batch, self.width, self.effective_rank()
-        cheaper = 14 * b * d * d + 4 * d**3 < 12 * b * d * r
+        b, d, r, n = self.batch, self.width, self.effective_rank(), self.probe_batch
+        saved = (r - d) * d * (6 * b * int(self.steps) + 5 * n * len(self.probe_steps()))
+        cheaper = r > d and saved > 4 * r * d * d
         return "reduced" if self.optimizer == "sgd" and cheaper else "direct"
 
     def effective_rank(self) -> int:

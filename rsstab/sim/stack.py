@@ -6,13 +6,12 @@ adapter (absent: a plain frozen base layer).
 
 :class:`Stack` holds what both forms share: the frozen base, the forward walk, the backward walk
 (ReLU masks, plain base layers), the held-out probes, the recording of gradient norms and the
-in-place SGD update. Its subclasses only store the adapter of slot ``j`` differently, as two
-trained factors ``down`` and ``up`` with a fixed ``M`` between them — the adapter output is
-``u = γ·h·downᵀ·M·upᵀ``:
+in-place SGD update. The adapter of slot ``j`` is held as two trained factors ``down`` and
+``up`` — the adapter output is ``u = γ·h·downᵀ·upᵀ``:
 
-* :class:`DirectStack`: ``down`` = A (r×d), ``up`` = B (d×r), ``M`` = I; SGD or AdamW.
-* :class:`ReducedStack`: ``down`` = X, ``up`` = Y (d×d) with A = A₀·X, B = Y·A₀ᵀ and
-  ``M`` = K = A₀ᵀA₀: exact for SGD from B₀ = 0 (see :mod:`rsstab.sim`).
+* :class:`DirectStack`: ``down`` = A (r×d), ``up`` = B (d×r); SGD or AdamW.
+* :class:`ReducedStack`: the direct form at rank d from ``down`` = R, the d×d factor of
+  A₀ = Q·R (A = Q·down, B = up·Qᵀ): exact for SGD from B₀ = 0 when r > d (see :mod:`rsstab.sim`).
 
 In both, with ``a = h·downᵀ`` (cached by the forward walk), ``g`` the gradient at the layer's output
 and ``gy = g·up``, the raw (γ-less) gradients of the factors are ``gᵀ·a`` (up) and ``gyᵀ·h`` (down),
@@ -65,7 +64,7 @@ def _adamw(params: list[torch.Tensor], cfg: SimConfig) -> torch.optim.Optimizer:
 
 class Stack(ABC):
     """What the two forms share; a subclass sets ``down`` and ``up`` (one slot per adapted layer,
-    ascending), implements :meth:`_learn` and may override :meth:`_mid`, :meth:`_layer_output` and
+    ascending), implements :meth:`_learn` and may override :meth:`_layer_output` and
     :meth:`_input_grad`."""
 
     down: torch.Tensor
@@ -109,16 +108,12 @@ class Stack(ABC):
             h = z
         return h, cache
 
-    def _mid(self, t: torch.Tensor, j: int) -> torch.Tensor:
-        """``t·M`` for slot ``j``'s fixed middle factor M (identity here)."""
-        return t
-
     def _layer_output(
         self, h: torch.Tensor, a: torch.Tensor, layer: int, j: int, keep_u: bool
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``(z, u)`` of an adapted layer: ``z = h·Wᵀ + u`` with ``u = γ·a·M·upᵀ``; u only when
+        """``(z, u)`` of an adapted layer: ``z = h·Wᵀ + u`` with ``u = γ·a·upᵀ``; u only when
         ``keep_u``."""
-        u = torch.bmm(self._mid(a, j), self.up[j].transpose(1, 2)).mul_(self.gamma)
+        u = torch.bmm(a, self.up[j].transpose(1, 2)).mul_(self.gamma)
         if keep_u:
             return torch.baddbmm(u, h, self.Wt[layer]), u
         return u.baddbmm_(h, self.Wt[layer]), None
@@ -151,7 +146,7 @@ class Stack(ABC):
     def _through(self, gy: torch.Tensor, j: int) -> torch.Tensor:
         """``γ·v·B·A`` (rows per example): the gradient into the layer input through the adapter
         path only, from ``gy = v·up``."""
-        return torch.bmm(self._mid(gy, j), self.down[j]).mul_(self.gamma)
+        return torch.bmm(gy, self.down[j]).mul_(self.gamma)
 
     def _input_grad(self, layer: int, j: int, g: torch.Tensor, gy: torch.Tensor) -> torch.Tensor:
         """The gradient into an adapted layer's input: base path plus adapter path."""
@@ -317,36 +312,30 @@ class DirectStack(Stack):
         a.grad = b.grad = None
 
 
-class ReducedStack(Stack):
-    """Exact SGD dynamics in d×d coordinates: with B₀ = 0, SGD keeps ``A_t = A₀·X_t`` and
-    ``B_t = Y_t·A₀ᵀ`` (∇A = γ·Bᵀ·G and ∇B = γ·G·Aᵀ with G = vᵀh stay in those forms), so the
-    adapter is ``γ·Y·K·X`` with ``K = A₀ᵀA₀`` and a step costs O(b·d² + d³) whatever r is;
-    r enters once, through K (O(r·d²)). ``down`` = X, ``up`` = Y (La,S,d,d); weight decay scales
-    them as it scales A and B. Norms use ‖A₀·M‖_F² = tr(Mᵀ·K·M). The tests check it against
-    :class:`DirectStack`."""
+class ReducedStack(DirectStack):
+    """Exact SGD dynamics at rank min(r, d): with B₀ = 0, SGD keeps ``A_t = Q·Ã_t`` and
+    ``B_t = B̃_t·Qᵀ`` for ``A₀ = Q·R`` (Q: r×d with orthonormal columns, R: d×d upper triangular;
+    ∇A = γ·Bᵀ·G and ∇B = γ·G·Aᵀ with G = vᵀh stay in those forms), and ``B·A = B̃·Ã``,
+    ``‖∇A‖_F = ‖∇Ã‖_F``, ``‖∇B‖_F = ‖∇B̃‖_F``: the rank-d adapter (Ã, B̃) started from Ã₀ = R
+    records exactly the numbers of the rank-r one (up to rounding). A step then costs
+    O(b·d²) whatever r is; r enters once, through the QR of A₀ (O(r·d²), float64). ``down`` = Ã,
+    ``up`` = B̃ (La,S,d,d); weight decay scales them as it scales A and B. For r ≤ d it is the
+    direct form itself. (The rank-for-free draws, ``gram="wishart"``, draw R instead of A₀.) The
+    tests check it against :class:`DirectStack`."""
 
-    def __init__(self, cfg: SimConfig, init: Mapping[str, torch.Tensor]) -> None:
-        super().__init__(cfg, init)
-        dt, S, d = self.dtype, cfg.seeds, cfg.width
-        La = len(self.adapted)
-        A0 = self._initial_A(init)
-        self.K = (A0.transpose(2, 3) @ A0).transpose(0, 1).to(dt).contiguous()  # (La,S,d,d) = A₀ᵀA₀
-        self.down = torch.eye(d, dtype=dt).expand(La, S, d, d).contiguous()
-        self.up = torch.zeros(La, S, d, d, dtype=dt)
-
-    def _mid(self, t: torch.Tensor, j: int) -> torch.Tensor:
-        return torch.bmm(t, self.K[j])
-
-    def _learn(self, layer: int, j: int, g: torch.Tensor, gy: torch.Tensor, h: torch.Tensor, a: torch.Tensor,
-               norms: Norms | None, update: bool) -> None:
-        if norms is not None:
-            ga, gb = self._raw_grads(g, gy, h, a)  # ∇A = γ·A₀·ga, ∇B = γ·gb·A₀ᵀ
-            k = self.K[j].double()
-            ga64, gb64 = ga.double(), gb.double()
-            norms[0][:, layer] = self.gamma * (torch.bmm(k, ga64) * ga64).sum(dim=(1, 2)).clamp_min(0).sqrt().numpy()
-            norms[1][:, layer] = self.gamma * (torch.bmm(gb64, k) * gb64).sum(dim=(1, 2)).clamp_min(0).sqrt().numpy()
-        if update:
-            self._sgd_update(j, g, gy, h, a)
+    def _initial_A(self, init: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        A0 = super()._initial_A(init)
+        r, d = A0.shape[-2:]
+        if r <= d:
+            return A0
+        if r >= 2 * d:
+            # R = Lᵀ for K = A₀ᵀA₀ = L·Lᵀ: one GEMM and a d×d Cholesky, far cheaper than a batched
+            # QR of the tall A₀ (which first copies it column-major). cond(K) = cond(A₀)² stays
+            # below ≈ 34 for Gaussian A₀ with r ≥ 2d, so R is as accurate as QR's in float64.
+            L, info = torch.linalg.cholesky_ex(A0.transpose(-2, -1) @ A0)
+            if not bool((info != 0).any()):
+                return L.transpose(-2, -1)
+        return torch.linalg.qr(A0, mode="r")[1]  # (S, La, d, d): RᵀR = A₀ᵀA₀
 
 
 def build_stack(cfg: SimConfig, init: Mapping[str, torch.Tensor]) -> Stack:
