@@ -32,8 +32,9 @@ from rsstab.sim.finite import seed_split
 
 __all__ = ["Stack", "DirectStack", "ReducedStack", "build_stack"]
 
-#: A layer's cache entry: (input h, a = h·downᵀ, ReLU mask, adapter output u); a and u are None
-#: for a plain base layer, mask for the top layer or a linear stack, u unless asked for.
+#: A layer's cache entry: (input h, a = h·downᵀ, ReLU output, adapter output u); a and u are None
+#: for a plain base layer, the ReLU output (the next layer's input, which is > 0 exactly where the
+#: pre-activation is) for the top layer or a linear stack, u unless asked for.
 Cache = list[tuple]
 Norms = tuple[np.ndarray, np.ndarray]
 
@@ -100,11 +101,10 @@ class Stack(ABC):
             else:
                 a = torch.bmm(h, self.down[j].transpose(1, 2))
                 z, u = self._layer_output(h, a, layer, j, keep_u)
-            mask = None
+            act = None
             if self.relu and layer < self.L - 1:
-                mask = z > 0
-                z = z.mul_(mask)
-            cache.append((h, a, mask, u))
+                act = z = z.relu_()  # in place; the backward masks with act > 0 (no bool mask, no cast)
+            cache.append((h, a, act, u))
             h = z
         return h, cache
 
@@ -131,9 +131,9 @@ class Stack(ABC):
         ``adapted_layer(layer, j, g, gy, h, a)`` (``gy = g·up``) returns the gradient into the
         layer's input, or None at the lowest adapted layer."""
         for layer in reversed(range(self.lowest, self.L)):
-            h, a, mask, _ = cache[layer]
-            if mask is not None:
-                g = g * mask
+            h, a, act, _ = cache[layer]
+            if act is not None:  # ReLU's backward: g where the output is > 0, else 0 (one kernel)
+                g = torch.ops.aten.threshold_backward(g, act, 0)
             j = self.slot.get(layer)
             if j is None:  # a plain base layer (never the lowest one)
                 g = torch.bmm(g, self.Wt[layer].transpose(1, 2))
