@@ -277,12 +277,13 @@ class DirectStack(Stack):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         if keep_u:
             return super()._layer_output(h, a, layer, j, keep_u)
-        # Training: γ folds into the accumulation onto the base output (no separate u).
-        return torch.baddbmm(torch.bmm(h, self.Wt[layer]), a, self.up[j].transpose(1, 2), alpha=self.gamma), None
+        # Training: γ folds into the accumulation onto the base output (no separate u), in place
+        # (an out-of-place baddbmm would first copy the base product).
+        return torch.bmm(h, self.Wt[layer]).baddbmm_(a, self.up[j].transpose(1, 2), alpha=self.gamma), None
 
     def _input_grad(self, layer: int, j: int, g: torch.Tensor, gy: torch.Tensor) -> torch.Tensor:
-        # γ folds into the accumulation onto the base path.
-        return torch.baddbmm(torch.bmm(g, self.Wt[layer].transpose(1, 2)), gy, self.down[j], alpha=self.gamma)
+        # γ folds into the accumulation onto the base path, in place.
+        return torch.bmm(g, self.Wt[layer].transpose(1, 2)).baddbmm_(gy, self.down[j], alpha=self.gamma)
 
     def _learn(self, layer: int, j: int, g: torch.Tensor, gy: torch.Tensor, h: torch.Tensor, a: torch.Tensor,
                norms: Norms | None, update: bool) -> None:
