@@ -87,6 +87,12 @@ class SimConfig:
     eps: float = 1e-8
     weight_decay: float = 0.0  # decoupled, as AdamW: P ← (1 − lr·weight_decay)·P − lr·∇P (SGD too)
     dtype: str = "float32"
+    # Opt-in (float32 only): the adapter products (h·Aᵀ, ·Bᵀ, g·B, ·A and the gradients) take
+    # bfloat16 operands — float32 accumulation inside the kernel, bfloat16 results — where the CPU
+    # multiplies bfloat16 natively (AVX512-BF16, AMX); A, B, the optimizer state, the frozen base
+    # path and every reduction stay float32. Slopes agree with float32 to ≲ 0.02 (the tests and
+    # benchmarks/bench_simulate.py check it); numbers are not float32's.
+    bf16: bool = False
     method: str = "auto"  # "direct", "reduced" (SGD only, exact) or "auto" (the cheaper)
     divergence_factor: float = 1e6
     adapted_layers: tuple[int, ...] | None = None  # 0-based layers with an adapter; None: all
@@ -136,6 +142,9 @@ class SimConfig:
         object.__setattr__(self, "optimizer", canonical_optimizer(self.optimizer))  # "adamw" → "adam"
         need(self.nonlinearity in ("relu", "linear"), f"nonlinearity must be relu or linear, got {self.nonlinearity!r}")
         need(self.dtype in ("float32", "float64"), f"dtype must be float32 or float64, got {self.dtype!r}")
+        need(isinstance(self.bf16, (bool, Integral)) and self.bf16 in (0, 1), f"bf16 must be true or false, got {self.bf16!r}")
+        object.__setattr__(self, "bf16", bool(self.bf16))
+        need(not (self.bf16 and self.dtype != "float32"), "bf16 products need dtype float32 (float64 runs are for accuracy)")
         need(self.method in ("auto", "direct", "reduced"), f"method must be auto, direct or reduced, got {self.method!r}")
         need(self.gram in ("explicit", "wishart"), f"gram must be explicit or wishart, got {self.gram!r}")
         need(not (self.gram == "wishart" and self.optimizer != "sgd"),

@@ -70,10 +70,16 @@ class Stack(ABC):
 
     down: torch.Tensor
     up: torch.Tensor
+    #: The factors as the adapter products take them: ``down`` and ``up`` themselves, or their
+    #: bfloat16 copies with ``cfg.bf16`` (refreshed after each update).
+    down_mm: torch.Tensor
+    up_mm: torch.Tensor
 
     def __init__(self, cfg: SimConfig, init: Mapping[str, torch.Tensor]) -> None:
         self.cfg = cfg
         self.dtype = getattr(torch, cfg.dtype)
+        self.bf16 = cfg.bf16
+        self.mm_dtype = torch.bfloat16 if cfg.bf16 else self.dtype  # operands of the adapter products
         self.L = cfg.depth
         self.relu = cfg.nonlinearity == "relu"
         self.gamma = float(cfg.gamma)
@@ -82,6 +88,10 @@ class Stack(ABC):
         self.lowest = self.adapted[0]  # back-propagation stops here: nothing below learns
         self.sgd = _sgd_step(cfg, self.gamma)  # (step, keep) of the SGD update
         self.Wt = init["W"].transpose(0, 1).transpose(2, 3).contiguous().to(self.dtype)  # (L,S,d,d) = Wᵀ
+
+    def _lo(self, t: torch.Tensor) -> torch.Tensor:
+        """``t`` as an operand of an adapter product: itself, or its bfloat16 copy with ``bf16``."""
+        return t if t.dtype == self.mm_dtype else t.to(self.mm_dtype)
 
     def _initial_A(self, init: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """A₀ of the adapted layers, (S, La, r, d) in float64."""
@@ -95,16 +105,18 @@ class Stack(ABC):
         h = x
         for layer in range(self.L):
             j = self.slot.get(layer)
+            hx = h  # the cached input: the operand of ∇down's product (bfloat16 with bf16)
             if j is None:
                 a = u = None
                 z = torch.bmm(h, self.Wt[layer])
             else:
-                a = torch.bmm(h, self.down[j].transpose(1, 2))
+                hx = self._lo(h)
+                a = torch.bmm(hx, self.down_mm[j].transpose(1, 2))
                 z, u = self._layer_output(h, a, layer, j, keep_u)
             act = None
             if self.relu and layer < self.L - 1:
                 act = z = z.relu_()  # in place; the backward masks with act > 0 (no bool mask, no cast)
-            cache.append((h, a, act, u))
+            cache.append((hx, a, act, u))
             h = z
         return h, cache
 
@@ -113,7 +125,7 @@ class Stack(ABC):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``(z, u)`` of an adapted layer: ``z = h·Wᵀ + u`` with ``u = γ·a·upᵀ``; u only when
         ``keep_u``."""
-        u = torch.bmm(a, self.up[j].transpose(1, 2)).mul_(self.gamma)
+        u = torch.bmm(a, self.up_mm[j].transpose(1, 2)).to(self.dtype).mul_(self.gamma)
         if keep_u:
             return torch.baddbmm(u, h, self.Wt[layer]), u
         return u.baddbmm_(h, self.Wt[layer]), None
@@ -138,7 +150,7 @@ class Stack(ABC):
             if j is None:  # a plain base layer (never the lowest one)
                 g = torch.bmm(g, self.Wt[layer].transpose(1, 2))
                 continue
-            g_in = adapted_layer(layer, j, g, torch.bmm(g, self.up[j]), h, a)
+            g_in = adapted_layer(layer, j, g, torch.bmm(self._lo(g), self.up_mm[j]), h, a)
             if g_in is None:
                 break
             g = g_in
@@ -146,7 +158,7 @@ class Stack(ABC):
     def _through(self, gy: torch.Tensor, j: int) -> torch.Tensor:
         """``γ·v·B·A`` (rows per example): the gradient into the layer input through the adapter
         path only, from ``gy = v·up``."""
-        return torch.bmm(gy, self.down[j]).mul_(self.gamma)
+        return torch.bmm(gy, self.down_mm[j]).to(self.dtype).mul_(self.gamma)
 
     def _input_grad(self, layer: int, j: int, g: torch.Tensor, gy: torch.Tensor) -> torch.Tensor:
         """The gradient into an adapted layer's input: base path plus adapter path."""
@@ -167,13 +179,16 @@ class Stack(ABC):
 
     # ----------------------------------------------------------------------- training
 
-    @staticmethod
     def _raw_grads(
-        g: torch.Tensor, gy: torch.Tensor, h: torch.Tensor, a: torch.Tensor,
+        self, g: torch.Tensor, gy: torch.Tensor, h: torch.Tensor, a: torch.Tensor,
         out: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The raw (γ-less) gradients ``(gyᵀ·h, gᵀ·a)`` of ``down`` and ``up``, into ``out``
-        when given."""
+        when given (with ``bf16``: bfloat16 products, copied into ``out``'s float32)."""
+        if self.bf16:
+            gx = self._lo(g)
+            grads = (torch.bmm(gy.transpose(1, 2), h), torch.bmm(gx.transpose(1, 2), a))
+            return grads if out is None else (out[0].copy_(grads[0]), out[1].copy_(grads[1]))
         down_out, up_out = out if out is not None else (None, None)
         return (torch.bmm(gy.transpose(1, 2), h, out=down_out),
                 torch.bmm(g.transpose(1, 2), a, out=up_out))
@@ -231,7 +246,7 @@ class Stack(ABC):
             fixed = None
             if fixed_grads is not None:
                 j = self.slot[layer]
-                fixed = self._through(torch.bmm(fixed_grads[layer], self.up[j]), j)
+                fixed = self._through(torch.bmm(self._lo(fixed_grads[layer]), self.up_mm[j]), j)
                 data["backward_fixed"][i, :, layer] = fixed.double().pow(2).mean(dim=(1, 2)).sqrt().numpy()
             for source, t in (("forward", cache[layer][3]), ("backward_fixed", fixed)):
                 if split and t is not None:
@@ -266,6 +281,8 @@ class DirectStack(Stack):
         # that layer's data is still in cache.
         self.sA = torch.empty(S, r, d, dtype=dt)
         self.sB = torch.empty(S, d, r, dtype=dt)
+        self.down_mm, self.up_mm = (self.down, self.up) if not cfg.bf16 else (
+            self.down.to(torch.bfloat16), self.up.to(torch.bfloat16))
         if cfg.optimizer == "adam":
             # One AdamW per layer on views of A and B (updated right after that layer's backward).
             # The fused CPU kernel makes one pass over the state.
@@ -279,15 +296,21 @@ class DirectStack(Stack):
             return super()._layer_output(h, a, layer, j, keep_u)
         # Training: γ folds into the accumulation onto the base output (no separate u), in place
         # (an out-of-place baddbmm would first copy the base product).
-        return torch.bmm(h, self.Wt[layer]).baddbmm_(a, self.up[j].transpose(1, 2), alpha=self.gamma), None
+        z = torch.bmm(h, self.Wt[layer])
+        if self.bf16:  # the bfloat16 adapter product, added onto the float32 base product
+            return z.add_(torch.bmm(a, self.up_mm[j].transpose(1, 2)), alpha=self.gamma), None
+        return z.baddbmm_(a, self.up[j].transpose(1, 2), alpha=self.gamma), None
 
     def _input_grad(self, layer: int, j: int, g: torch.Tensor, gy: torch.Tensor) -> torch.Tensor:
         # γ folds into the accumulation onto the base path, in place.
-        return torch.bmm(g, self.Wt[layer].transpose(1, 2)).baddbmm_(gy, self.down[j], alpha=self.gamma)
+        base = torch.bmm(g, self.Wt[layer].transpose(1, 2))
+        if self.bf16:
+            return base.add_(torch.bmm(gy, self.down_mm[j]), alpha=self.gamma)
+        return base.baddbmm_(gy, self.down[j], alpha=self.gamma)
 
     def _learn(self, layer: int, j: int, g: torch.Tensor, gy: torch.Tensor, h: torch.Tensor, a: torch.Tensor,
                norms: Norms | None, update: bool) -> None:
-        if norms is None and update and self.cfg.optimizer == "sgd":
+        if norms is None and update and self.cfg.optimizer == "sgd" and not self.bf16:
             self._sgd_update(j, g, gy, h, a)
             return
         self._raw_grads(g, gy, h, a, out=(self.sA, self.sB))
@@ -296,6 +319,9 @@ class DirectStack(Stack):
             norms[1][:, layer] = self.gamma * torch.linalg.vector_norm(self.sB, dim=(1, 2)).double().numpy()
         if update:
             self._update(j)
+            if self.bf16:  # the products' bfloat16 copies of the updated factors
+                self.down_mm[j].copy_(self.down[j])
+                self.up_mm[j].copy_(self.up[j])
 
     def _update(self, j: int) -> None:
         """Apply the raw gradients in the scratch buffers to adapter slot ``j``."""
