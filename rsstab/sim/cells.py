@@ -14,7 +14,7 @@ import torch
 from rsstab.sim.config import NETWORK_QUANTITIES, SimConfig
 from rsstab.sim.draws import batch_slice, draw_cell
 from rsstab.sim.finite import data_statistics, output_grads_at_layers
-from rsstab.sim.stack import build_stack
+from rsstab.sim.stack import build_stack, gram_order
 
 __all__ = ["CellResult", "simulate_cell", "run_cell"]
 
@@ -79,6 +79,9 @@ def _flops(cfg: SimConfig, n_steps: int, n_probes: int) -> float:
         r = d
     train = 2 * S * b * (La * 6 * r * d + L * 2 * d * d)  # fwd 2 adapter + 1 base; bwd 4 adapter + 1 base
     probe = 2 * S * pb * (La * 5 * r * d + L * 2 * d * d)
+    if gram_order(cfg):  # M = B·A, then d×d products: 3·r·d² + 3·b·d² per layer (probe: r·d² + 2·n·d²)
+        train = 2 * S * (La * (3 * r * d * d + 3 * b * d * d) + L * b * 2 * d * d)
+        probe = 2 * S * (La * (r * d * d + 2 * pb * d * d) + L * pb * 2 * d * d)
     return float(train * n_steps + probe * n_probes + qr + _extra_flops(cfg, n_steps, n_probes))
 
 
