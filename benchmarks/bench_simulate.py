@@ -384,6 +384,10 @@ def main(argv: list[str] | None = None) -> int:
                                                       depth=max(1, args.depth // 2))),
         (f"r={top}, seeds {args.seeds // 2}", replace(base, rank=top, gamma=top ** -0.5, method="direct",
                                                       seeds=max(1, args.seeds // 2))),
+        (f"r={top}, width {args.width // 2}", replace(base, rank=top, gamma=top ** -0.5, method="direct",
+                                                      width=max(1, args.width // 2))),
+        (f"r={top}, steps {args.steps // 2}", replace(base, rank=top, gamma=top ** -0.5, method="direct",
+                                                      steps=max(1, args.steps // 2))),
     ):
         clear_draw_cache()  # each cell with all its draws
         c = simulate_cell(cfg)
@@ -408,26 +412,35 @@ def main(argv: list[str] | None = None) -> int:
         f"Dense float32 matmul (1024², best of 8): **{peak / 1e9:.1f} GFLOP/s**.",
         "",
         *sections,
-        "`method`: the simulator's default (`auto`) trains SGD in the exact reduced form "
-        "(A = A₀X, B = YA₀ᵀ; per-step cost independent of r) when that is cheaper, else directly; "
-        "`direct` always materialises A and B (the form whose FLOP/s and linearity are measured). "
-        "Adam has no reduced form, so its default is the direct form.",
+        "`method`: the simulator's default (`auto`) trains SGD in the exact reduced form when r > d "
+        "(A₀ = Q·R: the direct form at rank d started from R; per-step cost independent of r), else "
+        "directly; `direct` always materialises A and B at rank r (the form whose FLOP/s and linearity "
+        "are measured). Adam has no reduced form, so its default is the direct form. `sim (default)`, "
+        "`sim direct`, `sim wishart` and `sim bf16` are each one pass over the rank grid in order, as "
+        "`rsstab simulate` runs it: the first cell draws the base, teacher, data and targets, the "
+        "others reuse them and draw only their A (the same numbers); `sim, fresh draws` draws every "
+        "cell afresh, as the PEFT loop does per rank.",
         "",
-        "Reading: at large r both sides run the same GEMMs (about 12·b·d·r flops per layer, seed and "
-        "step) with only b = 32 rows, compute-bound at similar efficiency, so batching the seeds buys "
-        "little there; its gain is at small r, where the PEFT loop pays per-module Python and autograd "
-        "overhead. Both sides also pay the same draws (Haar bases, A, data, teacher targets in float64). "
-        "The SGD default wins at large r by not doing the r-sized work at all (the reduced form). Adam "
-        "has no such form: its gain is batching, per-layer updates while the layer is in cache and "
-        "one fused AdamW step per layer (torch.optim.AdamW(fused=True) on views of A and B). That kernel runs at "
-        "about one cycle per element (bound by its square root and division), so what remains is the "
-        "matmuls themselves (see the breakdown): the direct ceiling above bounds any Adam speed-up.",
+        "Reading: at small r the time is the draws (paid once per grid now) and the frozen d×d base "
+        "products, which both sides must do; the simulator adds no Python or autograd per module. At "
+        "large r both sides run the same GEMMs (about 12·b·d·r flops per layer, seed and step) with "
+        "only b = 32 rows; the SGD default does not do the r-sized work at all (the reduced form), "
+        "Adam must. Adam's gain in float32 is batching, per-layer updates while the layer is in cache "
+        "and one fused AdamW step per layer (torch.optim.AdamW(fused=True) on views of A and B, about "
+        "one cycle per element); the rest is the matmuls at the rate these thin shapes allow (see the "
+        "breakdown), so float32 stays below the ceiling, which assumes the dense-matmul rate for every "
+        "FLOP. The opt-in bf16 products change the work — bfloat16 GEMMs on this CPU's AVX512-BF16 "
+        "units run several times the float32 rate — and go past it where the matmuls dominate. Narrow "
+        "layers (d < 2b, not this grid) use the Gram order (M = B·A, d×d products: 3·r·d² instead of "
+        "6·b·d·r).",
         "",
         "## Cost linearity of the simulator",
         "",
         markdown_table(lin, ["cell", "seconds", "GFLOP", "GFLOP/s"]),
         "",
-        "Direct form, γ = 1/√r: time should double from r/2 to r and halve with depth or seeds.",
+        "Direct form, γ = 1/√r: time should double from r/2 to r and halve with depth, seeds, width "
+        "or steps (width: the adapter work 12·b·d·r halves, the base 4·b·d² quarters; steps: the "
+        "probes and draws stay) — cost ∝ r·d·depth·seeds·steps at r ≫ d.",
         "",
         "FLOPs count the multiply-adds of the adapter and base matmuls (12·b·d·r + 4·b·d² per layer, "
         "seed and step for training; the probes likewise).",
