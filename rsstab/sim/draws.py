@@ -181,6 +181,8 @@ def draw_cell(cfg: SimConfig) -> dict[str, torch.Tensor]:
     key = _shared_key(cfg)
     with _CACHE_LOCK:
         hit = _SHARED_CACHE[0] if _SHARED_CACHE and _SHARED_CACHE[0][0] == key else None
+        if hit is None:
+            _SHARED_CACHE.clear()  # free the previous grid's draws before drawing these
     A = torch.empty((S, *shapes["A"]), dtype=torch.float64)
     if hit is not None:
         _, shared, states = hit
