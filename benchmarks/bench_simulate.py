@@ -69,7 +69,7 @@ def bmm_flops(seeds: int, batch: int, width: int, rank: int, repeats: int = 8) -
 #: torch.profiler op groups of the bottleneck breakdown (self CPU time; the rest of the wall
 #: time is Python and op dispatch).
 OP_GROUPS = {
-    "matmul": ("aten::bmm", "aten::baddbmm", "aten::mm", "aten::addmm"),
+    "matmul": ("aten::bmm", "aten::baddbmm", "aten::baddbmm_", "aten::mm", "aten::addmm"),
     "AdamW kernel": ("aten::_fused_adamw_", "aten::_fused_adam_"),
     "draws": ("aten::normal_", "aten::linalg_qr", "aten::triu", "aten::sign"),
     "alloc/copy": ("aten::fill_", "aten::zero_", "aten::copy_", "aten::cat", "aten::stack", "aten::empty",
