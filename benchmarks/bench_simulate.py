@@ -39,7 +39,7 @@ import torch
 from rsstab.experiments.compare import markdown_table
 from rsstab.io import atomic_write
 from rsstab.sim import SimConfig, draw_seed, simulate_cell, teacher_forward
-from rsstab.sim.draws import draw_cell as sim_init
+from rsstab.sim.draws import clear_draw_cache, draw_cell as sim_init
 
 
 def dense_matmul_flops(n: int = 1024, repeats: int = 8) -> float:
@@ -69,7 +69,7 @@ def bmm_flops(seeds: int, batch: int, width: int, rank: int, repeats: int = 8) -
 #: torch.profiler op groups of the bottleneck breakdown (self CPU time; the rest of the wall
 #: time is Python and op dispatch).
 OP_GROUPS = {
-    "matmul": ("aten::bmm", "aten::baddbmm", "aten::mm", "aten::addmm"),
+    "matmul": ("aten::bmm", "aten::baddbmm", "aten::baddbmm_", "aten::mm", "aten::addmm"),
     "AdamW kernel": ("aten::_fused_adamw_", "aten::_fused_adam_"),
     "draws": ("aten::normal_", "aten::linalg_qr", "aten::triu", "aten::sign"),
     "alloc/copy": ("aten::fill_", "aten::zero_", "aten::copy_", "aten::cat", "aten::stack", "aten::empty",
@@ -82,6 +82,7 @@ def breakdown(cfg: SimConfig) -> dict:
     element-wise for the remaining aten ops, and Python/dispatch for the rest of the wall time."""
     from torch.profiler import ProfilerActivity, profile
 
+    clear_draw_cache()  # a cell on its own: all its draws
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         t0 = time.perf_counter()
         cell = simulate_cell(cfg)
@@ -177,19 +178,42 @@ def peft_seed(cfg: SimConfig, s: int) -> dict[str, float]:
     return {"test_loss": final_loss, "forward": probes["forward"][-1], "backward": probes["backward"][-1]}
 
 
+def grid_pass(base: SimConfig, ranks: list[int], fresh: bool = False, **change) -> dict[int, object]:
+    """One pass over the rank grid as ``rsstab simulate`` runs it (in one process, ranks in
+    order): the first cell draws the rank-independent draws, the others reuse them (see
+    :func:`rsstab.sim.draws.draw_cell`). ``fresh``: every cell draws everything afresh."""
+    clear_draw_cache()
+    cells = {}
+    for r in ranks:
+        if fresh:
+            clear_draw_cache()
+        cells[r] = simulate_cell(replace(base, rank=r, gamma=1 / math.sqrt(r), **change))
+    return cells
+
+
 def compare(base: SimConfig, ranks: list[int], k: int, peak: float) -> tuple[list[dict], dict, float]:
     """Time rsstab.sim (default method and direct) and the PEFT loop on every rank of ``ranks``."""
     records, max_rel = [], 0.0
-    totals = {"auto": 0.0, "direct": 0.0, "wishart": 0.0, "peft": 0.0, "ideal": 0.0}
+    totals = {"auto": 0.0, "fresh": 0.0, "direct": 0.0, "wishart": 0.0, "peft": 0.0, "ideal": 0.0}
     # Warm-up (lazy initialisation of kernels and PEFT) outside the timings.
     warm = replace(base, rank=4, gamma=0.5, steps=1, seeds=1, depth=2)
     simulate_cell(warm)
+    d = base.width
+    if base.optimizer == "sgd":  # the reduced form's Cholesky and QR, the Bartlett draws
+        for w in (replace(warm, rank=3 * d, method="reduced"), replace(warm, rank=d + 1, method="reduced"),
+                  replace(warm, rank=3 * d, gram="wishart")):
+            simulate_cell(w)
     peft_seed(warm, 0)
+    passes = {"auto": grid_pass(base, ranks), "fresh": grid_pass(base, ranks, fresh=True),
+              "direct": grid_pass(base, ranks, method="direct")}
+    if base.optimizer == "sgd":  # the opt-in rank-for-free draws (exact in distribution)
+        passes["wishart"] = grid_pass(base, ranks, gram="wishart")
+    else:  # the opt-in bfloat16 adapter products
+        passes["bf16"] = grid_pass(base, ranks, bf16=True)
+        totals["bf16"] = 0.0
     for r in ranks:
         cfg = replace(base, rank=r, gamma=1 / math.sqrt(r))
-        cells = {m: simulate_cell(replace(cfg, method=m)) for m in ("auto", "direct")}
-        if base.optimizer == "sgd":  # the opt-in rank-for-free draws (exact in distribution)
-            cells["wishart"] = simulate_cell(replace(cfg, gram="wishart"))
+        cells = {m: cells_r[r] for m, cells_r in passes.items()}
         t0 = time.perf_counter()
         peft_out = [peft_seed(cfg, s) for s in range(k)]
         t_peft = (time.perf_counter() - t0) * base.seeds / k
@@ -198,14 +222,15 @@ def compare(base: SimConfig, ranks: list[int], k: int, peak: float) -> tuple[lis
         fw_theirs = math.sqrt(np.mean([o["forward"] ** 2 for o in peft_out]))
         for m, cell in cells.items():
             totals[m] += cell.seconds
-            if m == "wishart":
-                continue  # another draw of A: equal in distribution, not number by number
+            if m in ("wishart", "fresh", "bf16"):
+                continue  # wishart: another draw of A; bf16: not float32's numbers: equal in distribution, not number by number
             rel = float(np.max(np.abs(cell.data["test_loss"][-1, :k] / theirs - 1)))
             fw_ours = math.sqrt(np.mean(cell.data["forward"][-1, :k, -1] ** 2))
             max_rel = max(max_rel, rel, abs(fw_ours / fw_theirs - 1))
         d = cells["direct"]
+        clear_draw_cache()
         t0 = time.perf_counter()
-        sim_init(cfg)  # the draws and teacher targets (float64): a cost every simulator pays
+        sim_init(cfg)  # all draws and teacher targets (float64): a cost a simulator pays per cell
         ideal = time.perf_counter() - t0 + d.flops / peak
         totals["ideal"] += ideal
         rec = {
@@ -214,6 +239,7 @@ def compare(base: SimConfig, ranks: list[int], k: int, peak: float) -> tuple[lis
             "sim (default) s": cells["auto"].seconds,
             "method": cfg.resolved_method(),
             "speed-up": t_peft / cells["auto"].seconds,
+            "sim, fresh draws s": cells["fresh"].seconds,
             "sim direct s": d.seconds,
             "direct speed-up": t_peft / d.seconds,
             "direct GFLOP/s": d.flops / d.seconds / 1e9,
@@ -224,14 +250,43 @@ def compare(base: SimConfig, ranks: list[int], k: int, peak: float) -> tuple[lis
         if "wishart" in cells:
             rec["sim wishart s"] = cells["wishart"].seconds
             rec["wishart speed-up"] = t_peft / cells["wishart"].seconds
+        if "bf16" in cells:
+            rec["sim bf16 s"] = cells["bf16"].seconds
+            rec["bf16 speed-up"] = t_peft / cells["bf16"].seconds
+            rec["bf16 / ceiling"] = rec["bf16 speed-up"] / rec["direct ceiling"]
         records.append(rec)
         print(base.optimizer, json.dumps(rec), file=sys.stderr)
     total = {"rank": "all", "PEFT loop s": totals["peft"], "sim (default) s": totals["auto"],
-             "speed-up": totals["peft"] / totals["auto"], "sim direct s": totals["direct"],
+             "speed-up": totals["peft"] / totals["auto"], "sim, fresh draws s": totals["fresh"],
+             "sim direct s": totals["direct"],
              "direct speed-up": totals["peft"] / totals["direct"], "direct ceiling": totals["peft"] / totals["ideal"]}
     if base.optimizer == "sgd":
         total.update({"sim wishart s": totals["wishart"], "wishart speed-up": totals["peft"] / totals["wishart"]})
+    else:
+        total.update({"sim bf16 s": totals["bf16"], "bf16 speed-up": totals["peft"] / totals["bf16"],
+                      "bf16 / ceiling": totals["ideal"] / totals["bf16"]})
+        total["bf16 max slope diff"] = slope_diff(ranks, passes["auto"], passes["bf16"])
+    total["default / ceiling"] = totals["ideal"] / totals["auto"]
     return records, total, max_rel
+
+
+#: The probes whose slopes across ranks the bfloat16 check compares.
+SLOPED = ("forward", "backward", "grad_A", "grad_B", "moment1", "moment2", "moment4")
+
+
+def slope_diff(ranks: list[int], ref: dict, other: dict) -> float:
+    """The largest |slope difference| between two grid passes: per probe of :data:`SLOPED` and
+    adapted layer, the fitted slope (:func:`rsstab.fit.fit_slope`, seeds as replicates) of the
+    final probe across ranks."""
+    from rsstab.fit import fit_slope
+
+    worst = 0.0
+    for q in SLOPED:
+        for layer in ref[ranks[0]].config.adapter_layers():
+            s = [fit_slope(ranks, np.array([cells[r].data[q][-1, :, layer] for r in ranks])).slope
+                 for cells in (ref, other)]
+            worst = max(worst, abs(s[1] - s[0]))
+    return worst
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -273,14 +328,27 @@ def main(argv: list[str] | None = None) -> int:
             markdown_table(records + [total], list(records[0])),
             "",
             f"Total: PEFT loop {total['PEFT loop s']:.2f} s; rsstab.sim as `rsstab simulate` runs it "
-            f"{total['sim (default) s']:.2f} s (**{total['speed-up']:.1f}× faster**); the direct form alone "
-            f"{total['sim direct s']:.2f} s (**{total['direct speed-up']:.1f}×**). Largest relative difference "
-            f"from PEFT (final held-out loss, last-layer adapter RMS): {max_rel:.1e}. `direct ceiling`: the "
-            "PEFT loop's time over that of an ideal direct-form simulator — the draws (timed) plus every "
-            "counted FLOP at the dense-matmul rate, nothing else — the most the direct form could gain "
-            f"here: {total['direct ceiling']:.1f}× in all.",
+            f"{total['sim (default) s']:.2f} s (**{total['speed-up']:.1f}× faster**); with every cell drawing "
+            f"afresh {total['sim, fresh draws s']:.2f} s ({total['PEFT loop s'] / total['sim, fresh draws s']:.1f}×); "
+            f"the direct form alone {total['sim direct s']:.2f} s (**{total['direct speed-up']:.1f}×**). "
+            f"Largest relative difference from PEFT (final held-out loss, last-layer adapter RMS): {max_rel:.1e}. "
+            "`direct ceiling`: the PEFT loop's time over that of an ideal direct-form simulator that draws "
+            "every cell afresh — the draws (timed) plus every counted FLOP at the dense-matmul rate, nothing "
+            f"else: {total['direct ceiling']:.1f}× in all; the default reaches "
+            f"**{100 * total['default / ceiling']:.0f} %** of it.",
             "",
         ]
+        if opt == "adam":
+            sections += [
+                "Opt-in `bf16=True` (bfloat16 operands for the adapter products, float32 accumulation, "
+                "parameters and optimizer state): "
+                f"{total['sim bf16 s']:.2f} s in all (**{total['bf16 speed-up']:.1f}×**, "
+                f"**{100 * total['bf16 / ceiling']:.0f} %** of the float32 direct ceiling). Accuracy check on "
+                "this grid: the largest difference between its slopes across ranks and float32's (final "
+                "probe; forward, backward, grad_A, grad_B, moment1/2/4; every layer) is "
+                f"**{total['bf16 max slope diff']:.4f}** (required: < 0.02).",
+                "",
+            ]
         if opt == "sgd":
             sections += [
                 f"Opt-in `gram=\"wishart\"` (`rsstab simulate --gram wishart`): for r > d the d×d Bartlett "
@@ -316,7 +384,12 @@ def main(argv: list[str] | None = None) -> int:
                                                       depth=max(1, args.depth // 2))),
         (f"r={top}, seeds {args.seeds // 2}", replace(base, rank=top, gamma=top ** -0.5, method="direct",
                                                       seeds=max(1, args.seeds // 2))),
+        (f"r={top}, width {args.width // 2}", replace(base, rank=top, gamma=top ** -0.5, method="direct",
+                                                      width=max(1, args.width // 2))),
+        (f"r={top}, steps {args.steps // 2}", replace(base, rank=top, gamma=top ** -0.5, method="direct",
+                                                      steps=max(1, args.steps // 2))),
     ):
+        clear_draw_cache()  # each cell with all its draws
         c = simulate_cell(cfg)
         lin.append({"cell": label, "seconds": c.seconds, "GFLOP": c.flops / 1e9, "GFLOP/s": c.flops / c.seconds / 1e9})
 
@@ -339,26 +412,35 @@ def main(argv: list[str] | None = None) -> int:
         f"Dense float32 matmul (1024², best of 8): **{peak / 1e9:.1f} GFLOP/s**.",
         "",
         *sections,
-        "`method`: the simulator's default (`auto`) trains SGD in the exact reduced form "
-        "(A = A₀X, B = YA₀ᵀ; per-step cost independent of r) when that is cheaper, else directly; "
-        "`direct` always materialises A and B (the form whose FLOP/s and linearity are measured). "
-        "Adam has no reduced form, so its default is the direct form.",
+        "`method`: the simulator's default (`auto`) trains SGD in the exact reduced form when r > d "
+        "(A₀ = Q·R: the direct form at rank d started from R; per-step cost independent of r), else "
+        "directly; `direct` always materialises A and B at rank r (the form whose FLOP/s and linearity "
+        "are measured). Adam has no reduced form, so its default is the direct form. `sim (default)`, "
+        "`sim direct`, `sim wishart` and `sim bf16` are each one pass over the rank grid in order, as "
+        "`rsstab simulate` runs it: the first cell draws the base, teacher, data and targets, the "
+        "others reuse them and draw only their A (the same numbers); `sim, fresh draws` draws every "
+        "cell afresh, as the PEFT loop does per rank.",
         "",
-        "Reading: at large r both sides run the same GEMMs (about 12·b·d·r flops per layer, seed and "
-        "step) with only b = 32 rows, compute-bound at similar efficiency, so batching the seeds buys "
-        "little there; its gain is at small r, where the PEFT loop pays per-module Python and autograd "
-        "overhead. Both sides also pay the same draws (Haar bases, A, data, teacher targets in float64). "
-        "The SGD default wins at large r by not doing the r-sized work at all (the reduced form). Adam "
-        "has no such form: its gain is batching, per-layer updates while the layer is in cache and "
-        "one fused AdamW step per layer (torch.optim.AdamW(fused=True) on views of A and B). That kernel runs at "
-        "about one cycle per element (bound by its square root and division), so what remains is the "
-        "matmuls themselves (see the breakdown): the direct ceiling above bounds any Adam speed-up.",
+        "Reading: at small r the time is the draws (paid once per grid now) and the frozen d×d base "
+        "products, which both sides must do; the simulator adds no Python or autograd per module. At "
+        "large r both sides run the same GEMMs (about 12·b·d·r flops per layer, seed and step) with "
+        "only b = 32 rows; the SGD default does not do the r-sized work at all (the reduced form), "
+        "Adam must. Adam's gain in float32 is batching, per-layer updates while the layer is in cache "
+        "and one fused AdamW step per layer (torch.optim.AdamW(fused=True) on views of A and B, about "
+        "one cycle per element); the rest is the matmuls at the rate these thin shapes allow (see the "
+        "breakdown), so float32 stays below the ceiling, which assumes the dense-matmul rate for every "
+        "FLOP. The opt-in bf16 products change the work — bfloat16 GEMMs on this CPU's AVX512-BF16 "
+        "units run several times the float32 rate — and go past it where the matmuls dominate. Narrow "
+        "layers (d < 2b, not this grid) use the Gram order (M = B·A, d×d products: 3·r·d² instead of "
+        "6·b·d·r).",
         "",
         "## Cost linearity of the simulator",
         "",
         markdown_table(lin, ["cell", "seconds", "GFLOP", "GFLOP/s"]),
         "",
-        "Direct form, γ = 1/√r: time should double from r/2 to r and halve with depth or seeds.",
+        "Direct form, γ = 1/√r: time should double from r/2 to r and halve with depth, seeds, width "
+        "or steps (width: the adapter work 12·b·d·r halves, the base 4·b·d² quarters; steps: the "
+        "probes and draws stay) — cost ∝ r·d·depth·seeds·steps at r ≫ d.",
         "",
         "FLOPs count the multiply-adds of the adapter and base matmuls (12·b·d·r + 4·b·d² per layer, "
         "seed and step for training; the probes likewise).",

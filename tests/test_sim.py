@@ -62,9 +62,9 @@ def test_manual_gradients_match_autograd(nonlinearity: str) -> None:
 def _masked_grad(model: DirectStack, cache, g: torch.Tensor, layer: int) -> torch.Tensor:
     """dL/dz_layer by a plain reference back-propagation through the cached stack."""
     for lay in reversed(range(layer, model.L)):
-        mask = cache[lay][2]
-        if mask is not None:
-            g = g * mask
+        act = cache[lay][2]  # the layer's ReLU output: the mask is where it is > 0
+        if act is not None:
+            g = g * (act > 0)
         if lay == layer:
             return g
         g = g @ (model.Wt[lay].transpose(1, 2) + model.gamma * model.up[lay] @ model.down[lay])

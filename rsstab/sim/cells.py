@@ -14,7 +14,7 @@ import torch
 from rsstab.sim.config import NETWORK_QUANTITIES, SimConfig
 from rsstab.sim.draws import batch_slice, draw_cell
 from rsstab.sim.finite import data_statistics, output_grads_at_layers
-from rsstab.sim.stack import build_stack
+from rsstab.sim.stack import build_stack, gram_order
 
 __all__ = ["CellResult", "simulate_cell", "run_cell"]
 
@@ -73,13 +73,16 @@ def _flops(cfg: SimConfig, n_steps: int, n_probes: int) -> float:
     S, L, r, d, b, pb = cfg.seeds, cfg.depth, cfg.effective_rank(), cfg.width, cfg.batch, cfg.probe_batch
     La = len(cfg.adapter_layers())
     plain = 2 * S * (L - La) * 2 * d * d  # per example, layers without an adapter
-    if cfg.resolved_method() == "reduced":
-        train = 2 * S * La * (b * 9 * d * d + 2 * d**3) + plain * b  # fwd 4 b·d²; bwd 5 b·d² + 2 d³
-        probe = 2 * S * La * pb * 8 * d * d + plain * pb
-        return float(train * n_steps + probe * n_probes + 2 * S * La * r * d * d)
+    qr = 0.0
+    if cfg.resolved_method() == "reduced" and r > d:  # the direct form at rank d after A₀ = Q·R
+        qr = 2 * S * La * 2 * r * d * d  # Householder QR of A₀ (r×d): about 2·r·d² multiply-adds
+        r = d
     train = 2 * S * b * (La * 6 * r * d + L * 2 * d * d)  # fwd 2 adapter + 1 base; bwd 4 adapter + 1 base
     probe = 2 * S * pb * (La * 5 * r * d + L * 2 * d * d)
-    return float(train * n_steps + probe * n_probes + _extra_flops(cfg, n_steps, n_probes))
+    if gram_order(cfg):  # M = B·A, then d×d products: 3·r·d² + 3·b·d² per layer (probe: r·d² + 2·n·d²)
+        train = 2 * S * (La * (3 * r * d * d + 3 * b * d * d) + L * b * 2 * d * d)
+        probe = 2 * S * (La * (r * d * d + 2 * pb * d * d) + L * pb * 2 * d * d)
+    return float(train * n_steps + probe * n_probes + qr + _extra_flops(cfg, n_steps, n_probes))
 
 
 def _extra_flops(cfg: SimConfig, n_steps: int, n_probes: int) -> float:
@@ -90,7 +93,7 @@ def _extra_flops(cfg: SimConfig, n_steps: int, n_probes: int) -> float:
     La = len(cfg.adapter_layers())
     extra = 0.0
     if cfg.fixed_output_grad:
-        per_layer = 3 * d * d if cfg.resolved_method() == "reduced" else 2 * r * d
+        per_layer = 2 * min(r, d) * d if cfg.resolved_method() == "reduced" else 2 * r * d
         extra += 2 * S * pb * (La * per_layer * n_probes + 2 * L * d * d)
     if cfg.data_stats:
         n = 1 if cfg.share_data else S

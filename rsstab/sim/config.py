@@ -92,6 +92,12 @@ class SimConfig:
     eps: float = 1e-8
     weight_decay: float = 0.0  # decoupled, as AdamW: P ← (1 − lr·weight_decay)·P − lr·∇P (SGD too)
     dtype: str = "float32"
+    # Opt-in (float32 only): the adapter products (h·Aᵀ, ·Bᵀ, g·B, ·A and the gradients) take
+    # bfloat16 operands — float32 accumulation inside the kernel, bfloat16 results — where the CPU
+    # multiplies bfloat16 natively (AVX512-BF16, AMX); A, B, the optimizer state, the frozen base
+    # path and every reduction stay float32. Slopes agree with float32 to ≲ 0.02 (the tests and
+    # benchmarks/bench_simulate.py check it); numbers are not float32's.
+    bf16: bool = False
     method: str = "auto"  # "direct", "reduced" (SGD only, exact) or "auto" (the cheaper)
     divergence_factor: float = 1e6
     adapted_layers: tuple[int, ...] | None = None  # 0-based layers with an adapter; None: all
@@ -141,6 +147,9 @@ class SimConfig:
         object.__setattr__(self, "optimizer", canonical_optimizer(self.optimizer))  # "adamw" → "adam"
         need(self.nonlinearity in ("relu", "linear"), f"nonlinearity must be relu or linear, got {self.nonlinearity!r}")
         need(self.dtype in ("float32", "float64"), f"dtype must be float32 or float64, got {self.dtype!r}")
+        need(isinstance(self.bf16, (bool, Integral)) and self.bf16 in (0, 1), f"bf16 must be true or false, got {self.bf16!r}")
+        object.__setattr__(self, "bf16", bool(self.bf16))
+        need(not (self.bf16 and self.dtype != "float32"), "bf16 products need dtype float32 (float64 runs are for accuracy)")
         need(self.method in ("auto", "direct", "reduced"), f"method must be auto, direct or reduced, got {self.method!r}")
         need(self.gram in ("explicit", "wishart"), f"gram must be explicit or wishart, got {self.gram!r}")
         need(not (self.gram == "wishart" and self.optimizer != "sgd"),
@@ -171,12 +180,16 @@ class SimConfig:
         return lr, lr * self.lr_ratio
 
     def resolved_method(self) -> str:
-        """``direct`` or ``reduced``: ``auto`` takes the reduced form for SGD when its
-        per-step cost (14·b·d² + 4·d³ per layer and seed) is below the direct one (12·b·d·r)."""
+        """``direct`` or ``reduced``: ``auto`` takes the reduced form for SGD when it is cheaper.
+        The reduced form is the direct one at rank d after a QR of A₀ (see
+        :class:`rsstab.sim.stack.ReducedStack`): per layer and seed it saves the adapter work of
+        r − d ranks, 6·b·d·(r − d) multiply-adds a step and 5·n·d·(r − d) a probe (n the probe
+        batch), and costs 4·r·d² once (the float64 A₀ᵀA₀ or QR, weighted ×2)."""
         if self.method != "auto":
             return self.method
-        b, d, r = self.batch, self.width, self.effective_rank()
-        cheaper = 14 * b * d * d + 4 * d**3 < 12 * b * d * r
+        b, d, r, n = self.batch, self.width, self.effective_rank(), self.probe_batch
+        saved = (r - d) * d * (6 * b * int(self.steps) + 5 * n * len(self.probe_steps()))
+        cheaper = r > d and saved > 4 * r * d * d
         return "reduced" if self.optimizer == "sgd" and cheaper else "direct"
 
     def effective_rank(self) -> int:

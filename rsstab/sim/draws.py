@@ -9,12 +9,14 @@ fixed output gradient ``U`` comes from a stream of its own, so drawing it change
 from __future__ import annotations
 
 import math
+import threading
 
 import torch
 
 from rsstab.sim.config import SimConfig
 
-__all__ = ["draw_seed", "draw_cell", "bartlett_factor", "seed_shapes", "draw_output_grad", "teacher_forward", "batch_slice", "SHARED"]
+__all__ = ["draw_seed", "draw_cell", "bartlett_factor", "seed_shapes", "draw_output_grad", "teacher_forward", "batch_slice", "SHARED",
+           "clear_draw_cache"]
 
 #: The draws that ``share_data`` takes from seed 0 for every seed (A stays per seed).
 SHARED = ("W", "T", "x", "xt")
@@ -65,26 +67,37 @@ def draw_seed(
     B₀ = 0 keeps every A_t = Q·Ã_t and B_t = B̃_t·Qᵀ, and every recorded quantity (adapter output,
     gradients into the layer inputs, Frobenius norms of ∇A and ∇B) is the same for (A₀, B) as for
     (R, B̃): a rank-d adapter starting from R has exactly the distribution of the rank-r one."""
-    d, L, r, k = cfg.width, cfg.depth, cfg.rank, cfg.teacher_rank
     o = out or {}
+    gen = _generator(cfg.seed, s)
+    draws = _draw_shared(cfg, gen, o)
+    draws["A"] = _draw_A(cfg, gen, o.get("A"))
+    return draws
+
+
+def _draw_shared(cfg: SimConfig, gen: torch.Generator, o: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The rank-independent draws of one seed (``W``, ``T``, ``x``, ``xt``), in this order from
+    ``gen``; into ``o``'s tensors where given."""
+    d, L, k = cfg.width, cfg.depth, cfg.teacher_rank
     f64 = torch.float64
     gain = math.sqrt(2.0) if cfg.nonlinearity == "relu" else 1.0
-    gen = _generator(cfg.seed, s)
     W = torch.mul(_haar(L, d, gen), gain, out=o.get("W"))
     U = torch.randn(L, d, k, generator=gen, dtype=f64)
     V = torch.randn(L, d, k, generator=gen, dtype=f64)
     T = torch.add(W, cfg.teacher_scale * U @ V.transpose(1, 2) / math.sqrt(k * d), out=o.get("T"))
     x = _randn(((cfg.steps + 1) * cfg.batch, d), gen, o.get("x"))
     xt = _randn((cfg.probe_batch, d), gen, o.get("xt"))
-    # A last: the base, teacher and data of seed s are shared by every rank (common random
-    # numbers make slopes across ranks less noisy).
+    return {"W": W, "T": T, "x": x, "xt": xt}
+
+
+def _draw_A(cfg: SimConfig, gen: torch.Generator, out: torch.Tensor | None) -> torch.Tensor:
+    """A₀ (depth, r_eff, d), drawn last from ``gen``: the base, teacher and data of a seed are
+    shared by every rank (common random numbers make slopes across ranks less noisy, and
+    :func:`draw_cell` draws them once per rank grid)."""
+    d, L, r = cfg.width, cfg.depth, cfg.rank
     if cfg.gram == "wishart" and r > d:
         A = bartlett_factor(L, d, r, gen).mul_(cfg.a_init_scale / math.sqrt(d))
-        if "A" in o:
-            A = o["A"].copy_(A)
-    else:
-        A = _randn((L, r, d), gen, o.get("A")).mul_(cfg.a_init_scale / math.sqrt(d))
-    return {"W": W, "T": T, "x": x, "xt": xt, "A": A}
+        return A if out is None else out.copy_(A)
+    return _randn((L, r, d), gen, out).mul_(cfg.a_init_scale / math.sqrt(d))
 
 
 def _randn(shape: tuple[int, ...], gen: torch.Generator, out: torch.Tensor | None) -> torch.Tensor:
@@ -127,24 +140,76 @@ def teacher_forward(T: torch.Tensor, x: torch.Tensor, relu: bool) -> torch.Tenso
     return h
 
 
+#: The rank-independent draws of the last cell (see :func:`draw_cell`): (key, draws, generator
+#: states after them, one per seed). One entry; :func:`clear_draw_cache` empties it.
+_SHARED_CACHE: list = []
+_CACHE_LOCK = threading.Lock()
+#: Largest rank-independent draws (bytes) kept for the next cell.
+CACHE_BYTES = 1 << 30
+
+
+def clear_draw_cache() -> None:
+    """Forget the rank-independent draws kept by :func:`draw_cell` (the next cell draws afresh)."""
+    with _CACHE_LOCK:
+        _SHARED_CACHE.clear()
+
+
+def _shared_key(cfg: SimConfig) -> tuple:
+    """Everything the rank-independent draws of a cell depend on (not rank, gram, a_init_scale,
+    optimizer, γ, lr, method, dtype or adapted_layers)."""
+    return (int(cfg.seed), int(cfg.seeds), int(cfg.depth), int(cfg.width), int(cfg.steps), int(cfg.batch),
+            int(cfg.probe_batch), int(cfg.teacher_rank), float(cfg.teacher_scale), cfg.nonlinearity,
+            bool(cfg.share_data), bool(cfg.fixed_output_grad or cfg.data_stats))
+
+
 def draw_cell(cfg: SimConfig) -> dict[str, torch.Tensor]:
     """The draws of :func:`draw_seed` for every seed, stacked along a leading seed axis, plus the
     teacher's targets ``y`` (of ``x``) and ``yt`` (of ``xt``). Same seed → identical numbers.
 
     With ``share_data`` the draws in :data:`SHARED` are seed 0's for every seed. With
     ``fixed_output_grad`` or ``data_stats``, ``U`` (seeds, probe_batch, width) holds the fixed
-    output gradients (seed 0's for every seed with ``share_data``)."""
+    output gradients (seed 0's for every seed with ``share_data``).
+
+    Only ``A`` depends on the rank (it is drawn last from each seed's generator), so the other
+    draws and the targets of the previous cell are kept (one cell's worth, up to
+    :data:`CACHE_BYTES`) together with each seed's generator state after them: the next cell of
+    the same rank grid (same seed, seeds, shapes and teacher) draws only its ``A`` — exactly the
+    numbers a fresh draw gives. The returned tensors other than ``A`` may be those kept:
+    read-only for callers."""
     S = cfg.seeds
-    out = {n: torch.empty((S, *shape), dtype=torch.float64) for n, shape in seed_shapes(cfg).items()}
+    shapes = seed_shapes(cfg)
+    key = _shared_key(cfg)
+    with _CACHE_LOCK:
+        hit = _SHARED_CACHE[0] if _SHARED_CACHE and _SHARED_CACHE[0][0] == key else None
+        if hit is None:
+            _SHARED_CACHE.clear()  # free the previous grid's draws before drawing these
+    A = torch.empty((S, *shapes["A"]), dtype=torch.float64)
+    if hit is not None:
+        _, shared, states = hit
+        gen = torch.Generator()
+        for s in range(S):
+            gen.set_state(states[s])
+            _draw_A(cfg, gen, A[s])
+        return {**shared, "A": A}
+    shared = {n: torch.empty((S, *shapes[n]), dtype=torch.float64) for n in ("W", "T", "x", "xt")}
+    states = []
     for s in range(S):
-        draw_seed(cfg, s, {n: t[s] for n, t in out.items()})
+        gen = _generator(cfg.seed, s)
+        _draw_shared(cfg, gen, {n: t[s] for n, t in shared.items()})
+        states.append(gen.get_state())
+        _draw_A(cfg, gen, A[s])
     if cfg.share_data:
         for n in SHARED:
-            out[n][1:] = out[n][:1]
+            shared[n][1:] = shared[n][:1]
     if cfg.fixed_output_grad or cfg.data_stats:
         us = [draw_output_grad(cfg, 0 if cfg.share_data else s) for s in range(cfg.seeds)]
-        out["U"] = torch.stack(us)
+        shared["U"] = torch.stack(us)
     relu = cfg.nonlinearity == "relu"
-    out["y"] = teacher_forward(out["T"], out["x"], relu)
-    out["yt"] = teacher_forward(out["T"], out["xt"], relu)
-    return out
+    shared["y"] = teacher_forward(shared["T"], shared["x"], relu)
+    shared["yt"] = teacher_forward(shared["T"], shared["xt"], relu)
+    size = sum(t.numel() * t.element_size() for t in shared.values())
+    with _CACHE_LOCK:
+        _SHARED_CACHE.clear()
+        if size <= CACHE_BYTES:
+            _SHARED_CACHE.append((key, shared, states))
+    return {**shared, "A": A}

@@ -6,13 +6,12 @@ adapter (absent: a plain frozen base layer).
 
 :class:`Stack` holds what both forms share: the frozen base, the forward walk, the backward walk
 (ReLU masks, plain base layers), the held-out probes, the recording of gradient norms and the
-in-place SGD update. Its subclasses only store the adapter of slot ``j`` differently, as two
-trained factors ``down`` and ``up`` with a fixed ``M`` between them — the adapter output is
-``u = γ·h·downᵀ·M·upᵀ``:
+in-place SGD update. The adapter of slot ``j`` is held as two trained factors ``down`` and
+``up`` — the adapter output is ``u = γ·h·downᵀ·upᵀ``:
 
-* :class:`DirectStack`: ``down`` = A (r×d), ``up`` = B (d×r), ``M`` = I; SGD or AdamW.
-* :class:`ReducedStack`: ``down`` = X, ``up`` = Y (d×d) with A = A₀·X, B = Y·A₀ᵀ and
-  ``M`` = K = A₀ᵀA₀: exact for SGD from B₀ = 0 (see :mod:`rsstab.sim`).
+* :class:`DirectStack`: ``down`` = A (r×d), ``up`` = B (d×r); SGD or AdamW.
+* :class:`ReducedStack`: the direct form at rank d from ``down`` = R, the d×d factor of
+  A₀ = Q·R (A = Q·down, B = up·Qᵀ): exact for SGD from B₀ = 0 when r > d (see :mod:`rsstab.sim`).
 
 In both, with ``a = h·downᵀ`` (cached by the forward walk), ``g`` the gradient at the layer's output
 and ``gy = g·up``, the raw (γ-less) gradients of the factors are ``gᵀ·a`` (up) and ``gyᵀ·h`` (down),
@@ -31,10 +30,11 @@ import torch
 from rsstab.sim.config import SPLIT_QUANTITIES, SimConfig
 from rsstab.sim.finite import seed_split
 
-__all__ = ["Stack", "DirectStack", "ReducedStack", "build_stack"]
+__all__ = ["Stack", "DirectStack", "ReducedStack", "build_stack", "gram_order"]
 
-#: A layer's cache entry: (input h, a = h·downᵀ, ReLU mask, adapter output u); a and u are None
-#: for a plain base layer, mask for the top layer or a linear stack, u unless asked for.
+#: A layer's cache entry: (input h, a = h·downᵀ, ReLU output, adapter output u); a and u are None
+#: for a plain base layer, the ReLU output (the next layer's input, which is > 0 exactly where the
+#: pre-activation is) for the top layer or a linear stack, u unless asked for.
 Cache = list[tuple]
 Norms = tuple[np.ndarray, np.ndarray]
 
@@ -54,6 +54,19 @@ def _sgd_step(cfg: SimConfig, gamma: float, lr: float | None = None) -> tuple[fl
     return fit(-lr * gamma), fit(1.0 - lr * cfg.weight_decay)
 
 
+def gram_order(cfg: SimConfig) -> bool:
+    """Whether a cell multiplies its adapters in the Gram order: with ``M = B·A`` (d×d, r·d²) the
+    adapter output is ``h·Mᵀ``, the adapter-path input gradient ``g·M`` and, with ``G = gᵀ·h``,
+    the raw gradients are ``Bᵀ·G`` and ``G·Aᵀ`` — 3·r·d² + 3·b·d² multiply-adds per layer, seed
+    and step instead of the b×r products' 6·b·d·r (the same sums in another order, exact up to
+    rounding). Cheaper when d < 2b (narrow layers: width 16 with batch 64 does 1/8 of the work),
+    whatever r; r is the rank the stack holds (d in the reduced form). Not with ``bf16``."""
+    r, d, b = cfg.effective_rank(), int(cfg.width), int(cfg.batch)
+    if cfg.resolved_method() == "reduced":
+        r = min(r, d)
+    return not cfg.bf16 and 3 * r * d * d + 3 * b * d * d < 6 * b * d * r
+
+
 def _adamw(params: list[torch.Tensor], cfg: SimConfig) -> torch.optim.Optimizer:
     """AdamW over raw (γ-less) gradients ``[A, B]``: eps/γ, A at η_A and B at η_B
     (:attr:`SimConfig.learning_rates`); fused kernel where this torch has one."""
@@ -68,15 +81,22 @@ def _adamw(params: list[torch.Tensor], cfg: SimConfig) -> torch.optim.Optimizer:
 
 class Stack(ABC):
     """What the two forms share; a subclass sets ``down`` and ``up`` (one slot per adapted layer,
-    ascending), implements :meth:`_learn` and may override :meth:`_mid`, :meth:`_layer_output` and
+    ascending), implements :meth:`_learn` and may override :meth:`_layer_output` and
     :meth:`_input_grad`."""
 
     down: torch.Tensor
     up: torch.Tensor
+    #: The factors as the adapter products take them: ``down`` and ``up`` themselves, or their
+    #: bfloat16 copies with ``cfg.bf16`` (refreshed after each update).
+    down_mm: torch.Tensor
+    up_mm: torch.Tensor
 
     def __init__(self, cfg: SimConfig, init: Mapping[str, torch.Tensor]) -> None:
         self.cfg = cfg
         self.dtype = getattr(torch, cfg.dtype)
+        self.bf16 = cfg.bf16
+        self.mm_dtype = torch.bfloat16 if cfg.bf16 else self.dtype  # operands of the adapter products
+        self.gram = False  # the Gram order (see gram_order); a subclass decides
         self.L = cfg.depth
         self.relu = cfg.nonlinearity == "relu"
         self.gamma = float(cfg.gamma)
@@ -86,6 +106,10 @@ class Stack(ABC):
         self.sgd = _sgd_step(cfg, self.gamma)  # (step, keep) of the SGD update of A (down)
         self.sgd_up = _sgd_step(cfg, self.gamma, cfg.learning_rates[1])  # of B (up): η_B = η·lr_ratio
         self.Wt = init["W"].transpose(0, 1).transpose(2, 3).contiguous().to(self.dtype)  # (L,S,d,d) = Wᵀ
+
+    def _lo(self, t: torch.Tensor) -> torch.Tensor:
+        """``t`` as an operand of an adapter product: itself, or its bfloat16 copy with ``bf16``."""
+        return t if t.dtype == self.mm_dtype else t.to(self.mm_dtype)
 
     def _initial_A(self, init: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """A₀ of the adapted layers, (S, La, r, d) in float64."""
@@ -99,30 +123,41 @@ class Stack(ABC):
         h = x
         for layer in range(self.L):
             j = self.slot.get(layer)
+            hx = h  # the cached input: the operand of ∇down's product (bfloat16 with bf16)
             if j is None:
                 a = u = None
                 z = torch.bmm(h, self.Wt[layer])
             else:
-                a = torch.bmm(h, self.down[j].transpose(1, 2))
+                hx = self._lo(h)
+                a = self._adapter_a(hx, j)
                 z, u = self._layer_output(h, a, layer, j, keep_u)
-            mask = None
+            act = None
             if self.relu and layer < self.L - 1:
-                mask = z > 0
-                z = z.mul_(mask)
-            cache.append((h, a, mask, u))
+                act = z = z.relu_()  # in place; the backward masks with act > 0 (no bool mask, no cast)
+            cache.append((hx, a, act, u))
             h = z
         return h, cache
 
-    def _mid(self, t: torch.Tensor, j: int) -> torch.Tensor:
-        """``t·M`` for slot ``j``'s fixed middle factor M (identity here)."""
-        return t
+    def _adapter_a(self, hx: torch.Tensor, j: int) -> torch.Tensor:
+        """The cached ``a`` of slot ``j`` for inputs ``hx``: ``h·downᵀ``, or, in the Gram order
+        (``self.gram``), the d×d adapter ``M = up·down`` itself (no b×r product at all)."""
+        if self.gram:
+            return torch.bmm(self.up[j], self.down[j])
+        return torch.bmm(hx, self.down_mm[j].transpose(1, 2))
+
+    def _gy(self, g: torch.Tensor, j: int) -> torch.Tensor | None:
+        """``gy = g·up`` of slot ``j`` (None in the Gram order, which never forms it)."""
+        return None if self.gram else torch.bmm(self._lo(g), self.up_mm[j])
 
     def _layer_output(
         self, h: torch.Tensor, a: torch.Tensor, layer: int, j: int, keep_u: bool
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``(z, u)`` of an adapted layer: ``z = h·Wᵀ + u`` with ``u = γ·a·M·upᵀ``; u only when
-        ``keep_u``."""
-        u = torch.bmm(self._mid(a, j), self.up[j].transpose(1, 2)).mul_(self.gamma)
+        """``(z, u)`` of an adapted layer: ``z = h·Wᵀ + u`` with ``u = γ·a·upᵀ`` (``γ·h·Mᵀ`` in
+        the Gram order); u only when ``keep_u``."""
+        if self.gram:
+            u = torch.bmm(h, a.transpose(1, 2)).mul_(self.gamma)
+            return (torch.baddbmm(u, h, self.Wt[layer]), u) if keep_u else (u.baddbmm_(h, self.Wt[layer]), None)
+        u = torch.bmm(a, self.up_mm[j].transpose(1, 2)).to(self.dtype).mul_(self.gamma)
         if keep_u:
             return torch.baddbmm(u, h, self.Wt[layer]), u
         return u.baddbmm_(h, self.Wt[layer]), None
@@ -137,29 +172,31 @@ class Stack(ABC):
     ) -> None:
         """Back-propagate ``g`` = dL/d(output) from the top down to the lowest adapted layer:
         masks and plain base layers here; at an adapted layer,
-        ``adapted_layer(layer, j, g, gy, h, a)`` (``gy = g·up``) returns the gradient into the
-        layer's input, or None at the lowest adapted layer."""
+        ``adapted_layer(layer, j, g, gy, h, a)`` (``gy = g·up``, None in the Gram order) returns
+        the gradient into the layer's input, or None at the lowest adapted layer."""
         for layer in reversed(range(self.lowest, self.L)):
-            h, a, mask, _ = cache[layer]
-            if mask is not None:
-                g = g * mask
+            h, a, act, _ = cache[layer]
+            if act is not None:  # ReLU's backward: g where the output is > 0, else 0 (one kernel)
+                g = torch.ops.aten.threshold_backward(g, act, 0)
             j = self.slot.get(layer)
             if j is None:  # a plain base layer (never the lowest one)
                 g = torch.bmm(g, self.Wt[layer].transpose(1, 2))
                 continue
-            g_in = adapted_layer(layer, j, g, torch.bmm(g, self.up[j]), h, a)
+            g_in = adapted_layer(layer, j, g, self._gy(g, j), h, a)
             if g_in is None:
                 break
             g = g_in
 
-    def _through(self, gy: torch.Tensor, j: int) -> torch.Tensor:
+    def _through(self, v: torch.Tensor, gy: torch.Tensor | None, a: torch.Tensor, j: int) -> torch.Tensor:
         """``γ·v·B·A`` (rows per example): the gradient into the layer input through the adapter
-        path only, from ``gy = v·up``."""
-        return torch.bmm(self._mid(gy, j), self.down[j]).mul_(self.gamma)
+        path only, from ``gy = v·up`` (in the Gram order from v and the cached ``a`` = M)."""
+        if self.gram:
+            return torch.bmm(v, a).mul_(self.gamma)
+        return torch.bmm(gy, self.down_mm[j]).to(self.dtype).mul_(self.gamma)
 
-    def _input_grad(self, layer: int, j: int, g: torch.Tensor, gy: torch.Tensor) -> torch.Tensor:
+    def _input_grad(self, layer: int, j: int, g: torch.Tensor, gy: torch.Tensor | None, a: torch.Tensor) -> torch.Tensor:
         """The gradient into an adapted layer's input: base path plus adapter path."""
-        return torch.baddbmm(self._through(gy, j), g, self.Wt[layer].transpose(1, 2))
+        return torch.baddbmm(self._through(g, gy, a, j), g, self.Wt[layer].transpose(1, 2))
 
     def backward(self, g: torch.Tensor, cache: Cache) -> list[torch.Tensor]:
         """Back-propagate dL/d(output) = ``g`` without learning; return, per layer, the gradient
@@ -168,7 +205,7 @@ class Stack(ABC):
 
         def adapted_layer(layer: int, j: int, g: torch.Tensor, gy: torch.Tensor, h: torch.Tensor,
                           a: torch.Tensor) -> torch.Tensor | None:
-            through[layer] = ga = self._through(gy, j)
+            through[layer] = ga = self._through(g, gy, a, j)
             return torch.baddbmm(ga, g, self.Wt[layer].transpose(1, 2)) if layer > self.lowest else None
 
         self._walk_back(g, cache, adapted_layer)
@@ -176,13 +213,22 @@ class Stack(ABC):
 
     # ----------------------------------------------------------------------- training
 
-    @staticmethod
     def _raw_grads(
-        g: torch.Tensor, gy: torch.Tensor, h: torch.Tensor, a: torch.Tensor,
+        self, j: int, g: torch.Tensor, gy: torch.Tensor | None, h: torch.Tensor, a: torch.Tensor,
         out: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The raw (γ-less) gradients ``(gyᵀ·h, gᵀ·a)`` of ``down`` and ``up``, into ``out``
-        when given."""
+        """The raw (γ-less) gradients ``(gyᵀ·h, gᵀ·a)`` of ``down`` and ``up`` of slot ``j``, into
+        ``out`` when given (with ``bf16``: bfloat16 products, copied into ``out``'s float32). In
+        the Gram order, with ``G = gᵀ·h`` (d×d): ``upᵀ·G`` and ``G·downᵀ``."""
+        if self.gram:
+            G = torch.bmm(g.transpose(1, 2), h)
+            down_out, up_out = out if out is not None else (None, None)
+            return (torch.bmm(self.up[j].transpose(1, 2), G, out=down_out),
+                    torch.bmm(G, self.down[j].transpose(1, 2), out=up_out))
+        if self.bf16:
+            gx = self._lo(g)
+            grads = (torch.bmm(gy.transpose(1, 2), h), torch.bmm(gx.transpose(1, 2), a))
+            return grads if out is None else (out[0].copy_(grads[0]), out[1].copy_(grads[1]))
         down_out, up_out = out if out is not None else (None, None)
         return (torch.bmm(gy.transpose(1, 2), h, out=down_out),
                 torch.bmm(g.transpose(1, 2), a, out=up_out))
@@ -213,7 +259,7 @@ class Stack(ABC):
 
         def adapted_layer(layer: int, j: int, g: torch.Tensor, gy: torch.Tensor, h: torch.Tensor,
                           a: torch.Tensor) -> torch.Tensor | None:
-            g_in = self._input_grad(layer, j, g, gy) if layer > self.lowest else None
+            g_in = self._input_grad(layer, j, g, gy, a) if layer > self.lowest else None
             self._learn(layer, j, g, gy, h, a, norms, update)
             return g_in
 
@@ -242,7 +288,8 @@ class Stack(ABC):
             fixed = None
             if fixed_grads is not None:
                 j = self.slot[layer]
-                fixed = self._through(torch.bmm(fixed_grads[layer], self.up[j]), j)
+                v = fixed_grads[layer]
+                fixed = self._through(v, self._gy(v, j), cache[layer][1], j)
                 data["backward_fixed"][i, :, layer] = fixed.double().pow(2).mean(dim=(1, 2)).sqrt().numpy()
             for source, t in (("forward", cache[layer][3]), ("backward_fixed", fixed)):
                 if split and t is not None:
@@ -277,6 +324,9 @@ class DirectStack(Stack):
         # that layer's data is still in cache.
         self.sA = torch.empty(S, r, d, dtype=dt)
         self.sB = torch.empty(S, d, r, dtype=dt)
+        self.down_mm, self.up_mm = (self.down, self.up) if not cfg.bf16 else (
+            self.down.to(torch.bfloat16), self.up.to(torch.bfloat16))
+        self.gram = gram_order(cfg)
         if cfg.optimizer == "adam":
             # One AdamW per layer on views of A and B (updated right after that layer's backward).
             # The fused CPU kernel makes one pass over the state.
@@ -288,24 +338,38 @@ class DirectStack(Stack):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         if keep_u:
             return super()._layer_output(h, a, layer, j, keep_u)
-        # Training: γ folds into the accumulation onto the base output (no separate u).
-        return torch.baddbmm(torch.bmm(h, self.Wt[layer]), a, self.up[j].transpose(1, 2), alpha=self.gamma), None
+        # Training: γ folds into the accumulation onto the base output (no separate u), in place
+        # (an out-of-place baddbmm would first copy the base product).
+        z = torch.bmm(h, self.Wt[layer])
+        if self.gram:  # a = M = B·A
+            return z.baddbmm_(h, a.transpose(1, 2), alpha=self.gamma), None
+        if self.bf16:  # the bfloat16 adapter product, added onto the float32 base product
+            return z.add_(torch.bmm(a, self.up_mm[j].transpose(1, 2)), alpha=self.gamma), None
+        return z.baddbmm_(a, self.up[j].transpose(1, 2), alpha=self.gamma), None
 
-    def _input_grad(self, layer: int, j: int, g: torch.Tensor, gy: torch.Tensor) -> torch.Tensor:
-        # γ folds into the accumulation onto the base path.
-        return torch.baddbmm(torch.bmm(g, self.Wt[layer].transpose(1, 2)), gy, self.down[j], alpha=self.gamma)
+    def _input_grad(self, layer: int, j: int, g: torch.Tensor, gy: torch.Tensor | None, a: torch.Tensor) -> torch.Tensor:
+        # γ folds into the accumulation onto the base path, in place.
+        base = torch.bmm(g, self.Wt[layer].transpose(1, 2))
+        if self.gram:
+            return base.baddbmm_(g, a, alpha=self.gamma)
+        if self.bf16:
+            return base.add_(torch.bmm(gy, self.down_mm[j]), alpha=self.gamma)
+        return base.baddbmm_(gy, self.down[j], alpha=self.gamma)
 
     def _learn(self, layer: int, j: int, g: torch.Tensor, gy: torch.Tensor, h: torch.Tensor, a: torch.Tensor,
                norms: Norms | None, update: bool) -> None:
-        if norms is None and update and self.cfg.optimizer == "sgd":
+        if norms is None and update and self.cfg.optimizer == "sgd" and not (self.bf16 or self.gram):
             self._sgd_update(j, g, gy, h, a)
             return
-        self._raw_grads(g, gy, h, a, out=(self.sA, self.sB))
+        self._raw_grads(j, g, gy, h, a, out=(self.sA, self.sB))
         if norms is not None:
             norms[0][:, layer] = self.gamma * torch.linalg.vector_norm(self.sA, dim=(1, 2)).double().numpy()
             norms[1][:, layer] = self.gamma * torch.linalg.vector_norm(self.sB, dim=(1, 2)).double().numpy()
         if update:
             self._update(j)
+            if self.bf16:  # the products' bfloat16 copies of the updated factors
+                self.down_mm[j].copy_(self.down[j])
+                self.up_mm[j].copy_(self.up[j])
 
     def _update(self, j: int) -> None:
         """Apply the raw gradients in the scratch buffers to adapter slot ``j``."""
@@ -321,36 +385,30 @@ class DirectStack(Stack):
         a.grad = b.grad = None
 
 
-class ReducedStack(Stack):
-    """Exact SGD dynamics in d×d coordinates: with B₀ = 0, SGD keeps ``A_t = A₀·X_t`` and
-    ``B_t = Y_t·A₀ᵀ`` (∇A = γ·Bᵀ·G and ∇B = γ·G·Aᵀ with G = vᵀh stay in those forms), so the
-    adapter is ``γ·Y·K·X`` with ``K = A₀ᵀA₀`` and a step costs O(b·d² + d³) whatever r is;
-    r enters once, through K (O(r·d²)). ``down`` = X, ``up`` = Y (La,S,d,d); weight decay scales
-    them as it scales A and B. Norms use ‖A₀·M‖_F² = tr(Mᵀ·K·M). The tests check it against
-    :class:`DirectStack`."""
+class ReducedStack(DirectStack):
+    """Exact SGD dynamics at rank min(r, d): with B₀ = 0, SGD keeps ``A_t = Q·Ã_t`` and
+    ``B_t = B̃_t·Qᵀ`` for ``A₀ = Q·R`` (Q: r×d with orthonormal columns, R: d×d upper triangular;
+    ∇A = γ·Bᵀ·G and ∇B = γ·G·Aᵀ with G = vᵀh stay in those forms), and ``B·A = B̃·Ã``,
+    ``‖∇A‖_F = ‖∇Ã‖_F``, ``‖∇B‖_F = ‖∇B̃‖_F``: the rank-d adapter (Ã, B̃) started from Ã₀ = R
+    records exactly the numbers of the rank-r one (up to rounding). A step then costs
+    O(b·d²) whatever r is; r enters once, through the QR of A₀ (O(r·d²), float64). ``down`` = Ã,
+    ``up`` = B̃ (La,S,d,d); weight decay scales them as it scales A and B. For r ≤ d it is the
+    direct form itself. (The rank-for-free draws, ``gram="wishart"``, draw R instead of A₀.) The
+    tests check it against :class:`DirectStack`."""
 
-    def __init__(self, cfg: SimConfig, init: Mapping[str, torch.Tensor]) -> None:
-        super().__init__(cfg, init)
-        dt, S, d = self.dtype, cfg.seeds, cfg.width
-        La = len(self.adapted)
-        A0 = self._initial_A(init)
-        self.K = (A0.transpose(2, 3) @ A0).transpose(0, 1).to(dt).contiguous()  # (La,S,d,d) = A₀ᵀA₀
-        self.down = torch.eye(d, dtype=dt).expand(La, S, d, d).contiguous()
-        self.up = torch.zeros(La, S, d, d, dtype=dt)
-
-    def _mid(self, t: torch.Tensor, j: int) -> torch.Tensor:
-        return torch.bmm(t, self.K[j])
-
-    def _learn(self, layer: int, j: int, g: torch.Tensor, gy: torch.Tensor, h: torch.Tensor, a: torch.Tensor,
-               norms: Norms | None, update: bool) -> None:
-        if norms is not None:
-            ga, gb = self._raw_grads(g, gy, h, a)  # ∇A = γ·A₀·ga, ∇B = γ·gb·A₀ᵀ
-            k = self.K[j].double()
-            ga64, gb64 = ga.double(), gb.double()
-            norms[0][:, layer] = self.gamma * (torch.bmm(k, ga64) * ga64).sum(dim=(1, 2)).clamp_min(0).sqrt().numpy()
-            norms[1][:, layer] = self.gamma * (torch.bmm(gb64, k) * gb64).sum(dim=(1, 2)).clamp_min(0).sqrt().numpy()
-        if update:
-            self._sgd_update(j, g, gy, h, a)
+    def _initial_A(self, init: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        A0 = super()._initial_A(init)
+        r, d = A0.shape[-2:]
+        if r <= d:
+            return A0
+        if r >= 2 * d:
+            # R = Lᵀ for K = A₀ᵀA₀ = L·Lᵀ: one GEMM and a d×d Cholesky, far cheaper than a batched
+            # QR of the tall A₀ (which first copies it column-major). cond(K) = cond(A₀)² stays
+            # below ≈ 34 for Gaussian A₀ with r ≥ 2d, so R is as accurate as QR's in float64.
+            L, info = torch.linalg.cholesky_ex(A0.transpose(-2, -1) @ A0)
+            if not bool((info != 0).any()):
+                return L.transpose(-2, -1)
+        return torch.linalg.qr(A0, mode="r")[1]  # (S, La, d, d): RᵀR = A₀ᵀA₀
 
 
 def build_stack(cfg: SimConfig, init: Mapping[str, torch.Tensor]) -> Stack:

@@ -1,0 +1,37 @@
+"""The opt-in bfloat16 adapter products (``SimConfig(bf16=True)``): close to float32 cell by cell,
+and the same slopes across ranks (the accuracy check of the opt-in path; the full paper grid is
+checked by ``benchmarks/bench_simulate.py``, which reports the largest slope difference)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from rsstab.errors import RsstabError
+from rsstab.fit import fit_slope
+from rsstab.sim import SimConfig, simulate_cell
+
+GRID = dict(depth=3, width=32, steps=8, seeds=6, batch=16, probe_batch=32)
+SLOPED = ("forward", "backward", "grad_A", "grad_B", "moment4")
+
+
+@pytest.mark.parametrize("optimizer, lr", [("adam", 1e-4), ("sgd", 1e-3)])
+def test_bf16_slopes_agree_with_float32(optimizer: str, lr: float) -> None:
+    ranks = [4, 16, 64, 256]
+    cells = {bf: [simulate_cell(SimConfig(rank=r, gamma=1 / math.sqrt(r), optimizer=optimizer, lr=lr,
+                                           bf16=bf, **GRID)) for r in ranks] for bf in (False, True)}
+    for q in SLOPED:
+        for layer in range(GRID["depth"]):
+            s = [fit_slope(ranks, np.array([c.data[q][-1, :, layer] for c in cells[bf]])).slope for bf in (False, True)]
+            assert abs(s[1] - s[0]) < 0.02, (q, layer, s)
+    for f32, b16 in zip(cells[False], cells[True]):
+        np.testing.assert_allclose(b16.data["test_loss"], f32.data["test_loss"], rtol=1e-2)
+        np.testing.assert_allclose(b16.data["forward"], f32.data["forward"], rtol=0.05)
+
+
+def test_bf16_needs_float32() -> None:
+    with pytest.raises(RsstabError, match="float32"):
+        SimConfig(rank=4, gamma=1.0, bf16=True, dtype="float64")
+    assert SimConfig.from_dict(SimConfig(rank=4, gamma=1.0, bf16=True).to_dict()).bf16

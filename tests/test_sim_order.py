@@ -1,0 +1,37 @@
+"""The Gram order of the adapter products (:func:`rsstab.sim.stack.gram_order`): the same sums
+in another order, so every probe equals the b×r order's up to rounding (float64 here)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import rsstab.sim.stack as stack
+from rsstab.sim import SimConfig, simulate_cell
+
+BASE = dict(depth=3, width=8, steps=4, seeds=3, batch=16, probe_batch=12, dtype="float64", probe_every=2)
+
+
+@pytest.mark.parametrize("kw", [
+    dict(rank=24, optimizer="sgd", lr=0.05, method="direct"),
+    dict(rank=24, optimizer="sgd", lr=0.05, weight_decay=0.5, method="direct", nonlinearity="linear"),
+    dict(rank=24, optimizer="adam", lr=1e-3),
+    dict(rank=24, optimizer="adam", lr=1e-3, adapted_layers=(0, 2), fixed_output_grad=True),
+    dict(rank=40, optimizer="sgd", lr=0.05, share_data=True, fixed_output_grad=True, batch=24),  # reduced, r > d
+])
+def test_gram_order_equals_the_direct_order(kw, monkeypatch) -> None:
+    cfg = SimConfig(gamma=0.4, **{**BASE, **kw})
+    assert stack.gram_order(cfg)
+    gram = simulate_cell(cfg)
+    monkeypatch.setattr(stack, "gram_order", lambda cfg: False)
+    plain = simulate_cell(cfg)
+    assert set(gram.data) == set(plain.data)
+    for q in plain.data:
+        np.testing.assert_allclose(gram.data[q], plain.data[q], rtol=1e-9, atol=1e-300, err_msg=q)
+
+
+def test_gram_order_only_when_cheaper() -> None:
+    assert not stack.gram_order(SimConfig(rank=2048, gamma=1.0, width=128, batch=32))  # d > 2b
+    assert stack.gram_order(SimConfig(rank=2**18, gamma=1.0, optimizer="adam", width=16, batch=64))
+    assert not stack.gram_order(SimConfig(rank=2, gamma=1.0, width=16, batch=64))  # r·d² vs b·d·r: tiny r
+    assert not stack.gram_order(SimConfig(rank=4096, gamma=1.0, optimizer="adam", width=16, bf16=True))
