@@ -81,6 +81,7 @@ def empirical_verdict(
     adapted_layers: Sequence[int] | None = None,
     a_init_scale: Any = 1.0,
     gram: str = "explicit",
+    bf16: bool = False,
     tolerance: float | None = None,
     out: str | None = None,
     scheduler: str | None = None,
@@ -97,7 +98,8 @@ def empirical_verdict(
     :func:`make_configs`; ``constants`` apply to them too) — are passed to every cell; the other unset options
     take :data:`DEFAULTS`. ``gram="wishart"`` (SGD only) draws A₀'s d×d Bartlett factor instead of
     A₀ itself when r > d: exact in distribution, and the cost no longer grows with r (see
-    :func:`rsstab.sim.draws.draw_seed`). The cells (one per
+    :func:`rsstab.sim.draws.draw_seed`). ``bf16``: the adapter products take bfloat16 operands
+    (float32 accumulation; opt-in, slopes within 0.02 of float32, see :mod:`rsstab.sim`). The cells (one per
     rank, all seeds batched) run through :func:`rsstab.sweep.run_sweep`: in ``out`` (a resumable
     store) when given, else in a temporary directory; ``scheduler``/``workers`` choose where.
     Every cell records the fixed-gradient backward and the data statistics (SimConfig's
@@ -144,6 +146,8 @@ def empirical_verdict(
         opts["adapted_layers"] = tuple(adapted_layers)
     if gram != "explicit":  # the default stays out of the configs (and of their store keys)
         opts["gram"] = gram
+    if bf16:
+        opts["bf16"] = True
     if not _is_one(lr_ratio):
         opts["lr_ratio"] = lr_ratio
     text = getattr(schedule, "text", None) or (schedule if isinstance(schedule, str) else "callable")

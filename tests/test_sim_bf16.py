@@ -35,3 +35,20 @@ def test_bf16_needs_float32() -> None:
     with pytest.raises(RsstabError, match="float32"):
         SimConfig(rank=4, gamma=1.0, bf16=True, dtype="float64")
     assert SimConfig.from_dict(SimConfig(rank=4, gamma=1.0, bf16=True).to_dict()).bf16
+
+
+def test_simulate_bf16_flag_reaches_the_cells_and_keeps_the_slopes(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from rsstab.cli import main
+
+    bodies = []
+    for extra in ([], ["--bf16"]):
+        main(["simulate", "alpha/r", "--optimizer", "adam", "--ranks", "16,64,256", "--width", "16", "--depth", "2",
+              "--seeds", "3", "--steps", "3", "--json", *extra])
+        out = json.loads(capsys.readouterr().out)
+        bodies.append(out.get("body", out))
+    assert bodies[1]["settings"]["bf16"] is True and "bf16" not in bodies[0]["settings"]
+    for q in ("forward", "backward", "grad_init"):
+        f32, b16 = (b["quantities"][q]["slope"] for b in bodies)
+        assert abs(f32 - b16) < 0.02, (q, f32, b16)

@@ -117,6 +117,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="explicit: draw A₀ (r×d; default). wishart (SGD only): for r > width draw the "
                         "width×width Bartlett factor of A₀ instead — exact in distribution for Gaussian "
                         "A₀, cost independent of r (ranks up to 2^30 in seconds)")
+    p.add_argument("--bf16", action="store_true",
+                   help="opt-in faster adapter products: bfloat16 operands with float32 accumulation "
+                        "(A, B, optimizer state and the base stay float32; slopes within 0.02 of float32)")
     p.add_argument("--set", dest="constants", action="append", default=[], metavar="NAME=VALUE",
                    help="value of a named constant of EXPR (repeatable; default 1)")
     p.add_argument("--tolerance", type=_positive_float, default=None,
@@ -291,7 +294,7 @@ def run(args: argparse.Namespace) -> int:
     constants = parse_constants(args.constants)
     options = {
         k: getattr(args, k)
-        for k in ("ranks", "depth", "width", "steps", "seeds", "batch", "lr", "lr_ratio", "seed", "gram",
+        for k in ("ranks", "depth", "width", "steps", "seeds", "batch", "lr", "lr_ratio", "seed", "gram", "bf16",
                   "tolerance", "out", "scheduler", "workers", "share_data", "fixed_batch")
     }
     verdict, out = report(args.expr, args.optimizer, constants, init_std=args.init_std, progress=args.progress,
