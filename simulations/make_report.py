@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     appendix += [(f"Experiment summary `{n}`", f"[{n}/summary.md]({n}/summary.md)")
                  for n in (*EXPERIMENTS, "real_model", "real_model_sgd") if (out / n / "summary.md").exists()]
     for extra, title in (("performance.md", "Simulator performance vs a PEFT loop"),
+                         ("performance-1thread.md", "Simulator performance vs a PEFT loop, one thread"),
                          ("teaching.ipynb", "Teaching notebook")):
         if (out / extra).exists():
             appendix.append((title, f"[{extra}]({extra})"))
