@@ -151,6 +151,7 @@ def test_cli_number_learning_rate_is_a_constant_schedule(capsys) -> None:
 @pytest.mark.parametrize("argv", [
     ["--lr", "-1"], ["--lr", "0"], ["--lr", "__import__('os')"], ["--lr", "r +"], ["--lr-ratio", "0"],
     ["--lr-ratio", "nan"], ["--init-std", "1/("], ["--init-std", "-inf"], ["--lr", "r - 100"],
+    ["--lr", "eta*r", "--set", "foo=2"],  # a value for a name no expression of the tuple has, as check refuses
 ])
 def test_cli_bad_tuple_is_one_line_exit_2(argv, capsys) -> None:
     try:

@@ -177,8 +177,8 @@ def report(
         options["a_init_scale"] = sigma
     lr, ratio = options.get("lr"), options.get("lr_ratio", 1.0)
     check_lr, check_ratio = symbolic_tuple(lr, ratio)
-    given = {k: v for k, v in (constants or {}).items() if k in _names(expr, check_lr, sigma, check_ratio)}
-    symbolic = rsstab.check(expr, optimizer=optimizer, constants=given or None, lr=check_lr, init_std=sigma,
+    # check refuses a value for a name none of the tuple's expressions has (one-line error, exit 2)
+    symbolic = rsstab.check(expr, optimizer=optimizer, constants=constants or None, lr=check_lr, init_std=sigma,
                             lr_ratio=check_ratio)
     notes = list(symbolic.notes) if check_ratio is not None else []
     verdict = empirical_verdict(expr, optimizer, constants=constants, **options)
@@ -218,26 +218,6 @@ def symbolic_tuple(lr: Any, lr_ratio: Any) -> tuple[str | None, str | None]:
     check_lr = None if lr is None or isinstance(lr, (int, float)) else str(lr)
     ratio_one = isinstance(lr_ratio, (int, float)) and float(lr_ratio) == 1.0
     return check_lr, (None if ratio_one else str(lr_ratio))
-
-
-def _names(*texts: str | None) -> set[str]:
-    """The constants named in the expressions (the schedule parser's)."""
-    from rsstab.schedule import as_schedule
-
-    out: set[str] = set()
-    for t in texts:
-        if isinstance(t, str):
-            out |= set(as_schedule(t).constants) | set(_parameters(t))
-    return out
-
-
-def _parameters(text: str) -> tuple[str, ...]:
-    """Names in an exponent of r (the parametric parser's parameters)."""
-    from rsstab.parametric import parameters_of
-    from rsstab.schedule import as_schedule
-
-    expr = as_schedule(text).expr
-    return tuple(parameters_of(expr)) if expr is not None else ()
 
 
 def _add_predictions(verdict: Any, out: dict[str, Any]) -> None:
