@@ -70,7 +70,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
-from rsstab.sim.config import SimConfig
+from rsstab.sim.config import ADAM_DATA_QUANTITIES, SimConfig
 from rsstab.sim.draws import batch_slice
 
 __all__ = ["seed_split", "data_statistics", "output_grads_at_layers", "reference_columns", "AdamColumns"]
@@ -204,8 +204,9 @@ class AdamColumns:
         self.psi.add_(step.nan_to_num_(0.0))
 
     def moments(self, h: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """``(adam_probe_coh2, adam_probe_m2, adam_u_coh2, adam_u_m2)`` per data copy, for probe
-        inputs ``h`` (n, m, d_in) and fixed output gradients ``u`` (n, m, d_out)."""
+        """The :data:`ADAM_DATA_QUANTITIES` (``adam_probe_coh2``, ``adam_probe_m2``, ``adam_u_coh2``,
+        ``adam_u_m2``) per data copy, for probe inputs ``h`` (n, m, d_in) and fixed output
+        gradients ``u`` (n, m, d_out)."""
         n, M = h.shape[0], self.a.shape[1]
         if self.psi is None:  # no step yet: nothing has moved
             zero = torch.zeros(n, dtype=torch.float64)
@@ -268,7 +269,7 @@ def data_statistics(
                    (torch.bmm(u, C) * u).sum(2).mean(1))
 
     columns: dict[int, AdamColumns] = {}
-    if "adam_probe_coh2" in cfg.data_quantities():
+    if set(ADAM_DATA_QUANTITIES) <= set(cfg.data_quantities()):
         gen = torch.Generator().manual_seed(int(cfg.seed) * 1_000_003 + 0x5EED)  # apart from every adapter draw
         a = torch.randn(Wt.shape[-1], reference_columns(cfg), generator=gen, dtype=torch.float64)
         columns = {k: AdamColumns(a, cfg.betas) for k in layers}
@@ -297,8 +298,7 @@ def data_statistics(
                 "sign_uq": sign[k][2],
             }
             if columns:
-                values.update(zip(("adam_probe_coh2", "adam_probe_m2", "adam_u_coh2", "adam_u_m2"),
-                                  columns[k].moments(h, u)))
+                values.update(zip(ADAM_DATA_QUANTITIES, columns[k].moments(h, u)))
             for q, v in values.items():
                 out[q][i, :, k] = v.numpy()  # broadcast from 1 seed under share_data
     return out
