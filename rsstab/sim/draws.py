@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
@@ -148,6 +150,20 @@ _CACHE_LOCK = threading.Lock()
 CACHE_BYTES = 1 << 30
 
 
+def _per_seed(draw: Callable[[int], None], seeds: int) -> None:
+    """``draw(s)`` for every seed, on torch's intra-op thread count at once: every seed has its
+    own generator, so the numbers do not depend on the order (torch's ops release the GIL; a
+    Gaussian fill runs on one thread whatever the setting, so this is where drawing scales)."""
+    workers = min(torch.get_num_threads(), seeds)
+    if workers <= 1:
+        for s in range(seeds):
+            draw(s)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        for f in [pool.submit(draw, s) for s in range(seeds)]:
+            f.result()
+
+
 def clear_draw_cache() -> None:
     """Forget the rank-independent draws kept by :func:`draw_cell` (the next cell draws afresh)."""
     with _CACHE_LOCK:
@@ -186,18 +202,24 @@ def draw_cell(cfg: SimConfig) -> dict[str, torch.Tensor]:
     A = torch.empty((S, *shapes["A"]), dtype=torch.float64)
     if hit is not None:
         _, shared, states = hit
-        gen = torch.Generator()
-        for s in range(S):
+
+        def draw_a(s: int) -> None:
+            gen = torch.Generator()
             gen.set_state(states[s])
             _draw_A(cfg, gen, A[s])
+
+        _per_seed(draw_a, S)
         return {**shared, "A": A}
     shared = {n: torch.empty((S, *shapes[n]), dtype=torch.float64) for n in ("W", "T", "x", "xt")}
-    states = []
-    for s in range(S):
+    states: list = [None] * S
+
+    def draw(s: int) -> None:
         gen = _generator(cfg.seed, s)
         _draw_shared(cfg, gen, {n: t[s] for n, t in shared.items()})
-        states.append(gen.get_state())
+        states[s] = gen.get_state()
         _draw_A(cfg, gen, A[s])
+
+    _per_seed(draw, S)
     if cfg.share_data:
         for n in SHARED:
             shared[n][1:] = shared[n][:1]
