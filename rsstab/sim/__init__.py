@@ -36,7 +36,11 @@ The model (one *cell* = one rank, one γ_r, all seeds at once):
   3·r·d² instead of 6·b·d·r per layer, seed and step (:func:`~rsstab.sim.stack.gram_order`).
   Opt-in ``bf16=True``: the adapter products take bfloat16 operands (float32 accumulation;
   parameters, optimizer state, base path and reductions stay float32), several times faster
-  where the CPU multiplies bfloat16 natively; slopes agree with float32 to ≲ 0.02 (tested).
+  where the CPU multiplies bfloat16 natively (:func:`~rsstab.sim.stack.native_bf16`) and slower
+  where torch emulates it; slopes agree with float32 to ≲ 0.02 (tested). The seeds' draws run on
+  torch's thread count (each seed has its own generator: the same numbers in any order); Adam
+  calls torch's fused AdamW kernel directly, once per layer and step
+  (:class:`~rsstab.sim.stack.LayerAdamW`).
 * **Rank for free** (``gram="wishart"``, opt-in, SGD only; ``rsstab simulate --gram wishart``):
   the SGD dynamics and every probe depend on A₀ only through ``K = A₀ᵀA₀`` (equivalently through
   the R of ``A₀ = Q·R``: a rank-d adapter started from R records the same numbers as the rank-r
