@@ -52,3 +52,32 @@ def test_simulate_bf16_flag_reaches_the_cells_and_keeps_the_slopes(capsys: pytes
     for q in ("forward", "backward", "grad_init"):
         f32, b16 = (b["quantities"][q]["slope"] for b in bodies)
         assert abs(f32 - b16) < 0.02, (q, f32, b16)
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_simulate_bf16_says_when_this_cpu_would_emulate_it(native: bool, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """Without bfloat16 matrix units torch emulates the products (slower than float32): the
+    command still runs and says so on stderr, once; with them it says nothing."""
+    from rsstab.cli import main
+    from rsstab.sim import stack
+
+    monkeypatch.setattr(stack, "native_bf16", lambda: native)
+    main(["simulate", "alpha/r", "--optimizer", "adam", "--ranks", "16,64", "--width", "16", "--depth", "1",
+          "--seeds", "2", "--steps", "2", "--json", "--bf16"])
+    err = capsys.readouterr().err
+    assert ("no bfloat16 matrix units" in err) is (not native)
+    assert err.count("bfloat16") == (0 if native else 1)
+
+
+def test_native_bf16_matches_the_cpu_flags() -> None:
+    """The probe agrees with the kernel's CPU flags where Linux shows them."""
+    import pathlib
+
+    from rsstab.sim.stack import native_bf16
+
+    info = pathlib.Path("/proc/cpuinfo")
+    if not info.exists():
+        pytest.skip("no /proc/cpuinfo")
+    flags = set(" ".join(line for line in info.read_text().splitlines() if line.startswith("flags")).split())
+    assert native_bf16() == bool({"avx512_bf16", "amx_tile"} & flags)

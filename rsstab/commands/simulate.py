@@ -271,6 +271,12 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    if args.bf16:
+        from rsstab.sim.stack import native_bf16
+
+        if not native_bf16():
+            print("rsstab simulate: note: this CPU has no bfloat16 matrix units (AVX512-BF16 or AMX); "
+                  "--bf16 keeps its accuracy but runs slower than float32 here", file=sys.stderr)
     constants = parse_constants(args.constants)
     options = {
         k: getattr(args, k)
