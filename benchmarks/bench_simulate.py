@@ -40,6 +40,19 @@ from rsstab.experiments.compare import markdown_table
 from rsstab.io import atomic_write
 from rsstab.sim import SimConfig, draw_seed, simulate_cell, teacher_forward
 from rsstab.sim.draws import clear_draw_cache, draw_cell as sim_init
+from rsstab.sim.stack import native_bf16
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo), else what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
 
 
 def dense_matmul_flops(n: int = 1024, repeats: int = 8) -> float:
@@ -52,6 +65,32 @@ def dense_matmul_flops(n: int = 1024, repeats: int = 8) -> float:
         torch.mm(a, b)
         best = min(best, time.perf_counter() - t)
     return 2 * n**3 / best
+
+
+def stream_bandwidth(n: int = 1 << 26, repeats: int = 5) -> float:
+    """Best memory bandwidth (bytes/s) of ``torch.add(a, b, out=c)`` on float32 vectors far
+    larger than the caches: two reads and one write per element."""
+    a, b, c = torch.randn(n), torch.randn(n), torch.empty(n)
+    torch.add(a, b, out=c)
+    best = math.inf
+    for _ in range(repeats):
+        t = time.perf_counter()
+        torch.add(a, b, out=c)
+        best = min(best, time.perf_counter() - t)
+    return 12 * n / best
+
+
+#: Bytes AdamW moves per parameter and step: it reads the parameter, its gradient and both
+#: moments and writes the parameter and both moments back (float32).
+ADAMW_BYTES = 7 * 4
+
+
+def adamw_traffic_seconds(cfg: SimConfig, bandwidth: float) -> float:
+    """The time any AdamW needs to stream its state through memory for ``cfg``'s training steps
+    at ``bandwidth`` (every adapter parameter, every seed; the state of a layer at r·d ≫ cache
+    size does not stay in cache between steps)."""
+    params = cfg.seeds * len(cfg.adapter_layers()) * 2 * cfg.rank * cfg.width
+    return ADAMW_BYTES * params * cfg.steps / bandwidth
 
 
 def bmm_flops(seeds: int, batch: int, width: int, rank: int, repeats: int = 8) -> float:
@@ -71,27 +110,46 @@ def bmm_flops(seeds: int, batch: int, width: int, rank: int, repeats: int = 8) -
 OP_GROUPS = {
     "matmul": ("aten::bmm", "aten::baddbmm", "aten::baddbmm_", "aten::mm", "aten::addmm"),
     "AdamW kernel": ("aten::_fused_adamw_", "aten::_fused_adam_"),
-    "draws": ("aten::normal_", "aten::linalg_qr", "aten::triu", "aten::sign"),
+    "draws": (),  # the wall time inside draw_cell (see breakdown)
     "alloc/copy": ("aten::fill_", "aten::zero_", "aten::copy_", "aten::cat", "aten::stack", "aten::empty",
                    "aten::empty_strided", "aten::zeros_like", "aten::clone", "aten::_to_copy"),
 }
 
 
 def breakdown(cfg: SimConfig) -> dict:
-    """Where one direct-form cell spends its time: torch.profiler self CPU time per op group,
-    element-wise for the remaining aten ops, and Python/dispatch for the rest of the wall time."""
-    from torch.profiler import ProfilerActivity, profile
+    """Where one direct-form cell spends its time: the draws (wall time inside ``draw_cell``: it
+    draws the seeds on worker threads, which the profiler does not follow), then torch.profiler
+    self CPU time per op group for the rest, element-wise for the remaining aten ops, and
+    Python/dispatch for the rest of the wall time."""
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    import rsstab.sim.cells as cells
 
     clear_draw_cache()  # a cell on its own: all its draws
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        t0 = time.perf_counter()
-        cell = simulate_cell(cfg)
-        wall = time.perf_counter() - t0
+    draw = cells.draw_cell
+
+    def marked(c: SimConfig) -> dict:
+        with record_function("rsstab::draws"):
+            return draw(c)
+
+    cells.draw_cell = marked
+    try:
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            t0 = time.perf_counter()
+            cell = simulate_cell(cfg)
+            wall = time.perf_counter() - t0
+    finally:
+        cells.draw_cell = draw
+    events = prof.events()
+    spans = [(e.time_range.start, e.time_range.end) for e in events if e.name == "rsstab::draws"]
     sums = dict.fromkeys([*OP_GROUPS, "element-wise"], 0.0)
-    for ev in prof.key_averages():
-        if ev.key.startswith("aten::"):
-            group = next((g for g, ops in OP_GROUPS.items() if ev.key in ops), "element-wise")
-            sums[group] += ev.self_cpu_time_total / 1e6
+    sums["draws"] = sum(end - start for start, end in spans) / 1e6
+    for ev in events:
+        if not ev.name.startswith("aten::") or any(a <= ev.time_range.start and ev.time_range.end <= b
+                                                   for a, b in spans):
+            continue
+        group = next((g for g, ops in OP_GROUPS.items() if ev.name in ops), "element-wise")
+        sums[group] += ev.self_cpu_time_total / 1e6
     rest = wall - sum(sums.values())
     rec = {"rank": cfg.rank, "seconds": wall}
     rec.update({f"{g} %": 100 * v / wall for g, v in sums.items()})
@@ -191,7 +249,8 @@ def grid_pass(base: SimConfig, ranks: list[int], fresh: bool = False, **change) 
     return cells
 
 
-def compare(base: SimConfig, ranks: list[int], k: int, peak: float) -> tuple[list[dict], dict, float]:
+def compare(base: SimConfig, ranks: list[int], k: int, peak: float,
+            bandwidth: float) -> tuple[list[dict], dict, float]:
     """Time rsstab.sim (default method and direct) and the PEFT loop on every rank of ``ranks``."""
     records, max_rel = [], 0.0
     totals = {"auto": 0.0, "fresh": 0.0, "direct": 0.0, "wishart": 0.0, "peft": 0.0, "ideal": 0.0}
@@ -250,6 +309,12 @@ def compare(base: SimConfig, ranks: list[int], k: int, peak: float) -> tuple[lis
         if "wishart" in cells:
             rec["sim wishart s"] = cells["wishart"].seconds
             rec["wishart speed-up"] = t_peft / cells["wishart"].seconds
+        if base.optimizer == "adam":
+            traffic = adamw_traffic_seconds(cfg, bandwidth)
+            totals["ideal + traffic"] = totals.get("ideal + traffic", 0.0) + ideal + traffic
+            rec["AdamW traffic s"] = traffic
+            rec["ceiling with AdamW traffic"] = t_peft / (ideal + traffic)
+            rec["default / that"] = (ideal + traffic) / cells["auto"].seconds
         if "bf16" in cells:
             rec["sim bf16 s"] = cells["bf16"].seconds
             rec["bf16 speed-up"] = t_peft / cells["bf16"].seconds
@@ -263,6 +328,9 @@ def compare(base: SimConfig, ranks: list[int], k: int, peak: float) -> tuple[lis
     if base.optimizer == "sgd":
         total.update({"sim wishart s": totals["wishart"], "wishart speed-up": totals["peft"] / totals["wishart"]})
     else:
+        total.update({"AdamW traffic s": totals["ideal + traffic"] - totals["ideal"],
+                      "ceiling with AdamW traffic": totals["peft"] / totals["ideal + traffic"],
+                      "default / that": totals["ideal + traffic"] / totals["auto"]})
         total.update({"sim bf16 s": totals["bf16"], "bf16 speed-up": totals["peft"] / totals["bf16"],
                       "bf16 / ceiling": totals["ideal"] / totals["bf16"]})
         total["bf16 max slope diff"] = slope_diff(ranks, passes["auto"], passes["bf16"])
@@ -315,12 +383,14 @@ def main(argv: list[str] | None = None) -> int:
                      steps=args.steps, seeds=args.seeds, batch=args.batch, lr=lrs[0], probe_batch=args.batch)
     load0 = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
     peak = dense_matmul_flops()
-    print(f"dense matmul: {peak / 1e9:.1f} GFLOP/s ({torch.get_num_threads()} threads)", file=sys.stderr)
+    bandwidth = stream_bandwidth()
+    print(f"dense matmul: {peak / 1e9:.1f} GFLOP/s, stream {bandwidth / 1e9:.1f} GB/s "
+          f"({torch.get_num_threads()} threads)", file=sys.stderr)
 
     sections, results = [], {}
     for opt, lr in zip(optimizers, lrs, strict=True):
         b = replace(base, optimizer=opt, lr=lr)
-        records, total, max_rel = compare(b, ranks, k, peak)
+        records, total, max_rel = compare(b, ranks, k, peak, bandwidth)
         results[opt] = {"records": records, "total": total, "max_rel_diff": max_rel}
         sections += [
             f"## {opt.upper()} (η = {lr:g}): time per rank, all seeds",
@@ -340,13 +410,28 @@ def main(argv: list[str] | None = None) -> int:
         ]
         if opt == "adam":
             sections += [
+                "`ceiling with AdamW traffic`: the same ideal simulator plus the time AdamW needs to stream "
+                f"its state through memory — {ADAMW_BYTES} bytes per parameter and step (parameter, gradient "
+                "and both moments read; parameter and moments written) at the measured stream bandwidth "
+                f"({bandwidth / 1e9:.1f} GB/s), a cost every Adam implementation pays and the direct ceiling "
+                f"leaves out: {total['ceiling with AdamW traffic']:.1f}× in all; the default reaches "
+                f"**{100 * total['default / that']:.0f} %** of it.",
+                "",
+            ]
+        if opt == "adam":
+            sections += [
                 "Opt-in `bf16=True` (bfloat16 operands for the adapter products, float32 accumulation, "
                 "parameters and optimizer state): "
                 f"{total['sim bf16 s']:.2f} s in all (**{total['bf16 speed-up']:.1f}×**, "
                 f"**{100 * total['bf16 / ceiling']:.0f} %** of the float32 direct ceiling). Accuracy check on "
                 "this grid: the largest difference between its slopes across ranks and float32's (final "
                 "probe; forward, backward, grad_A, grad_B, moment1/2/4; every layer) is "
-                f"**{total['bf16 max slope diff']:.4f}** (required: < 0.02).",
+                f"**{total['bf16 max slope diff']:.4f}** (required: < 0.02). "
+                + ("This CPU multiplies bfloat16 natively (AVX512-BF16 or AMX)."
+                   if native_bf16() else
+                   "This CPU has no bfloat16 matrix units (neither AVX512-BF16 nor AMX): torch emulates "
+                   "the products, so the opt-in path is slower than float32 here and `rsstab simulate "
+                   "--bf16` says so."),
                 "",
             ]
         if opt == "sgd":
@@ -366,10 +451,11 @@ def main(argv: list[str] | None = None) -> int:
                 "",
                 markdown_table(rows, list(rows[0])),
                 "",
-                "torch.profiler self CPU time of one cell per op group, as % of its wall time: matmul "
-                "(bmm/baddbmm), the fused AdamW kernel, draws (Gaussians, Haar QR), alloc/copy (zeroing "
-                "fresh buffers, casts, stacking), element-wise (the other aten ops: ReLU masks, norms, "
-                "losses), Python/dispatch (the rest).",
+                "One cell drawing everything, as % of its wall time: draws (the wall time of drawing "
+                "weights, data, targets and A — per seed on worker threads); then torch.profiler self "
+                "CPU time per op group: matmul (bmm/baddbmm), the fused AdamW kernel, alloc/copy "
+                "(first-touch zeroing of A, B and the optimizer state, casts), element-wise (the other "
+                "aten ops: ReLU masks, norms, losses), Python/dispatch (the rest).",
                 "",
             ]
 
@@ -400,7 +486,8 @@ def main(argv: list[str] | None = None) -> int:
         "# Performance: rsstab.sim vs a PEFT loop",
         "",
         f"Generated by `python benchmarks/bench_simulate.py {' '.join(argv if argv is not None else sys.argv[1:])}` "
-        f"on {platform.machine()} with {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+        f"on {platform.machine()} ({cpu_model()}; bfloat16 matrix units: {'yes' if native_bf16() else 'no'}) "
+        f"with {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
         "",
         f"Grid: ranks {', '.join(map(str, ranks))}; depth {args.depth}, width {args.width}, {args.steps} steps, "
@@ -409,7 +496,8 @@ def main(argv: list[str] | None = None) -> int:
         "first and last step. The machine is shared: figures are noisy, ratios are from one run "
         f"(1-minute load average {load0:.1f} at the start, {load1:.1f} at the end, on {os.cpu_count()} CPUs).",
         "",
-        f"Dense float32 matmul (1024², best of 8): **{peak / 1e9:.1f} GFLOP/s**.",
+        f"Dense float32 matmul (1024², best of 8): **{peak / 1e9:.1f} GFLOP/s**; stream bandwidth "
+        f"(float32 `torch.add` over 256 MiB vectors, best of 5): **{bandwidth / 1e9:.1f} GB/s**.",
         "",
         *sections,
         "`method`: the simulator's default (`auto`) trains SGD in the exact reduced form when r > d "
@@ -421,18 +509,20 @@ def main(argv: list[str] | None = None) -> int:
         "others reuse them and draw only their A (the same numbers); `sim, fresh draws` draws every "
         "cell afresh, as the PEFT loop does per rank.",
         "",
-        "Reading: at small r the time is the draws (paid once per grid now) and the frozen d×d base "
-        "products, which both sides must do; the simulator adds no Python or autograd per module. At "
-        "large r both sides run the same GEMMs (about 12·b·d·r flops per layer, seed and step) with "
-        "only b = 32 rows; the SGD default does not do the r-sized work at all (the reduced form), "
-        "Adam must. Adam's gain in float32 is batching, per-layer updates while the layer is in cache "
-        "and one fused AdamW step per layer (torch.optim.AdamW(fused=True) on views of A and B, about "
-        "one cycle per element); the rest is the matmuls at the rate these thin shapes allow (see the "
-        "breakdown), so float32 stays below the ceiling, which assumes the dense-matmul rate for every "
-        "FLOP. The opt-in bf16 products change the work — bfloat16 GEMMs on this CPU's AVX512-BF16 "
-        "units run several times the float32 rate — and go past it where the matmuls dominate. Narrow "
-        "layers (d < 2b, not this grid) use the Gram order (M = B·A, d×d products: 3·r·d² instead of "
-        "6·b·d·r).",
+        "Reading: at small r the time is the draws (paid once per grid, per seed on worker threads) "
+        "and the frozen d×d base products, which both sides must do; the simulator adds no Python or "
+        "autograd per module. At large r both sides run the same GEMMs (about 12·b·d·r flops per "
+        "layer, seed and step) with only b = 32 rows; the SGD default does not do the r-sized work at "
+        "all (the reduced form), Adam must. Adam's gain in float32 is batching, per-layer updates while "
+        "the layer is in cache, the adapter output formed as (B·aᵀ)ᵀ (B multiplied as it lies, not "
+        "through a transposed view) and torch's fused AdamW kernel called directly, once per layer and "
+        "step. What remains is what any Adam simulator pays: thin GEMMs whose every r×d operand is used "
+        "by b rows only (below the dense rate: see the breakdown) and AdamW's pass over its state, "
+        "bound by memory bandwidth (`ceiling with AdamW traffic`); the direct ceiling counts neither, "
+        "so float32 stays well below it. The opt-in bf16 products change the work where the CPU has "
+        "bfloat16 matrix units (AVX512-BF16 or AMX: several times the float32 rate); without them "
+        "torch emulates the products and bf16 is slower. Narrow layers (d < 2b, not this grid) use "
+        "the Gram order (M = B·A, d×d products: 3·r·d² instead of 6·b·d·r).",
         "",
         "## Cost linearity of the simulator",
         "",
