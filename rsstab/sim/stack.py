@@ -99,11 +99,13 @@ class LayerAdamW:
             self.opt = torch.optim.AdamW(groups, lr=lr_a, betas=(beta1, beta2), eps=self.kw["eps"],
                                          weight_decay=self.kw["weight_decay"], foreach=False)
             return
-        # (tensors, lr) per kernel call: one for both factors when their learning rates agree.
-        self.calls = [([0, 1], lr_a)] if lr_a == lr_b else [([0], lr_a), ([1], lr_b)]
-        self.m = [torch.zeros_like(p) for p in params]
-        self.v = [torch.zeros_like(p) for p in params]
+        m = [torch.zeros_like(p) for p in params]
+        v = [torch.zeros_like(p) for p in params]
         self.steps = [torch.zeros((), dtype=torch.float32) for _ in params]
+        # One kernel call per learning rate: both factors at once when η_A = η_B.
+        groups = [[0, 1]] if lr_a == lr_b else [[0], [1]]
+        self.calls = [(idx, [[t[i] for i in idx] for t in (params, m, v, self.steps)], (lr_a, lr_b)[idx[0]])
+                      for idx in groups]
 
     def step(self, grads: list[torch.Tensor]) -> None:
         """One AdamW step of the parameters with these gradients."""
@@ -115,10 +117,8 @@ class LayerAdamW:
                 p.grad = None
             return
         torch._foreach_add_(self.steps, 1)
-        for idx, lr in self.calls:
-            pick = lambda ts: [ts[i] for i in idx]  # noqa: E731
-            self.fused(pick(self.params), pick(grads), pick(self.m), pick(self.v), [], pick(self.steps),
-                       lr=lr, **self.kw)
+        for idx, (p, m, v, steps), lr in self.calls:
+            self.fused(p, [grads[i] for i in idx], m, v, [], steps, lr=lr, **self.kw)
 
 
 class Stack(ABC):
