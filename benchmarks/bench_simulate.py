@@ -437,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
                 "and both moments read; parameter and moments written) at the measured stream bandwidth "
                 f"({bandwidth / 1e9:.1f} GB/s) wherever that state outgrows the last-level cache "
                 f"({last_level_cache_bytes() >> 20} MiB; 0 where it fits), a cost every Adam implementation "
-                "pays and the direct ceiling leaves out: {total['ceiling with AdamW traffic']:.1f}× in all; the default reaches "
+                f"pays and the direct ceiling leaves out: {total['ceiling with AdamW traffic']:.1f}× in all; the default reaches "
                 f"**{100 * total['default / that']:.0f} %** of it.",
                 "",
             ]
