@@ -289,6 +289,29 @@ def test_breaking_the_sign_integral_fails_the_adam_proof(monkeypatch: pytest.Mon
 # ---------------------------------------------------------------------------------------------- CLI and report
 
 
+@pytest.fixture(scope="module")
+def built() -> dict:
+    """Every derivation built once (with its checks evaluated once, cached on the objects) for the
+    tests that render all of them: each build is seconds of sympy, the same pure function."""
+    return {d.key: d for d in D.derivations()}
+
+
+@pytest.fixture
+def reuse_built(built: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``rsstab.derive.derivations`` (as the CLI and ``write_markdown`` look it up) returns the
+    module's built derivations."""
+    import importlib
+
+    render_module = importlib.import_module("rsstab.derive.render")  # the package's `render` is the function
+
+    def cached(keys=None):  # type: ignore[no-untyped-def]
+        return [built[k] for k in (D.RESULTS if keys is None else keys)]
+
+    monkeypatch.setattr(D, "derivations", cached)
+    monkeypatch.setattr(render_module, "derivations", cached)
+
+
+@pytest.mark.usefixtures("reuse_built")
 def test_cli_prints_all_results(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["derive"]) == 0
     out = capsys.readouterr().out
@@ -322,6 +345,7 @@ def test_cli_writes_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert target.read_text(encoding="utf-8").startswith("# Derivations")
 
 
+@pytest.mark.usefixtures("reuse_built")
 def test_report_is_generated_from_code(tmp_path: Path) -> None:
     """reports/derivations.md must be exactly what write_markdown produces (never hand-edited)."""
     fresh = D.write_markdown(tmp_path / "derivations.md").read_text(encoding="utf-8")
@@ -369,6 +393,7 @@ def test_proof_scripts_answer_help_without_running_the_proof() -> None:
         assert time.perf_counter() - t0 < 10
 
 
+@pytest.mark.usefixtures("reuse_built")
 def test_latex_output_is_a_document_pdflatex_compiles(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """`rsstab derive --format latex` is a whole document: a preamble, only ASCII (Unicode symbols
     become macros), `_` escaped outside math. Compiled with pdflatex where a TeX engine exists."""
