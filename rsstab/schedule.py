@@ -341,7 +341,13 @@ class _Builder:
         for a in args:
             if a.is_number:
                 _check_magnitude(a)
-        return builder(*args)
+        try:
+            return builder(*args)
+        except (ValueError, TypeError) as exc:  # sympy refuses, e.g. min() of a complex value
+            why = " ".join(str(exc).split()).rstrip(".") or type(exc).__name__
+            hint = (" (a fractional power of a negative value, like cbrt(-r), is complex)"
+                    if name in ("min", "max") else "")
+            raise ScheduleError(f"{name}() is undefined for these arguments: {why}{hint}") from None
 
 
 def _op_symbol(op: ast.operator) -> str:
