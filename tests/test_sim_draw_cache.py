@@ -40,3 +40,28 @@ def test_a_grid_run_equals_cells_run_alone() -> None:
         alone = simulate_cell(cfg)
         for q in alone.data:
             np.testing.assert_array_equal(res.data[q], alone.data[q], err_msg=q)
+
+
+@pytest.mark.parametrize("share_data", [False, True])
+def test_draws_do_not_depend_on_the_thread_count(share_data: bool) -> None:
+    """The seeds are drawn on torch's thread count at once; each has its own generator, so one
+    thread and several give the same numbers, fresh and from the cache."""
+    cfg = SimConfig(rank=12, gamma=0.3, depth=3, width=10, steps=3, seeds=5, batch=4, probe_batch=6,
+                    share_data=share_data)
+    threads = torch.get_num_threads()
+    out = {}
+    try:
+        for n in (1, 3):
+            torch.set_num_threads(n)
+            clear_draw_cache()
+            fresh = draw_cell(cfg)
+            cached = draw_cell(replace(cfg, rank=7))  # the shared draws from the cache, a new A
+            out[n] = (fresh, cached)
+    finally:
+        torch.set_num_threads(threads)
+        clear_draw_cache()
+    for (f1, c1), (f3, c3) in [(out[1], out[3])]:
+        assert f1.keys() == f3.keys()
+        for k in f1:
+            assert torch.equal(f1[k], f3[k]), k
+        assert torch.equal(c1["A"], c3["A"])
