@@ -22,7 +22,7 @@ from fractions import Fraction
 import sympy
 
 from rsstab import theory
-from rsstab.parametric import Region, feasible, labelled_regions, simplify_region, when
+from rsstab.parametric import Region, feasible, labelled_regions, one_label, simplify_region, when
 from rsstab.vocab import BLOW_UP, COLLAPSE, CONDITIONAL, STABLE
 
 __all__ = ["A_AND_B_LABELS", "AB_REGIME", "INCOHERENT_REGIME", "QUANTITY_REGIME", "WIDTH_CONVENTION", "tuple_terms",
@@ -60,13 +60,8 @@ def _regions(e: sympy.Expr, m: Fraction, region: Region, params: Sequence[str],
     return labelled_regions(e, 1, sympy.Rational(m.numerator, m.denominator), region, params, consts)
 
 
-def _one(labels: Sequence[str]) -> str:
-    distinct = list(dict.fromkeys(labels))
-    return distinct[0] if len(distinct) == 1 else CONDITIONAL
-
-
 def _entry(found: list[tuple[Region, str]]) -> dict:
-    return {"label": _one([lab for _, lab in found]),
+    return {"label": one_label([lab for _, lab in found]),
             "conditions": [{"when": when(reg), "label": lab} for reg, lab in found]}
 
 
@@ -122,7 +117,7 @@ def tuple_terms(gamma: sympy.Expr, optimizer: str, params: Sequence[str] = (), r
     if b_entry["label"] == STABLE and a_entry["label"] == STABLE:
         label = "both-learn"
     else:
-        label = CONDITIONAL if both else _one([c["label"] for c in per_region])
+        label = CONDITIONAL if both else one_label([c["label"] for c in per_region])
     wtext = lambda T: "" if width is None or not T.width_power else f"·d^{T.width_power}"  # noqa: E731
     out.append({
         "quantity": "a_and_b", "label": label,
@@ -162,7 +157,7 @@ def _incoherent_entry(optimizer: str, params: Sequence[str], region: Region, con
     found = _regions(width, Fraction(-1), region, params, consts)
     labels = [_SHARE[lab] for _, lab in found]
     return {"quantity": "incoherent", "law": f"incoherent²/coherent² = r*/r, r* = {star}", "width": str(width),
-            "regime": INCOHERENT_REGIME, "label": _one(labels),
+            "regime": INCOHERENT_REGIME, "label": one_label(labels),
             "conditions": [{"when": when(reg), "label": lab} for (reg, _), lab in zip(found, labels)]}
 
 

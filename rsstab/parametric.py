@@ -33,10 +33,10 @@ import sympy
 
 from rsstab.errors import RsstabError, ScheduleError
 from rsstab.schedule import R
-from rsstab.vocab import BLOW_UP, COLLAPSE, STABLE, Label
+from rsstab.vocab import BLOW_UP, COLLAPSE, CONDITIONAL, STABLE, Label
 
 __all__ = ["NotParametric", "Constraint", "parameters_of", "to_real", "pgrowth", "labelled_regions",
-           "feasible", "when", "parse_assumptions", "order_text"]
+           "feasible", "when", "parse_assumptions", "order_text", "one_label"]
 
 #: ``(L, op)``: the linear form L (in real parameter symbols) and ``op`` in ``>``, ``>=``, ``=``,
 #: meaning ``L op 0``.
@@ -392,6 +392,16 @@ def labelled_regions(expr: sympy.Expr, k: object, m: object, region: Region = ()
         for sub, s in _compare(reg, q, (sympy.Integer(0),) * 3):
             out.append((sub, {-1: COLLAPSE, 0: STABLE, 1: BLOW_UP}[s]))
     return tidy(out)  # type: ignore[return-value]
+
+
+def one_label(labels: Sequence[str]) -> str:
+    """The label every region has, or ``conditional`` when the regions disagree.
+
+    >>> one_label(["collapse", "collapse"]), one_label(["collapse", "blow-up"])
+    ('collapse', 'conditional')
+    """
+    distinct = list(dict.fromkeys(labels))
+    return distinct[0] if len(distinct) == 1 else CONDITIONAL
 
 
 def merge(pieces: list[tuple[Region, object]]) -> list[tuple[Region, object]]:

@@ -7,25 +7,20 @@ learning rate / init scale is given as an expression in r.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
 from fractions import Fraction
 
 import sympy
 
 from rsstab import theory
 from rsstab.classify import _REGIME, INIT_NAMES, QuantityVerdict, Verdict, _at, _rational, _reason
-from rsstab.parametric import (NotParametric, labelled_regions, order_text, parse_assumptions, pgrowth, to_real,
-                               when)
+from rsstab.parametric import (NotParametric, labelled_regions, one_label, order_text, parse_assumptions, pgrowth,
+                               to_real, when)
 from rsstab.schedule import Schedule
-from rsstab.vocab import CONDITIONAL, INDETERMINATE, STABLE, VerdictLabel
+from rsstab.vocab import CONDITIONAL, INDETERMINATE, STABLE
 
 __all__ = ["PARAMETRIC_TIME_LIMIT", "parametric_check"]
-
-
-def _one_label(labels: Sequence[str]) -> VerdictLabel:
-    distinct = list(dict.fromkeys(labels))
-    return distinct[0] if len(distinct) == 1 else CONDITIONAL  # type: ignore[return-value]
 
 
 #: Seconds for a whole parametric verdict (region splits, feasibility, the engine's own limits nest).
@@ -41,16 +36,15 @@ def parametric_check(sched: Schedule, optimizer: str, params: tuple[str, ...], a
     Time-limited (:data:`PARAMETRIC_TIME_LIMIT`): past it the verdict is indeterminate, with why."""
     from rsstab.timelimit import Timeout, can_time, time_limit
 
+    untimed = functools.partial(_parametric_untimed, sched, optimizer, params, assumptions, scaling, lr, lr_expr,
+                                sigma, init_std, ratio=ratio, width=width)
     if not can_time():
-        return _parametric_untimed(sched, optimizer, params, assumptions, scaling, lr, lr_expr, sigma, init_std,
-                                   ratio=ratio, width=width)
+        return untimed()
     try:
         with time_limit(PARAMETRIC_TIME_LIMIT, "the parametric analysis"):
-            return _parametric_untimed(sched, optimizer, params, assumptions, scaling, lr, lr_expr, sigma, init_std,
-                                       ratio=ratio, width=width)
+            return untimed()
     except Timeout as exc:
-        return _parametric_untimed(sched, optimizer, params, assumptions, scaling, lr, lr_expr, sigma, init_std,
-                                   undecided=str(exc), ratio=ratio, width=width)
+        return untimed(undecided=str(exc))
 
 
 def _parametric_untimed(sched: Schedule, optimizer: str, params: tuple[str, ...], assumptions: tuple[str, ...],
@@ -108,7 +102,7 @@ def _parametric_untimed(sched: Schedule, optimizer: str, params: tuple[str, ...]
             quantities[q] = QuantityVerdict(
                 name=q, law=law.text, description=theory.DESCRIPTIONS[q], order="parametric",
                 exponent=None, log_exponent=None, lower_exponent=None, upper_exponent=math.nan,
-                label=_one_label([lab for _, lab in found]))
+                label=one_label([lab for _, lab in found]))
         terms: tuple[dict, ...] = ()
         if lr_expr is not None or sigma is not None or ratio is not None or width is not None:
             from rsstab.hyperparams import tuple_terms
@@ -136,7 +130,7 @@ def _parametric_untimed(sched: Schedule, optimizer: str, params: tuple[str, ...]
                                     "constraints": [when((c,)) for c in region]},))
     conditions = tuple({"when": when(reg), "label": lab, "constraints": [when((c,)) for c in reg]}
                        for reg, lab in regions)
-    label = _one_label([c["label"] for c in conditions])
+    label = one_label([c["label"] for c in conditions])
     lr_scale = lr_exact = None
     fixed = pgrowth(to_real(_law_expr(stab, expr, ratio, sigma), params), real, region, consts)
     if len(fixed) == 1 and fixed[0][1][1] == 0 and fixed[0][1][2] == 0:
