@@ -157,14 +157,19 @@ def learning_rates(lr: str | None, lr_ratio: str | None, lr_a: str | None,
         raise RsstabError("--lr-a and --lr-b go together (or give --lr and --lr-ratio)")
     if lr is not None or lr_ratio is not None:
         raise RsstabError("give either --lr-a/--lr-b or --lr/--lr-ratio, not both")
-    for flag, text in (("--lr-a", lr_a), ("--lr-b", lr_b)):  # each is checked alone, for a precise message
-        from rsstab.classify import _factor
+    from rsstab.classify import _factor
 
+    for flag, text in (("--lr-a", lr_a), ("--lr-b", lr_b)):  # each is checked alone, for a precise message
         try:
             _factor(text, flag.lstrip("-").replace("-", "_"), None)
         except RsstabError as exc:
-            raise RsstabError(f"{flag}: {str(exc).split(': ', 1)[-1]}") from None
+            raise _for_flag(flag, exc) from None
     return lr_a, f"({lr_b})/({lr_a})"
+
+
+def _for_flag(flag: str, exc: RsstabError) -> RsstabError:
+    """``exc``'s message under the flag the user typed (instead of the library's parameter name)."""
+    return RsstabError(f"{flag}: {str(exc).split(': ', 1)[-1]}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -172,11 +177,12 @@ def run(args: argparse.Namespace) -> int:
 
     exprs = read_exprs(args.expr)
     lr, lr_ratio = learning_rates(args.lr, args.lr_ratio, args.lr_a, args.lr_b)
+    tuple_given = any(x is not None for x in (lr, args.init_std, lr_ratio, args.width_expr))
     constants = parse_constants(args.constants)
     if len(exprs) > 1:
         if args.simulate or args.width is not None or args.eps is not None:
             raise RsstabError("--simulate, --width and --eps take one schedule at a time")
-        if lr is not None or args.init_std is not None or lr_ratio is not None or args.width_expr is not None:
+        if tuple_given:
             raise RsstabError("--lr, --lr-ratio, --lr-a/--lr-b, --init-std and --width-expr take one schedule at a time")
         return run_table(exprs, args.optimizer, constants, args.lr_scaling, args.json, args.assume)
     expr = exprs[0]
@@ -199,9 +205,8 @@ def run(args: argparse.Namespace) -> int:
             flag = "--" + exc.parameter.replace("_", "-")
         if flag is None:
             raise
-        raise RsstabError(f"{flag}: {str(exc).split(': ', 1)[-1]}") from None
-    if (lr is not None or args.init_std is not None or lr_ratio is not None or args.width_expr is not None) and (
-            args.simulate or args.eps is not None):
+        raise _for_flag(flag, exc) from None
+    if tuple_given and (args.simulate or args.eps is not None):
         raise RsstabError("--simulate and --eps are for a fixed learning rate and init: drop --lr / --init-std / "
                           "--lr-ratio")
     if verdict.parameters and (args.simulate or args.eps is not None):
