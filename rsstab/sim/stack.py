@@ -268,16 +268,15 @@ class Stack(ABC):
         """The raw (γ-less) gradients ``(gyᵀ·h, gᵀ·a)`` of ``down`` and ``up`` of slot ``j``, into
         ``out`` when given (with ``bf16``: bfloat16 products, copied into ``out``'s float32). In
         the Gram order, with ``G = gᵀ·h`` (d×d): ``upᵀ·G`` and ``G·downᵀ``."""
-        if self.gram:
-            G = torch.bmm(g.transpose(1, 2), h)
-            down_out, up_out = out if out is not None else (None, None)
-            return (torch.bmm(self.up[j].transpose(1, 2), G, out=down_out),
-                    torch.bmm(G, self.down[j].transpose(1, 2), out=up_out))
-        if self.bf16:
+        if self.bf16 and not self.gram:
             gx = self._lo(g)
             grads = (torch.bmm(gy.transpose(1, 2), h), torch.bmm(gx.transpose(1, 2), a))
             return grads if out is None else (out[0].copy_(grads[0]), out[1].copy_(grads[1]))
         down_out, up_out = out if out is not None else (None, None)
+        if self.gram:
+            G = torch.bmm(g.transpose(1, 2), h)
+            return (torch.bmm(self.up[j].transpose(1, 2), G, out=down_out),
+                    torch.bmm(G, self.down[j].transpose(1, 2), out=up_out))
         return (torch.bmm(gy.transpose(1, 2), h, out=down_out),
                 torch.bmm(g.transpose(1, 2), a, out=up_out))
 
