@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 
@@ -16,3 +18,25 @@ def generous_time_limits(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(asymptotics, "TIME_LIMIT", 12.0)
     monkeypatch.setattr(asymptotics, "NUMERIC_TIME_LIMIT", 3.0)
     asymptotics._growth.cache_clear()
+
+
+@pytest.fixture
+def slow_parametric_step(monkeypatch: pytest.MonkeyPatch) -> Callable[[object, str], None]:
+    """``slow(module, name)``: the parametric analysis gets 0.5 s (``PARAMETRIC_TIME_LIMIT``) and
+    ``module.name``, one of its steps, first sleeps 5 s — a verdict must come back in time anyway."""
+    import time
+
+    import rsstab.parametric_verdict as pv
+
+    monkeypatch.setattr(pv, "PARAMETRIC_TIME_LIMIT", 0.5)
+
+    def slow(module: object, name: str) -> None:
+        real = getattr(module, name)
+
+        def slowed(*args, **kwargs):  # type: ignore[no-untyped-def]
+            time.sleep(5)
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, slowed)
+
+    return slow

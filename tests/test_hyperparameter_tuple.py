@@ -183,20 +183,12 @@ def test_json_has_one_entry_per_condition_with_its_regime(capsys: pytest.Capture
     assert back.terms[-1]["quantity"] == "a_and_b" and back.label == CONDITIONAL
 
 
-def test_a_tuple_analysis_out_of_time_is_indeterminate(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_tuple_analysis_out_of_time_is_indeterminate(slow_parametric_step) -> None:  # type: ignore[no-untyped-def]
     import time
 
     import rsstab.hyperparams as hp
-    import rsstab.parametric_verdict as pv
 
-    real = hp.labelled_regions
-
-    def slow(*args, **kwargs):  # type: ignore[no-untyped-def]
-        time.sleep(5)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(pv, "PARAMETRIC_TIME_LIMIT", 0.5)
-    monkeypatch.setattr(hp, "labelled_regions", slow)
+    slow_parametric_step(hp, "labelled_regions")
     t0 = time.monotonic()
     v = check("alpha/sqrt(r)", lr_ratio="r**rho")
     assert time.monotonic() - t0 < 3

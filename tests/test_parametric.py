@@ -224,23 +224,15 @@ def test_lr_and_init_errors() -> None:
     assert run_cli("check", "alpha/sqrt(r)", "--init-std", "gaussian").returncode == 1
 
 
-def test_a_parametric_analysis_out_of_time_is_indeterminate(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_parametric_analysis_out_of_time_is_indeterminate(slow_parametric_step) -> None:  # type: ignore[no-untyped-def]
     """The region splitting is time-limited like the rest of check: past the limit, an
     indeterminate verdict that says so — never a hang, never a guess."""
     import time
 
     import rsstab.classify as classify
-    import rsstab.parametric as parametric
     import rsstab.parametric_verdict as pv
 
-    real = parametric.pgrowth
-
-    def slow(*args, **kwargs):  # type: ignore[no-untyped-def]
-        time.sleep(5)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(pv, "PARAMETRIC_TIME_LIMIT", 0.5)
-    monkeypatch.setattr(pv, "pgrowth", slow)
+    slow_parametric_step(pv, "pgrowth")
     t0 = time.monotonic()
     v = classify.check("alpha/r**beta")
     assert time.monotonic() - t0 < 3
