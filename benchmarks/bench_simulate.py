@@ -24,6 +24,7 @@ seeds/k (stated in the output): every seed costs the same there.
 from __future__ import annotations
 
 import argparse
+import functools
 import glob
 import json
 import warnings
@@ -87,6 +88,7 @@ def stream_bandwidth(n: int = 1 << 26, repeats: int = 8) -> float:
 ADAMW_BYTES = 7 * 4
 
 
+@functools.cache
 def last_level_cache_bytes() -> int:
     """The largest CPU cache (Linux sysfs), else 32 MiB."""
     sizes = []
