@@ -245,8 +245,9 @@ def contraction_values(vectors: Mapping[str, Sequence[float]], component: int = 
     ``vectors`` maps engine names (``x``, ``xp``, ``v0``, ``x1``, ``u`` …) to float sequences; the
     component symbols (``v₀[i]``) take entry ``component``. Used by Monte Carlo tests.
 
+    >>> xxp, xx = dot("x", "xp"), dot("x", "x")  # registered when first named
     >>> vals = contraction_values({"x": [1.0, 2.0], "xp": [3.0, -1.0]})
-    >>> vals[dot("x", "xp")], vals[dot("x", "x")]
+    >>> vals[xxp], vals[xx]
     (1.0, 5.0)
     """
     out: dict[sp.Symbol, float] = {}
