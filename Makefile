@@ -17,11 +17,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
+# One pytest worker per core (at most 4), each file's tests on one worker (its module fixtures
+# are built once), each worker's torch on one thread (tests/conftest.py).
+XDIST  := -n auto --maxprocesses 4 --dist loadfile
+
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(XDIST)
 
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -m "slow or not slow"
+	$(BIN)/python -m pytest $(XDIST) -m "slow or not slow"
 
 report: $(STAMP)
 	$(BIN)/python simulations/make_report.py $(if $(QUICK),--quick)

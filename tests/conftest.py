@@ -40,3 +40,16 @@ def slow_parametric_step(monkeypatch: pytest.MonkeyPatch) -> Callable[[object, s
         monkeypatch.setattr(module, name, slowed)
 
     return slow
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist each worker gets one core: its torch (and the subprocesses it starts)
+    run on one thread, so that two workers on two cores do not each start two threads."""
+    import os
+
+    if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
+        os.environ["OMP_NUM_THREADS"] = "1"
+        import sys
+
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(1)
