@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import argparse
 import functools
-import glob
 import json
 import warnings
 import math
 import os
+import pathlib
 import platform
 import sys
 import time
@@ -92,9 +92,9 @@ ADAMW_BYTES = 7 * 4
 def last_level_cache_bytes() -> int:
     """The largest CPU cache (Linux sysfs), else 32 MiB."""
     sizes = []
-    for f in glob.glob("/sys/devices/system/cpu/cpu0/cache/index*/size"):
+    for f in pathlib.Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
         try:
-            text = open(f).read().strip().upper()
+            text = f.read_text().strip().upper()
         except OSError:
             continue
         scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
@@ -442,9 +442,6 @@ def main(argv: list[str] | None = None) -> int:
                 f"pays and the direct ceiling leaves out: {total['ceiling with AdamW traffic']:.1f}× in all; the default reaches "
                 f"**{100 * total['default / that']:.0f} %** of it.",
                 "",
-            ]
-        if opt == "adam":
-            sections += [
                 "Opt-in `bf16=True` (bfloat16 operands for the adapter products, float32 accumulation, "
                 "parameters and optimizer state): "
                 f"{total['sim bf16 s']:.2f} s in all (**{total['bf16 speed-up']:.1f}×**, "

@@ -60,8 +60,8 @@ def test_draws_do_not_depend_on_the_thread_count(share_data: bool) -> None:
     finally:
         torch.set_num_threads(threads)
         clear_draw_cache()
-    for (f1, c1), (f3, c3) in [(out[1], out[3])]:
-        assert f1.keys() == f3.keys()
-        for k in f1:
-            assert torch.equal(f1[k], f3[k]), k
-        assert torch.equal(c1["A"], c3["A"])
+    (f1, c1), (f3, c3) = out[1], out[3]
+    assert f1.keys() == f3.keys()
+    for k in f1:
+        assert torch.equal(f1[k], f3[k]), k
+    assert torch.equal(c1["A"], c3["A"])
