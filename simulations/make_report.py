@@ -5,8 +5,8 @@
 
 Each experiment runs through the resumable sweep store under ``<out>/<experiment>/store``, so an
 interrupted run resumes and an unchanged one only re-reads its results. The real-model check
-(PEFT on MiniLM-L6, several minutes) is reused when its results exist; ``--rerun-real-model``
-recomputes it. ``--scheduler tcp://HOST:PORT`` sends the simulation cells to a Dask cluster.
+(PEFT on MiniLM-L6, several minutes) and the real-LM run (SmolLM2-135M, 1-2 hours) are reused when
+their results exist; ``--rerun-real-model`` recomputes them. ``--scheduler tcp://HOST:PORT`` sends the simulation cells to a Dask cluster.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def _teaching_notebook(out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="make_report.py", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small grids (about a minute), written to reports/_quick")
-    p.add_argument("--rerun-real-model", action="store_true", help="recompute the real-model check")
+    p.add_argument("--rerun-real-model", action="store_true", help="recompute the real-model checks (MiniLM and SmolLM2)")
     p.add_argument("--skip-real-model", action="store_true", help="leave the real-model check out")
     p.add_argument("--out", metavar="DIR", help="report folder (default: reports, or reports/_quick)")
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run the simulation cells on a Dask cluster")
@@ -89,6 +89,21 @@ def main(argv: list[str] | None = None) -> int:
             if importlib.import_module("real_model").main(argv_real):
                 failed.append(name)
 
+    folder = out / "real_lm"
+    if args.skip_real_model:
+        print("== real_lm: skipped (--skip-real-model)", file=sys.stderr)
+    elif (folder / "fits.json").exists() and not args.rerun_real_model:
+        print(f"== real_lm: reusing {folder} (--rerun-real-model recomputes it: 1-2 hours on 2 cores)",
+              file=sys.stderr)
+    elif importlib.util.find_spec("gguf") is None or not _has_real_model_deps():
+        print("== real_lm: skipped (install rsstab[lm] for the GGUF reader, PEFT and transformers)", file=sys.stderr)
+    else:
+        print("== real_lm", file=sys.stderr)
+        t0 = time.perf_counter()
+        if importlib.import_module("real_lm").main(["--out", str(folder), *(["--quick"] if args.quick else [])]):
+            failed.append("real_lm")
+        took["real_lm"] = time.perf_counter() - t0
+
     from rsstab.derive import write_markdown
     from rsstab.experiments.claims import build
 
@@ -106,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     appendix = [(f"Symbolic derivations ({len(RESULTS)} results, each asserted by `proofs/`)",
                  "[derivations.md](derivations.md)")]
     appendix += [(f"Experiment summary `{n}`", f"[{n}/summary.md]({n}/summary.md)")
-                 for n in (*EXPERIMENTS, "real_model", "real_model_sgd") if (out / n / "summary.md").exists()]
+                 for n in (*EXPERIMENTS, "real_model", "real_model_sgd", "real_lm") if (out / n / "summary.md").exists()]
     for extra, title in (("performance.md", "Simulator performance vs a PEFT loop"),
                          ("performance-1thread.md", "Simulator performance vs a PEFT loop, one thread"),
                          ("teaching.ipynb", "Teaching notebook")):

@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, help="seeds at each best learning rate (default 2)")
     parser.add_argument("--adapted-blocks", type=int, help="adapt the last N blocks (default 2)")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--model", choices=("smollm2-135m", "tiny"),
+                        help="tiny: a random 4-block Llama on Python's help texts, to test the pipeline offline")
     parser.add_argument("--replot", action="store_true", help="summary and figures from OUT/rows.csv, no training")
     args = parser.parse_args(argv)
     from rsstab.experiments import real_lm as lm
@@ -49,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return fits.report(rows, cfg, out)
     overrides = {k: v for k, v in dict(ranks=args.ranks, steps=args.steps, seeds=args.seeds,
-                                       adapted_blocks=args.adapted_blocks, threads=args.threads).items()
+                                       adapted_blocks=args.adapted_blocks, threads=args.threads,
+                                       model=args.model).items()
                  if v is not None}
     try:
         cfg = lm.RealLMConfig.quick(**overrides) if args.quick else lm.RealLMConfig(**overrides)

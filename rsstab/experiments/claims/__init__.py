@@ -11,6 +11,7 @@ figures, which are quoted as such.
 * :mod:`~rsstab.experiments.claims.checks` — claims measured by exponents (mostly consistency checks);
 * :mod:`~rsstab.experiments.claims.reproductions` — claims measured where they could fail (tuned η,
   the real model, learning-rate transfer);
+* :mod:`~rsstab.experiments.claims.real_lm` — the paper's headline on a real causal LM (SmolLM2-135M);
 * :mod:`~rsstab.experiments.claims.width` — the finite-width claims (crossover rank, cleaner with rank);
 * :mod:`~rsstab.experiments.claims.phase` — the phase diagram of the tuple, cell by cell.
 
@@ -23,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from rsstab.experiments.claims import checks, phase, reproductions, width
+from rsstab.experiments.claims import checks, phase, real_lm, reproductions, width
 from rsstab.experiments.claims.table import (CONSISTENCY, NOT_RUN, REFUTES, REPRODUCTION, Claim, read_table, render,
                                              verdict_of)
 from rsstab.io import atomic_write
@@ -46,6 +47,8 @@ BUILDERS: tuple[tuple[Builder, str, int], ...] = (
     (checks.init_only, CONSISTENCY, 1),
     (reproductions.real_model, REPRODUCTION, 1),
     (reproductions.real_model_sgd, REPRODUCTION, 1),
+    (real_lm.real_lm, REPRODUCTION, 4),
+    (real_lm.real_lm_onset, CONSISTENCY, 1),
     (checks.adam, CONSISTENCY, 1),
     (checks.depth, CONSISTENCY, 1),
     (reproductions.lr_transfer, REPRODUCTION, 1),
