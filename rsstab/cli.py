@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 from collections.abc import Sequence
 
@@ -55,10 +56,25 @@ EXAMPLES = {
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with a one-line error (no usage dump) that points to ``--help``, and exit code 2."""
+    """argparse with a one-line error (no usage dump) that points to ``--help``, and exit code 2.
+
+    ``argv`` (set by :func:`main`) lets the error spot an expression that starts with "-"
+    (``rsstab check "-1/sqrt(r)"``), which argparse reads as an unknown flag."""
+
+    argv: Sequence[str] = ()
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        known = {s for a in self._actions for s in a.option_strings}
+        dashed = [a for a in self.argv if a.startswith("-") and a.split("=")[0] not in known and a != "--"
+                  and _EXPRESSION_LIKE.match(a)]
+        if dashed and any(a.dest == "expr" for a in self._actions):
+            message += (f"; an expression that starts with '-' goes after '--': {self.prog} -- "
+                        f"\"{dashed[0]}\"")
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+#: A token starting with "-" that reads as an expression, not a flag: "-1/sqrt(r)", "-r**2", "-(r)".
+_EXPRESSION_LIKE = re.compile(r"^-(?:[\d.(]|r$|[A-Za-z_]\w*\s*[-+*/^(])")
 
 
 def _show_defaults(parser: argparse.ArgumentParser) -> None:
@@ -79,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"rsstab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    parser.set_defaults(_parsers={})
     for name in COMMANDS:
         module = importlib.import_module(f"rsstab.commands.{name}")
         epilog = "\n".join(filter(None, [f"exit codes: {EXIT_CODES[name]}" if name in EXIT_CODES else "",
@@ -88,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         module.add_arguments(p)
         _show_defaults(p)
         p.set_defaults(_run=module.run)
+        parser.get_default("_parsers")[name] = p
     return parser
 
 
@@ -111,10 +129,15 @@ def _join_signed(argv: Sequence[str]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code (0 stable / success, 1 not stable, 2 bad input)."""
     parser = build_parser()
-    args = parser.parse_args(_join_signed(sys.argv[1:] if argv is None else argv))
+    _Parser.argv = _join_signed(sys.argv[1:] if argv is None else argv)
+    args, unknown = parser.parse_known_args(_Parser.argv)
     if args.command is None:  # bare `rsstab`: say what there is
+        if unknown:
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    if unknown:  # said by the subcommand, so that the hint points to its own --help
+        args._parsers[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return int(args._run(args))
     except RsstabError as exc:

@@ -206,6 +206,27 @@ def _call_numeric(func: Callable[[float], float], r: float) -> float:
 # --------------------------------------------------------------------------- parsing
 
 
+#: ASCII spellings of the symbols people paste from papers (a suggestion only: nothing is rewritten).
+_ASCII = {"√": "sqrt", "∛": "cbrt", "·": "*", "×": "*", "−": "-", "–": "-", "⁄": "/", "÷": "/", "²": "**2",
+          "³": "**3", "½": "1/2", "π": "pi", "α": "alpha", "β": "beta", "γ": "gamma", "η": "eta", "σ": "sigma",
+          "κ": "kappa", "ρ": "rho", "τ": "tau", "ε": "eps", "θ": "theta", "μ": "mu"}
+
+
+def _ascii_hint(src: str) -> str:
+    """``: write α as alpha, √ as sqrt(...)`` for the non-ASCII symbols of ``src`` that have a name.
+
+    >>> _ascii_hint("α/√r")
+    ': write α as alpha, √ as sqrt(...)'
+    >>> _ascii_hint("r€")
+    ''
+    """
+    seen = [c for c in dict.fromkeys(src) if c in _ASCII]
+    if not seen:
+        return ""
+    return ": write " + ", ".join(f"{c} as {_ASCII[c]}" + ("(...)" if _ASCII[c] in ("sqrt", "cbrt") else "")
+                                  for c in seen)
+
+
 def parse(text: str) -> Schedule:
     """Parse a γ_r expression. Raises :class:`ScheduleError` with a one-line reason.
 
@@ -226,7 +247,7 @@ def parse(text: str) -> Schedule:
     if len(src) > MAX_LENGTH:
         raise ScheduleError(f"expression too long ({len(src)} characters, limit {MAX_LENGTH})")
     if not src.isprintable() or not src.isascii():
-        raise ScheduleError("expression contains non-printable or non-ASCII characters")
+        raise ScheduleError("expression contains non-printable or non-ASCII characters" + _ascii_hint(src))
     if any(q in src for q in "'\"`"):
         raise ScheduleError("strings are not allowed")
     _check_nesting(src)
