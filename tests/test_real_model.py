@@ -227,3 +227,13 @@ def test_data_is_real_text():
 def test_config_validation(kwargs):
     with pytest.raises(RsstabError):
         RealModelConfig(**kwargs)
+
+
+def test_a_cell_says_its_progress_on_stderr(capsys):
+    """Progress lines, flushed, whether or not stderr is a terminal (a piped run is not silent)."""
+    cfg = RealModelConfig.quick(ranks=(4,), methods=("lora",), seeds=1, steps=4)
+    (config,) = cell_configs(cfg)
+    rows = run_cell(config)
+    err = capsys.readouterr().err.splitlines()
+    assert rows and err[0].startswith("real_model: lora r=4 seed=0: started, 4 steps")
+    assert any("step 1/4" in line for line in err) and err[-1].startswith("real_model: lora r=4 seed=0: done")

@@ -442,13 +442,34 @@ def _cell(cfg: RealModelConfig, method: str, rank: int, seed: int, tick: Callabl
 
 
 def run_cell(config: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Sweep task: one configuration from :func:`cell_configs` → its tidy rows. Picklable."""
+    """Sweep task: one configuration from :func:`cell_configs` → its tidy rows. Picklable.
+
+    Says on stderr (flushed, so it shows when piped) when the cell starts, every quarter of its
+    steps and when it ends."""
+    import sys
+    import time
+
     import torch
 
     cfg, method, rank, seed = _parse_cell(config)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    return _cell(cfg, method, rank, seed, lambda: None)
+    steps = cfg.steps if seed == 0 else 1
+    what, t0, done = f"{method} r={rank} seed={seed}", time.perf_counter(), 0
+
+    def say(text: str) -> None:
+        print(f"real_model: {what}: {text} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if done < steps and done % max(1, steps // 4) == 0:
+            say(f"step {done}/{steps}")
+
+    say(f"started, {steps} step{'s' * (steps > 1)}")
+    rows = _cell(cfg, method, rank, seed, tick)
+    say("done")
+    return rows
 
 
 def run_experiment(
