@@ -12,7 +12,8 @@ with the learning-rate rule that keeps the update Θ(1): under AdamW a stock rsL
 "blow-up at a fixed learning rate — rank-stabilized with η ∝ r^-1/2", never a bare "unstable".
 
 Exit code: 0 when every module is rank-stabilized under the stated learning rate and every weight
-shape agrees with the config, 1 otherwise, 2 for bad input.
+shape agrees with the config (and is one a PEFT layer saves), 1 otherwise, 2 for bad input (a folder
+without ``adapter_model.safetensors`` included: the message says so and how to check its config).
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     assessment = assess(report, args.optimizer, args.lr_scaling)  # init and variants checked against the theorem
     verdict = assessment.verdict
     rows = [dict(m.to_dict(), **assessment.row(m)) for m in report.modules]
-    ok = assessment.label == STABLE and not report.mismatches
+    ok = assessment.label == STABLE and not report.mismatches and not report.malformed
     lr = verdict.lr if verdict is not None else "fixed"
     headline = verdict.headline if verdict is not None and verdict.label == assessment.label else assessment.label
     for w in report.warnings:

@@ -24,6 +24,7 @@ __all__ = [
     "VARIANTS",
     "AdapterConfig",
     "BdLora",
+    "key_lines",
     "load_config",
     "parse_config",
 ]
@@ -279,3 +280,51 @@ def load_config(path: str | os.PathLike[str]) -> AdapterConfig:
     except RecursionError:
         raise RsstabError(f"{p}: malformed JSON: nested too deeply") from None
     return parse_config(data, str(p))
+
+
+def key_lines(text: str) -> dict[tuple[str, ...], int]:
+    r"""The 1-based line of every object key in a JSON text, by its path of keys (the last one of a
+    duplicated key, as :func:`json.loads` keeps it); list items count as one anonymous level.
+
+    >>> key_lines('{\n  "r": 8,\n  "rank_pattern": {\n    "q\u0070": 4}, "x": [{"y": 1}]}')
+    {('r',): 2, ('rank_pattern',): 3, ('rank_pattern', 'qp'): 4, ('x',): 4, ('x', '', 'y'): 4}
+    >>> key_lines("not json")
+    {}
+    """
+    out: dict[tuple[str, ...], int] = {}
+    stack: list[str | None] = []  # per open container: the key being read (objects) or None (lists)
+    is_object: list[bool] = []
+    expect_key = False
+    line, i, n = 1, 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\n":
+            line += 1
+        elif c == '"':
+            j = i + 1
+            while j < n and text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            if expect_key:
+                try:
+                    key = json.loads(text[i:j + 1])
+                except ValueError:
+                    return out
+                stack[-1] = key
+                path = tuple("" if k is None else k for k in stack)
+                out[path] = line
+                expect_key = False
+            line += text.count("\n", i, j)
+            i = j
+        elif c in "{[":
+            is_object.append(c == "{")
+            stack.append(None)
+            expect_key = c == "{"
+        elif c in "}]":
+            if stack:
+                stack.pop()
+                is_object.pop()
+            expect_key = False
+        elif c == "," and is_object and is_object[-1]:
+            expect_key = True
+        i += 1
+    return out

@@ -2,7 +2,8 @@
 
 * a folder: every folder at or below it that holds ``adapter_config.json`` (hidden folders,
   ``__pycache__`` and ``node_modules`` skipped), so a ``save_pretrained`` folder with named
-  adapters in subfolders yields all of them;
+  adapters in subfolders yields all of them (a folder without ``adapter_model.safetensors`` too:
+  :func:`~rsstab.peft_files.read_adapter` with ``config_alone`` says so);
 * ``adapter_model.safetensors``, or ``adapter_config.json`` next to one: that adapter folder;
 * any other ``.json`` file: a bare config;
 * a glob (``*``, ``?``, ``[``; ``**`` recursive) that is not itself an existing path: its matches.
@@ -54,7 +55,7 @@ def _targets(p: Path) -> tuple[list[Target], str | None]:
         found = _under(p)
         if not found:
             return [], f"no {CONFIG_NAME} at or below this folder"
-        return [Target(d if (d / WEIGHTS_NAME).is_file() else d / CONFIG_NAME) for d in found], None
+        return [Target(d) for d in found], None  # a folder without weights: RS204, its config linted alone
     if p.is_file():
         if p.name == WEIGHTS_NAME:
             return [Target(p.parent)], None

@@ -23,9 +23,10 @@ from typing import Any
 from rsstab.errors import RsstabError
 from rsstab.peft_files.config import CONFIG_NAME, AdapterConfig, load_config
 from rsstab.peft_files.patterns import PatternIndex, pattern_time_limit
-from rsstab.peft_files.weights import WEIGHTS_NAME, adapted_modules, read_safetensors_header
+from rsstab.peft_files.weights import WEIGHTS_NAME, adapted_modules, read_safetensors_header, shape_problem
 
-__all__ = ["AdapterReport", "ModuleScaling", "Note", "Resolver", "peft_scaling", "read_adapter", "resolve_module"]
+__all__ = ["AdapterReport", "ModuleScaling", "Note", "Resolver", "missing_weights", "peft_scaling", "read_adapter",
+           "resolve_module"]
 
 _BASE_LAYER = ".base_layer"
 
@@ -111,7 +112,9 @@ class Note:
     """One thing the reader warns about.
 
     ``kind`` is one of ``unmatched_key``, ``overlap``, ``mismatch``, ``adapter_name``,
-    ``parameters`` (which nested wrapper holds which parameter), ``subfolders``, ``bare_config``;
+    ``parameters`` (which nested wrapper holds which parameter), ``subfolders``, ``bare_config``,
+    ``malformed`` (factor shapes no PEFT layer saves), ``no_weights`` (a folder without
+    ``adapter_model.safetensors``, read with ``config_alone``);
     ``module`` names the module or pattern key concerned (``None``: the adapter as a whole).
     """
 
@@ -139,6 +142,11 @@ class AdapterReport:
     def mismatches(self) -> tuple[ModuleScaling, ...]:
         """Modules whose weight shapes disagree with the resolved rank."""
         return tuple(m for m in self.modules if m.mismatch)
+
+    @property
+    def malformed(self) -> tuple[Note, ...]:
+        """Notes about LoRA factors whose shapes no PEFT layer saves."""
+        return tuple(n for n in self.notes if n.kind == "malformed")
 
 
 class Resolver:
@@ -362,13 +370,24 @@ def _subfolder_adapters(p: Path) -> list[str]:
         return []
 
 
-def read_adapter(path: str | os.PathLike[str]) -> AdapterReport:
+def missing_weights(folder: Path) -> str:
+    """Why a folder holding ``adapter_config.json`` but no ``adapter_model.safetensors`` cannot be
+    read as a whole adapter (the one message ``rsstab peft`` and ``rsstab lint`` give)."""
+    legacy = next((n for n in ("adapter_model.bin", "adapter_model.pt") if (folder / n).is_file()), None)
+    if legacy:
+        return (f"no {WEIGHTS_NAME} in this folder: its weights are {legacy}, a pickle rsstab never opens "
+                "(save with safe_serialization=True)")
+    return f"no {WEIGHTS_NAME} in this folder: PEFT cannot load an adapter from it"
+
+
+def read_adapter(path: str | os.PathLike[str], *, config_alone: bool = False) -> AdapterReport:
     """Read a PEFT adapter directory or a bare ``adapter_config.json`` and resolve every module.
 
     A directory (or its ``adapter_model.safetensors``) must hold ``adapter_config.json`` and
     ``adapter_model.safetensors``; module names come from the safetensors keys, and the rank in
     the weight shapes is checked against the config. A bare config gives one row per pattern key
-    plus ``<default>``.
+    plus ``<default>``. A directory without the weights is refused (:func:`missing_weights` says
+    why), or with ``config_alone`` read as its bare config with a ``no_weights`` note.
     """
     p = Path(path)
     if p.is_file() and p.name == WEIGHTS_NAME:
@@ -383,7 +402,12 @@ def read_adapter(path: str | os.PathLike[str]) -> AdapterReport:
             )
             raise RsstabError(f"{p}: no {CONFIG_NAME} in this directory{hint}")
         if not weights.is_file():
-            raise RsstabError(f"{p}: no {WEIGHTS_NAME} in this directory (pass {cfg_path} to read the config alone)")
+            why = missing_weights(p)
+            if not config_alone:
+                raise RsstabError(f"{p}: {why}; pass {cfg_path} to check the config alone")
+            bare = read_adapter(cfg_path)
+            note = Note("no_weights", None, f"{why}; the config was checked alone")
+            return replace(bare, notes=(note, *bare.notes))
         config = load_config(cfg_path)
         mods = adapted_modules(read_safetensors_header(weights))
         if not mods:
@@ -407,6 +431,10 @@ def read_adapter(path: str | os.PathLike[str]) -> AdapterReport:
             rows, notes = _resolve_weights(resolver, mods)
             more = resolver.pattern_notes([m.name for m in rows])
         warnings += notes + more
+        for name, entry in mods.items():
+            problem = shape_problem(entry)
+            if problem:
+                warnings.append(Note("malformed", name, f"module {name!r}: {problem}"))
         for m in rows:
             if m.mismatch and m.kind != "parameter" and m.b_blocks == 1:
                 warnings.append(Note("mismatch", m.name,

@@ -18,7 +18,7 @@ from typing import Any
 
 from rsstab.errors import RsstabError
 
-__all__ = ["MODEL_PREFIX", "WEIGHTS_NAME", "TensorInfo", "adapted_modules", "read_safetensors_header"]
+__all__ = ["MODEL_PREFIX", "WEIGHTS_NAME", "TensorInfo", "adapted_modules", "read_safetensors_header", "shape_problem"]
 
 WEIGHTS_NAME = "adapter_model.safetensors"
 #: Prefix PEFT's ``save_pretrained`` puts in front of every module name.
@@ -29,12 +29,17 @@ _MAX_HEADER_BYTES = 100_000_000
 
 # LoRA factor keys. save_pretrained removes the adapter name (``x.lora_A.weight``); a state dict
 # saved another way keeps it (``x.lora_A.default.weight``), and PEFT loads such keys only under
-# that adapter name. Linear-like layers (Linear, Conv, Conv1D, ParamWrapper) store A as (r, ...)
-# and B as (out, r, ...); embeddings store A as (r, vocab) and B as (dim, r), without ``.weight``.
+# that adapter name. Linear-like layers (Linear, transformers' Conv1D, ParamWrapper) store A as
+# (r, in) and B as (out, r); PEFT's Conv1d/Conv2d/Conv3d layers store A as (r, in, *kernel) and B
+# as (out, r, 1, …) with as many dimensions; embeddings store A as (r, vocab) and B as (dim, r),
+# without ``.weight``.
 _FACTOR_KEYS = (
     (re.compile(r"(?P<module>.+)\.lora_(?P<factor>[AB])(?:\.(?P<adapter>[^.]+))?\.weight"), "linear"),
     (re.compile(r"(?P<module>.+)\.lora_embedding_(?P<factor>[AB])(?:\.(?P<adapter>[^.]+))?"), "embedding"),
 )
+
+#: The kind of a ``lora_A.weight`` / ``lora_B.weight`` pair by its number of dimensions.
+_KIND_BY_NDIM = {2: "linear", 3: "conv1d", 4: "conv2d", 5: "conv3d"}
 
 
 def _is_int(value: object) -> bool:
@@ -112,4 +117,42 @@ def adapted_modules(tensors: Mapping[str, TensorInfo]) -> dict[str, dict[str, An
             entry = mods.setdefault(name, {"kind": kind, "A": None, "B": None, "adapter": m["adapter"]})
             entry[m["factor"]] = info.shape
             break
+    for entry in mods.values():
+        if entry["kind"] == "linear":  # Linear or Conv1d/2d/3d: the dimensions say which
+            a, b = entry["A"], entry["B"]
+            kinds = {_KIND_BY_NDIM.get(len(s), "malformed") for s in (a, b) if s is not None}
+            entry["kind"] = kinds.pop() if len(kinds) == 1 else "malformed"
+        elif shape_problem(entry):
+            entry["kind"] = "malformed"
     return {k: mods[k] for k in sorted(mods)}
+
+
+def shape_problem(entry: Mapping[str, Any]) -> str | None:
+    """Why one module's saved LoRA factors are no shapes a PEFT layer saves (``None``: they are).
+
+    A and B must both be there, with the same number of dimensions: 2 for a linear layer or an
+    embedding, 3 to 5 for a convolution, whose B is a 1×…×1 kernel.
+
+    >>> shape_problem({"kind": "linear", "A": (4, 10), "B": (3, 4)}) is None
+    True
+    >>> shape_problem({"kind": "conv2d", "A": (4, 3, 3, 3), "B": (8, 4, 1, 1)}) is None
+    True
+    >>> shape_problem({"kind": "malformed", "A": (4, 10, 2), "B": (3, 4)})
+    'lora_A has shape (4, 10, 2) and lora_B (3, 4): PEFT saves both with 2 dimensions (linear) or both with 3 to 5 (convolution)'
+    """
+    a, b = entry.get("A"), entry.get("B")
+    emb = entry.get("kind") == "embedding"
+    fa, fb = ("lora_embedding_A", "lora_embedding_B") if emb else ("lora_A", "lora_B")
+    if a is None or b is None:
+        have, miss = (fa, fb) if b is None else (fb, fa)
+        return f"{have} without {miss}: PEFT leaves the missing factor at its initial value (the update is lost)"
+    if emb:
+        if len(a) != 2 or len(b) != 2:
+            return f"{fa} has shape {tuple(a)} and {fb} {tuple(b)}: an embedding's factors are 2-dimensional"
+        return None
+    if len(a) != len(b) or len(a) not in _KIND_BY_NDIM:
+        return (f"{fa} has shape {tuple(a)} and {fb} {tuple(b)}: PEFT saves both with 2 dimensions (linear) "
+                "or both with 3 to 5 (convolution)")
+    if len(b) > 2 and any(k != 1 for k in b[2:]):
+        return f"{fb} has shape {tuple(b)}: PEFT saves a convolution's lora_B with a 1×…×1 kernel"
+    return None
