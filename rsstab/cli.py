@@ -43,7 +43,7 @@ EXIT_CODES = {
     "peft": "0 every module rank-stabilized, 1 some module not, 2 unreadable or invalid adapter",
     "derive": "0 every identity holds, 1 an identity fails, 2 invalid input",
     "transfer": "0 a learning rate was predicted, 2 invalid input",
-    "lint": "0 no findings (info findings do not fail), 1 findings, 2 unreadable input",
+    "lint": "0 no findings (info findings do not fail), 1 findings (unreadable adapters, RS001, included), 2 usage error",
 }
 EXAMPLES = {
     "check": 'rsstab check "alpha/sqrt(r)" --optimizer adam --json',
