@@ -481,7 +481,10 @@ def find_settings(start: str | Path | None = None) -> tuple[Path, dict[str, Any]
     with a one-line warning on stderr. A pyproject.toml that is no valid TOML and mentions
     ``tool.rsstab`` is a one-line error.
     """
-    here = Path.cwd() if start is None else Path(start)
+    try:
+        here = Path.cwd() if start is None else Path(start)
+    except OSError:  # the current directory was removed
+        return None
     for folder in (here, *here.resolve().parents):
         f = folder / "pyproject.toml"
         if not f.is_file():
