@@ -56,8 +56,11 @@ import matplotlib.pyplot as plt  # imported after choosing the backend
 
 #: The three scalings of the story, as rsstab schedule expressions in r (α is a named constant, 1 here).
 SCHEDULES = {"alpha": "naive  γ = α", "alpha/r": "LoRA   γ = α/r", "alpha/sqrt(r)": "rsLoRA γ = α/√r"}
-#: One colour per schedule, the same in every figure.
-COLOURS = {"alpha": "tab:red", "alpha/r": "tab:blue", "alpha/sqrt(r)": "tab:green"}
+#: One colour per schedule, the same in every figure: rsstab's colour-blind-safe palette (Okabe & Ito),
+#: never red against green.
+from rsstab.style import OKABE_ITO
+
+COLOURS = {"alpha": OKABE_ITO[1], "alpha/r": OKABE_ITO[0], "alpha/sqrt(r)": OKABE_ITO[4]}
 print(f"rsstab {rsstab.__version__}; schedules: {', '.join(SCHEDULES)}")
 
 # %% [markdown]
@@ -381,7 +384,7 @@ for ax, (qname, optimizer, ylabel, title) in zip(axes, panels):
 fig.tight_layout()
 
 # %% [markdown]
-# Reading the figure: under SGD only rsLoRA's green curve is flat — LoRA's adapter output falls
+# Reading the figure: under SGD only rsLoRA's black curve is flat — LoRA's adapter output falls
 # like $1/r$ and its onset gradient like $1/\sqrt r$ (left panel: the gradient collapse of the
 # paper's Fig. 3), while the naive scaling grows like $r$. Under Adam the flat curve is LoRA's,
 # and rsLoRA grows like $\sqrt r$: which scaling is "rank-stabilized" depends on the optimizer,

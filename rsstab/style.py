@@ -14,8 +14,9 @@ from typing import Any
 
 __all__ = ["OKABE_ITO", "pyplot", "colour"]
 
-#: Okabe & Ito's colour-blind-safe palette, without its yellow (unreadable on white or a projector).
-OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
+#: Okabe & Ito's colour-blind-safe palette, without its yellow (unreadable on white or a projector);
+#: its light orange and sky blue come last, so that up to five curves get strong colours.
+OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#000000", "#E69F00", "#56B4E9")
 
 
 def pyplot() -> Any:

@@ -92,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
             lines[key] = {"predicted r*(d)": ([float(crossover_rank("forward", opt, d)) for d in ds], ds)}
     write_csv(slopes, out / "slopes.csv")
     slope_heatmap(panels, lines=lines, path=out / "slope_heatmap.png",
-                  title="measured local slope of the forward RMS (depth 1); dashed: predicted crossover r*")
+                  title="measured local slope of the forward RMS (depth 1); dashed: predicted crossover r*",
+                  blank=f"not run (at widths ≥ {WIDE} only the ranks {', '.join(map(str, WIDE_RANKS))} around r*, and "
+                        "only rsLoRA: LoRA's cells differ from rsLoRA's by γ² alone to first order)")
     cross = crossover_records(table)
     write_csv(cross, out / "crossover.csv")
     clean = {}

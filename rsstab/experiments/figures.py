@@ -19,8 +19,17 @@ from typing import Any
 from rsstab.io import save_figure
 from rsstab.style import OKABE_ITO, colour, pyplot
 
-__all__ = ["pyplot", "colour", "OKABE_ITO", "geometric_mean", "series", "loglog_vs_rank", "curves_vs_step",
-           "slope_heatmap"]
+__all__ = ["pyplot", "colour", "OKABE_ITO", "SCHEDULE_NAMES", "panel_title", "geometric_mean", "series",
+           "loglog_vs_rank", "curves_vs_step", "slope_heatmap"]
+
+#: How a figure (and the report) names the three schedules of the story.
+SCHEDULE_NAMES = {"alpha": "naive γ = α", "alpha/r": "LoRA γ = α/r", "alpha/sqrt(r)": "rsLoRA γ = α/√r"}
+
+
+def panel_title(name: str) -> str:
+    """A panel's title: a schedule's readable name (``"alpha/sqrt(r)"`` → ``"rsLoRA γ = α/√r"``),
+    anything else as it is."""
+    return SCHEDULE_NAMES.get(name, name)
 
 #: Curves of one panel: label → (xs, ys).
 Curves = Mapping[str, tuple[Sequence[float], Sequence[float]]]
@@ -68,7 +77,7 @@ def loglog_vs_rank(
     surviving seeds only, so a half-diverged cell never looks tame."""
     plt = pyplot()
     n = len(panels)
-    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.6), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.6), squeeze=False, sharey=True, layout="constrained")
     marked_any = False
     for ax, (name, curves) in zip(axes[0], panels.items()):
         for i, (label, (xs, ys)) in enumerate(curves.items()):
@@ -83,7 +92,7 @@ def loglog_vs_rank(
                 marked_any = True
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
-        ax.set_title(name)
+        ax.set_title(panel_title(name))
         ax.set_xlabel(xlabel)
         ax.grid(True, which="major", alpha=0.3)
         ax.legend(fontsize=7)
@@ -106,13 +115,13 @@ def curves_vs_step(
     (or whatever ``xlabel`` names)."""
     plt = pyplot()
     n = len(panels)
-    fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 3.6), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 3.6), squeeze=False, sharey=True, layout="constrained")
     for ax, (name, curves) in zip(axes[0], panels.items()):
         for i, (label, (xs, ys)) in enumerate(curves.items()):
             ax.plot(xs, ys, color=colour(i, len(curves)), label=label)
         if logy:
             ax.set_yscale("log")
-        ax.set_title(name)
+        ax.set_title(panel_title(name))
         ax.set_xlabel(xlabel)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
@@ -129,19 +138,23 @@ def slope_heatmap(
     lines: Mapping[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]] | None = None,
     title: str | None = None,
     label: str = "local slope d log RMS / d log r",
+    blank: str | None = None,
 ) -> Path:
     """One heatmap per key of ``panels`` = (rank edges, width edges, values[n_width][n_rank_cells])
-    on log axes (nan cells blank); ``lines[panel]`` draws labelled curves (xs, ys) on a panel,
-    e.g. the predicted crossover rank r*(d)."""
+    on log axes (nan cells blank, ``blank`` says why under the panels); ``lines[panel]`` draws
+    labelled curves (xs, ys) on a panel, e.g. the predicted crossover rank r*(d). The diverging
+    colour map is centred on 0 (a flat, rank-stabilized slope is neutral grey)."""
     import numpy as np
+    from matplotlib.colors import TwoSlopeNorm
 
     plt = pyplot()
     n = len(panels)
-    fig, axes = plt.subplots(1, n, figsize=(4.4 * n, 3.8), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, n, figsize=(4.4 * n, 3.8), squeeze=False, sharey=True, layout="constrained")
     mesh = None
+    norm = TwoSlopeNorm(vcenter=0.0, vmin=-1.6, vmax=0.6)
     for ax, (name, (xe, ye, vals)) in zip(axes[0], panels.items()):
         v = np.ma.masked_invalid(np.asarray(vals, dtype=float))
-        mesh = ax.pcolormesh(xe, ye, v, cmap="coolwarm", vmin=-1.6, vmax=0.6, shading="flat")
+        mesh = ax.pcolormesh(xe, ye, v, cmap="coolwarm", norm=norm, shading="flat")
         for lab, (xs, ys) in (lines or {}).get(name, {}).items():
             ax.plot(xs, ys, "k--", lw=1.5, label=lab)
         ax.set_xscale("log", base=2)
@@ -155,4 +168,6 @@ def slope_heatmap(
         fig.colorbar(mesh, ax=axes[0].tolist(), label=label, shrink=0.9)
     if title:
         fig.suptitle(title)
+    if blank:
+        fig.text(0.5, -0.02, f"blank cells: {blank}", ha="center", va="top", fontsize=9)
     return save_figure(fig, path)

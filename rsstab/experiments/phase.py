@@ -77,13 +77,13 @@ class PhaseGrid:
 GRIDS: tuple[PhaseGrid, ...] = (
     PhaseGrid("sgd_beta_c", "SGD: γ ∝ r^−β, η ∝ r^c", "sgd", "beta", "c", _STEP,
               (F(-1), F(-1, 2), F(0), F(1, 2), F(1)), lr="eta*r**c",
-              labels={"beta": "β (γ_r ∝ r^−β)", "c": "c (η ∝ r^c)"}),
+              labels={"beta": r"$\beta$  ($\gamma_r \propto r^{-\beta}$)", "c": r"$c$  ($\eta \propto r^{c}$)"}),
     PhaseGrid("sgd_beta_k", "SGD: γ ∝ r^−β, σ_A ∝ r^−k", "sgd", "beta", "k", _STEP,
               (F(-1, 2), F(-1, 4), F(0), F(1, 4), F(1, 2)), init_std="s*r**(-k)",
-              labels={"beta": "β (γ_r ∝ r^−β)", "k": "k (σ_A ∝ r^−k)"}),
+              labels={"beta": r"$\beta$  ($\gamma_r \propto r^{-\beta}$)", "k": r"$k$  ($\sigma_A \propto r^{-k}$)"}),
     PhaseGrid("adam_beta_c", "Adam: γ ∝ r^−β, η ∝ r^c", "adam", "beta", "c", _STEP,
               (F(-2), F(-3, 2), F(-1), F(-1, 2), F(0)), lr="eta*r**c",
-              labels={"beta": "β (γ_r ∝ r^−β)", "c": "c (η ∝ r^c)"}),
+              labels={"beta": r"$\beta$  ($\gamma_r \propto r^{-\beta}$)", "c": r"$c$  ($\eta \propto r^{c}$)"}),
 )
 #: Simulation settings of the full run: ranks ≥ 8× the width (the r → ∞ verdicts apply there).
 FULL: dict[str, Any] = dict(ranks=(64, 256, 1024, 4096), width=8, seeds=8, steps=10, depth=2, batch=64)
@@ -240,6 +240,19 @@ def label_matrix(records: Sequence[Mapping[str, Any]]) -> str:
 
 
 #: Colours of the measured labels (Okabe–Ito): blow-up vermillion, stable green, collapse blue.
+def _mathtext(text: str) -> str:
+    """A grid's title with its powers of r as matplotlib math (``r^−β`` → ``$r^{-\\beta}$``).
+
+    >>> print(_mathtext("SGD: γ ∝ r^−β, η ∝ r^c"))
+    SGD: γ ∝ $r^{-\\beta}$, η ∝ $r^{c}$
+    """
+    import re
+
+    greek = {"β": r"\beta", "α": r"\alpha"}
+    return re.sub(r"r\^(−?)(\w)", lambda m: "$r^{" + ("-" if m.group(1) else "") + greek.get(m.group(2), m.group(2))
+                  + "}$", text)
+
+
 def _label_colours() -> dict[str, str]:
     from rsstab.style import OKABE_ITO
 
@@ -279,7 +292,7 @@ def phase_figure(grids: Sequence[PhaseGrid], records: Sequence[Mapping[str, Any]
         ax.set_yticks([float(y) for y in ys], [str(y) for y in ys])
         ax.set_xlabel(g.labels.get(g.x, g.x))
         ax.set_ylabel(g.labels.get(g.y, g.y))
-        ax.set_title(g.title)
+        ax.set_title(_mathtext(g.title))
     handles = [Patch(facecolor=c, label=f"measured {lab}") for lab, c in colours.items()]
     handles += [Patch(facecolor="white", edgecolor="black", hatch="///", label="within one step of the boundary"),
                 plt.Line2D([], [], color="black", ls="--", label="predicted stable line (law exponent 0)"),

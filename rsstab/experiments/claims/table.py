@@ -29,13 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from rsstab.experiments.compare import theory_exponent
+from rsstab.experiments.figures import SCHEDULE_NAMES
 from rsstab.fit import DEFAULT_TOLERANCE, interval_agrees
 
 __all__ = ["Claim", "REPRODUCTION", "CONSISTENCY", "REFUTES", "NOT_RUN", "VERDICTS", "verdict_of", "read_table",
            "pick", "slope_text", "agrees", "exponent", "fig", "render", "LORA", "RSLORA", "NAMES", "TOL"]
 
 LORA, RSLORA = "alpha/r", "alpha/sqrt(r)"
-NAMES = {"alpha": "naive γ = α", LORA: "LoRA γ = α/r", RSLORA: "rsLoRA γ = α/√r"}
+NAMES = SCHEDULE_NAMES
 TOL = DEFAULT_TOLERANCE  # a slope agrees when its interval meets [prediction ± TOL]
 REPRODUCTION, CONSISTENCY = "reproduction", "consistency check"
 #: A check whose measurement shows the opposite of the claim.
