@@ -89,6 +89,7 @@ def empirical_verdict(
     progress: bool | None = None,
     share_data: bool = False,
     fixed_batch: bool = False,
+    eps: float | None = None,
 ) -> EmpiricalVerdict:
     """Simulate ``schedule`` across ranks and fit the slopes of grad_init, forward and backward.
 
@@ -104,7 +105,9 @@ def empirical_verdict(
     store) when given, else in a temporary directory; ``scheduler``/``workers`` choose where.
     Every cell records the fixed-gradient backward and the data statistics (SimConfig's
     ``fixed_output_grad`` and ``data_stats``); ``share_data`` (seeds = draws of A at fixed data:
-    adds the measured coherent/incoherent split) and ``fixed_batch`` are passed through.
+    adds the measured coherent/incoherent split) and ``fixed_batch`` are passed through. ``eps`` is
+    Adam's ε (default: SimConfig's 1e-8; with SGD it must be None), applied to the true gradients
+    (the simulator's AdamW runs on γ-less gradients with ε/γ: the same update).
 
     Raises:
         RsstabError: bad input, or a cell that failed to run.
@@ -142,6 +145,14 @@ def empirical_verdict(
         raise RsstabError("an empirical verdict needs at least 2 seeds for its confidence intervals")
     if opts["steps"] < 1:
         raise RsstabError("an empirical verdict needs at least 1 training step")
+    if eps is not None:
+        import numbers
+
+        if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not (0 <= float(eps) < math.inf):
+            raise RsstabError(f"eps must be a non-negative finite number, got {eps!r}")
+        if optimizer != "adam":
+            raise RsstabError("eps is Adam's ε: it applies to optimizer='adam' only")
+        opts["eps"] = float(eps)
     if adapted_layers is not None:
         opts["adapted_layers"] = tuple(adapted_layers)
     if gram != "explicit":  # the default stays out of the configs (and of their store keys)

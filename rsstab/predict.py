@@ -51,9 +51,11 @@ from typing import Any
 import numpy as np
 
 from rsstab.errors import RsstabError
-from rsstab.theory import width_coefficients
+from rsstab.theory import (ADAM_SIGN_RATIO, EXPANSION_LIMIT, Expansion, adam_expansion, sgd_expansion,
+                           width_coefficients)
 
-__all__ = ["LayerPrediction", "predict_layer", "predict_rows", "PREDICTED_SOURCES", "ADAM_FRESH_NOTE"]
+__all__ = ["LayerPrediction", "predict_layer", "predict_rows", "predict_expansion", "PREDICTED_SOURCES",
+           "ADAM_FRESH_NOTE", "RANGE_NOTE"]
 
 #: The measured per-layer quantity each predicted summary quantity is compared with.
 PREDICTED_SOURCES = {"forward": "forward", "backward": "backward_fixed"}
@@ -61,6 +63,9 @@ PREDICTED_SOURCES = {"forward": "forward", "backward": "backward_fixed"}
 ADAM_FRESH_NOTE = ("Adam with fresh batches: first order in η, ε → 0, exact in r and d; its rank-free "
                    "one-column Gaussian integrals evaluated on the simulator's reference columns")
 _C = 2 / math.pi
+#: What ``predicted_expansion`` is (result 13, :func:`rsstab.theory.sgd_expansion` / ``adam_expansion``).
+RANGE_NOTE = (f"predicted_expansion: the next term in η relative to the first (B's saturation plus A's own "
+              f"learning, result 13); a prediction is in range while it is ≤ {EXPANSION_LIMIT:g}")
 
 
 @dataclass(frozen=True)
@@ -188,4 +193,85 @@ def predict_rows(
                 res["incoherent"].append(float(math.sqrt(np.mean([p.incoherent2 for p in preds]))))
                 res["d_eff"].append(float(np.mean([p.d_eff for p in preds])))
         out[q] = res
+    return out
+
+
+def _layer_expansion(optimizer: str, st: Mapping[str, float], c: Mapping[str, Any], pred: LayerPrediction,
+                     ) -> tuple[float, float, float, float]:
+    """One layer's pieces of the expansion: (SGD curvature c_ℓ, SGD q₁ = ‖G₁‖², Adam learned fraction
+    ρ_ℓ, Adam coherent fraction). ``pred``: the layer's forward prediction."""
+    n = max(int(c["steps"]), 1)
+    d = float(c["width"])
+    F, P = st.get("data_grad_fro2", math.nan), st.get("data_grad_probe2", math.nan)
+    W = st.get("data_grad_u2", math.nan)
+    # SGD: the curvature of the layer's quadratic in B, input side (Rayleigh quotient of E[hhᵀ] along
+    # the data gradient's rows, P/F) times output side (of the back-propagated Gram along its columns,
+    # W/F); 1 and 1 for one layer with isotropic inputs. Each is at least its isotropic value's share.
+    curv = (P / F) * (W / F) if F > 0 else 0.0
+    q1 = F / n**2  # ‖Σ_t G_t‖²/n²: a step's data gradient (the steps' noise averages out)
+    resid2 = P / (n**2 * d)  # the residual the layer sees, per entry (G ≈ n·R·E[hhᵀ])
+    ms = pred.mean_square
+    rho = math.sqrt(ms / resid2) if resid2 > 0 and math.isfinite(ms) else math.inf
+    coh = pred.coherent2 / ms if ms > 0 and math.isfinite(ms) else 1.0
+    return curv, q1, rho, coh
+
+
+def predict_expansion(
+    rows: Sequence[Mapping[str, Any]], cells: Mapping[int, Mapping[str, Any]], optimizer: str,
+) -> dict[str, list[Any]]:
+    """The expansion parameter of the first-order predictions (result 13) per rank (ascending):
+    ``{"values", "b_driven", "a_driven", "in_range", "eps_ratio"}``, the same for ``forward`` and
+    ``backward`` (one learned change). Per seed, from its data statistics (A-independent, as the
+    predictions): SGD sums the layers' curvatures (the residual moves under every layer's update:
+    the Gauss–Newton kernel of the stack is the sum of the layers') and takes the largest A-driven
+    term; Adam sums the layers' learned fractions and takes the largest coherent fraction. The
+    values are the means over seeds. ``cells[r]`` also gives ``lr_ratio`` (η_B/η_A; ``lr`` is η_A),
+    ``a_init_scale``, ``betas`` and Adam's ``eps``: a rank whose step-0 gradient per entry is not
+    ≥ :data:`~rsstab.theory.ADAM_SIGN_RATIO`·ε (``eps_ratio``) is out of the ε → 0 law's range too.
+    """
+    table = _stats_table(rows)
+    if not table:
+        raise RsstabError("the simulation recorded no data statistics (SimConfig.data_stats): nothing to predict from")
+    out: dict[str, list[Any]] = {"values": [], "b_driven": [], "a_driven": [], "in_range": [], "eps_ratio": []}
+    for r in sorted(cells):
+        c = cells[r]
+        lr_a = float(c["lr"])
+        lr_b = lr_a * float(c.get("lr_ratio", 1.0))
+        scale = float(c.get("a_init_scale", 1.0))
+        d, gamma, n = float(c["width"]), float(c["gamma"]), int(c["steps"])
+        s2 = scale**2 / d
+        per_seed: dict[int, list[tuple[float, float, float, float]]] = {}
+        grad_entry: list[float] = []
+        for (rank, seed, _layer), st in sorted(table.items()):
+            if rank != r:
+                continue
+            pred = predict_layer("forward", optimizer, st, rank=r, width=int(d), gamma=gamma, lr=lr_b, steps=n,
+                                 a_init_scale=scale)
+            per_seed.setdefault(seed, []).append(_layer_expansion(optimizer, st, c, pred))
+            F = st.get("data_grad_fro2", math.nan)
+            grad_entry.append(gamma * math.sqrt(s2) * math.sqrt(2 / math.pi) * math.sqrt(max(F, 0.0) / d) / max(n, 1))
+        if not per_seed:
+            raise RsstabError(f"no data statistics for rank {r}")
+        exps: list[Expansion] = []
+        for layers in per_seed.values():
+            if optimizer == "sgd":
+                e = sgd_expansion(rank=r, width=d, gamma=gamma, lr_a=lr_a, lr_b=lr_b, steps=n, sigma_a2=s2,
+                                  curvature=sum(x[0] for x in layers), step_grad2=max(x[1] for x in layers))
+            else:
+                betas = tuple(c.get("betas", (0.9, 0.999)))
+                e = adam_expansion(width=d, lr_a=lr_a, steps=n, sigma_a=math.sqrt(s2),
+                                   learned_fraction=sum(x[2] for x in layers),
+                                   coherent_fraction=max(x[3] for x in layers), betas=betas)  # type: ignore[arg-type]
+            exps.append(e)
+        with np.errstate(all="ignore"):
+            b = float(np.mean([e.b_driven for e in exps]))
+            a = float(np.mean([e.a_driven for e in exps]))
+        total = Expansion(b, a)
+        eps = float(c.get("eps", 0.0)) if optimizer == "adam" else 0.0
+        ratio = float(np.mean(grad_entry)) / eps if eps > 0 else math.inf
+        out["values"].append(total.value)
+        out["b_driven"].append(b)
+        out["a_driven"].append(a)
+        out["eps_ratio"].append(ratio)
+        out["in_range"].append(bool(total.in_range and ratio >= ADAM_SIGN_RATIO))
     return out

@@ -40,6 +40,8 @@ __all__ = [
     "adam_update_factor",
     "LIMIT_REGIME", "WIDTH_QUANTITIES", "WidthLaw", "crossover_rank", "finite_width_law", "rms_local_slope",
     "width_coefficients", "UPDATE_TERMS", "UpdateTerm", "update_term",
+    "EXPANSION_LIMIT", "Expansion", "adam_drift_coefficients", "adam_expansion", "sgd_expansion",
+    "sgd_saturation_factor", "wishart_moment_ratio",
 ]
 
 #: Measurable quantities, in the order they are reported.
@@ -538,3 +540,152 @@ def rms_local_slope(quantity: str, optimizer: str, r: Any, d: Any, gamma_exponen
     coh, inc = width_coefficients(quantity, optimizer, d if d_eff is None else d_eff, pi=pi)
     k = int(law(quantity, optimizer).gamma_power)
     return k * gamma_exponent + (2 * coh * r + inc) / (2 * (coh * r + inc))
+
+
+# --------------------------------------------------------------------------------------------------
+# The range of the first-order laws: the expansion parameter and the next term (result 13)
+# --------------------------------------------------------------------------------------------------
+#
+# The laws above are first order in η: the learned change is the sum of the n steps' gradients taken
+# at the initial point. Two effects make the next term (``proofs/expansion_range.py``, ``rsstab derive
+# expansion-range``); for each, the size of the next term relative to the first:
+#
+# * **B-driven** (A at its init). With A fixed the task is a quadratic in B: on the simulator's task
+#   (loss ½‖f(x) − y‖² averaged over the batch, B₀ = 0, residual R = γBA − D) the learned change obeys
+#   M ← M − η_B·γ²·(M − D)·Σ·AᵀA, so along an eigenvalue λ of γ²·Σ·AᵀA the exact n-step change is the
+#   first-order one times [1 − (1 − ηλ)ⁿ]/(nηλ) = 1 − (n − 1)·ηλ/2 + O(η²) (:func:`sgd_saturation_factor`).
+#   Averaged over Gaussian A (Wick; E[(AᵀA)^k] ∝ I) the mean square's correction is exactly
+#   −(n − 1)·η_B·γ²·σ_A²·w(r, d)·c with w = E tr(AᵀA)³ / (σ_A² E tr(AᵀA)²) =
+#   (r² + d² + 3rd + 3r + 3d + 4)/(r + d + 1) (:func:`wishart_moment_ratio`) and c the curvature of the
+#   layer's input and output sides (1 for the first layer: isotropic inputs, a loss on the output).
+#   Adam (ε → 0) moves every entry by η whatever the gradient's size, so the curvature enters only
+#   through the gradient's drift: a gradient shrinking linearly by the fraction ρ of the residual
+#   learned over the run changes the bias-corrected m̂/√v̂ steps by −κ_n·ρ (:func:`adam_drift_coefficients`;
+#   m̂ and √v̂ shrink almost together, κ_10 = 0.032 at betas (0.9, 0.999)).
+# * **A-driven** (A's own learning, zero to first order since B₀ = 0; result 12). SGD:
+#   A_t − A₀ = (t(t−1)/2)·η_A·η_B·γ²·A₀·G₁ᵀG₁ (G₁ a step's data gradient) feeds back into B, and the
+#   mean square over A (Wick) grows by 2·η_A·η_B·γ²·(n − 1)·[(n − 2)/6·q₂ + (n/2)·((r + 1)·q₂ + q₁)/(r + d + 1)]
+#   with q₁ = tr C, q₂ = tr C²/tr C ≤ q₁, C = G₁ᵀG₁: the coupling of A and B through the residual (a
+#   saddle: A and B grow together like cosh/sinh of n·η·γ·‖G₁‖), second order in η but with n² and the
+#   data gradient's size. Adam: A moves by sign-like steps from step 1 on, A_n − A₀ = α_n·η_A·sign(BᵀG₁)
+#   (α_n: the bias-corrected steps of a gradient growing linearly from 0, α_10 = 8.17), which for one
+#   example adds α_n·η_A·√d/σ_A times the B-driven coherent part (every row aligned: the largest
+#   coherence), first order in η_A.
+#
+# The expansion parameter is the bound on the next term relative to the first,
+# ε = |B-driven| + A-driven; a first-order prediction is **in range** while ε ≤ EXPANSION_LIMIT, the
+# report's 10 % agreement: the next term moves the prediction by at most 10 %. Beyond it the adapter's
+# growth feeds back into its own gradient and the update saturates at the size the task allows (or,
+# through A's learning, grows faster): a measured slope there is beyond the small-η regime, a
+# statement about the learning rate, not about the rank scaling of the theorem.
+
+#: ε at or below which a first-order prediction is in range: the next term is at most 10 % of the
+#: first (the report's agreement of a law with a measurement within 10 %).
+EXPANSION_LIMIT = 0.1
+
+
+def wishart_moment_ratio(r: Any, d: Any) -> Any:
+    """``w(r, d) = E tr(AᵀA)³ / (σ_A²·E tr(AᵀA)²)`` for A (r×d) with iid N(0, σ_A²) entries: the
+    mean curvature (in units of σ_A²) that SGD's B-driven next term sees; ≈ r for r ≫ d and ≈ d for
+    r ≪ d (a rank-r A has r nonzero eigenvalues of size ‖a_j‖² ≈ d·σ_A²). Generic arithmetic.
+
+    >>> wishart_moment_ratio(1, 1)   # E z⁶ / E z⁴ = 15/3
+    5.0
+    """
+    return (r * r + d * d + 3 * r * d + 3 * r + 3 * d + 4) / (r + d + 1)
+
+
+def sgd_saturation_factor(x: float, steps: int) -> float:
+    """The exact n-step change of gradient descent on a quadratic along one curvature eigenvalue λ
+    (x = η·λ), relative to the first-order one: ``[1 − (1 − x)ⁿ]/(n·x)`` = 1 − (n − 1)·x/2 + O(x²).
+
+    >>> round(sgd_saturation_factor(0.01, 10), 4), 1 - 9 * 0.01 / 2
+    (0.9562, 0.955)
+    """
+    if x == 0:
+        return 1.0
+    return (1.0 - (1.0 - x) ** steps) / (steps * x)
+
+
+def adam_drift_coefficients(steps: int, betas: tuple[float, float] = (0.9, 0.999)) -> tuple[float, float]:
+    """``(κ_n, α_n)`` of bias-corrected Adam (ε → 0) over n steps:
+
+    * κ_n: a gradient g_s = g₀·(1 − ρ·s/n) (shrinking by the fraction ρ over the run) moves the sum
+      of the steps m̂_t/√v̂_t by −κ_n·ρ·n·sign(g₀) to first order in ρ: κ_n = Σ_t (μ_t − ν_t)/n², μ_t
+      and ν_t the mean step index under m̂'s and v̂'s bias-corrected weights;
+    * α_n: the sum of the steps of a gradient growing linearly from 0 (A's, as B_t ∝ t):
+      Σ_{t=1}^{n−1} (Σ_s w^m_{t,s}·s)/√(Σ_s w^v_{t,s}·s²).
+
+    >>> [round(v, 4) for v in adam_drift_coefficients(10)]
+    [0.0322, 8.1706]
+    >>> adam_drift_coefficients(1)
+    (0.0, 0.0)
+    """
+    b1, b2 = (float(b) for b in betas)
+    n = int(steps)
+    kappa = alpha = 0.0
+    for t in range(n):
+        wm = [(1 - b1) * b1 ** (t - s) / (1 - b1 ** (t + 1)) for s in range(t + 1)]
+        wv = [(1 - b2) * b2 ** (t - s) / (1 - b2 ** (t + 1)) for s in range(t + 1)]
+        mu = sum(w * s for s, w in enumerate(wm))
+        kappa += mu - sum(w * s for s, w in enumerate(wv))
+        if t >= 1:
+            alpha += mu / math.sqrt(sum(w * s * s for s, w in enumerate(wv)))
+    return (kappa / (n * n) if n else 0.0), alpha
+
+
+@dataclass(frozen=True)
+class Expansion:
+    """The next term of a first-order prediction relative to the first: ``b_driven`` (signed: the
+    saturation of B's own dynamics is negative) and ``a_driven`` (A's own learning, ≥ 0);
+    :attr:`value` = |b_driven| + a_driven bounds it, :attr:`in_range` is ``value ≤ EXPANSION_LIMIT``.
+
+    >>> e = Expansion(-0.03, 0.05)
+    >>> round(e.value, 3), e.in_range
+    (0.08, True)
+    """
+
+    b_driven: float
+    a_driven: float
+
+    @property
+    def value(self) -> float:
+        v = abs(self.b_driven) + self.a_driven
+        return v if math.isfinite(v) else math.inf
+
+    @property
+    def in_range(self) -> bool:
+        return self.value <= EXPANSION_LIMIT
+
+
+def sgd_expansion(*, rank: float, width: float, gamma: float, lr_a: float, lr_b: float, steps: int,
+                  sigma_a2: float, curvature: float = 1.0, step_grad2: float = 0.0) -> Expansion:
+    """SGD's next term relative to the first at (r, d) (result 13): B-driven
+    ``−(n − 1)·η_B·γ²·σ_A²·w(r, d)·curvature/2`` (the RMS's share of the mean square's correction) and
+    A-driven ``η_A·η_B·γ²·(n − 1)·[(n − 2)/6 + (n/2)·(r + 2)/(r + d + 1)]·q₁``, the Wick coefficient
+    with q₂ ≤ q₁ = ``step_grad2`` (‖G₁‖_F², a step's data gradient), so a bound.
+
+    >>> e = sgd_expansion(rank=1024, width=64, gamma=1 / 32, lr_a=1.0, lr_b=1.0, steps=10, sigma_a2=1 / 64)
+    >>> round(e.b_driven, 4), e.a_driven
+    (-0.079, 0.0)
+    """
+    n, r, d = int(steps), float(rank), float(width)
+    lam = gamma**2 * sigma_a2 * wishart_moment_ratio(r, d) * curvature
+    b = -(n - 1) * lr_b * lam / 2
+    a = lr_a * lr_b * gamma**2 * (n - 1) * ((n - 2) / 6 + (n / 2) * (r + 2) / (r + d + 1)) * step_grad2
+    return Expansion(b, a)
+
+
+def adam_expansion(*, width: float, lr_a: float, steps: int, sigma_a: float, learned_fraction: float,
+                   coherent_fraction: float = 1.0, betas: tuple[float, float] = (0.9, 0.999)) -> Expansion:
+    """Adam's (ε → 0) next term relative to the first (result 13): B-driven ``−κ_n·ρ`` (ρ =
+    ``learned_fraction``, the learned change over the residual) and A-driven
+    ``α_n·η_A·√d/σ_A·coherent_fraction`` (A's sign steps add to the coherent part only; the
+    one-example, every-row-aligned value).
+
+    >>> e = adam_expansion(width=64, lr_a=1e-4, steps=10, sigma_a=1 / 8, learned_fraction=0.1)
+    >>> round(e.b_driven, 4), round(e.a_driven, 4), e.in_range
+    (-0.0032, 0.0523, True)
+    """
+    kappa, alpha = adam_drift_coefficients(steps, betas)
+    return Expansion(-kappa * learned_fraction, alpha * lr_a * math.sqrt(float(width)) / sigma_a * coherent_fraction)

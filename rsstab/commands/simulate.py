@@ -44,6 +44,16 @@ def _positive_float(text: str) -> float:
     return v
 
 
+def _nonnegative_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (v >= 0 and v < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a non-negative finite number, got {text!r}")
+    return v
+
+
 def _in_r(flag: str, positive_number: bool = True):
     """An argparse type: a positive number (a constant in r) or an expression in r, read by the
     schedule parser (nothing is evaluated); the text is kept for the cells and the record."""
@@ -129,6 +139,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "measured coherent/incoherent split")
     p.add_argument("--fixed-batch", action="store_true",
                    help="train on the first batch at every step (Adam's prediction is then a closed form: n sign steps)")
+    p.add_argument("--eps", type=_nonnegative_float, default=None, metavar="E",
+                   help="Adam's ε (adam only; default 1e-8), as `rsstab check --eps`: between the sign regime "
+                        "and SGD with rate η/ε")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     sweep = p.add_argument_group("execution")
     sweep.add_argument("--out", default=None, metavar="DIR",
@@ -226,10 +239,11 @@ def _add_predictions(verdict: Any, out: dict[str, Any]) -> None:
     update multiplies B₀ = 0, so A's own learning reaches the output only at order η_A·η_B)."""
     import math
 
-    from rsstab.predict import ADAM_FRESH_NOTE, predict_rows
+    from rsstab.predict import ADAM_FRESH_NOTE, predict_expansion, predict_rows
 
     cells = {r: {**c, "lr": float(c["lr"]) * float(c.get("lr_ratio", 1.0))} for r, c in verdict.cells.items()}
     pred = predict_rows(verdict.rows, cells, verdict.optimizer)
+    expansion = predict_expansion(verdict.rows, verdict.cells, verdict.optimizer)
     fresh_adam = verdict.optimizer == "adam" and not verdict.settings.get("fixed_batch")
     out["prediction"] = (ADAM_FRESH_NOTE if fresh_adam else
                          "exact finite-(r, d) law, first order in η, from the recorded data statistics")
@@ -243,6 +257,56 @@ def _add_predictions(verdict: Any, out: dict[str, Any]) -> None:
         entry["predicted_local_slopes"] = [
             math.log(vals[i + 1] / vals[i]) / math.log(ranks[i + 1] / ranks[i]) for i in range(len(ranks) - 1)]
         entry["predicted_ratio"] = [None if m is None else m / v for m, v in zip(entry["values"], vals)]
+        entry["predicted_expansion"] = list(expansion["values"])
+        entry["predicted_in_range"] = list(expansion["in_range"])
+    out["prediction_range"] = range_statement(out["quantities"]["forward"]["ranks"], expansion, out["label"],
+                                              verdict.optimizer)
+    if out["prediction_range"]["out_of_range_ranks"]:
+        out["reason"] = f"{out['reason']} — {out['prediction_range']['statement']}"
+
+
+def range_statement(ranks: list[int], expansion: dict[str, list[Any]], label: str, optimizer: str) -> dict[str, Any]:
+    """Where the first-order predictions hold (result 13): the ranks out of range and, when there are
+    any, one sentence that puts a measured label there beyond the small-η regime (a statement about
+    the learning rate, not the rank scaling the theorem is about).
+
+    >>> st = range_statement([4, 16], {"values": [0.5, 0.05], "in_range": [False, True], "eps_ratio": [1e9, 1e9]},
+    ...                      "collapse", "sgd")
+    >>> st["out_of_range_ranks"], st["statement"][:63]
+    ([4], 'the measured collapse is at settings beyond the small-η regime ')
+    """
+    from rsstab.theory import ADAM_SIGN_RATIO, EXPANSION_LIMIT
+
+    out_ranks = [r for r, ok in zip(ranks, expansion["in_range"]) if not ok]
+    info: dict[str, Any] = {"limit": EXPANSION_LIMIT, "out_of_range_ranks": out_ranks,
+                            "b_driven": list(expansion.get("b_driven", [])),
+                            "a_driven": list(expansion.get("a_driven", []))}
+    if optimizer == "adam":
+        info["eps_ratio"] = list(expansion["eps_ratio"])
+    if not out_ranks:
+        info["statement"] = (f"every rank in the small-η regime (the next term ≤ {EXPANSION_LIMIT:g} of the first)")
+        return info
+    eta_ranks = [r for r, v in zip(ranks, expansion["values"]) if not v <= EXPANSION_LIMIT]
+    eps_ranks = [r for r, e in zip(ranks, expansion["eps_ratio"]) if not e >= ADAM_SIGN_RATIO]
+    parts = []
+    if eta_ranks:
+        worst = max(v for v in expansion["values"] if not v <= EXPANSION_LIMIT)
+        parts.append(
+            f"beyond the small-η regime at r = {', '.join(map(str, eta_ranks))} (the first-order law's next term is "
+            f"up to {worst:.3g} of the first, > {EXPANSION_LIMIT:g}): at this learning rate the adapter's growth feeds "
+            "back into its own gradient — B saturates at the size the task allows, A's own learning adds to it — so a "
+            "slope measured there is a statement about the learning rate, not about the rank scaling of the theorem; "
+            "lower η to measure that")
+    if eps_ranks:
+        parts.append(
+            f"outside the ε → 0 (sign) law at r = {', '.join(map(str, eps_ranks))}: Adam's step-0 gradients are below "
+            f"{ADAM_SIGN_RATIO:g}·ε there, so its update lies between sign descent and SGD with rate η/ε "
+            "(`rsstab check --optimizer adam --eps … --grad-scale …` gives that factor)")
+    text = "; ".join(parts)
+    if label in ("collapse", "blow-up"):
+        text = f"the measured {label} is at settings {text}"
+    info["statement"] = text
+    return info
 
 
 def render_predictions(out: dict[str, Any]) -> str:
@@ -254,12 +318,19 @@ def render_predictions(out: dict[str, Any]) -> str:
             continue
         lines.append(f"  {q}: predicted local slopes " + " ".join(f"{s:+.2f}" for s in e["predicted_local_slopes"])
                      + "   measured " + " ".join(f"{s:+.2f}" if s is not None else "—" for s in e["local_slopes"]))
-        lines.append(f"  {'r':>6}{'measured':>12}{'predicted':>12}{'ratio':>8}{'coherent':>12}{'incoherent':>12}")
+        lines.append(f"  {'r':>6}{'measured':>12}{'predicted':>12}{'ratio':>8}{'coherent':>12}{'incoherent':>12}"
+                     f"{'expansion':>11}")
         for i, r in enumerate(e["ranks"]):
             m, p, ratio = e["values"][i], e["predicted"][i], e["predicted_ratio"][i]
+            mark = "" if e["predicted_in_range"][i] else "  out of range"
             lines.append(f"  {r:>6}{m if m is not None else float('nan'):>12.4g}{p:>12.4g}"
                          f"{ratio if ratio is not None else float('nan'):>8.3f}"
-                         f"{e['predicted_coherent'][i]:>12.4g}{e['predicted_incoherent'][i]:>12.4g}")
+                         f"{e['predicted_coherent'][i]:>12.4g}{e['predicted_incoherent'][i]:>12.4g}"
+                         f"{e['predicted_expansion'][i]:>11.3g}{mark}")
+    rng = out.get("prediction_range")
+    if rng is not None:
+        lines.append(f"  range: expansion = the next term in η relative to the first (result 13); in range while "
+                     f"≤ {rng['limit']:g}: {rng['statement']}")
     return "\n".join(lines)
 
 
@@ -281,20 +352,26 @@ def run(args: argparse.Namespace) -> int:
     options = {
         k: getattr(args, k)
         for k in ("ranks", "depth", "width", "steps", "seeds", "batch", "lr", "lr_ratio", "seed", "gram", "bf16",
-                  "tolerance", "out", "scheduler", "workers", "share_data", "fixed_batch")
+                  "tolerance", "out", "scheduler", "workers", "share_data", "fixed_batch", "eps")
     }
     verdict, out = report(args.expr, args.optimizer, constants, init_std=args.init_std, progress=args.progress,
                           **options)
     if args.json:
         from rsstab.schema import dumps, envelope
 
-        notes = [out["prediction"]] if isinstance(out.get("prediction"), str) else []
+        from rsstab.predict import RANGE_NOTE
+
+        notes = [out["prediction"], RANGE_NOTE] if isinstance(out.get("prediction"), str) else []
+        if out.get("prediction_range", {}).get("out_of_range_ranks"):
+            notes.append(out["prediction_range"]["statement"])
         print(dumps(envelope("simulate", stable=verdict.label == STABLE, label=verdict.label,
-                             optimizer=verdict.optimizer, schedule=verdict.schedule, reason=verdict.reason,
+                             optimizer=verdict.optimizer, schedule=verdict.schedule, reason=out["reason"],
                              notes=notes, body=out)))
     else:
         theory = {q: d["theory"] for q, d in out["quantities"].items()}
         print(render_empirical(verdict, theory))
+        if out.get("prediction_range", {}).get("out_of_range_ranks"):
+            print(f"range: {out['prediction_range']['statement']}")
         print()
         print(render_predictions(out))
         print(f"\nsymbolic verdict ({args.optimizer}" + (f", η = {out['tuple']['symbolic_lr']}"
