@@ -2,7 +2,7 @@
 
 >>> RESULTS  # doctest: +NORMALIZE_WHITESPACE
 ('iid', 'first-step', 'trajectory', 'backward', 'iff', 'depth', 'adam', 'reparam', 'finite-width', 'adam-finite-width',
- 'adam-epsilon', 'hyperparameter-tuple')
+ 'adam-epsilon', 'hyperparameter-tuple', 'expansion-range')
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from rsstab.derive.model import Derivation
 from rsstab.derive.results.adam import adam_sign_descent
 from rsstab.derive.results.adam_epsilon import adam_epsilon
+from rsstab.derive.results.expansion import expansion_range
 from rsstab.derive.results.hyperparams import hyperparameter_tuple
 from rsstab.derive.results.width import adam_finite_width, finite_width
 from rsstab.derive.results.iid import iid_forward
@@ -35,6 +36,7 @@ _BUILDERS: dict[str, Callable[[], Derivation]] = {
     "adam-finite-width": adam_finite_width,
     "adam-epsilon": adam_epsilon,
     "hyperparameter-tuple": hyperparameter_tuple,
+    "expansion-range": expansion_range,
 }
 #: Result keys in issue order.
 RESULTS: tuple[str, ...] = tuple(_BUILDERS)
