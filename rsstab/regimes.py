@@ -233,3 +233,59 @@ def width_table(schedule: Any, optimizer: str, width: object, ranks: Sequence[ob
         prev = (r, lt)
     return WidthTable(width, optimizer, law.text, law.crossover_rank, tuple(rows),
                       _summary(rows, verdict, law.crossover_rank, k))
+
+
+def expansion_rows(table: WidthTable, optimizer: str, lr: Any, init_std: Any, steps: int, *,
+                   eps: float | None = None, grad_scale: float | None = None) -> list[dict[str, Any]] | None:
+    """Per rank of a width table, the range of the first-order laws (result 13) at a numeric learning
+    rate, for the first adapted layer (isotropic inputs): what ``rsstab check`` knows without data.
+    SGD's B-driven term needs only (η, γ_r, r, d, σ_A, n); its A-driven term needs the data gradient
+    and Adam's B-driven term the residual, which a simulation records (``rsstab simulate``): those
+    entries are None and ``in_range`` is then None unless the known part already exceeds the limit.
+    With Adam's ``eps``/``grad_scale`` a rank below the sign regime is out of the ε → 0 law's range.
+    None when the learning rate or σ_A is not a number."""
+    try:
+        eta = float(lr)
+        s = 1.0 if init_std is None else float(init_std)
+    except (TypeError, ValueError):
+        return None
+    if not (eta > 0 and math.isfinite(eta) and s > 0 and math.isfinite(s)):
+        return None
+    d = float(table.width)
+    rows: list[dict[str, Any]] = []
+    for row in table.rows:
+        g = float(row.gamma)
+        b: float | None
+        a: float | None
+        if optimizer == "sgd":
+            b = theory.sgd_expansion(rank=row.r, width=d, gamma=g, lr_a=eta, lr_b=eta, steps=steps,
+                                     sigma_a2=s * s / d).b_driven
+            a = None
+        else:
+            coh = row.coherent**2 / (row.coherent**2 + row.incoherent**2) if row.coherent > 0 else 1.0
+            e = theory.adam_expansion(width=d, lr_a=eta, steps=steps, sigma_a=s / math.sqrt(d), learned_fraction=0.0,
+                                      coherent_fraction=coh)
+            a, b = e.a_driven, None
+        known = abs(b or 0.0) + (a or 0.0)
+        ok: bool | None = None if known <= theory.EXPANSION_LIMIT else False
+        ratio = None
+        if eps is not None and grad_scale is not None:
+            ratio = theory.adam_gradient_ratio(g, grad_scale, eps)
+            if ratio < theory.ADAM_SIGN_RATIO:
+                ok = False
+        rows.append({"r": row.r, "gamma": g, "b_driven": b, "a_driven": a, "known_expansion": known,
+                     "in_range": ok, "eps_ratio": ratio})
+    return rows
+
+
+def render_expansion(rows: Sequence[dict[str, Any]]) -> str:
+    """The text lines of :func:`expansion_rows`."""
+    lines = ["", f"range of the first-order laws (result 13; in range while the next term ≤ {theory.EXPANSION_LIMIT:g} "
+             "of the first; '?' = needs the data: rsstab simulate gives it):",
+             f"{'r':>8}{'B-driven':>12}{'A-driven':>12}{'in range':>10}"]
+    for row in rows:
+        def f(v: Any) -> str:
+            return "?" if v is None else f"{v:.3g}"
+        ok = {True: "yes", False: "no", None: "?"}[row["in_range"]]
+        lines.append(f"{row['r']:>8}{f(row['b_driven']):>12}{f(row['a_driven']):>12}{ok:>10}")
+    return "\n".join(lines)

@@ -123,7 +123,9 @@ def _check_factor(eps: float, grad_scale: float, r: int) -> tuple[float, float]:
     cmd = [sys.executable, "-m", "rsstab.cli", "check", "1/sqrt(r)", "--optimizer", "adam", "--eps", repr(eps),
            "--grad-scale", repr(grad_scale), "--json"]
     out = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=False).stdout)
-    return out["adam_eps"]["crossover_rank"], theory.adam_update_factor(theory.adam_gradient_ratio(r**-0.5, grad_scale, eps))
+    row = next(row for row in out["adam_eps"]["table"] if row["r"] == r)  # check's ρ at this rank
+    assert row["ratio"] == pytest.approx(theory.adam_gradient_ratio(r**-0.5, grad_scale, eps), rel=1e-9)
+    return row["ratio"], theory.adam_update_factor(row["ratio"])
 
 
 @pytest.mark.parametrize("steps", [1, 10])
@@ -152,3 +154,19 @@ def test_eps_is_validated() -> None:
         cmd = [sys.executable, "-m", "rsstab.cli", "simulate", "1/sqrt(r)", "--ranks", "4,8", *args]
         res = subprocess.run(cmd, capture_output=True, text=True, check=False)
         assert res.returncode == 2 and "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_check_width_lr_gives_each_ranks_range() -> None:
+    # SGD's B-driven term needs no data: it is simulate's with A frozen (curvature 1, first layer)
+    cmd = [sys.executable, "-m", "rsstab.cli", "check", "alpha/sqrt(r)", "--width", "64", "--lr", "1",
+           "--ranks", "4,1024", "--json"]
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    rows = json.loads(res.stdout)["expansion_table"]
+    assert [r["r"] for r in rows] == [4, 1024] and "torch" not in res.stderr
+    assert rows[0]["in_range"] is False and rows[0]["b_driven"] < -1  # rsLoRA at r ≪ d: curvature γ²·σ_A²·d
+    assert rows[1]["b_driven"] == pytest.approx(-9 * (1 / 1024) * (1 / 64) * theory.wishart_moment_ratio(1024, 64) / 2)
+    assert rows[1]["in_range"] is None and rows[1]["a_driven"] is None  # A's term needs the data gradient
+    text = subprocess.run(cmd[:-1], capture_output=True, text=True, check=False).stdout
+    assert "range of the first-order laws" in text
+    bad = subprocess.run(cmd[:-1] + ["--steps", "0"], capture_output=True, text=True, check=False)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr

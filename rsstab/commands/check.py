@@ -15,6 +15,7 @@ parametric schedule, for every admissible value of the parameters —, 1 when no
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from fractions import Fraction
 
@@ -66,6 +67,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="input width d of the adapted layer: per-rank regime (r ≪ d / crossover / r ≫ d), "
                         "predicted coherent and incoherent sizes, RMS slope and crossover rank from the exact "
                         "finite-width laws (without it the verdict is the r ≫ d limit)")
+    p.add_argument("--steps", type=_steps, default=10, metavar="N",
+                   help="training steps n for the range of the first-order laws with --width and a numeric --lr "
+                        "(default 10, as rsstab simulate)")
     p.add_argument("--width-expr", dest="width_expr", metavar="EXPR",
                    help='the width d as an expression in r ("r", "4*r", "r**k") for joint width × rank '
                         "statements (inputs with Θ(1) entries, σ_A in units of Kaiming's 1/√d, as in μP/LoRA+): "
@@ -108,6 +112,22 @@ def _positive_int(text: str, flag: str, what: str) -> int:
     if value < 1:
         raise RsstabError(f"{flag}: expected {what}, got {text!r}")
     return value
+
+
+def _steps(text: str) -> int:
+    try:
+        return _positive_int(text, "--steps", "a positive integer (training steps)")
+    except RsstabError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _number(text: str | None) -> float | None:
+    """``text`` as a finite number, or None (an expression in r, or absent)."""
+    try:
+        v = float(text) if text is not None else None
+    except ValueError:
+        return None
+    return v if v is not None and math.isfinite(v) else None
 
 
 def parse_width(text: str | None) -> int | None:
@@ -194,6 +214,12 @@ def run(args: argparse.Namespace) -> int:
         raise RsstabError("--simulate measures at a fixed learning rate: drop --lr-scaling to compare")
     width = parse_width(args.width)
     ranks = parse_ranks(args.ranks, width)
+    range_lr = None
+    if width is not None and lr_ratio is None and _number(lr) is not None:
+        # a numeric learning rate is a fixed one (the default regime of the verdict); with --width it
+        # gives each rank's range of the first-order laws (result 13)
+        range_lr, lr = _number(lr), None
+        tuple_given = any(x is not None for x in (args.init_std, args.width_expr))
     try:
         verdict = check(expr, optimizer=args.optimizer, constants=constants, lr_scaling=args.lr_scaling,
                         width=width, ranks=ranks, assume=args.assume, lr=lr, init_std=args.init_std,
@@ -220,6 +246,12 @@ def run(args: argparse.Namespace) -> int:
         from rsstab.adam_eps import adam_epsilon
 
         eps = adam_epsilon(expr, args.eps, args.grad_scale, constants=constants)
+    expansion = None
+    if range_lr is not None and verdict.width is not None:
+        from rsstab.regimes import expansion_rows
+
+        expansion = expansion_rows(verdict.width, args.optimizer, range_lr, args.init_std, args.steps,
+                                   eps=args.eps, grad_scale=args.grad_scale)
     empirical = None
     if args.simulate:
         from rsstab.empirical import empirical_verdict
@@ -238,6 +270,8 @@ def run(args: argparse.Namespace) -> int:
         d["other_regime"] = {"optimizer": other, "label": also.label, "lr_exponent": also.lr_exponent}
         if eps is not None:
             d["adam_eps"] = eps.to_dict()
+        if expansion is not None:
+            d["expansion_table"] = expansion
         if empirical is not None:
             d["simulation"] = empirical.as_dict()
         print(dumps(envelope("check", stable=verdict.stable, label=verdict.label, optimizer=verdict.optimizer,
@@ -246,6 +280,10 @@ def run(args: argparse.Namespace) -> int:
         print(render(verdict, also))
         if eps is not None:
             print(render_eps(eps))
+        if expansion is not None:
+            from rsstab.regimes import render_expansion
+
+            print(render_expansion(expansion))
         if empirical is not None:
             from rsstab.empirical import render_empirical
 
