@@ -341,6 +341,13 @@ def test_conv2d_is_not_labelled_linear_and_malformed_factors_are_flagged(tmp_pat
         if name in ("a3d", "a1d"):
             (row,) = [ln.split() for ln in cap.out.splitlines() if ln.startswith("m ")]
             assert row[:2] == ["m", "malformed"]  # the kind column
+    # a grouped Conv2d (groups=2): PEFT saves lora_B with r / groups input channels, no rank mismatch
+    d = adapter(tmp_path / "grouped", PLAIN_LORA, {f"{MODEL_PREFIX}m.lora_A.weight": (16, 4, 3, 3),
+                                                   f"{MODEL_PREFIX}m.lora_B.weight": (8, 8, 1, 1)})
+    assert lint(capsys, str(d))[:2] == (0, [])
+    d = adapter(tmp_path / "grouped_bad", PLAIN_LORA, {f"{MODEL_PREFIX}m.lora_A.weight": (16, 4, 3, 3),
+                                                       f"{MODEL_PREFIX}m.lora_B.weight": (8, 5, 1, 1)})
+    assert codes(lint(capsys, str(d))[1]) == {"RS201"}
     # a Conv1d adapter (3-D A and B, PEFT's own layout) is not malformed
     d = adapter(tmp_path / "conv1d", PLAIN_LORA, {f"{MODEL_PREFIX}m.lora_A.weight": (16, 4, 3),
                                                   f"{MODEL_PREFIX}m.lora_B.weight": (8, 16, 1)})

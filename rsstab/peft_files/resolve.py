@@ -77,6 +77,8 @@ class ModuleScaling:
             return True
         rows = self.r * self.experts
         cols = rows // self.b_blocks if rows % self.b_blocks == 0 else None
+        if self.kind.startswith("conv") and self.r_weight_b and rows % self.r_weight_b == 0:
+            cols = self.r_weight_b  # a grouped convolution's lora_B has r / groups input channels
         return (self.r_weight is not None and self.r_weight != rows) or (
             self.r_weight_b is not None and self.r_weight_b != cols
         )
