@@ -266,7 +266,7 @@ def test_the_script_runs_the_whole_pipeline_on_the_tiny_model(tmp_path) -> None:
     first = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert first.returncode == 0, first.stderr[-2000:]
     assert "held-out perplexity" in first.stderr and "bracketing the optimum" in first.stderr
-    for name in ("rows.csv", "config.json", "summary.md", "fits.json", "ppl_vs_rank.png", "eta_star.png",
+    for name in ("rows.csv", "results.csv", "config.json", "summary.md", "fits.json", "ppl_vs_rank.png", "eta_star.png",
                  "lr_curves.png", "onset_grad_norm.png"):
         assert (tmp_path / name).exists(), name
     again = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)

@@ -32,7 +32,8 @@ def quick_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_quick_report_has_every_claim_with_a_measured_number(quick_report: Path) -> None:
     text = (quick_report / "REPORT.md").read_text()
     rows = [line for line in text.splitlines() if re.match(r"\| \d+ \|", line)]
-    assert len(rows) == 19  # 16 claims of the paper and its seed, 2 of the finite-width theory, the phase diagram
+    assert len(rows) == 24  # 16 claims of the paper and its seed, 2 of the finite-width theory, the phase diagram,
+    # 5 of the real causal LM (not run on the quick grid)
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split(" | ")]
         assert cells[2].startswith(KINDS), f"no kind in: {row}"
@@ -107,6 +108,30 @@ def test_real_model_claims_build_from_the_committed_runs() -> None:
         assert c.verdict != "not run"
         row = next(line for line in render([c]).splitlines() if line.startswith("| 1 | "))
         assert row[len("| 1 "):] in committed, row
+
+
+def test_real_lm_claims_build_from_the_committed_run() -> None:
+    """``make_report.py`` reuses ``reports/real_lm/``: its five rows rebuild as committed."""
+    committed = (ROOT / "reports" / "REPORT.md").read_text()
+    rows = [c for c in claims(ROOT / "reports") if c.command == "python simulations/real_lm.py"]
+    assert len(rows) == 5 and all(c.verdict != "not run" for c in rows)
+    for c in rows:
+        row = next(line for line in render([c]).splitlines() if line.startswith("| 1 | "))
+        assert row[len("| 1 "):] in committed, row
+
+
+def test_committed_real_lm_rows_replot_to_the_committed_summary(tmp_path: Path) -> None:
+    """``real_lm.py --replot`` rebuilds the committed summary, per-cell table and fits from the rows."""
+    source = ROOT / "reports" / "real_lm"
+    for table in ("rows.csv", "config.json"):
+        shutil.copy(source / table, tmp_path / table)
+    spec = importlib.util.spec_from_file_location("real_lm_script", ROOT / "simulations" / "real_lm.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.main(["--replot", "--out", str(tmp_path)]) == 0
+    for name in ("summary.md", "results.csv"):
+        assert (tmp_path / name).read_text() == (source / name).read_text(), name
+    _assert_same_json(json.loads((tmp_path / "fits.json").read_text()), json.loads((source / "fits.json").read_text()))
 
 
 @pytest.mark.parametrize("name", REAL_MODEL_RUNS)

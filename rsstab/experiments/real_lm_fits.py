@@ -10,7 +10,8 @@ update exponents (:func:`rsstab.experiments.compare.theory_exponent`).
   held-out perplexity there (every seed) and at the fixed η;
 * :func:`eta_fit` — the slope of log η* against log r with a 95 % regression interval;
 * :func:`seed_noise` — the pooled seed-to-seed standard deviation of the perplexity;
-* :func:`report` — ``summary.md``, ``fits.json``, ``tuned.csv`` and the figures.
+* :func:`cell_table` — one row per (method, rank, η, seed) with its held-out perplexity;
+* :func:`report` — ``results.csv``, ``summary.md``, ``fits.json`` and the figures.
 
 >>> round(parabola_vertex((-6, -5, -4), (3.0, 2.0, 2.5)), 4)
 -4.8333
@@ -30,7 +31,7 @@ from typing import Any
 
 from rsstab.experiments.real_lm import RealLMConfig, best_k, final_losses
 
-__all__ = ["TunedPoint", "eta_fit", "parabola_vertex", "predicted_eta_exponent", "read_config", "read_rows",
+__all__ = ["TunedPoint", "cell_table", "eta_fit", "parabola_vertex", "predicted_eta_exponent", "read_config", "read_rows",
            "report", "seed_noise", "summarize", "tuned_points"]
 
 SCHEDULES = {"lora": "alpha/r", "rslora": "alpha/sqrt(r)"}
@@ -182,6 +183,28 @@ def slope_fits(rows: Sequence[Mapping[str, Any]], cfg: RealLMConfig) -> list[dic
     return out
 
 
+def cell_table(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (method, rank, η, seed): the held-out perplexity after the last step and the
+    recorded scalars (``results.csv``), in method, rank, η, seed order."""
+    cells: dict[tuple, dict[str, Any]] = {}
+    last_eval: dict[tuple, int] = {}
+    for row in rows:
+        key = (row["method"], row["rank"], row["lr_k"], row["seed"])
+        cell = cells.setdefault(key, {"method": row["method"], "rank": row["rank"], "lr": row["lr"],
+                                      "lr_k": row["lr_k"], "seed": row["seed"]})
+        q, step, value = row["quantity"], row["step"], row["value"]
+        if q == "eval_loss" and step >= last_eval.get(key, -1):
+            last_eval[key] = step
+            cell["eval_loss"], cell["ppl"] = value, _ppl(value)
+        elif q == "grad_norm" and step == 0:
+            cell["onset_grad_norm"] = value
+        elif q == "loss":
+            cell["train_loss_last"] = value
+        elif q in ("update_norm", "update_rel"):
+            cell[q] = value
+    return [cells[k] for k in sorted(cells)]
+
+
 def summarize(rows: Sequence[Mapping[str, Any]], cfg: RealLMConfig) -> tuple[dict[str, Any], str]:
     """The numbers behind the report's rows (``fits.json``) and a markdown summary."""
     points = tuned_points(rows, cfg)
@@ -304,10 +327,14 @@ def plot(rows: Sequence[Mapping[str, Any]], cfg: RealLMConfig, fits: Mapping[str
 
 
 def report(rows: Sequence[Mapping[str, Any]], cfg: RealLMConfig, out: Path) -> int:
-    """Write ``summary.md``, ``fits.json`` and the figures from a finished run's rows."""
+    """Write ``results.csv`` (one row per cell), ``summary.md``, ``fits.json`` and the figures from a
+    finished run's rows."""
     from rsstab.io import atomic_write
 
+    from rsstab.io import write_csv
+
     fits, text = summarize(rows, cfg)
+    write_csv(cell_table(rows), out / "results.csv")
     atomic_write(out / "summary.md", text)
     atomic_write(out / "fits.json", json.dumps(_finite(fits), indent=2) + "\n")
     figures = plot(rows, cfg, fits, out)

@@ -118,7 +118,9 @@ def real_lm(root: Path) -> list[Claim]:
         ok = interval_agrees(ci, e["predicted"], TOL)
         verdicts.append(True if ok else (REFUTES if ci[0] <= eta[rival]["predicted"] <= ci[1] else False))
         parts.append(f"{NAMES[m]} p = {e['slope']:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]"
-                     + ("" if e["bracketed"] else " (an optimum at the edge of the search: see summary)"))
+                     + ("" if e["bracketed"] else " (an optimum at the edge of the search: see summary)")
+                     + (f" — the interval holds the rival exponent {eta[rival]['predicted']:+g} too: it does not "
+                        "separate the two laws" if ok and ci[0] <= eta[rival]["predicted"] <= ci[1] else ""))
     out.append(Claim(claims[2], predicted[2],
                      "η* ∝ r^p fitted over r = " + ranks + ": " + "; ".join(parts)
                      + " (95% regression intervals over the ranks; η* interpolated on a half-decade grid)",
