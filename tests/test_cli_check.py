@@ -81,7 +81,7 @@ def test_reads_stdin() -> None:
         (["check", "r**(-alpha)", "--set", "alpha=1/0"], "not a number"),
         (["check", "1/r", "--set", "alpha"], "NAME=VALUE"),
         (["check", "alpha/r", "--set", "alpha=x"], "not a number"),
-        (["check", "1/r", "--optimizer", "rmsprop"], "invalid choice"),
+        (["check", "1/r", "--optimizer", "rmsprop"], "unknown optimizer 'rmsprop'"),
         (["check"], "required"),
         (["frobnicate"], "invalid choice"),
     ],

@@ -41,3 +41,16 @@ def test_an_unknown_flag_points_to_the_subcommands_help() -> None:
     assert err.startswith("rsstab check: error: unrecognized arguments: --bogus") and "'rsstab check --help'" in err
     err = one_line_error(rsstab("--bogus"))
     assert "'rsstab --help'" in err
+
+
+@pytest.mark.parametrize("argv", [["check", "alpha/r"], ["simulate", "alpha/r"], ["peft", "."], ["lint", "."],
+                                  ["transfer", "alpha/r", "--from-rank", "4", "--to-rank", "8", "--lr", "1"]])
+def test_an_unknown_optimizer_lists_every_accepted_name(argv: list[str]) -> None:
+    err = one_line_error(rsstab(*argv, "--optimizer", "rmsprop"))
+    assert "unknown optimizer 'rmsprop': expected one of sgd, adam, adamw" in err
+
+
+def test_transfer_accepts_adamw_as_adams_regime() -> None:
+    done = rsstab("transfer", "alpha/sqrt(r)", "--from-rank", "16", "--to-rank", "256", "--lr", "2e-4",
+                  "--optimizer", "adamw")
+    assert done.returncode == 0 and "predicted η at r = 256: 5e-05  (adam)" in done.stdout

@@ -19,8 +19,8 @@ import math
 import sys
 from fractions import Fraction
 
+from rsstab.commands._args import add_optimizer
 from rsstab.errors import RsstabError
-from rsstab.vocab import OPTIMIZER_METAVAR, OPTIMIZERS, canonical_optimizer
 
 HELP = ("classify a scaling factor γ_r (rank-stabilized / collapse / blow-up at a fixed learning rate) "
         "per optimizer regime, with the learning-rate rule that keeps the update Θ(1)")
@@ -30,8 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("expr", metavar="EXPR", nargs="+",
                    help='γ_r as an expression in r, e.g. "alpha/r**0.5"; several give a table (one row '
                         'each); "-" reads them from stdin, one per line (# starts a comment)')
-    p.add_argument("--optimizer", type=canonical_optimizer, choices=OPTIMIZERS, metavar=OPTIMIZER_METAVAR, default="sgd",
-                   help="regime: sgd (Theorem 3.2, γ_r²·r) or adam (sign-like updates, γ_r·r); adamw is Adam's regime")
+    add_optimizer(p, default="sgd",
+                  help="regime: sgd (Theorem 3.2, γ_r²·r) or adam (sign-like updates, γ_r·r); adamw is Adam's regime")
     p.add_argument("--set", dest="constants", action="append", default=[], metavar="NAME=VALUE",
                    help="value of a named constant or parameter (repeatable); a decimal or an exact "
                         "fraction such as 1/2")

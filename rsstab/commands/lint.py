@@ -19,8 +19,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from rsstab.commands._args import add_optimizer
 from rsstab.errors import RsstabError
-from rsstab.vocab import OPTIMIZER_METAVAR, OPTIMIZERS, canonical_optimizer
+from rsstab.vocab import canonical_optimizer
 
 HELP = "lint LoRA adapters and configs: one finding per line (path:module: CODE message), stable codes"
 
@@ -40,8 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="adapter folders, adapter_config.json / adapter_model.safetensors files, or globs")
     parser.add_argument("--format", choices=("text", "json", "github"), default=None,
                         help="text: path[:line]:module: CODE message (default); json; github: workflow annotations")
-    parser.add_argument("--optimizer", type=canonical_optimizer, choices=OPTIMIZERS, metavar=OPTIMIZER_METAVAR,
-                        default=None, help="optimizer regime of RS301 (default: adamw, how PEFT adapters are "
+    add_optimizer(parser, default=None, help="optimizer regime of RS301 (default: adamw, how PEFT adapters are "
                         "trained; sgd: the paper's theorem)")
     parser.add_argument("--lr-scaling", dest="lr_scaling", default=None, metavar="P",
                         help="RS301 for a learning rate scaled as η ∝ r^P across ranks, as 'rsstab check "

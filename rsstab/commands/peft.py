@@ -22,7 +22,8 @@ import argparse
 import sys
 from typing import Any
 
-from rsstab.vocab import OPTIMIZER_METAVAR, OPTIMIZERS, STABLE, canonical_optimizer
+from rsstab.commands._args import add_optimizer
+from rsstab.vocab import STABLE
 
 HELP = "report r, alpha, PEFT's scaling and the rank-stabilization verdict per module of a LoRA adapter"
 
@@ -35,11 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="directory written by PEFT's save_pretrained (adapter_config.json + adapter_model.safetensors) "
         "or a bare adapter_config.json",
     )
-    parser.add_argument(
-        "--optimizer",
-        type=canonical_optimizer,
-        choices=OPTIMIZERS,
-        metavar=OPTIMIZER_METAVAR,
+    add_optimizer(
+        parser,
         default="adamw",
         help="optimizer regime of the verdict (default: adamw, how PEFT adapters are trained; "
         "sgd: the paper's theorem)",

@@ -14,9 +14,10 @@ import argparse
 import sys
 from typing import Any
 
+from rsstab.commands._args import add_optimizer
 from rsstab.sim.config import DEFAULTS  # standard library only: --help imports neither torch nor numpy
 from rsstab.sweep.cli import int_at_least  # argparse helpers only: keeps this command light
-from rsstab.vocab import OPTIMIZER_METAVAR, OPTIMIZERS, STABLE, canonical_optimizer
+from rsstab.vocab import STABLE
 
 HELP = "measure forward/backward/gradient slopes of γ_r across rank with a batched Monte Carlo simulation"
 
@@ -98,7 +99,7 @@ def _init_std(text: str) -> str:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of ``rsstab simulate``."""
     p.add_argument("expr", metavar="EXPR", help='γ_r as an expression in r, e.g. "alpha/sqrt(r)"')
-    p.add_argument("--optimizer", type=canonical_optimizer, choices=OPTIMIZERS, metavar=OPTIMIZER_METAVAR, default="sgd", help="optimizer (default: sgd)")
+    add_optimizer(p, default="sgd", help="optimizer (default: sgd)")
     p.add_argument("--ranks", type=_ranks, default=None, metavar="R1,R2,...",
                    help=f"ranks to simulate (default: {','.join(map(str, DEFAULTS['ranks']))})")
     p.add_argument("--depth", type=_positive_int, default=None, metavar="L",

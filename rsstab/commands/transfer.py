@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from rsstab.vocab import OPTIMIZERS
+from rsstab.commands._args import add_optimizer
 
 HELP = "predict the learning rate at another rank from one tuned at a given rank (per optimizer regime)"
 
@@ -46,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the rank the learning rate was tuned at")
     p.add_argument("--to-rank", dest="to_rank", type=_rank, required=True, metavar="R2", help="the new rank")
     p.add_argument("--lr", type=_positive, required=True, metavar="ETA", help="the learning rate tuned at R1")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd", help="optimizer (default: sgd)")
+    add_optimizer(p, default="sgd", help="optimizer (default: sgd)")
     p.add_argument("--set", dest="constants", action="append", default=[], metavar="NAME=VALUE",
                    help="value of a named constant (needed only when it does not cancel)")
     p.add_argument("--eps", type=_positive, default=None, metavar="EPS",
