@@ -54,3 +54,19 @@ def test_transfer_accepts_adamw_as_adams_regime() -> None:
     done = rsstab("transfer", "alpha/sqrt(r)", "--from-rank", "16", "--to-rank", "256", "--lr", "2e-4",
                   "--optimizer", "adamw")
     assert done.returncode == 0 and "predicted η at r = 256: 5e-05  (adam)" in done.stdout
+
+
+def test_several_schedules_with_an_invalid_one_print_no_json() -> None:
+    err = one_line_error(rsstab("check", "-", "--json", stdin="alpha/r\n1/sqrt(r\n"))
+    assert "1/sqrt(r" in err and "never closed" in err
+
+
+def test_several_schedules_name_the_other_regime_as_one_schema() -> None:
+    import json
+
+    done = rsstab("check", "alpha/r", "alpha/sqrt(r)", "--json")
+    rows = json.loads(done.stdout)["schedules"]
+    assert [r["other_regime"] for r in rows] == [
+        {"optimizer": "adam", "label": "rank-stabilized", "lr_exponent": 0.0},
+        {"optimizer": "adam", "label": "blow-up", "lr_exponent": -0.5}]
+    assert all(set(r) == set(rows[0]) for r in rows)

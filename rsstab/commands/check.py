@@ -301,7 +301,8 @@ def run_table(exprs: list[str], optimizer: str, constants: dict[str, float], lr_
               as_json: bool, assume: list[str] | None = None) -> int:
     """Several schedules: one row each (both regimes and their learning-rate rules), for course
     sheets and sweeps over candidate rules. Exit 0 when every schedule is rank-stabilized in
-    ``optimizer``'s regime, 1 when one is not, 2 when one is invalid (its row says why)."""
+    ``optimizer``'s regime, 1 when one is not, 2 when one is invalid (its row says why; with ``--json``
+    a one-line error and no JSON)."""
     from rsstab.classify import check
 
     other = "adam" if optimizer == "sgd" else "sgd"
@@ -315,9 +316,14 @@ def run_table(exprs: list[str], optimizer: str, constants: dict[str, float], lr_
             continue
         rows.append({"schedule": expr, "parsed": v.parsed, "gamma_order": v.gamma_order, "label": v.label,
                      "stable": v.stable, "lr_exponent": v.lr_exponent, "headline": v.headline,
-                     other: w.label, f"{other}_lr_exponent": w.lr_exponent, "method": v.method})
+                     "other_regime": {"optimizer": other, "label": w.label, "lr_exponent": w.lr_exponent},
+                     "method": v.method})
     code = 2 if any("error" in r for r in rows) else 0 if all(r.get("stable") for r in rows) else 1
     if as_json:
+        bad = [r for r in rows if "error" in r]
+        if bad:  # errors are never JSON: one line on stderr, nothing on stdout
+            more = f" (and {len(bad) - 1} more invalid)" if len(bad) > 1 else ""
+            raise RsstabError(f"{bad[0]['schedule']}: {bad[0]['error']}{more}")
         from rsstab.schema import dumps, envelope
 
         labels = {str(r["label"]) for r in rows if "label" in r}
@@ -332,7 +338,7 @@ def run_table(exprs: list[str], optimizer: str, constants: dict[str, float], lr_
     head = ["γ_r", "order", f"{optimizer} (fixed η)", "η ∝ r^p", f"{other} (fixed η)", "η ∝ r^p"]
     cells = [[str(r["schedule"]), "", "invalid (below)", "", "", ""] if "error" in r else
              [str(r["schedule"]), str(r["gamma_order"]), str(r["label"]), p(r["lr_exponent"]),
-              str(r[other]), p(r[f"{other}_lr_exponent"])] for r in rows]
+              str(r["other_regime"]["label"]), p(r["other_regime"]["lr_exponent"])] for r in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(head)]
     print("  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip())
     for c in cells:
