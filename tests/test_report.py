@@ -120,15 +120,22 @@ def test_real_lm_claims_build_from_the_committed_run() -> None:
         assert row[len("| 1 "):] in committed, row
 
 
-def test_committed_real_lm_rows_replot_to_the_committed_summary(tmp_path: Path) -> None:
-    """``real_lm.py --replot`` rebuilds the committed summary, per-cell table and fits from the rows."""
-    source = ROOT / "reports" / "real_lm"
+def _replot(script_name: str, run: str, tmp_path: Path) -> Path:
+    """Run ``simulations/<script_name>.py --replot`` on copies of ``reports/<run>``'s rows and config;
+    return the committed folder."""
+    source = ROOT / "reports" / run
     for table in ("rows.csv", "config.json"):
         shutil.copy(source / table, tmp_path / table)
-    spec = importlib.util.spec_from_file_location("real_lm_script", ROOT / "simulations" / "real_lm.py")
+    spec = importlib.util.spec_from_file_location(f"{script_name}_script", ROOT / "simulations" / f"{script_name}.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     assert script.main(["--replot", "--out", str(tmp_path)]) == 0
+    return source
+
+
+def test_committed_real_lm_rows_replot_to_the_committed_summary(tmp_path: Path) -> None:
+    """``real_lm.py --replot`` rebuilds the committed summary, per-cell table and fits from the rows."""
+    source = _replot("real_lm", "real_lm", tmp_path)
     for name in ("summary.md", "results.csv"):
         assert (tmp_path / name).read_text() == (source / name).read_text(), name
     _assert_same_json(json.loads((tmp_path / "fits.json").read_text()), json.loads((source / "fits.json").read_text()))
@@ -137,13 +144,7 @@ def test_committed_real_lm_rows_replot_to_the_committed_summary(tmp_path: Path) 
 @pytest.mark.parametrize("name", REAL_MODEL_RUNS)
 def test_committed_real_model_rows_replot_to_the_committed_summary(name: str, tmp_path: Path) -> None:
     """``real_model.py --replot`` rebuilds the committed summary and fits from the committed rows."""
-    source = ROOT / "reports" / name
-    for table in ("rows.csv", "config.json"):
-        shutil.copy(source / table, tmp_path / table)
-    spec = importlib.util.spec_from_file_location("real_model_script", ROOT / "simulations" / "real_model.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    assert script.main(["--replot", "--out", str(tmp_path)]) == 0
+    source = _replot("real_model", name, tmp_path)
     assert (tmp_path / "summary.md").read_text() == (source / "summary.md").read_text()
     # The fits to the last bits: a least-squares fit's final ulp depends on the CPU's vector
     # paths (an Intel and an AMD machine differ there), so numbers agree to 1e-12, the rest exactly.
