@@ -332,23 +332,13 @@ def report(rows: Sequence[Mapping[str, Any]], cfg: RealLMConfig, out: Path) -> i
     from rsstab.io import atomic_write
 
     from rsstab.io import write_csv
+    from rsstab.schema import json_safe
 
     fits, text = summarize(rows, cfg)
     write_csv(cell_table(rows), out / "results.csv")
     atomic_write(out / "summary.md", text)
-    atomic_write(out / "fits.json", json.dumps(_finite(fits), indent=2) + "\n")
+    atomic_write(out / "fits.json", json.dumps(json_safe(fits), indent=2) + "\n")
     figures = plot(rows, cfg, fits, out)
     print(text)
     print("wrote", ", ".join(str(p) for p in [out / "summary.md", out / "fits.json", *figures]))
     return 0
-
-
-def _finite(x: Any) -> Any:
-    """JSON-ready: non-finite floats become the strings "inf", "-inf", "nan" (the project's rule)."""
-    if isinstance(x, float) and not math.isfinite(x):
-        return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_finite(v) for v in x]
-    return x
