@@ -146,6 +146,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         hint = f"see {flag} in '{where} --help'" if flag else f"see '{where} --help'"
         print(f"rsstab: error: {exc} ({hint})", file=sys.stderr)
         return EXIT_USAGE
+    except ImportError as exc:  # an optional dependency missing where no command checked it first
+        from rsstab.errors import missing_extra
+
+        error = missing_extra(exc)
+        if error is None:
+            raise
+        print(f"rsstab: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt as exc:  # a sweep's interruption says what was kept
         print(f"rsstab: {exc}" if str(exc) else "rsstab: interrupted", file=sys.stderr)
         return 130

@@ -50,12 +50,23 @@ class EmpiricalVerdict:
     rows: list[dict[str, Any]] = field(default_factory=list, repr=False)
     cells: dict[int, dict[str, Any]] = field(default_factory=dict, repr=False)
 
+    @property
+    def headline(self) -> str:
+        """The measured label and the learning rate it was measured at, in one line (the empirical
+        counterpart of :attr:`rsstab.classify.Verdict.headline`): ``measured collapse at a fixed
+        learning rate (η = 1e-05)``, ``measured rank-stabilized with η = eta/sqrt(r) at each rank``."""
+        lr = self.settings.get("lr")
+        if isinstance(lr, (int, float)):
+            return f"measured {self.label} at a fixed learning rate (η = {_lr_text(self.settings)})"
+        return f"measured {self.label} with η = {_lr_text(self.settings)} at each rank"
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "label": self.label,
             "optimizer": self.optimizer,
             "schedule": self.schedule,
             "reason": self.reason,
+            "headline": self.headline,
             "diverged": bool(any(self.diverged.values())),
             "diverged_seeds": {str(r): s for r, s in self.diverged.items() if s},
             "quantities": {q: {**f.as_dict(), **self.split.get(q, {})} for q, f in self.fits.items()},
@@ -118,7 +129,7 @@ def empirical_verdict(
 
     require_extra("sim", ("numpy", "torch"))
     from rsstab.fit import DEFAULT_TOLERANCE, fit_slope
-    from rsstab.rows import summary_values
+    from rsstab.rows import layer_rms, summary_values
     from rsstab.sim.cells import run_cell
     from rsstab.sim.grid import make_configs
     from rsstab.sweep import run_sweep
@@ -179,7 +190,7 @@ def empirical_verdict(
     tol = DEFAULT_TOLERANCE if tolerance is None else tolerance
     fits = {}
     for q in SUMMARY_QUANTITIES:
-        rk, vals = summary_values(rows, q) if q != "backward" else _layer_rms(rows, "backward_fixed")
+        rk, vals = summary_values(rows, q) if q != "backward" else layer_rms(rows, "backward_fixed")
         fits[q] = fit_slope(rk, vals, tolerance=tol)
     fits["backward_residual"] = fit_slope(*summary_values(rows, "backward"), tolerance=tol)
     split = {}
@@ -228,14 +239,6 @@ def _label_and_reason(fits: Mapping[str, Any], diverged: Mapping[int, list[int]]
                          "RMS: use ranks well above it, or --share-data to measure the coherent part")
         reason += " — indeterminate: " + "; ".join(hints or ["no power law fits the measured values"])
     return label, reason
-
-
-def _layer_rms(rows: Sequence[Mapping[str, Any]], quantity: str) -> tuple[list[int], Any]:
-    """(ranks, values[n_ranks, n_seeds]) of a per-layer quantity, RMS over layers at the last step."""
-    from rsstab.rows import aggregate, values_from_rows
-
-    per_seed = [r for r in rows if r["quantity"] == quantity and int(r["seed"]) >= 0]
-    return values_from_rows(aggregate(per_seed, quantity, how="rms"), quantity)
 
 
 def _split_values(rows: Sequence[Mapping[str, Any]], quantity: str) -> list[float | None]:
@@ -306,21 +309,38 @@ def render_empirical(verdict: EmpiricalVerdict, theory: Mapping[str, float | Non
     if n_div:
         where = ", ".join(f"r={r}: {len(v)}" for r, v in verdict.diverged.items() if v)
         lines.append(f"diverged runs (seeds): {where}")
-    head = f"{'quantity':<10}{'slope':>8}  {'95% CI':<17}"
+    qw = max(len("quantity"), *(len(q) for q in verdict.fits))  # the widest name; slopes are 8 wide
+    head = f"{'quantity':<{qw}}{'slope':>8}  {'95% CI':<17}"
     if theory is not None:
         head += f"{'theory':>7}  "
     head += f"{'label':<16}local slopes"
     lines += ["", head]
     for q, f in verdict.fits.items():
         ci = f"[{f.ci[0]:+.3f}, {f.ci[1]:+.3f}]" if math.isfinite(f.slope) else "—"
-        line = f"{q:<10}{f.slope:>+8.3f}  {ci:<17}"
+        line = f"{q:<{qw}}{f.slope:>+8.3f}  {ci:<17}"
         if theory is not None:
             th = theory.get(q)
             line += f"{'—' if th is None else format(th, '+.3g'):>7}  "
         line += f"{f.label:<16}" + " ".join(f"{x:+.2f}" for x in f.local_slopes)
         lines.append(line)
-    ranks = next(iter(verdict.fits.values())).ranks
-    lines += ["", f"{'r':>6}" + "".join(f"{q:>12}" for q in verdict.fits)]
-    for i, r in enumerate(ranks):
-        lines.append(f"{r:>6}" + "".join(f"{f.values[i]:>12.4g}" for f in verdict.fits.values()))
+    lines += ["", *value_table(next(iter(verdict.fits.values())).ranks,
+                               {q: f.values for q, f in verdict.fits.items()})]
     return "\n".join(lines)
+
+
+def value_table(ranks: Sequence[int], columns: Mapping[str, Sequence[float]]) -> list[str]:
+    """Per-rank values, one right-aligned column per quantity, each at least two spaces wider
+    than its header and its widest cell (a long name such as ``backward_residual`` never runs
+    into its neighbour).
+
+    >>> print("\\n".join(value_table([4, 8], {"backward": [1.5, 2.0], "backward_residual": [1e-6, 2e-6]})))
+         r    backward  backward_residual
+         4         1.5              1e-06
+         8           2              2e-06
+    """
+    cells = {q: ["—" if v is None else f"{v:.4g}" for v in vals] for q, vals in columns.items()}
+    widths = {q: max(10, len(q), *(len(c) for c in cs)) + 2 for q, cs in cells.items()}
+    lines = [f"{'r':>6}" + "".join(f"{q:>{widths[q]}}" for q in cells)]
+    for i, r in enumerate(ranks):
+        lines.append(f"{r:>6}" + "".join(f"{cs[i]:>{widths[q]}}" for q, cs in cells.items()))
+    return lines

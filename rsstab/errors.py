@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-__all__ = ["RsstabError", "ScheduleError", "MissingExtraError", "require_extra"]
+__all__ = ["RsstabError", "ScheduleError", "MissingExtraError", "require_extra", "EXTRA_OF", "SIM_MODULES",
+           "missing_extra"]
 
 
 class RsstabError(ValueError):
@@ -48,3 +49,27 @@ def require_extra(extra: str, modules: tuple[str, ...]) -> None:
             importlib.import_module(name)
         except ImportError:
             raise MissingExtraError(f'this needs {name}: pip install "rsstab[{extra}]"') from None
+
+
+#: The modules a Monte Carlo run imports (``rsstab simulate``, ``rsstab check --simulate``).
+SIM_MODULES = ("numpy", "scipy", "torch")
+
+#: Top-level module → the extra of ``pyproject.toml`` that installs it (its optional-dependencies).
+EXTRA_OF = {"torch": "sim", "numpy": "sim", "scipy": "sim", "matplotlib": "sim", "tqdm": "sim",
+            "peft": "peft", "transformers": "peft", "safetensors": "peft", "gguf": "lm",
+            "dask": "dask", "distributed": "dask", "hypothesis": "testing",
+            "jupytext": "test", "nbclient": "test", "nbformat": "test", "ipykernel": "test"}
+
+
+def missing_extra(exc: ImportError) -> MissingExtraError | None:
+    """The one-line error for an import that failed because an extra is not installed, or None
+    when the missing module belongs to no extra (a real bug, left to surface).
+
+    >>> str(missing_extra(ModuleNotFoundError("No module named 'torch.nn'", name="torch.nn")))
+    'this needs torch: pip install "rsstab[sim]"'
+    >>> missing_extra(ModuleNotFoundError("No module named 'nope'", name="nope")) is None
+    True
+    """
+    top = (getattr(exc, "name", None) or "").split(".")[0]
+    extra = EXTRA_OF.get(top)
+    return None if extra is None else MissingExtraError(f'this needs {top}: pip install "rsstab[{extra}]"')

@@ -35,7 +35,7 @@ from rsstab import theory
 from rsstab.errors import RsstabError
 from rsstab.schedule import R, Schedule, as_schedule
 from rsstab.timelimit import Timeout, can_time, time_limit
-from rsstab.vocab import OPTIMIZERS, AdamRegime, Optimizer, check_optimizer
+from rsstab.vocab import OPTIMIZERS, STABLE, AdamRegime, Optimizer, VerdictLabel, check_optimizer
 
 __all__ = ["Transfer", "transfer", "transfer_all"]
 
@@ -55,19 +55,32 @@ class Transfer:
     lr_to: float
     factor: float  # lr_to / lr_from
     factor_exact: str | None  # e.g. "1/4", "sqrt(2)"; None when numeric or too long
-    rule: str  # "η ∝ 1/(γ_r·r)"
+    lr_rule: str  # the learning-rate rule in words, as rsstab check's (its general form: "η ∝ 1/(γ_r·r)")
     lr_exponent: float | None  # p of η ∝ r^p when γ_r is a power of r
     lr_exponent_exact: str | None
     lr_scale: str | None  # what η must follow when γ_r has log factors ("log(r)^-2")
     fixed_lr_growth: float  # update(to_rank) / update(from_rank) at an unchanged η
     law: str  # the update law this regime uses
+    label: VerdictLabel  # rsstab check's label of the schedule in this regime at a fixed learning rate (ε → 0)
+    headline: str  # rsstab check's headline: the label and the learning-rate rule in one line
     eps: float | None = None
     grad_scale: float | None = None
     regime_from: AdamRegime | None = None  # Adam with ε: the regime at each rank
     regime_to: AdamRegime | None = None
 
+    @property
+    def stable(self) -> bool:
+        """True when the schedule is rank-stabilized at a fixed learning rate in this regime."""
+        return self.label == STABLE
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields, ``stable`` added; Adam's ε fields only where they were given (keys that do
+        not apply are left out, not null)."""
+        d = {**asdict(self), "stable": self.stable}
+        return {k: v for k, v in d.items() if not (k in _ADAM_EPS_FIELDS and v is None)}
+
+
+_ADAM_EPS_FIELDS = ("eps", "grad_scale", "regime_from", "regime_to")
 
 
 def _check_rank(value: object, name: str) -> int:
@@ -180,9 +193,10 @@ def transfer(schedule: str | Callable[[float], float] | Schedule, lr: float, fro
                           f"positive finite number ({factor!r})", parameter="schedule")
     return Transfer(
         schedule=sched.text, optimizer=optimizer, from_rank=from_rank, to_rank=to_rank, lr_from=lr,
-        lr_to=lr_to, factor=factor, factor_exact=exact, rule=theory.lr_rule(optimizer),
+        lr_to=lr_to, factor=factor, factor_exact=exact, lr_rule=verdict.lr_rule,
         lr_exponent=verdict.lr_exponent, lr_exponent_exact=verdict.lr_exponent_exact,
-        lr_scale=verdict.lr_scale, fixed_lr_growth=1.0 / factor, law=law, eps=eps, grad_scale=grad_scale,
+        lr_scale=verdict.lr_scale, fixed_lr_growth=1.0 / factor, law=law, label=verdict.label,
+        headline=verdict.headline, eps=eps, grad_scale=grad_scale,
         regime_from=regime_from, regime_to=regime_to,
     )
 

@@ -195,6 +195,10 @@ def _for_flag(flag: str, exc: RsstabError) -> RsstabError:
 def run(args: argparse.Namespace) -> int:
     from rsstab.classify import check
 
+    if args.simulate:  # a missing extra is one line and nothing on stdout, as every error
+        from rsstab.errors import SIM_MODULES, require_extra
+
+        require_extra("sim", SIM_MODULES)
     exprs = read_exprs(args.expr)
     lr, lr_ratio = learning_rates(args.lr, args.lr_ratio, args.lr_a, args.lr_b)
     tuple_given = any(x is not None for x in (lr, args.init_std, lr_ratio, args.width_expr))
@@ -255,14 +259,8 @@ def run(args: argparse.Namespace) -> int:
     empirical = None
     if args.simulate:
         from rsstab.empirical import empirical_verdict
-        from rsstab.errors import MissingExtraError
 
-        try:
-            empirical = empirical_verdict(expr, optimizer=args.optimizer, constants=constants)
-        except MissingExtraError:
-            if not args.json:  # keep the symbolic verdict; the error line follows on stderr
-                print(render(verdict, also))
-            raise
+        empirical = empirical_verdict(expr, optimizer=args.optimizer, constants=constants)
     if args.json:
         from rsstab.schema import dumps, envelope
 

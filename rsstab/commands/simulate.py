@@ -98,7 +98,8 @@ def _init_std(text: str) -> str:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of ``rsstab simulate``."""
-    p.add_argument("expr", metavar="EXPR", help='γ_r as an expression in r, e.g. "alpha/sqrt(r)"')
+    p.add_argument("expr", metavar="EXPR", help='γ_r as an expression in r, e.g. "alpha/sqrt(r)"; "-" reads it '
+                                                "from stdin (one schedule; # starts a comment)")
     add_optimizer(p, default="sgd", help="optimizer (default: sgd)")
     p.add_argument("--ranks", type=_ranks, default=None, metavar="R1,R2,...",
                    help=f"ranks to simulate (default: {','.join(map(str, DEFAULTS['ranks']))})")
@@ -203,9 +204,13 @@ def report(
                     "symbolic_lr": check_lr, "symbolic_lr_ratio": check_ratio, "notes": notes}
     out["symbolic"] = {"label": symbolic.label, "headline": symbolic.headline, "lr": symbolic.lr,
                        "lr_exponent": symbolic.lr_exponent, "lr_exponent_exact": symbolic.lr_exponent_exact,
+                       "lr_rule": symbolic.lr_rule,
                        "terms": [dict(t) for t in symbolic.terms]}
+    # headline: the measured label at the simulated learning rate (EmpiricalVerdict.headline); the
+    # learning-rate rule is the theory's for the simulated tuple (a simulation measures one η, not a rule)
     out["lr"] = symbolic.lr  # the learning rate (rule) of the symbolic verdict
     out["lr_exponent"], out["lr_exponent_exact"] = symbolic.lr_exponent, symbolic.lr_exponent_exact
+    out["lr_rule"] = symbolic.lr_rule
     tolerance = options.get("tolerance")
     tol = DEFAULT_TOLERANCE if tolerance is None else float(tolerance)
     for q, fit in verdict.fits.items():
@@ -240,7 +245,9 @@ def _add_predictions(verdict: Any, out: dict[str, Any]) -> None:
     update multiplies B₀ = 0, so A's own learning reaches the output only at order η_A·η_B)."""
     import math
 
-    from rsstab.predict import ADAM_FRESH_NOTE, predict_expansion, predict_rows
+    from rsstab.predict import ADAM_FRESH_NOTE, PREDICTED_SOURCES, predict_expansion, predict_rows
+
+    from rsstab.rows import layer_rms, rms_ratio, seed_rms
 
     cells = {r: {**c, "lr": float(c["lr"]) * float(c.get("lr_ratio", 1.0))} for r, c in verdict.cells.items()}
     pred = predict_rows(verdict.rows, cells, verdict.optimizer)
@@ -255,9 +262,22 @@ def _add_predictions(verdict: Any, out: dict[str, Any]) -> None:
         entry["predicted_incoherent"] = p["incoherent"]
         entry["predicted_d_eff"] = p["d_eff"]
         ranks, vals = entry["ranks"], p["values"]
-        entry["predicted_local_slopes"] = [
-            math.log(vals[i + 1] / vals[i]) / math.log(ranks[i + 1] / ranks[i]) for i in range(len(ranks) - 1)]
-        entry["predicted_ratio"] = [None if m is None else m / v for m, v in zip(entry["values"], vals)]
+
+        def slopes(v: list[float]) -> list[float]:
+            return [math.log(v[i + 1] / v[i]) / math.log(ranks[i + 1] / ranks[i]) for i in range(len(ranks) - 1)]
+
+        entry["predicted_local_slopes"] = slopes(vals)
+        # the law is a mean square over A: compare it with the seeds' root mean square (unbiased when
+        # squared), not with the geometric mean in ``values``, which Jensen's inequality puts below it
+        # (paired by seed: a seed's data move both sides, so the ratio's error is the draw of A's)
+        m_ranks, m_values = layer_rms(verdict.rows, PREDICTED_SOURCES[q])
+        m_values = m_values[[m_ranks.index(r) for r in ranks]]
+        rms, se = seed_rms(m_values)
+        entry["measured_rms"], entry["measured_rms_se"] = rms, se
+        entry["measured_rms_local_slopes"] = slopes(rms)
+        paired = [rms_ratio(m, p_ms) for m, p_ms in zip(m_values, p["seed_mean_squares"])]
+        entry["predicted_ratio"] = [x for x, _ in paired]
+        entry["predicted_ratio_se"] = [e for _, e in paired]
         entry["predicted_expansion"] = list(expansion["values"])
         entry["predicted_in_range"] = list(expansion["in_range"])
     out["prediction_range"] = range_statement(out["quantities"]["forward"]["ranks"], expansion, out["label"],
@@ -317,15 +337,16 @@ def render_predictions(out: dict[str, Any]) -> str:
         e = out["quantities"][q]
         if "predicted" not in e:
             continue
-        lines.append(f"  {q}: predicted local slopes " + " ".join(f"{s:+.2f}" for s in e["predicted_local_slopes"])
-                     + "   measured " + " ".join(f"{s:+.2f}" if s is not None else "—" for s in e["local_slopes"]))
-        lines.append(f"  {'r':>6}{'measured':>12}{'predicted':>12}{'ratio':>8}{'coherent':>12}{'incoherent':>12}"
-                     f"{'expansion':>11}")
+        lines.append(f"  {q} (RMS over A): predicted local slopes "
+                     + " ".join(f"{s:+.2f}" for s in e["predicted_local_slopes"])
+                     + "   measured " + " ".join(f"{s:+.2f}" for s in e["measured_rms_local_slopes"]))
+        lines.append(f"  {'r':>6}{'measured':>12}{'predicted':>12}{'ratio':>8}{'± se':>7}{'coherent':>12}"
+                     f"{'incoherent':>12}{'expansion':>11}")
         for i, r in enumerate(e["ranks"]):
-            m, p, ratio = e["values"][i], e["predicted"][i], e["predicted_ratio"][i]
+            m, p, ratio = e["measured_rms"][i], e["predicted"][i], e["predicted_ratio"][i]
             mark = "" if e["predicted_in_range"][i] else "  out of range"
             lines.append(f"  {r:>6}{m if m is not None else float('nan'):>12.4g}{p:>12.4g}"
-                         f"{ratio if ratio is not None else float('nan'):>8.3f}"
+                         f"{ratio if ratio is not None else float('nan'):>8.3f}{e['predicted_ratio_se'][i]:>7.3f}"
                          f"{e['predicted_coherent'][i]:>12.4g}{e['predicted_incoherent'][i]:>12.4g}"
                          f"{e['predicted_expansion'][i]:>11.3g}{mark}")
     rng = out.get("prediction_range")
@@ -335,9 +356,27 @@ def render_predictions(out: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def read_schedule(expr: str) -> str:
+    """``expr``, or the one schedule on stdin for ``-`` (as ``rsstab check -``; a simulation
+    measures one schedule, so several lines are refused)."""
+    from rsstab.commands.check import read_exprs
+    from rsstab.errors import RsstabError
+
+    exprs = read_exprs([expr])
+    if len(exprs) > 1:
+        raise RsstabError(f"simulate measures one schedule at a time; stdin had {len(exprs)} "
+                          f"({', '.join(exprs[:3])}{', …' if len(exprs) > 3 else ''})")
+    return exprs[0]
+
+
 def run(args: argparse.Namespace) -> int:
+    from rsstab.errors import SIM_MODULES, require_extra
+
+    require_extra("sim", SIM_MODULES)  # one line naming the extra, before any work
     from rsstab.commands.check import parse_constants
     from rsstab.empirical import render_empirical
+
+    args.expr = read_schedule(args.expr)
 
     if args.threads is not None:
         import torch

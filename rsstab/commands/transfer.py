@@ -61,11 +61,14 @@ def _fmt(x: float) -> str:
 
 
 def _rule(t: object) -> str:
+    from rsstab.theory import lr_rule
+
+    rule = lr_rule(t.optimizer)  # "η ∝ 1/(γ_r·r)"
     if t.lr_exponent is not None:
-        return f"{t.rule} = r^{t.lr_exponent_exact or _fmt(t.lr_exponent)}"
+        return f"{rule} = r^{t.lr_exponent_exact or _fmt(t.lr_exponent)}"
     if t.lr_scale is not None:
-        return f"{t.rule} ∝ {t.lr_scale}"
-    return t.rule
+        return f"{rule} ∝ {t.lr_scale}"
+    return rule
 
 
 def _block(t: object, chosen: bool) -> list[str]:
@@ -102,17 +105,28 @@ def run(args: argparse.Namespace) -> int:
     mine = results[args.optimizer]
     order = [args.optimizer] + [o for o in results if o != args.optimizer]
     if args.json:
+        from rsstab.classify import LR_FIXED
         from rsstab.schema import dumps, envelope
 
+        # the common keys: the schedule's verdict in this regime at a fixed learning rate (rsstab
+        # check's); then the transfer: lr_from tuned at from_rank, lr_to predicted at to_rank
         out = {
-            "schedule": mine.schedule, "optimizer": args.optimizer, "from_rank": args.from_rank,
-            "to_rank": args.to_rank, "lr": args.lr, "lr_to": mine.lr_to, "factor": mine.factor,
-            "factor_exact": mine.factor_exact, "lr_exponent": mine.lr_exponent,
-            "lr_exponent_exact": mine.lr_exponent_exact, "rule": mine.rule,
+            "schedule": mine.schedule, "optimizer": args.optimizer, "headline": mine.headline, "lr": LR_FIXED,
+            "lr_exponent": mine.lr_exponent, "lr_exponent_exact": mine.lr_exponent_exact, "lr_rule": mine.lr_rule,
+            "from_rank": args.from_rank, "to_rank": args.to_rank, "lr_from": mine.lr_from, "lr_to": mine.lr_to,
+            "factor": mine.factor, "factor_exact": mine.factor_exact, "fixed_lr_growth": mine.fixed_lr_growth,
             "regimes": {o: results[o].to_dict() for o in order},
         }
-        print(dumps(envelope("transfer", stable=None, label=None, optimizer=args.optimizer, schedule=mine.schedule,
-                             reason=mine.rule, notes=[], body=out)))
+        if mine.eps is not None:
+            out.update(eps=mine.eps, grad_scale=mine.grad_scale, regime_from=mine.regime_from,
+                       regime_to=mine.regime_to)
+        reason = (f"η ∝ r^{mine.lr_exponent_exact} keeps the update Θ(1) between r = {args.from_rank} and "
+                  f"r = {args.to_rank}: η × {_fmt(mine.factor)}" if mine.lr_exponent_exact is not None and mine.eps is None else
+                  f"{mine.lr_rule}: η × {_fmt(mine.factor)} from r = {args.from_rank} to r = {args.to_rank}")
+        notes = [] if mine.eps is None else [
+            "label, headline and lr_exponent are for Adam's sign regime (ε → 0); lr_to follows ε"]
+        print(dumps(envelope("transfer", stable=mine.stable, label=mine.label, optimizer=args.optimizer,
+                             schedule=mine.schedule, reason=reason, notes=notes, body=out)))
         return 0
     print(f"γ_r = {mine.schedule}: η = {_fmt(args.lr)} tuned at r = {args.from_rank}, moved to r = {args.to_rank}")
     print(f"predicted η at r = {args.to_rank}: {_fmt(mine.lr_to)}  ({args.optimizer})")
