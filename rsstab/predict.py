@@ -162,10 +162,14 @@ def predict_rows(
     """Predictions for the summary quantities of a simulation, per rank (ascending).
 
     ``cells`` maps rank → its config (``gamma``, ``lr``, ``steps``, ``width``, ``a_init_scale``).
-    Returns ``{quantity: {"values", "coherent", "incoherent", "d_eff"}}``: ``values`` the
-    geometric mean over seeds of each seed's RMS over layers (as :func:`rsstab.fit.fit_slope`
-    summarises the measurements), ``coherent``/``incoherent`` the RMS over layers and seeds of the
-    two parts, ``d_eff`` the mean effective width. Raises when the rows lack the data statistics.
+    Returns ``{quantity: {"values", "coherent", "incoherent", "d_eff", "seed_mean_squares"}}``:
+    ``values`` the root
+    mean square over seeds of each seed's predicted RMS over layers — the law's mean square over A,
+    so it is compared with the measurements' root mean square over seeds
+    (:func:`rsstab.rows.seed_rms`), not with their geometric mean, which lies below it by Jensen's
+    inequality where the seeds spread widely —, ``coherent``/``incoherent`` the RMS over layers and
+    seeds of the two parts, ``d_eff`` the mean effective width, ``seed_mean_squares`` each seed's
+    predicted mean square over layers (seeds ascending). Raises when the rows lack the data statistics.
     """
     table = _stats_table(rows)
     if not table:
@@ -173,7 +177,8 @@ def predict_rows(
     ranks = sorted(cells)
     out: dict[str, dict[str, list[float]]] = {}
     for q in PREDICTED_SOURCES:
-        res: dict[str, list[float]] = {"values": [], "coherent": [], "incoherent": [], "d_eff": []}
+        res: dict[str, list[Any]] = {"values": [], "coherent": [], "incoherent": [], "d_eff": [],
+                                     "seed_mean_squares": []}
         for r in ranks:
             c = cells[r]
             per_seed: dict[int, list[LayerPrediction]] = {}
@@ -187,8 +192,9 @@ def predict_rows(
                 raise RsstabError(f"no data statistics for rank {r}")
             preds = [p for ps in per_seed.values() for p in ps]
             with np.errstate(all="ignore"):
-                rms = [math.sqrt(np.mean([p.mean_square for p in ps])) for ps in per_seed.values()]
-                res["values"].append(float(np.exp(np.mean(np.log(rms)))))
+                ms = [float(np.mean([p.mean_square for p in per_seed[s]])) for s in sorted(per_seed)]
+                res["values"].append(float(math.sqrt(np.mean(ms))))
+                res["seed_mean_squares"].append(ms)
                 res["coherent"].append(float(math.sqrt(np.mean([p.coherent2 for p in preds]))))
                 res["incoherent"].append(float(math.sqrt(np.mean([p.incoherent2 for p in preds]))))
                 res["d_eff"].append(float(np.mean([p.d_eff for p in preds])))

@@ -6,7 +6,10 @@ and fits and figures read them through the functions here.
 
 * :func:`values_from_rows` — one quantity as ``(ranks, values[n_ranks, n_seeds])``;
 * :func:`aggregate` — a per-layer quantity collapsed over layers (RMS, norm or mean);
-* :func:`summary_values` — the three summary quantities of :data:`SUMMARY`.
+* :func:`summary_values` — the three summary quantities of :data:`SUMMARY`;
+* :func:`layer_rms` — a per-layer quantity's RMS over layers at the last step, per (rank, seed);
+* :func:`seed_rms` — the root mean square over seeds of such values, with its standard error;
+* :func:`rms_ratio` — measured over predicted root mean square, seed by seed paired, with its error.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import numpy as np
 
 from rsstab.errors import RsstabError
 
-__all__ = ["SUMMARY", "aggregate", "summary_values", "values_from_rows"]
+__all__ = ["SUMMARY", "aggregate", "layer_rms", "rms_ratio", "seed_rms", "summary_values", "values_from_rows"]
 
 
 def values_from_rows(
@@ -128,3 +131,62 @@ def summary_values(rows: Sequence[Mapping[str, Any]], quantity: str) -> tuple[li
     source, how, when = SUMMARY[quantity]
     step = 0 if when == "first" else None
     return values_from_rows(aggregate(rows, source, step=step, how=how), source)
+
+
+def layer_rms(rows: Sequence[Mapping[str, Any]], quantity: str) -> tuple[list[int], np.ndarray]:
+    """(ranks, values[n_ranks, n_seeds]) of a per-layer quantity, RMS over layers at each cell's last
+    step (the per-seed rows only: cell-level rows have seed −1)."""
+    per_seed = [r for r in rows if r["quantity"] == quantity and int(r["seed"]) >= 0]
+    return values_from_rows(aggregate(per_seed, quantity, how="rms"), quantity)
+
+
+def seed_rms(values: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per rank (row of ``values[n_ranks, n_seeds]``): the root mean square over seeds and its
+    standard error (delta method: the seeds' standard error of the mean square over 2·RMS; nan for
+    one seed). Non-finite seeds (diverged) are left out.
+
+    The mean square over seeds is unbiased for the mean square over the draw of A that the exact
+    finite-(r, d) laws predict (:mod:`rsstab.predict`); the geometric mean that the slope fits use
+    lies below its root by Jensen's inequality, by up to a quarter where the seeds spread widely
+    (a deep layer at r ≪ d: its input's mean makes the learned change coherent, a sum of r terms,
+    so a seed's mean square goes like (χ²_r)², relative variance ≈ 8/r).
+
+    >>> rms, se = seed_rms(np.array([[1.0, 1.0], [3.0, 4.0]]))
+    >>> [round(v, 4) for v in rms], [round(v, 4) for v in se]
+    ([1.0, 3.5355], [0.0, 0.495])
+    """
+    rms: list[float] = []
+    se: list[float] = []
+    with np.errstate(all="ignore"):
+        for row in np.asarray(values, dtype=float):
+            sq = row[np.isfinite(row)] ** 2
+            m = float(np.mean(sq)) if sq.size else math.nan
+            rms.append(math.sqrt(m) if m >= 0 else math.nan)
+            sd = float(np.std(sq, ddof=1)) if sq.size > 1 else math.nan
+            se.append(sd / math.sqrt(sq.size) / (2 * rms[-1]) if sq.size > 1 and rms[-1] > 0 else math.nan)
+    return rms, se
+
+
+def rms_ratio(measured: Sequence[float], predicted_ms: Sequence[float]) -> tuple[float, float]:
+    """``(ratio, se)``: the root mean square over seeds of ``measured`` (one value per seed) over
+    the root of the mean of ``predicted_ms`` (each seed's predicted mean square, the same seeds in
+    the same order), and its standard error. Paired by seed, the error counts only what the
+    prediction does not follow: a seed's data move both sides, so the ratio estimator's residuals
+    ``m_s² − R²·p_s`` carry the draw of A alone (delta method: se(R²)/(2R)). Non-finite pairs are
+    left out; nan when nothing is left.
+
+    >>> rms_ratio([1.0, 2.0, 3.0], [1.0, 4.0, 9.0])   # every seed exactly as predicted
+    (1.0, 0.0)
+    """
+    m = np.asarray(measured, dtype=float) ** 2
+    p = np.asarray(predicted_ms, dtype=float)
+    ok = np.isfinite(m) & np.isfinite(p)
+    m, p = m[ok], p[ok]
+    if not m.size or not p.mean() > 0:
+        return math.nan, math.nan
+    r2 = float(m.mean() / p.mean())
+    ratio = math.sqrt(r2)
+    if m.size < 2:
+        return ratio, math.nan
+    se_r2 = float(np.std(m - r2 * p, ddof=1)) / math.sqrt(m.size) / float(p.mean())
+    return ratio, se_r2 / (2 * ratio) if ratio > 0 else math.nan
