@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from rsstab import __version__
 from rsstab.errors import RsstabError
 
-COMMANDS = ("check", "peft", "lint", "simulate", "derive", "transfer")
+COMMANDS = ("check", "peft", "lint", "simulate", "derive", "transfer", "schema")
 
 EXIT_STABLE, EXIT_UNSTABLE, EXIT_USAGE = 0, 1, 2
 
@@ -44,6 +44,7 @@ EXIT_CODES = {
     "derive": "0 every identity holds, 1 an identity fails, 2 invalid input",
     "transfer": "0 a learning rate was predicted, 2 invalid input",
     "lint": "0 no findings (info findings do not fail), 1 findings (unreadable adapters, RS001, included), 2 usage error",
+    "schema": "0 the schema was printed, 2 a command without JSON output",
 }
 EXAMPLES = {
     "check": 'rsstab check "alpha/sqrt(r)" --optimizer adam --json',
@@ -52,6 +53,7 @@ EXAMPLES = {
     "derive": "rsstab derive first-step --format markdown",
     "lint": "rsstab lint adapters/ configs/*.json --format github",
     "transfer": 'rsstab transfer "alpha/sqrt(r)" --from-rank 16 --to-rank 256 --lr 2e-4 --optimizer adam',
+    "schema": "rsstab schema simulate > simulate.schema.json",
 }
 
 
