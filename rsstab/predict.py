@@ -51,11 +51,12 @@ from typing import Any
 import numpy as np
 
 from rsstab.errors import RsstabError
+from rsstab.finite_eta import FiniteEta, sgd_finite_eta
 from rsstab.theory import (ADAM_SIGN_RATIO, EXPANSION_LIMIT, Expansion, adam_expansion, sgd_expansion,
                            width_coefficients)
 
-__all__ = ["LayerPrediction", "predict_layer", "predict_rows", "predict_expansion", "PREDICTED_SOURCES",
-           "ADAM_FRESH_NOTE", "RANGE_NOTE"]
+__all__ = ["LayerPrediction", "predict_layer", "predict_rows", "predict_expansion", "finite_eta_factors",
+           "PREDICTED_SOURCES", "ADAM_FRESH_NOTE", "FINITE_ETA_NOTE", "RANGE_NOTE"]
 
 #: The measured per-layer quantity each predicted summary quantity is compared with.
 PREDICTED_SOURCES = {"forward": "forward", "backward": "backward_fixed"}
@@ -63,6 +64,9 @@ PREDICTED_SOURCES = {"forward": "forward", "backward": "backward_fixed"}
 ADAM_FRESH_NOTE = ("Adam with fresh batches: first order in η, ε → 0, exact in r and d; its rank-free "
                    "one-column Gaussian integrals evaluated on the simulator's reference columns")
 _C = 2 / math.pi
+#: What the prediction is where the finite-η solution applies (SGD, depth 1, no weight decay).
+FINITE_ETA_NOTE = ("SGD at depth 1: the exact finite-(r, d) law made from the recorded data statistics, carried to "
+                   "finite η by the population's closed recursion (result 14; its expectation over A on reference draws)")
 #: What ``predicted_expansion`` is (result 13, :func:`rsstab.theory.sgd_expansion` / ``adam_expansion``).
 RANGE_NOTE = (f"predicted_expansion: the next term in η relative to the first (B's saturation plus A's own "
               f"learning, result 13); a prediction is in range while it is ≤ {EXPANSION_LIMIT:g}")
@@ -156,14 +160,39 @@ def _stats_table(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[int, int, int]
     return out
 
 
+def finite_eta_factors(optimizer: str, cell: Mapping[str, Any], stats: Sequence[Mapping[str, float]], *,
+                       lr_b: float) -> FiniteEta | None:
+    """The finite-η correction of a rank's first-order law (:mod:`rsstab.finite_eta`, result 14) where it
+    applies — SGD, one layer (the simulator's linear teacher–student task), no weight decay — else None.
+    ``stats``: the rank's per-seed data statistics; ‖D‖_F² (the teacher's perturbation) is read from
+    their data gradient, E‖Σ_t G_t‖² = (n² + n·(d + 1)/b)·‖D‖_F² with fresh Gaussian batches, averaged
+    over seeds. ``lr_b`` = η_B; η_A = η_B/``lr_ratio``."""
+    if optimizer != "sgd" or int(cell.get("depth", 0)) != 1 or float(cell.get("weight_decay", 0.0)) != 0.0:
+        return None
+    n, d, b = int(cell["steps"]), int(cell["width"]), int(cell.get("batch", 64))
+    fro = [float(st["data_grad_fro2"]) for st in stats if "data_grad_fro2" in st]
+    if n < 1 or not fro:
+        return None
+    noise_share = n * (d + 1) / b if not cell.get("fixed_batch") else 0.0
+    residual2 = float(np.mean(fro)) / (n * n + noise_share)
+    scale = float(cell.get("a_init_scale", 1.0))
+    return sgd_finite_eta(rank=int(cell["rank"]) if "rank" in cell else 0, width=d,
+                          teacher_rank=int(cell.get("teacher_rank", 4)), gamma=float(cell["gamma"]),
+                          lr_a=lr_b / float(cell.get("lr_ratio", 1.0)), lr_b=lr_b, steps=n, sigma_a2=scale**2 / d,
+                          residual2=residual2, batch=b, seed=int(cell.get("seed", 0)))
+
+
 def predict_rows(
     rows: Sequence[Mapping[str, Any]], cells: Mapping[int, Mapping[str, Any]], optimizer: str,
-) -> dict[str, dict[str, list[float]]]:
+) -> dict[str, dict[str, list[Any]]]:
     """Predictions for the summary quantities of a simulation, per rank (ascending).
 
-    ``cells`` maps rank → its config (``gamma``, ``lr``, ``steps``, ``width``, ``a_init_scale``).
-    Returns ``{quantity: {"values", "coherent", "incoherent", "d_eff", "seed_mean_squares"}}``:
-    ``values`` the root
+    ``cells`` maps rank → its config (``gamma``, ``lr`` — B's learning rate —, ``steps``, ``width``,
+    ``a_init_scale``; for the finite-η correction also ``depth``, ``batch``, ``teacher_rank``,
+    ``lr_ratio``). Where :func:`finite_eta_factors` applies, the first-order coherent and incoherent
+    parts are multiplied by its factors, and ``first_order`` keeps the first-order values.
+    Returns ``{quantity: {"values", "first_order", "coherent", "incoherent", "d_eff",
+    "seed_mean_squares"}}``: ``values`` the root
     mean square over seeds of each seed's predicted RMS over layers — the law's mean square over A,
     so it is compared with the measurements' root mean square over seeds
     (:func:`rsstab.rows.seed_rms`), not with their geometric mean, which lies below it by Jensen's
@@ -177,8 +206,8 @@ def predict_rows(
     ranks = sorted(cells)
     out: dict[str, dict[str, list[float]]] = {}
     for q in PREDICTED_SOURCES:
-        res: dict[str, list[Any]] = {"values": [], "coherent": [], "incoherent": [], "d_eff": [],
-                                     "seed_mean_squares": []}
+        res: dict[str, list[Any]] = {"values": [], "first_order": [], "coherent": [], "incoherent": [],
+                                     "d_eff": [], "seed_mean_squares": []}
         for r in ranks:
             c = cells[r]
             per_seed: dict[int, list[LayerPrediction]] = {}
@@ -190,6 +219,14 @@ def predict_rows(
                     lr=float(c["lr"]), steps=int(c["steps"]), a_init_scale=float(c.get("a_init_scale", 1.0))))
             if not per_seed:
                 raise RsstabError(f"no data statistics for rank {r}")
+            with np.errstate(all="ignore"):
+                first = [float(np.mean([p.mean_square for p in per_seed[s]])) for s in sorted(per_seed)]
+            res["first_order"].append(float(math.sqrt(np.mean(first))))
+            fe = finite_eta_factors(optimizer, {**c, "rank": r},
+                                    [st for (rank, _s, _l), st in table.items() if rank == r], lr_b=float(c["lr"]))
+            if fe is not None:
+                per_seed = {s: [LayerPrediction(fe.coherent * p.coherent2, fe.incoherent * p.incoherent2, p.d_eff)
+                                for p in ps] for s, ps in per_seed.items()}
             preds = [p for ps in per_seed.values() for p in ps]
             with np.errstate(all="ignore"):
                 ms = [float(np.mean([p.mean_square for p in per_seed[s]])) for s in sorted(per_seed)]
@@ -225,9 +262,14 @@ def _layer_expansion(optimizer: str, st: Mapping[str, float], c: Mapping[str, An
 def predict_expansion(
     rows: Sequence[Mapping[str, Any]], cells: Mapping[int, Mapping[str, Any]], optimizer: str,
 ) -> dict[str, list[Any]]:
-    """The expansion parameter of the first-order predictions (result 13) per rank (ascending):
-    ``{"values", "b_driven", "a_driven", "in_range", "eps_ratio"}``, the same for ``forward`` and
-    ``backward`` (one learned change). Per seed, from its data statistics (A-independent, as the
+    """The range of the predictions per rank (ascending): ``{"values", "b_driven", "a_driven",
+    "in_range", "eps_ratio", "order", "batch_noise"}``, the same for ``forward`` and ``backward`` (one
+    learned change). ``order`` is ``"first"`` where the prediction is the first-order law — ``values``
+    its expansion parameter (result 13), the next term relative to the first — and ``"finite-eta"``
+    where :func:`finite_eta_factors` carries it to finite η — ``values`` the batch noise the population
+    recursion leaves out (``batch_noise``, result 14). ``first_order_expansion`` and ``small_eta``
+    (≤ the limit, and Adam's gradients above ε) are the first-order law's, always: the small-η regime
+    of the theorem, whichever order the prediction is. Per seed, from its data statistics (A-independent, as the
     predictions): SGD sums the layers' curvatures (the residual moves under every layer's update:
     the Gauss–Newton kernel of the stack is the sum of the layers') and takes the largest A-driven
     term; Adam sums the layers' learned fractions and takes the largest coherent fraction. The
@@ -238,7 +280,8 @@ def predict_expansion(
     table = _stats_table(rows)
     if not table:
         raise RsstabError("the simulation recorded no data statistics (SimConfig.data_stats): nothing to predict from")
-    out: dict[str, list[Any]] = {"values": [], "b_driven": [], "a_driven": [], "in_range": [], "eps_ratio": []}
+    out: dict[str, list[Any]] = {"values": [], "b_driven": [], "a_driven": [], "in_range": [], "eps_ratio": [],
+                                 "order": [], "batch_noise": [], "first_order_expansion": [], "small_eta": []}
     for r in sorted(cells):
         c = cells[r]
         lr_a = float(c["lr"])
@@ -275,9 +318,22 @@ def predict_expansion(
         total = Expansion(b, a)
         eps = float(c.get("eps", 0.0)) if optimizer == "adam" else 0.0
         ratio = float(np.mean(grad_entry)) / eps if eps > 0 else math.inf
-        out["values"].append(total.value)
         out["b_driven"].append(b)
         out["a_driven"].append(a)
         out["eps_ratio"].append(ratio)
-        out["in_range"].append(bool(total.in_range and ratio >= ADAM_SIGN_RATIO))
+        small = bool(total.in_range and ratio >= ADAM_SIGN_RATIO)
+        out["first_order_expansion"].append(total.value)
+        out["small_eta"].append(small)
+        fe = finite_eta_factors(optimizer, {**c, "rank": r}, [st for (rank, _s, _l), st in table.items() if rank == r],
+                                lr_b=lr_b)
+        if fe is None:  # the first-order law: in range while its next term is small
+            out["order"].append("first")
+            out["batch_noise"].append(None)
+            out["values"].append(total.value)
+            out["in_range"].append(small)
+        else:  # the finite-η solution: in range while the batch noise it leaves out is small
+            out["order"].append("finite-eta")
+            out["batch_noise"].append(fe.noise if math.isfinite(fe.noise) else math.inf)
+            out["values"].append(fe.noise if math.isfinite(fe.noise) else math.inf)
+            out["in_range"].append(fe.in_range)
     return out

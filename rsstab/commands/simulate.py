@@ -11,6 +11,7 @@ Exit code: 0 when the empirical verdict is rank-stabilized, 1 otherwise, 2 for b
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import Any
 
@@ -245,19 +246,20 @@ def _add_predictions(verdict: Any, out: dict[str, Any]) -> None:
     update multiplies B₀ = 0, so A's own learning reaches the output only at order η_A·η_B)."""
     import math
 
-    from rsstab.predict import ADAM_FRESH_NOTE, PREDICTED_SOURCES, predict_expansion, predict_rows
-
+    from rsstab.predict import ADAM_FRESH_NOTE, FINITE_ETA_NOTE, PREDICTED_SOURCES, predict_expansion, predict_rows
     from rsstab.rows import layer_rms, rms_ratio, seed_rms
 
     cells = {r: {**c, "lr": float(c["lr"]) * float(c.get("lr_ratio", 1.0))} for r, c in verdict.cells.items()}
     pred = predict_rows(verdict.rows, cells, verdict.optimizer)
     expansion = predict_expansion(verdict.rows, verdict.cells, verdict.optimizer)
     fresh_adam = verdict.optimizer == "adam" and not verdict.settings.get("fixed_batch")
-    out["prediction"] = (ADAM_FRESH_NOTE if fresh_adam else
-                         "exact finite-(r, d) law, first order in η, from the recorded data statistics")
+    out["prediction"] = (FINITE_ETA_NOTE if "finite-eta" in expansion["order"] else ADAM_FRESH_NOTE if fresh_adam
+                         else "exact finite-(r, d) law, first order in η, from the recorded data statistics")
     for q, p in pred.items():
         entry = out["quantities"][q]
         entry["predicted"] = p["values"]
+        entry["predicted_first_order"] = p["first_order"]
+        entry["predicted_order"] = list(expansion["order"])
         entry["predicted_coherent"] = p["coherent"]
         entry["predicted_incoherent"] = p["incoherent"]
         entry["predicted_d_eff"] = p["d_eff"]
@@ -282,14 +284,16 @@ def _add_predictions(verdict: Any, out: dict[str, Any]) -> None:
         entry["predicted_in_range"] = list(expansion["in_range"])
     out["prediction_range"] = range_statement(out["quantities"]["forward"]["ranks"], expansion, out["label"],
                                               verdict.optimizer)
-    if out["prediction_range"]["out_of_range_ranks"]:
+    if out["prediction_range"]["out_of_range_ranks"] or out["prediction_range"]["beyond_small_eta_ranks"]:
         out["reason"] = f"{out['reason']} — {out['prediction_range']['statement']}"
 
 
 def range_statement(ranks: list[int], expansion: dict[str, list[Any]], label: str, optimizer: str) -> dict[str, Any]:
-    """Where the first-order predictions hold (result 13): the ranks out of range and, when there are
-    any, one sentence that puts a measured label there beyond the small-η regime (a statement about
-    the learning rate, not the rank scaling the theorem is about).
+    """Where the predictions hold and where the theorem's small-η regime ends (results 13 and 14): the
+    ranks out of range, those beyond the small-η regime, and one sentence that puts a measured label
+    there — a statement about the learning rate, not about the rank scaling the theorem is about. A
+    rank whose prediction is carried to finite η (``order`` ``finite-eta``) can be beyond the small-η
+    regime and still in range: the finite-η solution predicts what the learning rate does there.
 
     >>> st = range_statement([4, 16], {"values": [0.5, 0.05], "in_range": [False, True], "eps_ratio": [1e9, 1e9]},
     ...                      "collapse", "sgd")
@@ -298,33 +302,51 @@ def range_statement(ranks: list[int], expansion: dict[str, list[Any]], label: st
     """
     from rsstab.theory import ADAM_SIGN_RATIO, EXPANSION_LIMIT
 
+    n = len(ranks)
+    order = list(expansion.get("order") or ["first"] * n)
+    first_values = list(expansion.get("first_order_expansion") or expansion["values"])
+    small = list(expansion.get("small_eta") or expansion["in_range"])
     out_ranks = [r for r, ok in zip(ranks, expansion["in_range"]) if not ok]
     info: dict[str, Any] = {"limit": EXPANSION_LIMIT, "out_of_range_ranks": out_ranks,
-                            "b_driven": list(expansion.get("b_driven", [])),
+                            "beyond_small_eta_ranks": [r for r, ok in zip(ranks, small) if not ok],
+                            "order": order, "b_driven": list(expansion.get("b_driven", [])),
                             "a_driven": list(expansion.get("a_driven", []))}
+    if "batch_noise" in expansion:
+        info["batch_noise"] = list(expansion["batch_noise"])
     if optimizer == "adam":
         info["eps_ratio"] = list(expansion["eps_ratio"])
-    if not out_ranks:
+    if not out_ranks and all(small):
         info["statement"] = (f"every rank in the small-η regime (the next term ≤ {EXPANSION_LIMIT:g} of the first)")
         return info
-    eta_ranks = [r for r, v in zip(ranks, expansion["values"]) if not v <= EXPANSION_LIMIT]
+    eta_ranks = [r for r, v in zip(ranks, first_values) if not v <= EXPANSION_LIMIT]
     eps_ranks = [r for r, e in zip(ranks, expansion["eps_ratio"]) if not e >= ADAM_SIGN_RATIO]
+    followed = [r for r, o, ok in zip(ranks, order, expansion["in_range"]) if o == "finite-eta" and ok and r in eta_ranks]
+    noisy = [(r, v) for r, o, ok, v in zip(ranks, order, expansion["in_range"], expansion["values"])
+             if o == "finite-eta" and not ok]
     parts = []
     if eta_ranks:
-        worst = max(v for v in expansion["values"] if not v <= EXPANSION_LIMIT)
+        worst = max(v for v in first_values if not v <= EXPANSION_LIMIT)
         parts.append(
             f"beyond the small-η regime at r = {', '.join(map(str, eta_ranks))} (the first-order law's next term is "
             f"up to {worst:.3g} of the first, > {EXPANSION_LIMIT:g}): at this learning rate the adapter's growth feeds "
             "back into its own gradient — B saturates at the size the task allows, A's own learning adds to it — so a "
             "slope measured there is a statement about the learning rate, not about the rank scaling of the theorem; "
             "lower η to measure that")
+    if followed:
+        parts.append(f"the finite-η solution (result 14) predicts the values there (in range at r = "
+                     f"{', '.join(map(str, followed))})")
+    if noisy:
+        worst = max(v for _, v in noisy)
+        what = "the trajectory diverges" if not math.isfinite(worst) else \
+            f"the batch noise it leaves out is up to {worst:.3g} of the mean square, > {EXPANSION_LIMIT:g}"
+        parts.append(f"the finite-η prediction is out of range at r = {', '.join(str(r) for r, _ in noisy)} ({what})")
     if eps_ranks:
         parts.append(
             f"outside the ε → 0 (sign) law at r = {', '.join(map(str, eps_ranks))}: Adam's step-0 gradients are below "
             f"{ADAM_SIGN_RATIO:g}·ε there, so its update lies between sign descent and SGD with rate η/ε "
             "(`rsstab check --optimizer adam --eps … --grad-scale …` gives that factor)")
     text = "; ".join(parts)
-    if label in ("collapse", "blow-up"):
+    if label in ("collapse", "blow-up") and (eta_ranks or eps_ranks):
         text = f"the measured {label} is at settings {text}"
     info["statement"] = text
     return info
@@ -340,19 +362,22 @@ def render_predictions(out: dict[str, Any]) -> str:
         lines.append(f"  {q} (RMS over A): predicted local slopes "
                      + " ".join(f"{s:+.2f}" for s in e["predicted_local_slopes"])
                      + "   measured " + " ".join(f"{s:+.2f}" for s in e["measured_rms_local_slopes"]))
-        lines.append(f"  {'r':>6}{'measured':>12}{'predicted':>12}{'ratio':>8}{'± se':>7}{'coherent':>12}"
-                     f"{'incoherent':>12}{'expansion':>11}")
+        lines.append(f"  {'r':>6}{'measured':>12}{'predicted':>12}{'ratio':>8}{'± se':>7}{'1st order':>12}"
+                     f"{'coherent':>12}{'incoherent':>12}{'range':>10}")
         for i, r in enumerate(e["ranks"]):
             m, p, ratio = e["measured_rms"][i], e["predicted"][i], e["predicted_ratio"][i]
             mark = "" if e["predicted_in_range"][i] else "  out of range"
             lines.append(f"  {r:>6}{m if m is not None else float('nan'):>12.4g}{p:>12.4g}"
                          f"{ratio if ratio is not None else float('nan'):>8.3f}{e['predicted_ratio_se'][i]:>7.3f}"
+                         f"{e['predicted_first_order'][i]:>12.4g}"
                          f"{e['predicted_coherent'][i]:>12.4g}{e['predicted_incoherent'][i]:>12.4g}"
-                         f"{e['predicted_expansion'][i]:>11.3g}{mark}")
+                         f"{e['predicted_expansion'][i]:>10.3g}{mark}")
     rng = out.get("prediction_range")
     if rng is not None:
-        lines.append(f"  range: expansion = the next term in η relative to the first (result 13); in range while "
-                     f"≤ {rng['limit']:g}: {rng['statement']}")
+        finite = "finite-eta" in rng.get("order", [])
+        what = ("the batch noise the finite-η solution leaves out (result 14)" if finite else
+                "the next term in η relative to the first (result 13)")
+        lines.append(f"  range = {what}; in range while ≤ {rng['limit']:g}: {rng['statement']}")
     return "\n".join(lines)
 
 
