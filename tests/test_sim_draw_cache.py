@@ -65,3 +65,37 @@ def test_draws_do_not_depend_on_the_thread_count(share_data: bool) -> None:
     for k in f1:
         assert torch.equal(f1[k], f3[k]), k
     assert torch.equal(c1["A"], c3["A"])
+
+
+@pytest.mark.parametrize("extra", [dict(optimizer="adam"), dict(optimizer="sgd", share_data=True),
+                                   dict(optimizer="adam", fixed_batch=True, probe_every=2, adapted_layers=(0, 2))])
+def test_data_statistics_once_per_grid_give_the_same_rows(monkeypatch, extra) -> None:
+    """The data statistics (rank-free) are computed once per grid and reused by the next ranks:
+    every cell's rows are bit for bit those of the cell run alone, and the statistics run once."""
+    import rsstab.sim.finite as finite
+
+    calls = []
+    compute = finite._data_statistics
+    monkeypatch.setattr(finite, "_data_statistics", lambda *a: calls.append(1) or compute(*a))
+    cfgs = [replace(BASE, rank=r, gamma=r**-0.5, lr=1e-3 * r, a_init_scale=s, fixed_output_grad=True,
+                    data_stats=True, **extra) for r, s in ((2, 1.0), (16, 0.5), (64, 1.0))]
+    clear_draw_cache()
+    in_grid = [simulate_cell(c).rows() for c in cfgs]
+    assert len(calls) == 1
+    for cfg, rows in zip(cfgs, in_grid):
+        clear_draw_cache()
+        alone = simulate_cell(cfg).rows()
+        assert len(rows) == len(alone)
+        for a, b in zip(rows, alone):
+            assert a == b or (a.keys() == b.keys() and np.isnan(a["value"]) and np.isnan(b["value"])), (a, b)
+    assert len(calls) == 1 + len(cfgs)
+
+
+def test_data_statistics_in_float32_agree_with_float64() -> None:
+    """A float32 cell's statistics (its base walk and reference columns in float32) agree with
+    the float64 cell's to float32 rounding (relative 1e-5)."""
+    cfg = replace(BASE, optimizer="adam", width=16, steps=4, fixed_output_grad=True, data_stats=True)
+    clear_draw_cache()
+    lo, hi = simulate_cell(cfg).data, simulate_cell(replace(cfg, dtype="float64")).data
+    for q in cfg.data_quantities():
+        np.testing.assert_allclose(lo[q], hi[q], rtol=1e-5, atol=1e-12, err_msg=q)

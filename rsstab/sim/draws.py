@@ -165,9 +165,13 @@ def _per_seed(draw: Callable[[int], None], seeds: int) -> None:
 
 
 def clear_draw_cache() -> None:
-    """Forget the rank-independent draws kept by :func:`draw_cell` (the next cell draws afresh)."""
+    """Forget the rank-independent draws kept by :func:`draw_cell` and the data statistics kept by
+    :func:`rsstab.sim.finite.data_statistics` (the next cell draws and computes afresh)."""
+    from rsstab.sim.finite import clear_stats_cache  # finite imports this module
+
     with _CACHE_LOCK:
         _SHARED_CACHE.clear()
+    clear_stats_cache()
 
 
 def _shared_key(cfg: SimConfig) -> tuple:
