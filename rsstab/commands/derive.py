@@ -22,6 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="text for a terminal, markdown for GitHub (math in $…$), latex for a document")
     p.add_argument("--output", "-o", metavar="PATH",
                    help="write to PATH (atomically) instead of printing")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="one line per result on stderr as it is derived (default: on when stderr is a terminal); "
+                        "never mixed into the output on stdout")
 
 
 def resolve(result: str) -> list[str] | None:
@@ -38,11 +41,21 @@ def resolve(result: str) -> list[str] | None:
 
 def run(args: argparse.Namespace) -> int:
     keys = resolve(args.result)
+    import time
     from pathlib import Path
 
-    from rsstab.derive import derivations, render
+    from rsstab.derive import RESULTS, derivations, render
 
-    ds = derivations(keys)
+    show = sys.stderr.isatty() if args.progress is None else args.progress
+    todo = list(RESULTS) if keys is None else keys
+    ds, start = [], time.monotonic()
+    for i, key in enumerate(todo, 1):
+        if show:
+            print(f"rsstab derive: [{i}/{len(todo)}] {key} …", file=sys.stderr, flush=True)
+        ds += derivations([key])  # one at a time, for the progress line
+    if show:
+        print(f"rsstab derive: {len(todo)} result(s) derived in {time.monotonic() - start:.1f} s", file=sys.stderr,
+              flush=True)
     text = render(ds, args.format)
     if args.output:
         from rsstab.io import atomic_write

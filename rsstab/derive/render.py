@@ -71,8 +71,119 @@ def latex_text(s: str) -> str:
     return "".join(out)
 
 
+#: ``\emergencystretch`` lets a paragraph with long inline formulas stretch its spaces instead of
+#: running a line into the margin (TeX breaks inline math after relations and binary operators).
 _LATEX_PREAMBLE = [r"\documentclass[11pt]{article}", r"\usepackage{amsmath,amssymb}",
-                   r"\usepackage[margin=2.2cm]{geometry}", r"\begin{document}", ""]
+                   r"\usepackage[margin=2.2cm]{geometry}", r"\setlength{\emergencystretch}{3em}",
+                   r"\begin{document}", ""]
+
+#: How many characters of a display fit on one line of the page (11 pt, 2.2 cm margins, inside a
+#: list), as counted by :func:`visible_length`: a longer display is broken by :func:`display_math`.
+DISPLAY_WIDTH = 64
+
+#: A token of LaTeX math: a command, a script with its group or one character, a brace, a space.
+_TOKEN = re.compile(r"\\(?:[A-Za-z]+|.)|[_^](?:\{|\\[A-Za-z]+|.)|[{}]|\s|.")
+_SIZERS = {r"\left", r"\right", r"\bigl", r"\bigr", r"\Bigl", r"\Bigr", r"\biggl", r"\biggr"}
+_BLANK = {r"\,", r"\ ", r"\;", r"\!", r"\mathrm", r"\text", r"\mathbb", r"\operatorname", r"\displaystyle", "{}"}
+#: After these a + or − is a sign, not a binary operator: no break there.
+_NO_BREAK_AFTER = {"", "(", "[", "=", ",", "+", "-", r"\cdot", r"\times", r"\Bigl", r"\left"}
+
+
+def visible_length(tex: str) -> float:
+    r"""About how many characters wide ``tex`` (math) prints: a command such as ``\gamma`` is one,
+    sizing commands, spacing and braces none, what sits in a sub- or superscript two thirds.
+
+    >>> visible_length(r"\left( x_{0} \cdot x' \right)^{2}")
+    7.33
+    """
+    width, scripts = 0.0, []  # scripts: for each open brace, whether it opened a script
+    for m in _TOKEN.finditer(tex):
+        tok = m.group()
+        small = any(scripts)
+        if tok[0] in "_^":
+            if tok[1:] == "{":
+                scripts.append(True)
+            else:
+                width += 2 / 3
+            continue
+        if tok == "{":
+            scripts.append(False)
+        elif tok == "}":
+            if scripts:
+                scripts.pop()
+        elif not (tok.isspace() or tok in _SIZERS or tok in _BLANK):
+            width += 2 / 3 if small else 1.0
+    return round(width, 2)
+
+
+def _break_points(tex: str) -> list[int]:
+    """Where a display may break: before a binary + or −, after ``=`` or a comma, outside every
+    brace group (a ``\\left``/``\\right`` pair may be cut: :func:`display_math` sizes it by hand)."""
+    points, depth, prev = [], 0, ""
+    for m in _TOKEN.finditer(tex):
+        tok, at = m.group(), m.start()
+        if tok == "{" or (tok[0] in "_^" and tok[1:] == "{"):
+            depth += 1
+        elif tok == "}":
+            depth -= 1
+        elif depth == 0 and tok in ("+", "-") and prev not in _NO_BREAK_AFTER and not prev.startswith(("_", "^")):
+            points.append(at)
+        elif depth == 0 and tok in ("=", ","):
+            points.append(m.end())
+        if not tok.isspace() and tok not in (r"\,", r"\ ", r"\;"):
+            prev = tok
+    return points
+
+
+def break_lines(tex: str, width: float = DISPLAY_WIDTH) -> list[str]:
+    r"""``tex`` (one display) cut greedily into lines of at most about ``width`` characters
+    (:func:`visible_length`) at :func:`_break_points`; one line when it fits. A piece with no
+    break point inside stays whole (it is as narrow as the formula allows).
+
+    >>> break_lines(r"y = a_{1} + b_{2} - c_{3} + d", width=8)
+    ['y = a_{1} + b_{2}', '- c_{3} + d']
+    >>> break_lines(r"e^{-x} = -1 + x_{-1}", width=4)
+    ['e^{-x} =', '-1', '+ x_{-1}']
+    """
+    if visible_length(tex) <= width:
+        return [tex]
+    lines, start, last = [], 0, 0
+    for pos in [*_break_points(tex), len(tex)]:
+        if visible_length(tex[start:pos]) > width and last > start:
+            lines.append(tex[start:last].strip())
+            start = last
+        last = pos
+    lines.append(tex[start:].strip())
+    return [ln for ln in lines if ln]
+
+
+def display_math(tex: str, width: float = DISPLAY_WIDTH) -> str:
+    r"""A display of ``tex``: ``\[ … \]`` when it fits the line, else amsmath's ``multline*``
+    broken by :func:`break_lines` (first line flush left, the last flush right), every
+    ``\left``/``\right`` made ``\Bigl``/``\Bigr`` (a pair may now span lines) and a ``{}`` beside
+    each cut operator so that it keeps its binary spacing.
+
+    >>> print(display_math("x = 1"))
+    \[ x = 1 \]
+    >>> print(display_math(r"s = \left( a + b + c \right)", width=6))
+    \begin{multline*}
+    s = \Bigl( a + b{}\\
+    {}+ c \Bigr)
+    \end{multline*}
+    """
+    if visible_length(tex) <= width:
+        return rf"\[ {tex} \]"
+    tex = re.sub(r"\\left(?![A-Za-z])", r"\\Bigl", tex)
+    tex = re.sub(r"\\right(?![A-Za-z])", r"\\Bigr", tex)
+    lines = break_lines(tex, width)
+    out = []
+    for i, line in enumerate(lines):
+        if i > 0 and line[:1] in "+-":
+            line = "{}" + line
+        if i < len(lines) - 1:
+            line += r"{}\\"
+        out.append(line)
+    return "\n".join([r"\begin{multline*}", *out, r"\end{multline*}"])
 
 
 def render(ds: Sequence[Derivation], fmt: str = "text") -> str:
@@ -112,7 +223,7 @@ def render(ds: Sequence[Derivation], fmt: str = "text") -> str:
                 line = f"{n}. **{title}.** {s.text}".rstrip()
                 out.append(line + (f"\n   $${eq}$$" if eq else ""))
             else:
-                out.append(rf"\item \textbf{{{title}.}} {latex_text(s.text)}" + (f"\n\\[ {_latex_math(eq)} \\]" if eq else ""))
+                out.append(rf"\item \textbf{{{title}.}} {latex_text(s.text)}" + ("\n" + display_math(_latex_math(eq)) if eq else ""))
         held = sum(c.ok for c in D.checks)
         if fmt == "text":
             out.append(f"  Checks ({held}/{len(D.checks)} hold):")
