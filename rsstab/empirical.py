@@ -91,7 +91,7 @@ def empirical_verdict(
     seed: int = 0,
     adapted_layers: Sequence[int] | None = None,
     a_init_scale: Any = 1.0,
-    gram: str = "explicit",
+    gram: str = "auto",
     bf16: bool = False,
     tolerance: float | None = None,
     out: str | None = None,
@@ -166,7 +166,7 @@ def empirical_verdict(
         opts["eps"] = float(eps)
     if adapted_layers is not None:
         opts["adapted_layers"] = tuple(adapted_layers)
-    if gram != "explicit":  # the default stays out of the configs (and of their store keys)
+    if gram != "auto":  # the default stays out of the configs (and of their store keys)
         opts["gram"] = gram
     if bf16:
         opts["bf16"] = True
@@ -175,6 +175,12 @@ def empirical_verdict(
     text = getattr(schedule, "text", None) or (schedule if isinstance(schedule, str) else "callable")
     numeric = {k: float(v) for k, v in (constants or {}).items()}  # an exact Fraction (--set beta=1/4) as a float
     configs = make_configs(schedule, ranks, label=text, constants=numeric, a_init_scale=a_init_scale, **opts)
+    from rsstab.sim.config import SimConfig
+
+    drawn = [int(c["rank"]) for c in configs if gram == "auto" and SimConfig.from_dict(c).resolved_gram() == "wishart"]
+    gram_note = (f"gram auto: at r = {', '.join(map(str, drawn))} the explicit A₀ would not fit in memory, so A₀ᵀA₀ "
+                 "was drawn from its Wishart law instead (the d×d Bartlett factor; exact in distribution under "
+                 "SGD, not number by number)") if drawn else None
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="rsstab-sim-") as tmp:
         result = run_sweep(run_cell, configs, out or tmp, scheduler=scheduler, workers=workers,
@@ -205,7 +211,7 @@ def empirical_verdict(
         schedule=text,
         fits=fits,
         diverged=diverged,
-        settings={"ranks": ranks, **opts, **_per_rank_settings(opts, configs, a_init_scale), "tolerance": tol,
+        settings={"ranks": ranks, **opts, **({"gram_note": gram_note} if gram_note else {}), **_per_rank_settings(opts, configs, a_init_scale), "tolerance": tol,
                   "constants": dict(constants or {})},
         seconds=time.perf_counter() - t0,
         split=split,

@@ -111,3 +111,35 @@ def test_wishart_options_and_cli(capsys) -> None:
                  "--steps", "2", "--json"])
     assert code in (0, 1)
     assert "1073741824" in capsys.readouterr().out
+
+
+def test_auto_gram_draws_the_wishart_factor_where_explicit_would_not_fit() -> None:
+    """gram='auto' (the default): the Wishart draw under SGD where A₀'s float64 draws exceed the
+    fixed budget, explicit elsewhere and always under Adam; the command says so in its notes."""
+    from rsstab.sim.config import AUTO_GRAM_BYTES
+
+    huge = SimConfig(rank=2**30, gamma=2**-15, width=16)
+    assert huge.gram == "auto" and huge.resolved_gram() == "wishart" and huge.effective_rank() == 16
+    assert huge.memory_bytes() < 2**30
+    assert SimConfig(rank=4096, gamma=1.0, width=16).resolved_gram() == "explicit"
+    assert SimConfig(rank=2**30, gamma=1.0, width=16, optimizer="adam").resolved_gram() == "explicit"
+    assert SimConfig(rank=2**30, gamma=1.0, width=16, gram="explicit").resolved_gram() == "explicit"
+    # just above the budget: auto draws the Gram; the rows are those of gram='wishart'
+    r = AUTO_GRAM_BYTES // (8 * 2 * 1 * 4) + 1
+    cfg = SimConfig(rank=r, gamma=r**-0.5, width=4, depth=2, seeds=1, steps=1, batch=2, probe_batch=2)
+    assert cfg.resolved_gram() == "wishart"
+    assert simulate_cell(cfg).rows() == simulate_cell(replace(cfg, gram="wishart")).rows()
+    res = simulate_cell(huge)
+    assert np.isfinite(res.data["forward"]).all()
+
+
+def test_a_cell_that_cannot_fit_is_refused_in_one_line() -> None:
+    """Adam has no Gram draw: a rank whose state cannot fit is refused before anything is drawn,
+    in one line naming the memory."""
+    from rsstab.sim.cells import available_memory
+
+    cfg = SimConfig(rank=2**28, gamma=1.0, width=64, optimizer="adam")
+    assert cfg.memory_bytes() > available_memory()
+    with pytest.raises(RsstabError, match=r"needs about .* GiB of memory .* available") as info:
+        simulate_cell(cfg)
+    assert "\n" not in str(info.value)

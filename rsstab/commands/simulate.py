@@ -126,10 +126,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "name: true/kaiming = 1, gaussian = 1/r), in units of the fan-in std 1/√width: "
                         "A₀ ~ N(0, σ_A(r)²/width) (default 1: rank-free, Kaiming-like)")
     p.add_argument("--seed", type=int, default=0, help="base random seed (default: 0)")
-    p.add_argument("--gram", choices=("explicit", "wishart"), default="explicit",
-                   help="explicit: draw A₀ (r×d; default). wishart (SGD only): for r > width draw the "
+    p.add_argument("--gram", choices=("auto", "explicit", "wishart"), default="auto",
+                   help="explicit: draw A₀ (r×d). wishart (SGD only): for r > width draw the "
                         "width×width Bartlett factor of A₀ instead — exact in distribution for Gaussian "
-                        "A₀, cost independent of r (ranks up to 2^30 in seconds)")
+                        "A₀, cost independent of r (ranks up to 2^30 in seconds). auto (default): wishart "
+                        "under SGD where the explicit A₀ would not fit in memory (said in the notes), else explicit")
     p.add_argument("--bf16", action="store_true",
                    help="opt-in faster adapter products: bfloat16 operands with float32 accumulation "
                         "(A, B, optimizer state and the base stay float32; slopes within 0.02 of float32)")
@@ -429,6 +430,8 @@ def run(args: argparse.Namespace) -> int:
         notes = [out["prediction"], RANGE_NOTE] if isinstance(out.get("prediction"), str) else []
         if out.get("prediction_range", {}).get("out_of_range_ranks"):
             notes.append(out["prediction_range"]["statement"])
+        if verdict.settings.get("gram_note"):
+            notes.append(verdict.settings["gram_note"])
         print(dumps(envelope("simulate", stable=verdict.label == STABLE, label=verdict.label,
                              optimizer=verdict.optimizer, schedule=verdict.schedule, reason=out["reason"],
                              notes=notes, body=out)))
@@ -443,7 +446,7 @@ def run(args: argparse.Namespace) -> int:
               if out["tuple"]["symbolic_lr"] else "") + (f", η_B/η_A = {out['tuple']['symbolic_lr_ratio']}"
               if out["tuple"]["symbolic_lr_ratio"] else "") + (f", σ_A = {out['tuple']['init_std_expr']}"
               if args.init_std is not None else "") + f"): {out['symbolic']['headline']}")
-        for note in out["tuple"]["notes"]:
+        for note in out["tuple"]["notes"] + ([verdict.settings["gram_note"]] if verdict.settings.get("gram_note") else []):
             print(f"note: {note}")
     sys.stdout.flush()
     return 0 if verdict.label == STABLE else 1

@@ -41,7 +41,11 @@ The model (one *cell* = one rank, one γ_r, all seeds at once):
   torch's thread count (each seed has its own generator: the same numbers in any order); Adam
   calls torch's fused AdamW kernel directly, once per layer and step
   (:class:`~rsstab.sim.stack.LayerAdamW`).
-* **Rank for free** (``gram="wishart"``, opt-in, SGD only; ``rsstab simulate --gram wishart``):
+* **Rank for free** (``gram="wishart"``, SGD only; ``rsstab simulate --gram wishart``; the default
+  ``gram="auto"`` takes it where the explicit A₀'s float64 draws would exceed 2 GiB —
+  :meth:`SimConfig.resolved_gram`, a fixed budget so a config means the same numbers on every
+  machine —, and ``rsstab simulate`` says so in its notes. A cell that would not fit in the
+  memory available is refused before it starts, in one line: :func:`~rsstab.sim.cells.check_memory`):
   the SGD dynamics and every probe depend on A₀ only through ``K = A₀ᵀA₀`` (equivalently through
   the R of ``A₀ = Q·R``: a rank-d adapter started from R records the same numbers as the rank-r
   one started from A₀). For Gaussian A₀ and r > d, K ~ Wishart_d(r, σ²I), so the d×d Bartlett

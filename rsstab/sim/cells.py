@@ -11,12 +11,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from rsstab.errors import RsstabError
 from rsstab.sim.config import NETWORK_QUANTITIES, SimConfig
 from rsstab.sim.draws import batch_slice, draw_cell
 from rsstab.sim.finite import data_statistics, output_grads_at_layers
 from rsstab.sim.stack import build_stack, gram_order
 
-__all__ = ["CellResult", "simulate_cell", "run_cell"]
+__all__ = ["CellResult", "simulate_cell", "run_cell", "check_memory", "available_memory"]
 
 
 @dataclass
@@ -101,8 +102,70 @@ def _extra_flops(cfg: SimConfig, n_steps: int, n_probes: int) -> float:
     return extra
 
 
+def available_memory() -> float:
+    """Bytes this process may still allocate: the smaller of the machine's available memory
+    (Linux's MemAvailable) and what the address-space limit (``ulimit -v``) leaves above the
+    process's current size; inf where neither can be read."""
+    import resource
+
+    limits = []
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    limits.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+    if soft != resource.RLIM_INFINITY:
+        size = 0
+        try:
+            with open("/proc/self/status") as f:
+                size = next((int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:")), 0)
+        except (OSError, ValueError, IndexError):
+            pass
+        limits.append(soft - size)
+    return float(min(limits)) if limits else float("inf")
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.3g} GiB"
+
+
+def check_memory(cfg: SimConfig) -> None:
+    """Refuse a cell whose :meth:`SimConfig.memory_bytes` exceeds :func:`available_memory`, in one
+    line that names the memory and what to change, before anything is drawn."""
+    need, have = cfg.memory_bytes(), available_memory()
+    if need > have:
+        hint = ("lower the rank, seeds, depth or width" if cfg.optimizer != "sgd" or cfg.resolved_gram() == "wishart"
+                else "lower the rank, seeds or depth, or draw the Gram (gram='wishart', exact in distribution under SGD)")
+        raise RsstabError(f"the cell at rank {cfg.rank} needs about {_gib(need)} of memory ({cfg.optimizer}, width "
+                          f"{cfg.width}, depth {cfg.depth}, {cfg.seeds} seeds), more than the {_gib(have)} available: "
+                          f"{hint}")
+
+
 def simulate_cell(cfg: SimConfig, *, tags: Mapping[str, Any] | None = None) -> CellResult:
-    """Train one cell (all seeds batched) and return its probes. Never raises on divergence."""
+    """Train one cell (all seeds batched) and return its probes. Never raises on divergence.
+
+    Raises:
+        RsstabError: the cell would not fit in memory (:func:`check_memory`, before it starts), or
+            an allocation failed anyway (one line that names the memory).
+    """
+    check_memory(cfg)
+    try:
+        return _simulate_cell(cfg, tags=tags)
+    except MemoryError:
+        raise RsstabError(f"the cell at rank {cfg.rank} ran out of memory (estimated {_gib(cfg.memory_bytes())}, "
+                          f"{_gib(available_memory())} available now): lower the rank, seeds or depth") from None
+    except RuntimeError as exc:
+        if "alloc" not in str(exc).lower():
+            raise
+        raise RsstabError(f"the cell at rank {cfg.rank} could not allocate its memory (estimated "
+                          f"{_gib(cfg.memory_bytes())}, {_gib(available_memory())} available now): lower the rank, "
+                          "seeds or depth") from None
+
+
+def _simulate_cell(cfg: SimConfig, *, tags: Mapping[str, Any] | None = None) -> CellResult:
     t0 = time.perf_counter()
     dt = getattr(torch, cfg.dtype)
     init = draw_cell(cfg)

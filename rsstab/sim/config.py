@@ -34,6 +34,7 @@ __all__ = [
     "DATA_QUANTITIES",
     "ADAM_DATA_QUANTITIES",
     "SPLIT_QUANTITIES",
+    "AUTO_GRAM_BYTES",
 ]
 
 #: Probes per adapted layer and seed, always recorded (see :mod:`rsstab.sim`).
@@ -54,6 +55,9 @@ SPLIT_QUANTITIES = {
     source: tuple(f"{source}_{part}{se}" for se in ("", "_se") for part in ("coherent", "incoherent"))
     for source in ("forward", "backward_fixed")
 }
+
+#: ``gram="auto"`` draws the Gram (Wishart) under SGD when A₀'s float64 draws would exceed this.
+AUTO_GRAM_BYTES = 2 << 30
 
 #: Defaults of the command line and :func:`rsstab.empirical.empirical_verdict`, per optimizer
 #: where they differ.
@@ -102,9 +106,11 @@ class SimConfig:
     divergence_factor: float = 1e6
     adapted_layers: tuple[int, ...] | None = None  # 0-based layers with an adapter; None: all
     a_init_scale: float = 1.0  # A₀ ~ N(0, a_init_scale²/d)
-    # "explicit": draw A₀ (r×d). "wishart" (SGD only, opt-in): for r > d draw the d×d Bartlett
-    # factor R of A₀ = Q·R instead (A₀ᵀA₀ = RᵀR ~ Wishart), exact in distribution, cost free of r.
-    gram: str = "explicit"
+    # "explicit": draw A₀ (r×d). "wishart" (SGD only): for r > d draw the d×d Bartlett factor R of
+    # A₀ = Q·R instead (A₀ᵀA₀ = RᵀR ~ Wishart), exact in distribution, cost free of r. "auto"
+    # (default): wishart under SGD when A₀'s float64 draws would exceed AUTO_GRAM_BYTES, else
+    # explicit (resolved_gram).
+    gram: str = "auto"
     # Finite-width measurements (rsstab.sim.finite); all off by default, and then nothing changes.
     share_data: bool = False  # every seed: seed 0's base, teacher and data; its own A
     fixed_batch: bool = False  # the first training batch at every step
@@ -151,7 +157,7 @@ class SimConfig:
         object.__setattr__(self, "bf16", bool(self.bf16))
         need(not (self.bf16 and self.dtype != "float32"), "bf16 products need dtype float32 (float64 runs are for accuracy)")
         need(self.method in ("auto", "direct", "reduced"), f"method must be auto, direct or reduced, got {self.method!r}")
-        need(self.gram in ("explicit", "wishart"), f"gram must be explicit or wishart, got {self.gram!r}")
+        need(self.gram in ("auto", "explicit", "wishart"), f"gram must be auto, explicit or wishart, got {self.gram!r}")
         need(not (self.gram == "wishart" and self.optimizer != "sgd"),
              "gram='wishart' is exact for SGD only (Adam's element-wise update is not rotation-invariant): "
              "use gram='explicit' with adam")
@@ -192,11 +198,46 @@ class SimConfig:
         cheaper = r > d and saved > 4 * r * d * d
         return "reduced" if self.optimizer == "sgd" and cheaper else "direct"
 
+    def resolved_gram(self) -> str:
+        """``explicit`` or ``wishart``: ``auto`` takes the Wishart draw (exact in distribution, SGD
+        only) when r > d and the explicit A₀ — its float64 draws, seeds·depth·r·d·8 bytes — would
+        exceed :data:`AUTO_GRAM_BYTES`: a fixed budget, not this machine's memory, so that a
+        config means the same numbers on every machine (and in every sweep store).
+
+        >>> SimConfig(rank=2**30, gamma=1.0, width=16).resolved_gram()
+        'wishart'
+        >>> SimConfig(rank=4096, gamma=1.0).resolved_gram(), SimConfig(rank=2**30, gamma=1.0, optimizer="adam").resolved_gram()
+        ('explicit', 'explicit')
+        """
+        if self.gram != "auto":
+            return self.gram
+        r, d = int(self.rank), int(self.width)
+        explicit = 8 * int(self.seeds) * int(self.depth) * r * d
+        return "wishart" if self.optimizer == "sgd" and r > d and explicit > AUTO_GRAM_BYTES else "explicit"
+
     def effective_rank(self) -> int:
-        """The number of rows of the drawn A₀: ``rank``, or ``min(rank, width)`` with
-        ``gram="wishart"`` (the d×d Bartlett factor stands for A₀ when r > d)."""
+        """The number of rows of the drawn A₀: ``rank``, or ``min(rank, width)`` when the Gram is
+        drawn (:meth:`resolved_gram` ``wishart``: the d×d Bartlett factor stands for A₀ when r > d)."""
         r = int(self.rank)
-        return min(r, int(self.width)) if self.gram == "wishart" else r
+        return min(r, int(self.width)) if self.resolved_gram() == "wishart" else r
+
+    def memory_bytes(self) -> int:
+        """An estimate (upper side) of the memory a cell needs at its peak: the float64 draws
+        (A₀, base, teacher, data), the stack's factors, gradients, optimizer state and cached
+        activations in its dtype, and the probes' products — what :func:`rsstab.sim.cells.simulate_cell`
+        compares with the memory available before it starts."""
+        S, L, La, d = int(self.seeds), int(self.depth), len(self.adapter_layers()), int(self.width)
+        r = self.effective_rank()
+        rows = (int(self.steps) + 1) * int(self.batch) + int(self.probe_batch)
+        draws = 8 * S * (L * r * d + 2 * L * d * d + 2 * rows * d)
+        held = r if self.resolved_method() == "direct" else min(r, d)
+        item = 8 if self.dtype == "float64" else 4
+        # down, up, their two gradients; Adam: two moments each; bf16: half-size copies
+        factors = item * S * La * 2 * held * d * (2 + (2 if self.optimizer == "adam" else 0) + (1 if self.bf16 else 0))
+        n = max(int(self.batch), int(self.probe_batch))
+        activations = item * S * L * n * (held + 3 * d)
+        reduced = 8 * S * La * r * d if held < r else 0  # the float64 A₀ of the QR/Cholesky
+        return int(draws + factors + activations + reduced)
 
     def adapter_layers(self) -> tuple[int, ...]:
         """The 0-based indices of the layers that carry an adapter, ascending."""

@@ -64,7 +64,7 @@ def draw_seed(
     ``a_init_scale`` (which multiplies A). ``out`` (float64 tensors of these shapes, e.g. views of
     a cell's stacked draws) receives the draws in place: the same numbers, no copies.
 
-    With ``cfg.gram == "wishart"`` and r > d, ``A`` is (depth, d, d): ``a_init_scale/√d`` times
+    With ``cfg.resolved_gram() == "wishart"`` and r > d, ``A`` is (depth, d, d): ``a_init_scale/√d`` times
     the :func:`bartlett_factor` R — the R of ``A₀ = Q·R`` (Q: r×d, orthonormal columns). SGD from
     B₀ = 0 keeps every A_t = Q·Ã_t and B_t = B̃_t·Qᵀ, and every recorded quantity (adapter output,
     gradients into the layer inputs, Frobenius norms of ∇A and ∇B) is the same for (A₀, B) as for
@@ -96,7 +96,7 @@ def _draw_A(cfg: SimConfig, gen: torch.Generator, out: torch.Tensor | None) -> t
     shared by every rank (common random numbers make slopes across ranks less noisy, and
     :func:`draw_cell` draws them once per rank grid)."""
     d, L, r = cfg.width, cfg.depth, cfg.rank
-    if cfg.gram == "wishart" and r > d:
+    if cfg.resolved_gram() == "wishart" and r > d:
         A = bartlett_factor(L, d, r, gen).mul_(cfg.a_init_scale / math.sqrt(d))
         return A if out is None else out.copy_(A)
     return _randn((L, r, d), gen, out).mul_(cfg.a_init_scale / math.sqrt(d))
