@@ -329,8 +329,8 @@ def test_cli_one_result_in_each_format(capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_cli_rejects_unknown_result(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["derive", "14"]) == 2
-    assert capsys.readouterr().err.startswith("rsstab: error: unknown result '14'")
+    assert main(["derive", "15"]) == 2
+    assert capsys.readouterr().err.startswith("rsstab: error: unknown result '15'")
 
 
 def test_cli_result_keys_match_the_library() -> None:

@@ -12,7 +12,7 @@ HELP = "print the symbolic derivations behind the √r law (one result or all), 
 # Kept in sync with rsstab.derive.RESULTS by a test; listed here so --help stays free of sympy.
 RESULT_KEYS = ("iid", "first-step", "trajectory", "backward", "iff", "depth", "adam", "reparam",
                "finite-width", "adam-finite-width", "adam-epsilon", "hyperparameter-tuple",
-               "expansion-range")
+               "expansion-range", "finite-eta")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -24,7 +24,7 @@ _PROOF_FILES = {"iid": "iid_forward_variance.py", "first-step": "first_sgd_step.
                 "adam": "adam_sign_descent.py", "reparam": "sgd_reparametrisation.py",
                 "finite-width": "finite_width.py", "adam-finite-width": "adam_finite_width.py",
                 "adam-epsilon": "adam_epsilon.py", "hyperparameter-tuple": "hyperparameter_tuple.py",
-                "expansion-range": "expansion_range.py"}
+                "expansion-range": "expansion_range.py", "finite-eta": "finite_eta.py"}
 
 
 #: Unicode that appears in derivation texts → LaTeX (math-mode macros; the text-mode wrapper adds $…$).

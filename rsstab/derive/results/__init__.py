@@ -2,7 +2,7 @@
 
 >>> RESULTS  # doctest: +NORMALIZE_WHITESPACE
 ('iid', 'first-step', 'trajectory', 'backward', 'iff', 'depth', 'adam', 'reparam', 'finite-width', 'adam-finite-width',
- 'adam-epsilon', 'hyperparameter-tuple', 'expansion-range')
+ 'adam-epsilon', 'hyperparameter-tuple', 'expansion-range', 'finite-eta')
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from rsstab.derive.model import Derivation
 from rsstab.derive.results.adam import adam_sign_descent
 from rsstab.derive.results.adam_epsilon import adam_epsilon
 from rsstab.derive.results.expansion import expansion_range
+from rsstab.derive.results.finite_eta import finite_eta
 from rsstab.derive.results.hyperparams import hyperparameter_tuple
 from rsstab.derive.results.width import adam_finite_width, finite_width
 from rsstab.derive.results.iid import iid_forward
@@ -37,6 +38,7 @@ _BUILDERS: dict[str, Callable[[], Derivation]] = {
     "adam-epsilon": adam_epsilon,
     "hyperparameter-tuple": hyperparameter_tuple,
     "expansion-range": expansion_range,
+    "finite-eta": finite_eta,
 }
 #: Result keys in issue order.
 RESULTS: tuple[str, ...] = tuple(_BUILDERS)
