@@ -161,7 +161,7 @@ def _stats_table(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[int, int, int]
 
 
 def finite_eta_factors(optimizer: str, cell: Mapping[str, Any], stats: Sequence[Mapping[str, float]], *,
-                       lr_b: float) -> FiniteEta | None:
+                       rank: int, lr_b: float) -> FiniteEta | None:
     """The finite-η correction of a rank's first-order law (:mod:`rsstab.finite_eta`, result 14) where it
     applies — SGD, one layer (the simulator's linear teacher–student task), no weight decay — else None.
     ``stats``: the rank's per-seed data statistics; ‖D‖_F² (the teacher's perturbation) is read from
@@ -176,7 +176,7 @@ def finite_eta_factors(optimizer: str, cell: Mapping[str, Any], stats: Sequence[
     noise_share = n * (d + 1) / b if not cell.get("fixed_batch") else 0.0
     residual2 = float(np.mean(fro)) / (n * n + noise_share)
     scale = float(cell.get("a_init_scale", 1.0))
-    return sgd_finite_eta(rank=int(cell["rank"]) if "rank" in cell else 0, width=d,
+    return sgd_finite_eta(rank=rank, width=d,
                           teacher_rank=int(cell.get("teacher_rank", 4)), gamma=float(cell["gamma"]),
                           lr_a=lr_b / float(cell.get("lr_ratio", 1.0)), lr_b=lr_b, steps=n, sigma_a2=scale**2 / d,
                           residual2=residual2, batch=b, seed=int(cell.get("seed", 0)))
@@ -222,14 +222,16 @@ def predict_rows(
             with np.errstate(all="ignore"):
                 first = [float(np.mean([p.mean_square for p in per_seed[s]])) for s in sorted(per_seed)]
             res["first_order"].append(float(math.sqrt(np.mean(first))))
-            fe = finite_eta_factors(optimizer, {**c, "rank": r},
-                                    [st for (rank, _s, _l), st in table.items() if rank == r], lr_b=float(c["lr"]))
+            fe = finite_eta_factors(optimizer, c, [st for (rank, _s, _l), st in table.items() if rank == r], rank=r,
+                                    lr_b=float(c["lr"]))
+            ms = first
             if fe is not None:
                 per_seed = {s: [LayerPrediction(fe.coherent * p.coherent2, fe.incoherent * p.incoherent2, p.d_eff)
                                 for p in ps] for s, ps in per_seed.items()}
+                with np.errstate(all="ignore"):
+                    ms = [float(np.mean([p.mean_square for p in per_seed[s]])) for s in sorted(per_seed)]
             preds = [p for ps in per_seed.values() for p in ps]
             with np.errstate(all="ignore"):
-                ms = [float(np.mean([p.mean_square for p in per_seed[s]])) for s in sorted(per_seed)]
                 res["values"].append(float(math.sqrt(np.mean(ms))))
                 res["seed_mean_squares"].append(ms)
                 res["coherent"].append(float(math.sqrt(np.mean([p.coherent2 for p in preds]))))
@@ -324,7 +326,7 @@ def predict_expansion(
         small = bool(total.in_range and ratio >= ADAM_SIGN_RATIO)
         out["first_order_expansion"].append(total.value)
         out["small_eta"].append(small)
-        fe = finite_eta_factors(optimizer, {**c, "rank": r}, [st for (rank, _s, _l), st in table.items() if rank == r],
+        fe = finite_eta_factors(optimizer, c, [st for (rank, _s, _l), st in table.items() if rank == r], rank=r,
                                 lr_b=lr_b)
         if fe is None:  # the first-order law: in range while its next term is small
             out["order"].append("first")
@@ -332,8 +334,9 @@ def predict_expansion(
             out["values"].append(total.value)
             out["in_range"].append(small)
         else:  # the finite-η solution: in range while the batch noise it leaves out is small
+            noise = fe.noise if math.isfinite(fe.noise) else math.inf  # nan (an overflow) is out of range too
             out["order"].append("finite-eta")
-            out["batch_noise"].append(fe.noise if math.isfinite(fe.noise) else math.inf)
-            out["values"].append(fe.noise if math.isfinite(fe.noise) else math.inf)
+            out["batch_noise"].append(noise)
+            out["values"].append(noise)
             out["in_range"].append(fe.in_range)
     return out
