@@ -2,7 +2,8 @@
 
 Run with ``pytest test_my_adapter.py`` (needs ``pip install "rsstab[sim,testing]"``; the PEFT
 tests also need ``peft`` and are skipped without it). Every ``assert_rank_stabilized`` call trains
-the module built for each rank on a small synthetic task and takes well under a second.
+the module built for each rank on a small synthetic task: at the default options (ranks 64…4096,
+8 seeds × 4 draws) that is about 2 s of CPU at width 8 and about 40 s on 2 cores at width 1024.
 """
 
 from __future__ import annotations

@@ -71,3 +71,48 @@ def test_width_512_ranks_8_to_512() -> None:
     rs, lora = _verdicts(512, (8, 32, 128, 512), seeds=8, draws=6)
     assert rs.passed, rs.report()
     assert lora.label == "collapse", lora.report()
+
+
+def test_float32_forward_mode_probes_match_float64_differences() -> None:
+    # The probes are derivatives along the learned step δ (no difference of nearly equal outputs), so
+    # float32 agrees with float64, and the first-order change with the exact difference, to ~1e-5.
+    from rsstab.testing.probe import _Probe, measure
+
+    make = _factory(64, lambda r: 1 / math.sqrt(r))
+    kw = dict(rank=16, seed=3, steps=5, batch=16, probe_batch=64, lr=1e-6)
+    for optimizer in ("sgd", "adam"):
+        m32 = measure(make, optimizer=optimizer, dtype="float32", **kw)
+        m64 = measure(make, optimizer=optimizer, dtype="float64", **kw)
+        assert m32.backward_method == m64.backward_method == "jvp"
+        for q in ("grad_init", "forward", "backward"):
+            assert m32.values[q] == pytest.approx(m64.values[q], rel=2e-4), (optimizer, q)
+    module = make(16).double()
+    initial = {n: p.detach().clone() for n, p in module.named_parameters() if p.requires_grad}
+    gen = torch.Generator().manual_seed(0)
+    step = {n: 1e-6 * torch.randn(p.shape, generator=gen, dtype=torch.float64) for n, p in initial.items()}
+    x = torch.randn(32, 64, generator=gen, dtype=torch.float64)
+    v = torch.randn(32, 64, generator=gen, dtype=torch.float64)
+    probe = _Probe(module, initial, step)
+    change, tangent, method = probe.change_and_tangent(x, v)
+    assert method == "jvp"
+    for first, exact in ((change, probe._difference_change(x)), (tangent, probe._difference_tangent(x, v))):
+        assert float((first - exact).norm() / exact.norm()) < 1e-4
+
+
+def test_coherent_probes_follow_the_rank() -> None:
+    # fewer held-out inputs where r ≳ width/4 makes the incoherent part small; the width below
+    kw = dict(ranks=(8, 64, 256), seeds=2, draws=2, steps=1, batch=4, probe_batch=16)
+    rs = check_rank_stability(_factory(64, lambda r: 1 / math.sqrt(r)), **kw)
+    assert rs.settings["coherent_probes_per_rank"] == [64, 16, 16]
+    assert rs.settings["coherent_probes"] == 64
+
+
+@pytest.mark.slow
+def test_width_1024_default_check() -> None:
+    # issue 26's setting: a frozen nn.Linear(1024, 1024) with a hand-written LoRA, every option at its
+    # default (ranks 64…4096, 8 seeds, 4 draws). About 40 s per check on 2 cores (float32, forward-mode
+    # probes, fewer coherent probes at large ranks); benchmarks/bench_testing.py times it.
+    rs = check_rank_stability(_factory(1024, lambda r: 1 / math.sqrt(r)))
+    assert rs.passed, rs.report()
+    lora = check_rank_stability(_factory(1024, lambda r: 1 / r))
+    assert lora.label == "collapse", lora.report()

@@ -8,20 +8,23 @@ coordinate check, three quantities per (rank, seed):
 * ``grad_init`` — ``‖∇_θ L‖`` over all trainable parameters θ at step 0 (with LoRA's ``B = 0``
   the gradient of A vanishes there, so this is ``‖∇_B L‖_F``);
 * ``forward`` — RMS over held-out inputs and output coordinates of the learned change
-  ``f(x) − f_0(x)``, where ``f_0`` is the same module with its trainable parameters reset to their
-  initial values (``torch.func.functional_call``; for LoRA ``f_0`` is the frozen base, since the
-  initial adapter contribution is zero);
+  ``f(x) − f_0(x)``, where ``f_0`` is the same module with its trainable parameters at their
+  initial values (for LoRA ``f_0`` is the frozen base, since the initial adapter contribution is
+  zero), to first order in the parameter change (see :class:`_Probe`);
 * ``backward`` — RMS of the gradient into the input through the learned change only,
-  ``∂/∂x Σ_i ⟨v_i, f(x_i) − f_0(x_i)⟩`` with ``v_i = f(x_i) − y_i`` the per-example held-out loss
-  gradient (no gradient flows into ``v``), taken to first order in the parameter change (see
-  :func:`_backward`).
+  ``∂/∂x Σ_i ⟨v_i, f(x_i) − f_0(x_i)⟩`` with ``v_i = f_0(x_i) − y_i`` the per-example held-out
+  loss gradient (no gradient flows into ``v``), taken to first order in the parameter change (see
+  :class:`_Probe`; the trained loss gradient would differ by the learned change, a term of second
+  order).
 
 The task: inputs ``x ~ N(0, I)``; targets ``y = f_0(x) + x Tᵀ`` with ``T`` a fixed Gaussian
 matrix of entries ``N(0, 1/d_in)``, so the initial residual is Θ(1) per entry whatever the base;
 loss ``½‖f(x) − y‖²`` averaged over the batch; a fresh batch every step; plain
 ``torch.optim.SGD`` or ``torch.optim.Adam``. A small learning rate keeps training in the
-linearised regime the theory describes, and float64 keeps ``f − f_0`` accurate when the learned
-change is many orders of magnitude below the base output.
+linearised regime the theory describes. The learned change and the backward tangent are
+forward-mode derivatives along the learned parameter step (no difference of two nearly equal
+outputs), so float32, the default, measures them even when the change is many orders of magnitude
+below the base output.
 
 Randomness: for seed ``s`` the global torch RNG is seeded with a value that depends on ``s`` only
 (not on the rank) just before ``factory(r)`` is called, inside :func:`torch.random.fork_rng` so
@@ -50,8 +53,6 @@ import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
 import torch
 
 from rsstab.errors import RsstabError
@@ -80,6 +81,9 @@ class Measurement:
     #: A-independent output gradient ``v₀ = f_0(x) − y`` (tensors; for the coherent split).
     change: torch.Tensor | None = None
     tangent: torch.Tensor | None = None
+    #: With ``keep=True`` at draw 0: the module's frozen parameters and buffers, which later draws
+    #: of the same seed copy (``measure(frozen=…)``) instead of rebuilding draw 0.
+    frozen: dict[str, torch.Tensor] | None = None
 
 
 def infer_d_in(module: torch.nn.Module) -> int | None:
@@ -133,17 +137,29 @@ def measure(
     probe_batch: int,
     lr: float,
     d_in: int | None = None,
-    dtype: str = "float64",
+    dtype: str = "float32",
     base_seed: int = 0,
     draw: int = 0,
     keep: bool = False,
     coherent_probes: int | None = None,
+    frozen: dict[str, torch.Tensor] | None = None,
 ) -> Measurement:
     """Build ``factory(rank)``, train it ``steps`` steps on the synthetic task, and probe it.
 
+    Training moves a displacement ``δ`` (zero at the start) and evaluates the module at
+    ``θ_0 + δ`` (``torch.func.functional_call``), so the learned parameter change is ``δ`` itself,
+    exact in any dtype, not a difference ``θ − θ_0`` that float32 would round away. The learned
+    change of the output and the backward tangent are forward-mode derivatives along ``δ``
+    (``torch.func.jvp``): first order in ``δ``, the order of the theory, with no difference of two
+    nearly equal outputs — which is why float32 (the default) measures them as well as float64
+    did (relative error ~1e-6 at the default learning rate; the second-order term is
+    ``O(|δ_A|/|A|)`` ≈ 1e-5 there). A module torch.func cannot trace falls back to differences in
+    float64 (``backward_method == "difference"``).
+
     ``draw`` > 0 re-draws the module (its adapters) with another torch seed and then copies every
-    frozen parameter and buffer from draw 0's module, so draws 0, 1, … of one ``seed`` share the
-    base and the data and differ only in the adapters' random initialisation (the A of LoRA).
+    frozen parameter and buffer from draw 0's module (``frozen``: that module's frozen state, when
+    the caller kept it; else draw 0 is rebuilt), so draws 0, 1, … of one ``seed`` share the base
+    and the data and differ only in the adapters' random initialisation (the A of LoRA).
     ``keep`` returns the learned change and the backward tangent as tensors (see
     :class:`Measurement`), on ``max(probe_batch, coherent_probes)`` held-out inputs (default
     ``coherent_probes``: the input width): the first ``probe_batch`` are those of the RMS values,
@@ -162,10 +178,9 @@ def measure(
     stream = (int(base_seed) * _SEED_MULT + int(seed)) % (2**62)
     module = _build(factory, rank, 12345 + stream, dt)
     if draw:
-        reference = module
+        if frozen is None:
+            frozen = frozen_state(_build(factory, rank, 12345 + stream, dt))
         module = _build(factory, rank, 12345 + stream + 7919 * int(draw) * _SEED_MULT % (2**61), dt)
-        trainable = {n for n, p in module.named_parameters() if p.requires_grad}
-        frozen = {k: v for k, v in reference.state_dict().items() if k not in trainable}
         module.load_state_dict(frozen, strict=False)
     named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
     if not named:
@@ -177,12 +192,16 @@ def measure(
     if width is None:
         raise RsstabError(f"cannot infer the input width of the module built for rank {rank}: pass d_in=")
     initial = {n: p.detach().clone() for n, p in named}
-    params = [p for _, p in named]
+    kept_frozen = frozen_state(module) if keep and not draw else None
+    delta = {n: torch.zeros_like(p, requires_grad=True) for n, p in named}
+    for p in module.parameters():  # the module stays at θ_0; training moves δ
+        p.requires_grad_(False)
 
-    def f0(x: torch.Tensor) -> torch.Tensor:
-        return torch.func.functional_call(module, initial, (x,), strict=False)
+    def f(x: torch.Tensor) -> torch.Tensor:
+        out = torch.func.functional_call(module, {n: initial[n] + delta[n] for n in initial}, (x,), strict=False)
+        return _check_out(out, x, rank, d_out)
 
-    device = params[0].device
+    device = initial[named[0][0]].device
     gen = torch.Generator().manual_seed(777 + stream)  # drawn on the CPU: same numbers on any device
     x_train = torch.randn(steps * batch, width, generator=gen, dtype=torch.float64).to(device, dt)
     x_test = torch.randn(probe_batch, width, generator=gen, dtype=torch.float64).to(device, dt)
@@ -199,19 +218,16 @@ def measure(
             ) from exc
         d_out = int(out0.shape[1])
         teacher = (torch.randn(d_out, width, generator=gen, dtype=torch.float64) / math.sqrt(width)).to(device, dt)
-        y_train = torch.cat([_call(module, x_train[i : i + batch], rank, d_out) for i in range(0, len(x_train), batch)])
+        chunk = max(batch, 512)  # f_0 in a few large calls: the same numbers, fewer passes
+        y_train = torch.cat([_call(module, x_train[i : i + chunk], rank, d_out) for i in range(0, len(x_train), chunk)])
         y_train = y_train + x_train @ teacher.T
-        y_test = out0 + x_test @ teacher.T
         n_keep = max(probe_batch, width if coherent_probes is None else int(coherent_probes))
+        x_keep = x_test
         if keep and n_keep > probe_batch:
             x_more = torch.randn(n_keep - probe_batch, width, generator=gen, dtype=torch.float64).to(device, dt)
-            out0_more = _call(module, x_more, rank, d_out)
             x_keep = torch.cat([x_test, x_more])
-            out0_keep = torch.cat([out0, out0_more])
-            y_keep = torch.cat([y_test, out0_more + x_more @ teacher.T])
-        else:
-            x_keep, out0_keep, y_keep = x_test, out0, y_test
 
+    params = list(delta.values())
     if optimizer == "sgd":
         opt: torch.optim.Optimizer = torch.optim.SGD(params, lr=lr)
     else:
@@ -221,7 +237,7 @@ def measure(
     for t in range(steps):
         xb, yb = x_train[t * batch : (t + 1) * batch], y_train[t * batch : (t + 1) * batch]
         opt.zero_grad(set_to_none=False)
-        loss = 0.5 * (_call(module, xb, rank, d_out) - yb).pow(2).sum() / batch
+        loss = 0.5 * (f(xb) - yb).pow(2).sum() / batch
         if not torch.isfinite(loss):
             diverged = t
             break
@@ -234,69 +250,85 @@ def measure(
     method = ""
     change_kept = tangent_kept = None
     if diverged < 0:
-        with torch.no_grad():
-            out = _call(module, x_test, rank, d_out)
-            change = out - f0(x_test)
-        if torch.isfinite(change).all():
-            v = out - y_test
-            delta = {n: p.detach() - initial[n] for n, p in named}
-            values["forward"] = float(change.double().pow(2).mean().sqrt())
-            backward, method = _backward(module, f0, initial, delta, x_test, v)
-            values["backward"] = backward
+        probe = _Probe(module, initial, {n: d.detach() for n, d in delta.items()})
+        # v₀ = f_0(x) − y = −x Tᵀ: the held-out loss gradient at θ_0, known without a forward pass
+        # (the trained one differs by the learned change: a second-order term in the tangent)
+        change, tangent, method = probe.change_and_tangent(x_keep, -(x_keep @ teacher.T))
+        if torch.isfinite(change).all() and torch.isfinite(tangent).all():
+            values["forward"] = float(change[:probe_batch].pow(2).mean().sqrt())
+            values["backward"] = float(tangent[:probe_batch].pow(2).mean().sqrt())
             if keep:
-                if x_keep is x_test:
-                    change_kept = change.detach().double()
-                else:
-                    with torch.no_grad():
-                        change_kept = (_call(module, x_keep, rank, d_out) - f0(x_keep)).double()
-                tangent_kept = _backward(module, f0, initial, delta, x_keep, out0_keep - y_keep, tensor=True)[0]
+                change_kept, tangent_kept = change, tangent
         else:
             diverged = steps
-    for p in params:
-        p.grad = None
     return Measurement(rank=int(rank), seed=int(seed), values=values, diverged_step=diverged,
-                       d_in=int(width), backward_method=method, change=change_kept, tangent=tangent_kept)
+                       d_in=int(width), backward_method=method, change=change_kept, tangent=tangent_kept,
+                       frozen=kept_frozen)
 
 
-def _backward(
-    module: torch.nn.Module,
-    f0: Callable[[torch.Tensor], torch.Tensor],
-    initial: dict[str, torch.Tensor],
-    delta: dict[str, torch.Tensor],
-    x: torch.Tensor,
-    v: torch.Tensor,
-    tensor: bool = False,
-) -> tuple[Any, str]:
-    """RMS of the gradient into the input through the learned change.
+def frozen_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The frozen parameters and buffers of ``module`` (what draws > 0 copy from draw 0)."""
+    trainable = {n for n, p in module.named_parameters() if p.requires_grad}
+    return {k: v for k, v in module.state_dict().items() if k not in trainable}
 
-    Preferred (``"jvp"``): the first-order change of the input gradient ``J_f(x; θ)ᵀ v`` along the
-    learned parameter change ``Δθ = θ − θ_0``, a forward-mode derivative of a reverse-mode one
-    (``torch.func.jvp`` of ``torch.func.vjp``). It is exact for LoRA up to O(Δθ²) and, unlike
-    a difference of input gradients, is not spoiled in piecewise-linear networks by the rare
-    examples whose ReLU pattern flips during training (each contributes a Θ(1) jump). Fallback
-    (``"difference"``), for modules torch.func cannot trace: ``J_f(x)ᵀ v − J_{f_0}(x)ᵀ v``.
-    ``tensor=True`` returns the gradient itself (float64) instead of its RMS.
+
+def _check_out(out: object, x: torch.Tensor, rank: int, d_out: int) -> torch.Tensor:
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape != (x.shape[0], d_out):
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise RsstabError(f"the module built for rank {rank} mapped an input of shape {tuple(x.shape)} to "
+                          f"{shape}: expected (batch, d_out)")
+    return out
+
+
+class _Probe:
+    """First-order probes of the learned change along the parameter step ``δ``.
+
+    Preferred (``"jvp"``): forward-mode derivatives at ``θ_0`` along ``δ`` — of the output (the
+    learned change ``J_θ f · δ``) and of the input gradient ``J_x f(x; θ)ᵀ v`` (a ``torch.func.jvp``
+    of a ``torch.func.vjp``), both in one pass. Exact for LoRA up to O(δ²) and, unlike a difference
+    of input gradients, not spoiled in piecewise-linear networks by the rare examples whose ReLU
+    pattern flips during training (each would contribute a Θ(1) jump). Fallback
+    (``"difference"``), for modules torch.func cannot trace: ``f(θ_0 + δ) − f(θ_0)`` and
+    ``J_f(x)ᵀ v − J_{f_0}(x)ᵀ v`` in float64 (the module is converted once). Results are float64.
     """
 
-    def input_grad(params: dict[str, torch.Tensor]) -> torch.Tensor:
-        def out(inp: torch.Tensor) -> torch.Tensor:
-            return torch.func.functional_call(module, params, (inp,), strict=False)
+    def __init__(self, module: torch.nn.Module, initial: dict[str, torch.Tensor], step: dict[str, torch.Tensor]) -> None:
+        self.module, self.initial, self.step = module, initial, step
 
-        _, pull = torch.func.vjp(out, x)
-        return pull(v)[0]
+    def _call(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        return torch.func.functional_call(self.module, params, (x,), strict=False)
 
-    try:
-        with warnings.catch_warnings():
-            # torch's forward-mode AD scripts its decompositions on first use, which warns
-            # (DeprecationWarning) in recent releases: not the user's concern, and fatal under -W error.
-            warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=DeprecationWarning)
-            _, tangent = torch.func.jvp(input_grad, (initial,), (delta,))
-        t = tangent.detach().double()
-        return (t if tensor else float(t.pow(2).mean().sqrt())), "jvp"
-    except (RuntimeError, NotImplementedError, TypeError):
-        pass
-    xg = x.clone().requires_grad_(True)
-    change = module(xg) - f0(xg)
-    (gx,) = torch.autograd.grad((change * v).sum(), xg, allow_unused=True)
-    g = torch.zeros_like(x, dtype=torch.float64) if gx is None else gx.detach().double()
-    return (g if tensor else float(g.pow(2).mean().sqrt())), "difference"
+    def change_and_tangent(self, x: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, str]:
+        """The learned change on ``x`` and the backward tangent for the output gradient ``v``."""
+
+        def both(params: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+            out, pull = torch.func.vjp(lambda inp: self._call(params, inp), x)
+            return out, pull(v)[0]
+
+        try:
+            with warnings.catch_warnings():
+                # torch's forward-mode AD scripts its decompositions on first use, which warns
+                # (DeprecationWarning) in recent releases: not the user's concern, and fatal under -W error.
+                warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=DeprecationWarning)
+                _, (change, tangent) = torch.func.jvp(both, (self.initial,), (self.step,))
+            return change.detach().double(), tangent.detach().double(), "jvp"
+        except (RuntimeError, NotImplementedError, TypeError):
+            pass
+        return self._difference_change(x), self._difference_tangent(x, v), "difference"
+
+    def _double(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        self.module.double()  # frozen parameters and buffers; a no-op once done
+        theta0 = {n: t.double() for n, t in self.initial.items()}
+        return theta0, {n: theta0[n] + self.step[n].double() for n in theta0}
+
+    def _difference_change(self, x: torch.Tensor) -> torch.Tensor:
+        theta0, theta = self._double()
+        with torch.no_grad():
+            return (self._call(theta, x.double()) - self._call(theta0, x.double())).detach()
+
+    def _difference_tangent(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        theta0, theta = self._double()
+        xg = x.double().clone().requires_grad_(True)
+        change = self._call(theta, xg) - self._call(theta0, xg)
+        (gx,) = torch.autograd.grad((change * v.double()).sum(), xg, allow_unused=True)
+        return torch.zeros_like(xg) if gx is None else gx.detach()

@@ -33,7 +33,7 @@ VOTING = VOTING_QUANTITIES
 
 #: Defaults of :func:`check_rank_stability`. Ranks well above the width keep the finite-rank bias
 #: (a relative ``~width/r`` term in the learned change) small; the learning rate keeps training
-#: linearised; one call takes well under a second for a width-8 model on one CPU core.
+#: linearised; float32 suffices because the probes are forward-mode derivatives, not differences.
 DEFAULTS: dict[str, Any] = {
     "ranks": (64, 256, 1024, 4096),
     "steps": 10,
@@ -43,7 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "lr": {"sgd": 1e-6, "adam": 1e-6},
     "tolerance": 0.1,
     "confidence": 0.95,
-    "dtype": "float64",
+    "dtype": "float32",
     "draws": 4,
 }
 
@@ -373,8 +373,10 @@ def check_rank_stability(
         batch: training batch size (a fresh batch every step).
         probe_batch: held-out inputs for the forward/backward probes.
         d_in: input width; default: ``in_features`` of the first submodule that has one.
-        dtype: ``"float64"`` (default; the learned change is a difference of outputs, so float32
-            loses it at small learning rates) or ``"float32"``.
+        dtype: ``"float32"`` (default) or ``"float64"``. The learned change and the backward
+            tangent are forward-mode derivatives along the learned parameter step, so float32
+            measures them to ~1e-6 relative however small they are beside the base output
+            (a module torch.func cannot trace is measured by differences in float64).
         confidence: coverage of the slope intervals.
         seed: base seed; the same arguments give the same numbers.
         draws: draws of the adapters' initialisation per seed, at fixed base and data (≥ 2: the
@@ -383,12 +385,15 @@ def check_rank_stability(
             draws; the RMS of the whole change, which at r ≪ width is dominated by an incoherent
             random-projection part ∝ 1/√r relative to it, is reported beside it; 1: the verdict
             follows that RMS, right only for ranks well above the width).
-        coherent_probes: held-out inputs for the coherent part (with ``draws`` ≥ 2; default: the
-            input width, or ``probe_batch`` if larger). In the pairwise products of the draws the
-            incoherent squares are ~width/r times the coherent one; averaged over P inputs they leave a
-            relative error ~width/(r·√(P·n)), n ≤ steps·batch the rank of the data gradient, above
-            the draws' own error unless P ≳ width (measured at width 512, r = 8: 32 inputs give
-            the forward slope an error 8× that of 512).
+        coherent_probes: held-out inputs for the coherent part (with ``draws`` ≥ 2; default, per
+            rank r: ``min(width, ⌈8·(width/r)²⌉)``, and never below ``probe_batch``). In the
+            pairwise products of the draws the incoherent squares are ~width/r times the coherent
+            one; averaged over P inputs they leave a relative error ~width/(r·√(P·n)), n ≤
+            steps·batch the rank of the data gradient, above the draws' own error unless P ≳ width
+            at r ≪ width (measured at width 512, r = 8: 32 inputs give the forward slope an error
+            8× that of 512). The default keeps width/(r·√P) ≤ 1/√8 where the width allows, and
+            at small ranks uses the width (as before); at r ≳ width/4 the incoherent part is small
+            and ``probe_batch`` inputs suffice.
 
     Returns:
         A :class:`RankStabilityResult` (``.passed``, ``.label``, ``.report()``).
@@ -429,20 +434,26 @@ def check_rank_stability(
     diverged: dict[int, list[int]] = {}
     width = 0
     fallback = False
-    # The tensors are tiny: intra-op threads only add overhead, and on a loaded CI machine
-    # oversubscribed threads make a sub-second check take tens of seconds.
+    probes: list[int] = []
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     try:
         for i, r in enumerate(rank_list):
             for s in range(seeds):
                 sums: dict[str, Any] = {}
+                frozen = None
                 for j in range(draws):
+                    if i == 0 and s == 0 and j == 0:
+                        width = d_in or _width_of(factory, r, dtype)
+                    n_probes = _coherent_probes(coherent_probes, width, r, probe_batch)
+                    # Small tensors: intra-op threads only add overhead (and on a loaded CI machine
+                    # oversubscribed threads turn a 2-second check into tens of seconds); a wide
+                    # module's matrix products use the machine's threads.
+                    torch.set_num_threads(threads if width * max(r, width) * n_probes >= _THREADED_WORK else 1)
                     x = measure(factory, rank=r, seed=s, optimizer=optimizer, steps=steps, batch=batch,
                                 probe_batch=probe_batch, lr=learning_rate, d_in=d_in, dtype=dtype, base_seed=seed,
-                                draw=j, keep=draws > 1, coherent_probes=coherent_probes)
+                                draw=j, keep=draws > 1, coherent_probes=n_probes, frozen=frozen)
                     if j == 0:
-                        m = x
+                        m, frozen = x, x.frozen
                     if x.diverged_step >= 0 and s not in diverged.get(r, []):
                         diverged.setdefault(r, []).append(s)
                     if draws > 1:  # running sums: one draw's tensors in memory at a time
@@ -456,6 +467,7 @@ def check_rank_stability(
                     for q in VOTING:
                         rms[q][i][s] = m.values[q]
                         values[q][i][s] = _coherent_from_sums(sums.get(q), draws)
+            probes.append(max(probe_batch, n_probes))
     finally:
         torch.set_num_threads(threads)
     seconds = time.perf_counter() - t0
@@ -475,7 +487,7 @@ def check_rank_stability(
         )
     settings = {"ranks": rank_list, "seeds": seeds, "steps": steps, "lr": learning_rate, "batch": batch,
                 "probe_batch": probe_batch, "dtype": dtype, "seed": seed, "draws": draws,
-                **({"coherent_probes": max(probe_batch, coherent_probes or width)} if draws > 1 else {}),
+                **({"coherent_probes": max(probes), "coherent_probes_per_rank": probes} if draws > 1 else {}),
                 "verdict_on": "coherent part (mean over draws of A)" if draws > 1 else "RMS"}
     result = RankStabilityResult.from_values(
         rank_list, values, optimizer=optimizer, tolerance=tolerance, confidence=confidence,
@@ -489,6 +501,31 @@ def check_rank_stability(
         result = replace(result, rms_fits={q: fit_slope(rank_list, rms[q], tolerance=tolerance, confidence=confidence)
                                            for q in VOTING})
     return result
+
+
+#: Multiply-adds (width · max(rank, width) · probes) above which a measurement uses the machine's
+#: threads rather than one: about the size where one probe pass takes tens of milliseconds.
+_THREADED_WORK = 2**27
+
+
+def _coherent_probes(given: int | None, width: int, rank: int, probe_batch: int) -> int:
+    """Held-out inputs for the coherent part at ``rank`` (see :func:`check_rank_stability`).
+
+    >>> [_coherent_probes(None, 1024, r, 128) for r in (8, 64, 128, 256, 4096)]
+    [1024, 1024, 512, 128, 128]
+    >>> _coherent_probes(8, 1024, 64, 32)
+    32
+    """
+    if given is not None:
+        return max(probe_batch, given)
+    return max(probe_batch, min(width, -(-8 * width * width // (rank * rank))))
+
+
+def _width_of(factory: Callable[[int], Any], rank: int, dtype: str) -> int:
+    """The input width the probes will infer (0 when they cannot: they then raise the error)."""
+    from rsstab.testing.probe import DTYPES, _build, infer_d_in
+
+    return infer_d_in(_build(factory, rank, 0, DTYPES[dtype])) or 0
 
 
 def _accumulate(sums: dict[str, Any], q: str, t: Any) -> None:
