@@ -151,14 +151,34 @@ def _base_back(Wt: torch.Tensor, g: torch.Tensor, masks: Sequence[torch.Tensor |
     return out
 
 
+#: The u′ of the last grid (see :func:`output_grads_at_layers`): (key, tensors). One entry.
+_GRADS_CACHE: list = []
+
+
 def output_grads_at_layers(
     cfg: SimConfig, init: Mapping[str, torch.Tensor], n: int | None = None
 ) -> dict[int, torch.Tensor]:
     """``u′`` per adapted layer: the fixed output gradients ``init["U"]`` back-propagated through
     the **frozen base** (ReLU masks of the base's forward on the held-out inputs) to the layer's
     pre-activation output, (n, probe_batch, width) in float64 for the first ``n`` seeds (default
-    all). Independent of A and of training: the same u′ at every probe step."""
+    all). Independent of A and of training: the same u′ at every probe step, and at every rank of
+    a grid, so the last result is kept (keyed like :func:`stats_key`, on the rank-independent
+    draws) and returned again — read-only tensors, the same numbers, computed once per grid."""
+    from rsstab.sim.draws import _shared_key
+
     n = cfg.seeds if n is None else n
+    key = (_shared_key(cfg), cfg.adapter_layers(), int(n), cfg.nonlinearity)
+    with _STATS_LOCK:
+        if _GRADS_CACHE and _GRADS_CACHE[0][0] == key:
+            return dict(_GRADS_CACHE[0][1])
+    out = _output_grads_at_layers(cfg, init, n)
+    with _STATS_LOCK:
+        _GRADS_CACHE.clear()
+        _GRADS_CACHE.append((key, out))
+    return dict(out)
+
+
+def _output_grads_at_layers(cfg: SimConfig, init: Mapping[str, torch.Tensor], n: int) -> dict[int, torch.Tensor]:
     Wt = init["W"][:n].transpose(2, 3).double()  # (n, L, d, d) = Wᵀ
     layers = cfg.adapter_layers()
     _, masks, _ = _base_walk(Wt, init["xt"][:n].double(), cfg.nonlinearity == "relu")
@@ -241,9 +261,11 @@ _STATS_LOCK = threading.Lock()
 
 
 def clear_stats_cache() -> None:
-    """Forget the data statistics kept by :func:`data_statistics` (the next cell computes afresh)."""
+    """Forget the data statistics kept by :func:`data_statistics` and the u′ kept by
+    :func:`output_grads_at_layers` (the next cell computes afresh)."""
     with _STATS_LOCK:
         _STATS_CACHE.clear()
+        _GRADS_CACHE.clear()
 
 
 def stats_key(cfg: SimConfig, probe_steps: Sequence[int]) -> tuple:
