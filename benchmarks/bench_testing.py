@@ -20,25 +20,14 @@ import argparse
 import json
 import math
 import os
-import platform
 import sys
 import time
 
 import torch
+from bench_simulate import cpu_model  # benchmarks/ is the script's directory
 
 from rsstab.testing import check_rank_stability
 from rsstab.testing.stability import DEFAULTS
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def factory(width: int, gamma):

@@ -112,7 +112,11 @@ def _build(factory: Callable[[int], object], rank: int, torch_seed: int, dtype: 
 
 
 def _call(module: torch.nn.Module, x: torch.Tensor, rank: int, d_out: int | None = None) -> torch.Tensor:
-    out = module(x)
+    return _checked(module(x), x, rank, d_out)
+
+
+def _checked(out: object, x: torch.Tensor, rank: int, d_out: int | None = None) -> torch.Tensor:
+    """``out``, the module's output on ``x``, if it is a (batch, d_out) tensor; else a one-line error."""
     if not isinstance(out, torch.Tensor):
         raise RsstabError(
             f"the module built for rank {rank} returned {type(out).__name__}: it must map a (batch, d_in) "
@@ -199,7 +203,7 @@ def measure(
 
     def f(x: torch.Tensor) -> torch.Tensor:
         out = torch.func.functional_call(module, {n: initial[n] + delta[n] for n in initial}, (x,), strict=False)
-        return _check_out(out, x, rank, d_out)
+        return _checked(out, x, rank, d_out)
 
     device = initial[named[0][0]].device
     gen = torch.Generator().manual_seed(777 + stream)  # drawn on the CPU: same numbers on any device
@@ -270,14 +274,6 @@ def frozen_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The frozen parameters and buffers of ``module`` (what draws > 0 copy from draw 0)."""
     trainable = {n for n, p in module.named_parameters() if p.requires_grad}
     return {k: v for k, v in module.state_dict().items() if k not in trainable}
-
-
-def _check_out(out: object, x: torch.Tensor, rank: int, d_out: int) -> torch.Tensor:
-    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape != (x.shape[0], d_out):
-        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise RsstabError(f"the module built for rank {rank} mapped an input of shape {tuple(x.shape)} to "
-                          f"{shape}: expected (batch, d_out)")
-    return out
 
 
 class _Probe:

@@ -432,23 +432,22 @@ def check_rank_stability(
     values = {q: [[math.nan] * seeds for _ in rank_list] for q in QUANTITIES}
     rms = {q: [[math.nan] * seeds for _ in rank_list] for q in VOTING}
     diverged: dict[int, list[int]] = {}
-    width = 0
     fallback = False
     probes: list[int] = []
     threads = torch.get_num_threads()
+    width = d_in or _width_of(factory, rank_list[0], dtype)
     try:
         for i, r in enumerate(rank_list):
+            n_probes = _coherent_probes(coherent_probes, width, r, probe_batch)
+            probes.append(n_probes)
+            # Small tensors: intra-op threads only add overhead (and on a loaded CI machine
+            # oversubscribed threads turn a 2-second check into tens of seconds); a wide
+            # module's matrix products use the machine's threads.
+            torch.set_num_threads(threads if width * max(r, width) * n_probes >= _THREADED_WORK else 1)
             for s in range(seeds):
                 sums: dict[str, Any] = {}
                 frozen = None
                 for j in range(draws):
-                    if i == 0 and s == 0 and j == 0:
-                        width = d_in or _width_of(factory, r, dtype)
-                    n_probes = _coherent_probes(coherent_probes, width, r, probe_batch)
-                    # Small tensors: intra-op threads only add overhead (and on a loaded CI machine
-                    # oversubscribed threads turn a 2-second check into tens of seconds); a wide
-                    # module's matrix products use the machine's threads.
-                    torch.set_num_threads(threads if width * max(r, width) * n_probes >= _THREADED_WORK else 1)
                     x = measure(factory, rank=r, seed=s, optimizer=optimizer, steps=steps, batch=batch,
                                 probe_batch=probe_batch, lr=learning_rate, d_in=d_in, dtype=dtype, base_seed=seed,
                                 draw=j, keep=draws > 1, coherent_probes=n_probes, frozen=frozen)
@@ -459,7 +458,6 @@ def check_rank_stability(
                     if draws > 1:  # running sums: one draw's tensors in memory at a time
                         for q, t in (("forward", x.change), ("backward", x.tangent)):
                             _accumulate(sums, q, t)
-                width = m.d_in
                 fallback = fallback or m.backward_method == "difference"
                 for q in QUANTITIES:
                     values[q][i][s] = m.values[q]
@@ -467,7 +465,6 @@ def check_rank_stability(
                     for q in VOTING:
                         rms[q][i][s] = m.values[q]
                         values[q][i][s] = _coherent_from_sums(sums.get(q), draws)
-            probes.append(max(probe_batch, n_probes))
     finally:
         torch.set_num_threads(threads)
     seconds = time.perf_counter() - t0
