@@ -35,3 +35,32 @@ def test_gram_order_only_when_cheaper() -> None:
     assert stack.gram_order(SimConfig(rank=2**18, gamma=1.0, optimizer="adam", width=16, batch=64))
     assert not stack.gram_order(SimConfig(rank=2, gamma=1.0, width=16, batch=64))  # r·d² vs b·d·r: tiny r
     assert not stack.gram_order(SimConfig(rank=4096, gamma=1.0, optimizer="adam", width=16, bf16=True))
+
+
+@pytest.mark.parametrize("kw", [
+    dict(rank=6, optimizer="sgd", lr=0.05, fixed_output_grad=True),
+    dict(rank=40, optimizer="sgd", lr=0.05, share_data=True, fixed_output_grad=True),  # reduced, split
+    dict(rank=6, optimizer="adam", lr=1e-3, adapted_layers=(1, 2), dtype="float32", fixed_output_grad=True),
+    dict(rank=6, optimizer="adam", lr=1e-3, share_data=True, fixed_output_grad=True, nonlinearity="linear"),
+    dict(rank=24, optimizer="sgd", lr=0.05, batch=64),  # the Gram order
+])
+def test_probe_before_any_update_skips_the_adapter_walk(kw, monkeypatch) -> None:
+    """Before the first update B = 0: the step-0 probe walks the base alone (no b×r product, no
+    backward), and records exactly what the full walk records (up to the sign of zero)."""
+    cfg = SimConfig(gamma=0.4, **{**BASE, **kw})
+    fast = simulate_cell(cfg)
+    calls = []
+    real = stack.Stack._adapters_vanish
+    monkeypatch.setattr(stack.Stack, "_adapters_vanish", lambda self: calls.append(real(self)) or False)
+    full = simulate_cell(cfg)
+    assert calls[0] is True and not any(calls[1:])  # vanishes at step 0 only
+    for q in full.data:
+        assert np.array_equal(fast.data[q], full.data[q], equal_nan=True), q
+    assert np.all(full.data["forward"][0][:, list(cfg.adapter_layers())] == 0)
+
+
+def test_an_infinite_a_takes_the_full_walk() -> None:
+    """A₀ beyond float32's range is ±∞ and 0·∞ = nan in the adapter output: the step-0 probe
+    must not claim 0."""
+    cfg = SimConfig(gamma=0.4, rank=4, a_init_scale=1e300, **{**BASE, "steps": 0, "dtype": "float32"})
+    assert np.isnan(simulate_cell(cfg).data["forward"][0]).all()

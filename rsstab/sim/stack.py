@@ -148,6 +148,8 @@ class Stack(ABC):
         self.sgd = _sgd_step(cfg, self.gamma)  # (step, keep) of the SGD update of A (down)
         self.sgd_up = _sgd_step(cfg, self.gamma, cfg.learning_rates[1])  # of B (up): η_B = η·lr_ratio
         self.Wt = init["W"].transpose(0, 1).transpose(2, 3).contiguous().to(self.dtype)  # (L,S,d,d) = Wᵀ
+        #: Whether no update has run yet: ``up`` (B) is still exactly 0 (see :meth:`probe`).
+        self.untrained = True
 
     def _lo(self, t: torch.Tensor) -> torch.Tensor:
         """``t`` as an operand of an adapter product: itself, or its bfloat16 copy with ``bf16``."""
@@ -311,9 +313,36 @@ class Stack(ABC):
             return g_in
 
         self._walk_back(g, cache, adapted_layer)
+        if update:
+            self.untrained = False
         return norms
 
     # ----------------------------------------------------------------------- probes
+
+    def _adapters_vanish(self) -> bool:
+        """Whether every adapter output and adapter-path gradient is exactly 0 (up to the sign of
+        zero): before the first update B = 0, and γ (a config checks it) and A₀ are finite — an A₀
+        beyond the dtype's range would make 0·∞ = nan, which the full walk then records."""
+        return self.untrained and bool(torch.isfinite(self.down).all())
+
+    def _base_forward(self, x: torch.Tensor) -> tuple[torch.Tensor, Cache]:
+        """:meth:`forward` with ``keep_u`` while B = 0 (:meth:`_adapters_vanish`): the base's
+        own products (``baddbmm`` onto u = 0, as the full walk adds them onto its u), no b×r
+        product; the cache holds u = 0 and no ``a``."""
+        cache = []
+        h = x
+        for layer in range(self.L):
+            if layer in self.slot:
+                u = torch.zeros_like(h)
+                z = torch.baddbmm(u, h, self.Wt[layer])
+            else:
+                u, z = None, torch.bmm(h, self.Wt[layer])
+            act = None
+            if self.relu and layer < self.L - 1:
+                act = z = z.relu_()
+            cache.append((h, None, act, u))
+            h = z
+        return h, cache
 
     def probe(
         self, xt: torch.Tensor, yt: torch.Tensor, data: dict[str, np.ndarray], i: int,
@@ -325,18 +354,20 @@ class Stack(ABC):
         output through the frozen base), ``backward_fixed`` = RMS of ``γ·u′·B·A``; with
         ``share_data``, the split across seeds of ``forward`` (and ``backward_fixed``) into
         ``data[q][i, layer]``."""
-        out, cache = self.forward(xt, keep_u=True)
+        zero = self._adapters_vanish()
+        out, cache = self._base_forward(xt) if zero else self.forward(xt, keep_u=True)
         resid = out - yt
         data["test_loss"][i] = 0.5 * resid.double().pow(2).sum(dim=(1, 2)).numpy() / xt.shape[1]
         # Per-example loss ½‖f(x)−y‖²: its gradient w.r.t. the output is the residual itself.
-        through = self.backward(resid, cache)
+        # With B = 0 every adapter-path gradient γ·g·B·A is 0: no backward at all.
+        through = [cache[layer][3] for layer in range(self.L)] if zero else self.backward(resid, cache)
         split = self.cfg.share_data
         for layer in self.adapted:
             fixed = None
             if fixed_grads is not None:
                 j = self.slot[layer]
                 v = fixed_grads[layer]
-                fixed = self._through(v, self._gy(v, j), cache[layer][1], j)
+                fixed = through[layer] if zero else self._through(v, self._gy(v, j), cache[layer][1], j)
                 data["backward_fixed"][i, :, layer] = fixed.double().pow(2).mean(dim=(1, 2)).sqrt().numpy()
             for source, t in (("forward", cache[layer][3]), ("backward_fixed", fixed)):
                 if split and t is not None:
