@@ -27,6 +27,7 @@ __all__ = ["canonical", "dump", "load", "normalize_config", "one_line", "plain",
 Config = dict[str, Any]
 
 _SCALARS = (str, int, float, bool, type(None))
+_EXACT = frozenset(_SCALARS)  # exactly these types are plain already
 _CANONICAL_NAN = struct.pack("<d", float("nan"))
 _F64 = "$f64"
 
@@ -128,9 +129,12 @@ def rows_text(rows: Any) -> str:
         for k, v in row.items():
             if not isinstance(k, str):
                 raise TypeError(f"row {i} has a non-string column {k!r}")
-            out[k] = plain(v, f"row {i} column {k!r}", scalars_only=True)
+            if type(v) not in _EXACT:  # numpy/torch scalars, subclasses: converted and checked
+                v = plain(v, f"row {i} column {k!r}", scalars_only=True)
+            out[k] = _tag(v) if v != v else v  # a NaN: tagged unless canonical (as dump does)
         out_rows.append(out)
-    return dump(out_rows)
+    # The values are tagged already: json.dumps as dump does, without a second walk.
+    return json.dumps(out_rows, separators=(",", ":"), ensure_ascii=True, allow_nan=True)
 
 
 def one_line(exc: BaseException) -> str:

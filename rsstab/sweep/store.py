@@ -156,7 +156,10 @@ def config_key(config: Mapping[str, Any], task: Callable[..., Any] | None = None
 def _record_text(
     key: str, config: Config, rows_text: str, seconds: float, identity: Mapping[str, str]
 ) -> str:
-    """A store file: ``{"sha256": <of the record's JSON>, "record": {...}}`` on one line."""
+    """A store file: ``{"sha256": <of the record's JSON>, "record": {...}}`` on one line.
+    ``rows_text`` (:func:`~rsstab.sweep.codec.rows_text`'s compact JSON, which a
+    :func:`~rsstab.sweep.codec.load`/:func:`~rsstab.sweep.codec.dump` round trip leaves as it is)
+    is the last member as written: ``body`` is ``dump(record)`` without parsing the rows again."""
     record: dict[str, Any] = {
         "format": FORMAT,
         "key": key,
@@ -164,9 +167,8 @@ def _record_text(
         "config": config,
         "task": dict(identity),
         "seconds": round(seconds, 6),
-        "rows": load(rows_text),
     }
-    body = dump(record)
+    body = dump(record)[:-1] + ',"rows":' + rows_text + "}"
     digest = hashlib.sha256(body.encode("ascii")).hexdigest()
     return '{"sha256":"' + digest + '","record":' + body + "}\n"
 
@@ -307,10 +309,10 @@ class Store:
     def save(self, key: str, config: Config, rows_text: str, seconds: float) -> list[Row]:
         """Store a finished configuration atomically, drop its failure note, return its rows as
         read back from the stored text."""
-        text = _record_text(key, config, rows_text, seconds, self.identity)
-        atomic_write(self._path(key), text)
+        rows = load(rows_text)  # first: text that is not JSON never reaches the store
+        atomic_write(self._path(key), _record_text(key, config, rows_text, seconds, self.identity))
         (self.root / "failures" / f"{key}.json").unlink(missing_ok=True)
-        return load(text)["record"]["rows"]
+        return rows
 
     def save_failure(self, key: str, config: Config, error: str, traceback: str) -> None:
         """Keep the last error (and traceback) of a configuration that raised."""
