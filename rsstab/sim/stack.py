@@ -148,8 +148,6 @@ class Stack(ABC):
         self.sgd = _sgd_step(cfg, self.gamma)  # (step, keep) of the SGD update of A (down)
         self.sgd_up = _sgd_step(cfg, self.gamma, cfg.learning_rates[1])  # of B (up): η_B = η·lr_ratio
         self.Wt = init["W"].transpose(0, 1).transpose(2, 3).contiguous().to(self.dtype)  # (L,S,d,d) = Wᵀ
-        #: Whether no update has run yet: ``up`` (B) is still exactly 0 (see :meth:`probe`).
-        self.untrained = True
 
     def _lo(self, t: torch.Tensor) -> torch.Tensor:
         """``t`` as an operand of an adapter product: itself, or its bfloat16 copy with ``bf16``."""
@@ -313,17 +311,16 @@ class Stack(ABC):
             return g_in
 
         self._walk_back(g, cache, adapted_layer)
-        if update:
-            self.untrained = False
         return norms
 
     # ----------------------------------------------------------------------- probes
 
     def _adapters_vanish(self) -> bool:
         """Whether every adapter output and adapter-path gradient is exactly 0 (up to the sign of
-        zero): before the first update B = 0, and γ (a config checks it) and A₀ are finite — an A₀
-        beyond the dtype's range would make 0·∞ = nan, which the full walk then records."""
-        return self.untrained and bool(torch.isfinite(self.down).all())
+        zero): B = 0 (as before the first update), and γ (a config checks it) and A are finite — an
+        A beyond the dtype's range would make 0·∞ = nan, which the full walk then records. One pass
+        over each factor, at a probe only."""
+        return not bool(self.up.any()) and bool(torch.isfinite(self.down).all())
 
     def _base_forward(self, x: torch.Tensor) -> tuple[torch.Tensor, Cache]:
         """:meth:`forward` with ``keep_u`` while B = 0 (:meth:`_adapters_vanish`): the base's
