@@ -283,7 +283,7 @@ def test_adam_columns_run_torch_adam_at_zero_eps() -> None:
     p = torch.zeros(1, 3, 7, dtype=torch.float64, requires_grad=True)
     opt = torch.optim.Adam([p], lr=1.0, betas=(0.8, 0.95), eps=0.0)
     for G in Gs:
-        cols.step(G)
+        cols.step(torch.matmul(G, a))
         opt.zero_grad()
         p.grad = torch.matmul(G, a)
         opt.step()
@@ -305,7 +305,7 @@ def test_adam_columns_with_a_constant_gradient_are_the_sign_law() -> None:
     for a_block in a.chunk(20, dim=1):
         cols = AdamColumns(a_block, (0.9, 0.999))
         for _ in range(n):
-            cols.step(G)
+            cols.step(torch.matmul(G, a_block))
         np.testing.assert_allclose(cols.psi.numpy(), n * torch.sign(torch.matmul(G, a_block)).numpy(), rtol=1e-12)
         blocks.append([float(v[0]) for v in cols.moments(h, u)])
     est = np.array(blocks)
@@ -320,3 +320,27 @@ def test_adam_columns_with_a_constant_gradient_are_the_sign_law() -> None:
             n * n * d * float(((u[0] @ C) * u[0]).sum(1).mean())]  # adam_u_m2: the arcsine law
     for name, got, s_e, w in zip(("probe_coh2", "probe_m2", "u_coh2", "u_m2"), mean, se, want):
         assert abs(got - w) <= 5 * s_e and s_e < 0.05 * w, (name, got, w, s_e)
+
+
+@pytest.mark.parametrize("b, fixed", [(2, False), (9, False), (2, True)])
+def test_column_steps_equal_stepping_on_each_batch_gradient(b, fixed, monkeypatch) -> None:
+    """Both product orders (rows first for small batches, G first for large ones), blocks of
+    steps and a fixed batch feed the columns exactly z_t = (g_tᵀ·h_t)·a, step by step."""
+    import rsstab.sim.finite as finite
+
+    monkeypatch.setattr(finite, "_HA_BLOCK", 3 * b * 7 * 2)  # blocks of 3 steps (n = 2, M = 7)
+    gen = torch.Generator().manual_seed(11)
+    a = torch.randn(5, 7, generator=gen, dtype=torch.float64)  # d_in = 5, M = 7
+    steps = 7
+    g = torch.randn(2, steps * b, 4, generator=gen, dtype=torch.float64)  # n = 2, d_out = 4
+    h = torch.randn(2, steps * b, 5, generator=gen, dtype=torch.float64)
+    ref = finite.AdamColumns(a, (0.9, 0.99))
+    cols = finite.AdamColumns(a, (0.9, 0.99))
+    assert cols.rows_first(b, 4) == (b == 2)
+    for t in range(steps):
+        rows = slice(0, b) if fixed else slice(t * b, (t + 1) * b)
+        ref.step(torch.matmul(g[:, rows].transpose(1, 2) @ h[:, rows], a))
+    finite._column_steps(cols, g, h, 0, 4, b, fixed)  # two calls, as between two probe steps
+    finite._column_steps(cols, g, h, 4, steps, b, fixed)
+    np.testing.assert_allclose(cols.psi.numpy(), ref.psi.numpy(), rtol=1e-12)
+    assert cols.t == steps
