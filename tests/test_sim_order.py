@@ -64,3 +64,24 @@ def test_an_infinite_a_takes_the_full_walk() -> None:
     must not claim 0."""
     cfg = SimConfig(gamma=0.4, rank=4, a_init_scale=1e300, **{**BASE, "steps": 0, "dtype": "float32"})
     assert np.isnan(simulate_cell(cfg).data["forward"][0]).all()
+
+
+@pytest.mark.parametrize("kw", [
+    dict(rank=64, optimizer="adam", lr=1e-3, fixed_output_grad=True),
+    dict(rank=64, optimizer="sgd", lr=0.05, method="direct", share_data=True, fixed_output_grad=True),
+    dict(rank=64, optimizer="sgd", lr=0.05),  # reduced: the stack holds rank d
+])
+def test_probe_in_the_gram_order_equals_the_direct_order(kw, monkeypatch) -> None:
+    """The held-out probes multiply in the Gram order where that is cheaper for the probe batch
+    (here: 64·8² + 3·12·8² < 6·12·8·64); the b×r order records the same up to rounding."""
+    cfg = SimConfig(gamma=0.4, **{**BASE, **kw, "batch": 4})
+    assert not stack.gram_order(cfg)  # training in the b×r order
+    calls = []
+    real = stack.Stack._probe_gram
+    monkeypatch.setattr(stack.Stack, "_probe_gram", lambda self, m, f: calls.append(real(self, m, f)) or calls[-1])
+    gram = simulate_cell(cfg)
+    assert calls and all(calls)
+    monkeypatch.setattr(stack.Stack, "_probe_gram", lambda self, m, f: False)
+    plain = simulate_cell(cfg)
+    for q in plain.data:
+        np.testing.assert_allclose(gram.data[q], plain.data[q], rtol=1e-9, atol=1e-300, err_msg=q)

@@ -350,7 +350,29 @@ class Stack(ABC):
         ``fixed_grads`` (per adapted layer, the fixed output gradient u′ (S, n, d) arriving at its
         output through the frozen base), ``backward_fixed`` = RMS of ``γ·u′·B·A``; with
         ``share_data``, the split across seeds of ``forward`` (and ``backward_fixed``) into
-        ``data[q][i, layer]``."""
+        ``data[q][i, layer]``. The probe multiplies in the Gram order where that is cheaper for
+        its batch (:meth:`_probe_gram`), whatever order training uses."""
+        gram = self.gram
+        self.gram = self._probe_gram(xt.shape[1], fixed_grads is not None)
+        try:
+            self._probe(xt, yt, data, i, fixed_grads)
+        finally:
+            self.gram = gram
+
+    def _probe_gram(self, m: int, fixed: bool) -> bool:
+        """Whether the probe of ``m`` held-out inputs is cheaper in the Gram order: forming
+        ``M = B·A`` (r·d² multiply-adds per layer and seed) and then ``h·Mᵀ``, ``g·M`` (and
+        ``u′·M``), m·d² each, against 2·m·d·r for each of those through the b×r products — at
+        the paper's width 128 and probe batch 256, for r ≥ 74 (its grid's 128, 512 and 2048). Not
+        with ``bf16``."""
+        r, d = self.down.shape[-2], self.down.shape[-1]
+        k = 3 if fixed else 2
+        return not self.bf16 and r * d * d + k * m * d * d < 2 * k * m * d * r
+
+    def _probe(
+        self, xt: torch.Tensor, yt: torch.Tensor, data: dict[str, np.ndarray], i: int,
+        fixed_grads: Mapping[int, torch.Tensor] | None,
+    ) -> None:
         zero = self._adapters_vanish()
         out, cache = self._base_forward(xt) if zero else self.forward(xt, keep_u=True)
         resid = out - yt
