@@ -33,9 +33,8 @@ import sympy
 from rsstab import theory
 from rsstab.asymptotics import ZERO, Growth, growth_of
 from rsstab.errors import RsstabError, ScheduleError
-from rsstab.parametric import parameters_of
 from rsstab.regimes import WidthTable, check_ranks, check_width, limit_regime, none_fields, width_table
-from rsstab.schedule import R, Schedule, as_schedule
+from rsstab.schedule import R, Schedule, as_schedule, parameters_of
 from rsstab.schema import json_safe
 from rsstab.vocab import (BLOW_UP, COLLAPSE, CONDITIONAL, INDETERMINATE, LABELS, STABLE, Label, Optimizer,
                           VerdictLabel, check_optimizer)

@@ -23,8 +23,6 @@ and the caller reports ``indeterminate``.
 
 from __future__ import annotations
 
-import functools
-
 import ast
 from collections.abc import Iterable, Sequence
 from fractions import Fraction
@@ -32,7 +30,7 @@ from fractions import Fraction
 import sympy
 
 from rsstab.errors import RsstabError, ScheduleError
-from rsstab.schedule import R
+from rsstab.schedule import R, parameters_of  # parameters_of lives with the schedule; re-exported
 from rsstab.vocab import BLOW_UP, COLLAPSE, CONDITIONAL, STABLE, Label
 
 __all__ = ["NotParametric", "Constraint", "parameters_of", "to_real", "pgrowth", "labelled_regions",
@@ -50,40 +48,6 @@ MAX_ASSUME_LENGTH = 200
 
 class NotParametric(Exception):
     """The expression is outside the class of exponents linear (piecewise) in the parameters."""
-
-
-# --------------------------------------------------------------------------- which names are parameters
-
-
-@functools.cache
-def _logs() -> tuple[sympy.Expr, sympy.Expr]:
-    """log r and log log r, built on first need: building log log r makes sympy import its tensor
-    and combinatorics modules (≈ 40 ms), which a schedule without ``exp`` never needs."""
-    return sympy.log(R), sympy.log(sympy.log(R))
-
-
-def parameters_of(expr: sympy.Expr) -> tuple[str, ...]:
-    """Names (other than r) in an exponent of an r-dependent base, or in ``exp`` of an r-dependent
-    argument: they change the order in r. Sorted.
-
-    >>> from rsstab.schedule import parse
-    >>> parameters_of(parse("alpha*r**(c - beta)*log(r)**k").expr)
-    ('beta', 'c', 'k')
-    >>> parameters_of(parse("alpha/sqrt(r)").expr), parameters_of(parse("alpha**r").expr)
-    ((), ('alpha',))
-    """
-    names: set[str] = set()
-    for node in sympy.preorder_traversal(expr):
-        if isinstance(node, sympy.Pow) and node.base.has(R):
-            names |= {s.name for s in node.exp.free_symbols if s != R}
-        elif isinstance(node, sympy.Pow) and node.exp.has(R):  # alpha**r: grows or decays with alpha
-            names |= {s.name for s in node.base.free_symbols}
-        elif isinstance(node, sympy.exp) and node.args[0].has(R):
-            for term in sympy.Add.make_args(sympy.expand(node.args[0])):
-                coeff, rest = term.as_independent(R, as_Add=False)
-                if rest in _logs():  # exp(beta*log(r)) = r^beta
-                    names |= {s.name for s in coeff.free_symbols}
-    return tuple(sorted(names))
 
 
 def to_real(expr: sympy.Expr, names: Iterable[str]) -> sympy.Expr:

@@ -2,6 +2,8 @@
 
 A schedule is γ_r written as an expression in the rank ``r``; every other name is a positive
 constant independent of r (``alpha``, ``lora_alpha``, ...). ``**`` and ``^`` both mean power.
+A constant in an exponent of r (``beta`` in ``r**(-beta)``) is a *parameter*: it changes the
+order in r (:func:`parameters_of`; :mod:`rsstab.parametric` finds the orders region by region).
 
 >>> s = parse("alpha/r^0.5")
 >>> s.expr
@@ -19,6 +21,7 @@ rsstab.errors.ScheduleError: attribute access is not allowed
 from __future__ import annotations
 
 import ast
+import functools
 import math
 import re
 import warnings
@@ -31,7 +34,7 @@ import sympy
 
 from rsstab.errors import ScheduleError
 
-__all__ = ["R", "Schedule", "parse", "from_callable", "as_schedule", "evaluate", "FUNCTIONS"]
+__all__ = ["R", "Schedule", "parse", "parameters_of", "from_callable", "as_schedule", "evaluate", "FUNCTIONS"]
 
 #: The rank symbol. Positive; every other name becomes a positive constant.
 R = sympy.Symbol("r", positive=True)
@@ -162,8 +165,6 @@ class Schedule:
         if unknown:
             raise ScheduleError(f"a value is given for a constant the schedule does not have: {unknown[0]!r}",
                                 parameter="constants")
-        from rsstab.parametric import parameters_of
-
         params = set(parameters_of(self.expr))
         for name, v in values.items():
             if isinstance(v, bool) or not isinstance(v, (int, float, Fraction)) or not math.isfinite(v):
@@ -201,6 +202,40 @@ def _call_numeric(func: Callable[[float], float], r: float) -> float:
         return math.inf
     except (ArithmeticError, ValueError, TypeError) as exc:
         raise ScheduleError(f"the callable schedule failed at r={r:g}: {exc}") from None
+
+
+# --------------------------------------------------------------------------- which names are parameters
+
+
+@functools.cache
+def _logs() -> tuple[sympy.Expr, sympy.Expr]:
+    """log r and log log r, built on first need: building log log r makes sympy import its tensor
+    and combinatorics modules (≈ 40 ms), which a schedule without ``exp`` never needs."""
+    return sympy.log(R), sympy.log(sympy.log(R))
+
+
+def parameters_of(expr: sympy.Expr) -> tuple[str, ...]:
+    """Names (other than r) in an exponent of an r-dependent base, or in ``exp`` of an r-dependent
+    argument: they change the order in r. Sorted.
+
+    >>> from rsstab.schedule import parse
+    >>> parameters_of(parse("alpha*r**(c - beta)*log(r)**k").expr)
+    ('beta', 'c', 'k')
+    >>> parameters_of(parse("alpha/sqrt(r)").expr), parameters_of(parse("alpha**r").expr)
+    ((), ('alpha',))
+    """
+    names: set[str] = set()
+    for node in sympy.preorder_traversal(expr):
+        if isinstance(node, sympy.Pow) and node.base.has(R):
+            names |= {s.name for s in node.exp.free_symbols if s != R}
+        elif isinstance(node, sympy.Pow) and node.exp.has(R):  # alpha**r: grows or decays with alpha
+            names |= {s.name for s in node.base.free_symbols}
+        elif isinstance(node, sympy.exp) and node.args[0].has(R):
+            for term in sympy.Add.make_args(sympy.expand(node.args[0])):
+                coeff, rest = term.as_independent(R, as_Add=False)
+                if rest in _logs():  # exp(beta*log(r)) = r^beta
+                    names |= {s.name for s in coeff.free_symbols}
+    return tuple(sorted(names))
 
 
 # --------------------------------------------------------------------------- parsing
