@@ -17,15 +17,18 @@ carries the learning-rate rule ``η ∝ r^lr_exponent`` that keeps the update Θ
 ('blow-up at a fixed learning rate — rank-stabilized with η ∝ r^-1/2', -0.5, '-1/2')
 >>> check("alpha/sqrt(r)", optimizer="adam", lr_scaling="-1/2").headline
 'rank-stabilized with η ∝ r^-1/2'
+
+This module is the dispatcher: a schedule with free parameters, or with a learning rate / init
+scale in r, goes to :mod:`rsstab.parametric_verdict`. The verdict itself (:class:`Verdict`,
+:class:`QuantityVerdict`) and the wording both verdicts share live in :mod:`rsstab.verdict_model`
+and are importable from here.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 
 import sympy
@@ -33,147 +36,16 @@ import sympy
 from rsstab import theory
 from rsstab.asymptotics import ZERO, Growth, growth_of
 from rsstab.errors import RsstabError, ScheduleError
-from rsstab.regimes import WidthTable, check_ranks, check_width, limit_regime, none_fields, width_table
+from rsstab.regimes import check_ranks, check_width, width_table
 from rsstab.schedule import R, Schedule, as_schedule, parameters_of
-from rsstab.schema import json_safe
-from rsstab.vocab import (BLOW_UP, COLLAPSE, CONDITIONAL, INDETERMINATE, LABELS, STABLE, Label, Optimizer,
-                          VerdictLabel, check_optimizer)
+from rsstab.schema import json_safe  # public here too (in __all__)
+from rsstab.verdict_model import INIT_NAMES, LR_FIXED, QuantityVerdict, Verdict, _rational, _reason
+from rsstab.vocab import BLOW_UP, COLLAPSE, INDETERMINATE, LABELS, STABLE, Label, check_optimizer
 
 __all__ = ["LABELS", "LR_FIXED", "QuantityVerdict", "Verdict", "check",
            "json_safe", "label_of"]
 
-#: ``Verdict.lr`` when the label is for one learning rate used at every rank.
-LR_FIXED = "fixed"
-
 TABLE_RANKS = (4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
-
-_REGIME = {
-    "sgd": "SGD learns an adapter of size Θ(η·γ_r²·r) (Theorem 3.2)",
-    "adam": "sign-like Adam updates (per-entry gradients ≫ ε) learn an adapter of size Θ(η·γ_r·r)",
-}
-
-
-@dataclass(frozen=True)
-class QuantityVerdict:
-    """The predicted order in r of one measurable quantity."""
-
-    name: str
-    law: str
-    description: str
-    order: str
-    exponent: float | None  # r-exponent when the order is exact and a power of r (times logs)
-    log_exponent: float | None
-    lower_exponent: float | None
-    upper_exponent: float
-    label: VerdictLabel
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """The classification of a schedule in one optimizer regime.
-
-    With free parameters (names in an exponent of r, such as ``beta`` in ``alpha/r**beta``) the
-    verdict is parametric: ``parameters`` names them, ``conditions`` lists the regions of parameter
-    space (``{"when": "beta < 1/2", "label": "blow-up", "constraints": [...]}``, exact rational
-    bounds) and ``label`` is the one label that holds in every region, or ``"conditional"``
-    (:data:`rsstab.vocab.CONDITIONAL`) when it differs between them.
-    """
-
-    label: VerdictLabel
-    optimizer: Optimizer
-    schedule: str
-    method: str
-    gamma_order: str
-    gamma_exponent: float | None
-    gamma_to_zero: bool | None
-    stability_law: str
-    stability_order: str
-    reason: str
-    quantities: dict[str, QuantityVerdict]
-    table: tuple[tuple[int, float, float], ...] = ()
-    notes: tuple[str, ...] = ()
-    constants: dict[str, float] = field(default_factory=dict)
-    #: how rsstab read the expression (sympy's form), echoed so a misread is visible
-    parsed: str = ""
-    #: the learning-rate regime the label is for: ``"fixed"`` or ``"η ∝ r^P"``
-    lr: str = LR_FIXED
-    #: P in ``η ∝ r^P`` for that regime (0: a fixed learning rate)
-    lr_scaling: float = 0.0
-    #: p such that ``η ∝ r^p`` keeps the update Θ(1); None when γ_r is not a power of r
-    lr_exponent: float | None = None
-    #: p as an exact fraction (``"-1/2"``) when γ_r's exponent is rational
-    lr_exponent_exact: str | None = None
-    #: the scale η must follow (``"r^-1/2"``, ``"log(r)^-2"``); None when there is none
-    lr_scale: str | None = None
-    #: the rule in words, for every γ_r (``"η ∝ r^-1/2 keeps the update Θ(1) (…)"``)
-    lr_rule: str = ""
-    #: ``r >> d (width fixed, r → ∞)`` without a width; with one, the verdict is about the coherent part.
-    regime: str = field(default_factory=limit_regime)
-    #: The per-rank finite-width predictions (``check(..., width=d)``), else None.
-    width: WidthTable | None = None
-    #: Free parameters of a parametric verdict (names in an exponent of r), else empty.
-    parameters: tuple[str, ...] = ()
-    #: The assumptions on the parameters (``"beta > 0"``), as given.
-    assumptions: tuple[str, ...] = ()
-    #: Regions of a parametric verdict: ``{"when", "label", "constraints"}`` each.
-    conditions: tuple[dict, ...] = ()
-    #: With a learning rate, init scale or lr ratio in r: one entry per condition (``update``,
-    #: ``forward``, ``backward``, ``a_and_b``), each with its ``regime`` (:mod:`rsstab.hyperparams`).
-    terms: tuple[dict, ...] = ()
-
-    @property
-    def stable(self) -> bool:
-        return self.label == STABLE
-
-    @property
-    def headline(self) -> str:
-        """The label with its learning-rate regime, and the rule when the label is not stable.
-
-        >>> check("alpha/r").headline
-        'collapse at a fixed learning rate — rank-stabilized with η ∝ r^1'
-        >>> check("alpha/sqrt(r)").headline
-        'rank-stabilized at a fixed learning rate'
-        """
-        text = f"{self.label} {_at(self.lr)}"
-        if self.label == CONDITIONAL:
-            return text + ": " + "; ".join(f"{c['label']} for {c['when']}" for c in self.conditions)
-        if self.label != STABLE and self.lr_scale is not None:
-            text += f" — rank-stabilized with η ∝ {self.lr_scale}"
-        return text
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["table"] = [{"r": r, "gamma": g, "stability": q} for r, g, q in self.table]
-        d["notes"] = list(self.notes)
-        d["parameters"], d["assumptions"] = list(self.parameters), list(self.assumptions)
-        d["conditions"] = [dict(c) for c in self.conditions]
-        d["terms"] = [dict(t) for t in self.terms]
-        d["headline"] = self.headline
-        d.pop("width")
-        d.update(self.width.json_fields() if self.width is not None else none_fields())
-        return d
-
-    def to_json(self, **kwargs: object) -> str:
-        return json.dumps(json_safe(self.to_dict()), ensure_ascii=False, **kwargs)
-
-    @classmethod
-    def from_dict(cls, d: Mapping) -> Verdict:
-        """Inverse of :meth:`to_dict` (also accepts the output of ``rsstab check --json``)."""
-        data = dict(d)
-        data["quantities"] = {k: QuantityVerdict(**v) for k, v in data["quantities"].items()}
-        data["table"] = tuple((int(t["r"]), _num(t["gamma"]), _num(t["stability"])) for t in data["table"])
-        data["notes"] = tuple(data["notes"])
-        for key in ("parameters", "assumptions", "conditions", "terms"):
-            data[key] = tuple(data.get(key, ()))
-        for extra in ("schema_version", "command", "stable", "reason_kind", "other_regime", "headline",
-                      "adam_eps", "simulation"):  # added by `rsstab check --json`
-            data.pop(extra, None)
-        data["width"] = WidthTable.from_json_fields(data, data["optimizer"])
-        return cls(**data)
-
-
-def _num(x: object) -> float:
-    return float(x)  # float("inf") / float("nan") parse the JSON-safe strings back
 
 
 def label_of(g: Growth) -> Label:
@@ -189,10 +61,6 @@ def label_of(g: Growth) -> Label:
 
 def _exponent(s: object) -> float | None:
     return None if s is None else s.power
-
-
-def _rational(x: Fraction) -> sympy.Rational:
-    return sympy.Rational(x.numerator, x.denominator)
 
 
 def _quantity(name: str, optimizer: str, gamma: Growth, lr_scaling: Fraction = Fraction(0)) -> QuantityVerdict:
@@ -211,30 +79,11 @@ def _quantity(name: str, optimizer: str, gamma: Growth, lr_scaling: Fraction = F
     )
 
 
-def _at(lr: str) -> str:
-    return "at a fixed learning rate" if lr == LR_FIXED else f"with {lr}"
-
-
 def _fmt_power(p: Fraction | float) -> str:
     """``-1/2``, ``1``, ``0`` for fractions; four significant digits for floats."""
     if isinstance(p, Fraction):
         return str(p)
     return f"{p:.4g}"
-
-
-def _reason(label: str, optimizer: str, law: str, order: str, lr: str = LR_FIXED) -> str:
-    regime, at = _REGIME[optimizer], _at(lr)
-    if label == STABLE:
-        return f"{law} ∈ {order}: {regime}, so {at} activations and gradients stay Θ(1) as r grows."
-    if label == COLLAPSE:
-        return (f"{law} → 0 as {order}: {regime}, so {at} the learned update and its gradients vanish "
-                f"as r grows (the effective learning rate shrinks with r).")
-    if label == BLOW_UP:
-        return (f"{law} → ∞ as {order}: {regime}, so {at} the learned update, and the activations and "
-                f"gradients it drives, grow as r grows: the effective learning rate grows with r, "
-                f"which is not by itself a divergence of training.")
-    return (f"{law} is {order}: it neither converges to a positive constant nor tends to 0 or ∞, "
-            f"so stability depends on which ranks are used ({regime}).")
 
 
 def _as_lr_scaling(value: object) -> Fraction:
@@ -527,11 +376,6 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
 
 
 # --------------------------------------------------------------------------- the learning rate and init as expressions
-
-
-#: PEFT's init names for A (``init_lora_weights``): Kaiming-uniform on the fan-in is rank-free;
-#: PEFT's ``"gaussian"`` draws A with std 1/r.
-INIT_NAMES = {"true": "1", "kaiming": "1", "gaussian": "1/r"}
 
 
 def _names(text: str | None) -> set[str]:

@@ -14,10 +14,10 @@ from fractions import Fraction
 import sympy
 
 from rsstab import theory
-from rsstab.classify import _REGIME, INIT_NAMES, QuantityVerdict, Verdict, _at, _rational, _reason
 from rsstab.parametric import (NotParametric, labelled_regions, one_label, order_text, parse_assumptions, pgrowth,
                                to_real, when)
 from rsstab.schedule import Schedule
+from rsstab.verdict_model import _REGIME, INIT_NAMES, QuantityVerdict, Verdict, _at, _rational, _reason
 from rsstab.vocab import CONDITIONAL, INDETERMINATE, STABLE
 
 __all__ = ["PARAMETRIC_TIME_LIMIT", "parametric_check"]
