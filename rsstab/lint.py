@@ -4,10 +4,11 @@ Every finding is ``path:module: CODE message`` (ruff-style), ``path:line:module:
 where the finding has a line (the line of its key in ``adapter_config.json``): ``path`` is the
 adapter's ``adapter_config.json`` (or the file at fault), ``module`` a module name, a pattern key,
 ``*`` (every module) or ``-`` (the config as a whole). The codes never change meaning; :data:`CODES`
-lists them with their severity and :data:`RULES` explains them (``rsstab lint --explain CODE``).
-``error`` and ``warning`` findings fail a run (exit 1), ``info`` findings are printed only; an
-unreadable or non-LoRA adapter is a finding too (``RS001``, exit 1). Exit code 2 is for usage
-errors only (bad flags, a bad ``[tool.rsstab.lint]`` value), raised before any adapter is read.
+(defined in :mod:`rsstab.lint_codes`) lists them with their severity and :data:`RULES` explains
+them (``rsstab lint --explain CODE``). ``error`` and ``warning`` findings fail a run (exit 1),
+``info`` findings are printed only; an unreadable or non-LoRA adapter is a finding too (``RS001``,
+exit 1). Exit code 2 is for usage errors only (bad flags, a bad ``[tool.rsstab.lint]`` value),
+raised before any adapter is read.
 
 Settings come from the command line and from ``[tool.rsstab.lint]`` in the nearest
 ``pyproject.toml`` that has one, at or above the current directory (:func:`find_settings`, as
@@ -31,29 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from rsstab.errors import RsstabError
+from rsstab.lint_codes import CODES
 from rsstab.vocab import OPTIMIZER_NAMES, OPTIMIZERS, STABLE, canonical_optimizer, normalize_optimizer
 
 __all__ = ["CODES", "FORMATS", "RULES", "SETTINGS", "Finding", "Rule", "code_prefixes", "exit_code", "explain",
            "find_settings", "format_findings", "is_selected", "lint_paths", "lint_report", "parse_settings"]
-
-#: code → (severity, what it means). Stable: a code is never reused for something else.
-CODES: dict[str, tuple[str, str]] = {
-    "RS001": ("error", "unreadable input: not a PEFT LoRA adapter, malformed, or missing"),
-    "RS101": ("info", "PEFT defaults used for fields missing from the config"),
-    "RS102": ("warning", "rank_pattern / alpha_pattern key matches no adapted module (PEFT ignores it)"),
-    "RS103": ("warning", "module matched by pattern keys with different values: file order decides"),
-    "RS104": ("info", "bare config: module names unknown, patterns cannot be checked"),
-    "RS201": ("error", "rank in the weights disagrees with the config: PEFT fails to load the adapter"),
-    "RS202": ("warning", "weight keys carry an adapter name: PEFT loads them only under that name"),
-    "RS203": ("warning", "targeted parameters whose nested wrappers the adapter does not tell apart"),
-    "RS204": ("warning", "adapter folder without adapter_model.safetensors: the config was checked alone"),
-    "RS205": ("error", "LoRA factor shapes no PEFT layer saves (a 3-D lora_A beside a 2-D lora_B, a missing factor)"),
-    "RS301": ("warning", "scaling not rank-stabilized in the optimizer regime"),
-    "RS302": ("warning", "initialisation outside Theorem 3.2's hypothesis (B = 0, A iid with rank-free variance)"),
-    "RS303": ("warning", "LoRA variant the verdict does not model"),
-    "RS304": ("info", "loader parity: a loader ignoring use_rslora scales these modules √r too small"),
-}
-
 
 
 @dataclass(frozen=True)

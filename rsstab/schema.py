@@ -268,7 +268,7 @@ def _peft() -> dict[str, Any]:
 
 
 def _lint() -> dict[str, Any]:
-    from rsstab.lint import CODES
+    from rsstab.lint_codes import CODES
 
     finding = _obj({"path": _STR, "module": _STR, "code": {"enum": list(CODES)}, "message": _STR,
                     "line": _null(_INT), "severity": {"enum": ["error", "warning", "info"]}})
