@@ -1,4 +1,5 @@
-"""The one writer of every file rsstab produces: atomic text, bytes, CSV and figures.
+"""The one writer of every file rsstab produces: atomic text, bytes, CSV and figures; and the
+reader of the CSV tables it writes (:func:`read_table`).
 
 Readers see the old file or the new one, never a part: each write goes to a temporary file in the
 same folder (named ``.tmp-<pid>@<host>-<random>-<name>`` so that a dead writer's leftovers can be
@@ -27,7 +28,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write", "write_csv", "save_figure", "set_figure_formats", "stale_temporaries", "fsync_dir"]
+__all__ = ["atomic_write", "write_csv", "read_table", "save_figure", "set_figure_formats", "stale_temporaries", "fsync_dir"]
 
 #: Formats every figure is written in (``set_figure_formats``); empty: the path's own suffix only.
 _FIGURE_FORMATS: list[str] = []
@@ -128,6 +129,28 @@ def write_csv(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[str]) -
     for row in rows:
         writer.writerow(_csv_cell(row.get(c)) for c in columns)
     return atomic_write(path, buffer.getvalue())
+
+
+def _csv_value(v: str) -> Any:
+    if v == "":
+        return None
+    if v in ("True", "False"):
+        return v == "True"
+    try:
+        return int(v)
+    except ValueError:
+        pass
+    try:
+        return float(v)
+    except ValueError:
+        return v
+
+
+def read_table(path: Path) -> list[dict[str, Any]]:
+    """A CSV written by :func:`write_csv`, read back: numbers, booleans and ``None`` (an empty cell)
+    converted back, other cells as text."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        return [{k: _csv_value(v) for k, v in row.items()} for row in csv.DictReader(fh)]
 
 
 def set_figure_formats(formats: Sequence[str] | None) -> None:

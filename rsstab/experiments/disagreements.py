@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from rsstab.fit import DEFAULT_TOLERANCE, interval_agrees
+from rsstab.io import read_table
 
 __all__ = ["RULES", "causes", "finite_width_shift", "update_scale", "disagreeing", "collect", "real_model_rows", "real_lm_rows", "render", "EXPERIMENT_TABLES"]
 
@@ -238,8 +239,6 @@ def real_lm_rows(root: Path) -> list[dict[str, Any]]:
 def collect(root: str | Path) -> list[dict[str, Any]]:
     """Every slope row of every experiment under ``root`` (missing tables are skipped), each
     tagged with its experiment folder as ``table``."""
-    from rsstab.experiments.claims.table import read_table
-
     root = Path(root)
     rows: list[dict[str, Any]] = []
     for name in EXPERIMENT_TABLES:

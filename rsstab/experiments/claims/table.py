@@ -21,7 +21,6 @@ shows the opposite of the claim).
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from typing import Any
 from rsstab.experiments.compare import theory_exponent
 from rsstab.experiments.figures import SCHEDULE_NAMES
 from rsstab.fit import DEFAULT_TOLERANCE, interval_agrees
+from rsstab.io import read_table  # the claims read their tables with it (in __all__)
 
 __all__ = ["Claim", "REPRODUCTION", "CONSISTENCY", "REFUTES", "NOT_RUN", "VERDICTS", "verdict_of", "read_table",
            "pick", "slope_text", "agrees", "exponent", "fig", "render", "LORA", "RSLORA", "NAMES", "TOL"]
@@ -74,27 +74,6 @@ def verdict_of(checks: Iterable[bool | str], kind: str = REPRODUCTION) -> str:
     if any(passed):
         return partly
     return refuted if REFUTES in c else none
-
-
-def _num(v: str) -> Any:
-    if v == "":
-        return None
-    if v in ("True", "False"):
-        return v == "True"
-    try:
-        return int(v)
-    except ValueError:
-        pass
-    try:
-        return float(v)
-    except ValueError:
-        return v
-
-
-def read_table(path: Path) -> list[dict[str, Any]]:
-    """A CSV written by :func:`rsstab.io.write_csv`, numbers converted back."""
-    with open(path, newline="", encoding="utf-8") as fh:
-        return [{k: _num(v) for k, v in row.items()} for row in csv.DictReader(fh)]
 
 
 def pick(rows: Sequence[Mapping[str, Any]], **match: Any) -> Mapping[str, Any]:
