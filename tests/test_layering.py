@@ -31,11 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "rsstab"
 
 #: Cycles not removed yet, each as the one edge (importer, imported) that closes it. The test leaves
-#: these edges out, and fails once one is gone, so that its entry goes with the fix.
-#: ``rsstab.sim.draws`` clears ``rsstab.sim.finite``'s statistics cache from inside a function
-#: while ``finite`` imports ``draws`` (rsstab/sim/ is being reworked separately; the same edge is
-#: ignored in the import-linter contract in pyproject.toml).
-KNOWN_CYCLE_EDGES = {("rsstab.sim.draws", "rsstab.sim.finite")}
+#: these edges out, and fails once one is gone, so that its entry goes with the fix. None left.
+KNOWN_CYCLE_EDGES: set[tuple[str, str]] = set()
 
 
 def module_files(root: Path = ROOT, package: str = PACKAGE) -> dict[str, Path]:

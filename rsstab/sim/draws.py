@@ -164,14 +164,19 @@ def _per_seed(draw: Callable[[int], None], seeds: int) -> None:
             f.result()
 
 
-def clear_draw_cache() -> None:
-    """Forget the rank-independent draws kept by :func:`draw_cell` and the data statistics kept by
-    :func:`rsstab.sim.finite.data_statistics` (the next cell draws and computes afresh)."""
-    from rsstab.sim.finite import clear_stats_cache  # finite imports this module
+#: What else :func:`clear_draw_cache` clears: caches keyed on these draws register here when
+#: their module is imported (:mod:`rsstab.sim.finite`'s statistics), so this module imports none.
+_DEPENDENT_CACHES: list[Callable[[], None]] = []
 
+
+def clear_draw_cache() -> None:
+    """Forget the rank-independent draws kept by :func:`draw_cell` and what is computed from them
+    and kept elsewhere (the data statistics of :func:`rsstab.sim.finite.data_statistics`): the
+    next cell draws and computes afresh."""
     with _CACHE_LOCK:
         _SHARED_CACHE.clear()
-    clear_stats_cache()
+    for clear in _DEPENDENT_CACHES:
+        clear()
 
 
 def _shared_key(cfg: SimConfig) -> tuple:

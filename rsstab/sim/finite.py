@@ -72,7 +72,7 @@ import numpy as np
 import torch
 
 from rsstab.sim.config import ADAM_DATA_QUANTITIES, SimConfig
-from rsstab.sim.draws import batch_slice
+from rsstab.sim.draws import _DEPENDENT_CACHES, batch_slice
 
 __all__ = ["seed_split", "data_statistics", "output_grads_at_layers", "reference_columns", "AdamColumns",
            "clear_stats_cache"]
@@ -303,6 +303,9 @@ def clear_stats_cache() -> None:
     with _STATS_LOCK:
         _STATS_CACHE.clear()
         _GRADS_CACHE.clear()
+
+
+_DEPENDENT_CACHES.append(clear_stats_cache)  # clear_draw_cache clears these too
 
 
 def stats_key(cfg: SimConfig, probe_steps: Sequence[int]) -> tuple:
