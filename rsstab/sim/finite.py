@@ -124,17 +124,21 @@ def seed_split(t: torch.Tensor) -> tuple[float, float, float, float]:
 def _base_walk(
     Wt: torch.Tensor, x: torch.Tensor, relu: bool
 ) -> tuple[list[torch.Tensor], list[torch.Tensor | None], torch.Tensor]:
-    """Forward through the frozen base ``Wt`` (S, L, d, d) = Wᵀ: per layer its input and ReLU mask
-    (None for the top layer or a linear stack), and the output."""
+    """Forward through the frozen base ``Wt`` (S, L, d, d) = Wᵀ: per layer its input and ReLU
+    mask — the ReLU's output itself, > 0 exactly where the pre-activation is (None for the top
+    layer or a linear stack) — and the output."""
     L = Wt.shape[1]
     inputs, masks = [], []
     h = x
     for layer in range(L):
         inputs.append(h)
         z = torch.bmm(h, Wt[:, layer])
-        mask = z > 0 if relu and layer < L - 1 else None
-        masks.append(mask)
-        h = z * mask if mask is not None else z
+        if relu and layer < L - 1:
+            z = z.relu_()
+            masks.append(z)
+        else:
+            masks.append(None)
+        h = z
     return inputs, masks, h
 
 
@@ -144,8 +148,8 @@ def _base_back(Wt: torch.Tensor, g: torch.Tensor, masks: Sequence[torch.Tensor |
     L = Wt.shape[1]
     out: list[torch.Tensor | None] = [None] * L
     for layer in reversed(range(lowest, L)):
-        if masks[layer] is not None:
-            g = g * masks[layer]
+        if masks[layer] is not None:  # g where the ReLU's output is > 0, else 0 (one kernel)
+            g = torch.ops.aten.threshold_backward(g, masks[layer], 0)
         out[layer] = g
         g = torch.bmm(g, Wt[:, layer].transpose(1, 2))
     return out
@@ -349,8 +353,10 @@ def _data_statistics(
 ) -> dict[str, np.ndarray]:
     """:func:`data_statistics` without the cache. The training batches' base walk runs once over
     every batch at once, in the cell's dtype (a float32 cell measures in float32: its statistics
-    carry float32's relative rounding, ~1e-6, far below any sampling error), and so do Adam's
-    reference columns; G, the probe walk and every statistic are float64."""
+    carry float32's relative rounding, ~1e-6, far below any sampling error), and so do the probe
+    walk, every product with the probe inputs and u′, and Adam's reference columns; G is summed,
+    the sign law's cosines taken and every statistic reduced in float64, Adam's moments (a
+    difference of two sums) formed in float64."""
     S, L, b = cfg.seeds, cfg.depth, cfg.batch
     layers = cfg.adapter_layers()
     relu = cfg.nonlinearity == "relu"
@@ -365,8 +371,8 @@ def _data_statistics(
     n_rows = (1 if cfg.fixed_batch else steps) * b if steps > 0 else 0
     walk_g: list = [None] * L
     walk_h: list = [None] * L
+    Wt = W64.to(wd)
     if n_rows:
-        Wt = W64.to(wd)
         inputs, masks, out = _base_walk(Wt, init["x"][:n, :n_rows].to(wd), relu)
         g_all = _base_back(Wt, (out - init["y"][:n, :n_rows].to(wd)) / b, masks, layers[0])
         walk_g, walk_h = g_all, inputs
@@ -375,7 +381,11 @@ def _data_statistics(
         """Σ over the steps whose batches are ``rows`` of G_t for layer k, float64."""
         return torch.bmm(walk_g[k][:, rows].transpose(1, 2), walk_h[k][:, rows]).double()
 
-    probe_in, _, _ = _base_walk(W64, xt, relu)
+    def mm(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``x·y`` in the cell's dtype, as float64."""
+        return torch.bmm(x.to(wd), y.to(wd)).double()
+
+    probe_in, _, _ = _base_walk(Wt, xt.to(wd), relu)
     probe_u = output_grads_at_layers(cfg, init, n)
     G0 = {k: data_grad(batch_slice(cfg, 0), k) for k in layers} if steps > 0 else None
     sign: dict[int, tuple[torch.Tensor, ...]] = {}
@@ -390,9 +400,9 @@ def _data_statistics(
         # The diagonal is exactly 1 (0 for a zero row): arcsin near 1 would turn rounding into √ε.
         cos.diagonal(dim1=1, dim2=2).copy_((norms[..., 0] > 0).to(cos.dtype))
         C = (2 / math.pi) * torch.asin(cos)
-        sign[k] = (torch.bmm(h, Gh.transpose(1, 2)).pow(2).mean(dim=(1, 2)),
-                   torch.bmm(u, Gh).pow(2).sum(2).mean(1),
-                   (torch.bmm(u, C) * u).sum(2).mean(1))
+        sign[k] = (mm(h, Gh.transpose(1, 2)).pow(2).mean(dim=(1, 2)),
+                   mm(u, Gh).pow(2).sum(2).mean(1),
+                   (mm(u, C) * u).sum(2).mean(1))
 
     columns: dict[int, AdamColumns] = {}
     if set(ADAM_DATA_QUANTITIES) <= set(cfg.data_quantities()):
@@ -419,15 +429,15 @@ def _data_statistics(
             h, u = probe_in[k], probe_u[k]
             values = {
                 "data_grad_fro2": G[k].pow(2).sum(dim=(1, 2)),
-                "data_grad_probe2": torch.bmm(h, G[k].transpose(1, 2)).pow(2).sum(2).mean(1),
-                "probe_input2": h.pow(2).sum(2).mean(1),
-                "data_grad_u2": torch.bmm(u, G[k]).pow(2).sum(2).mean(1),
+                "data_grad_probe2": mm(h, G[k].transpose(1, 2)).pow(2).sum(2).mean(1),
+                "probe_input2": h.double().pow(2).sum(2).mean(1),
+                "data_grad_u2": mm(u, G[k]).pow(2).sum(2).mean(1),
                 "sign_probe2": sign[k][0],
                 "sign_u2": sign[k][1],
                 "sign_uq": sign[k][2],
             }
             if columns:
-                values.update(zip(ADAM_DATA_QUANTITIES, columns[k].moments(h, u)))
+                values.update(zip(ADAM_DATA_QUANTITIES, columns[k].moments(h.double(), u)))
             for q, v in values.items():
                 out[q][i, :, k] = v.numpy()  # broadcast from 1 seed under share_data
     return out
