@@ -389,6 +389,10 @@ def slope_diff(ranks: list[int], ref: dict, other: dict) -> float:
     return worst
 
 
+#: Library passes with and without the statistics, per optimizer (alternated, best of each).
+STATS_REPEATS = 2
+
+
 def command_seconds(base: SimConfig, ranks: list[int]) -> float:
     """Wall time of ``rsstab simulate "1/sqrt(r)"`` on ``base``'s grid in a fresh process, as a
     user runs it (default threads, its temporary store, ``--json`` to a pipe)."""
@@ -410,9 +414,13 @@ def command_section(base: SimConfig, ranks: list[int], peft_total: float) -> tup
     """``rsstab simulate`` against the PEFT loop, and the prediction statistics' share of a grid
     (library passes with and without them, side by side in this run)."""
     with_stats = dict(fixed_output_grad=True, data_stats=True)
-    plain = sum(c.seconds for c in grid_pass(base, ranks).values())
-    stats = sum(c.seconds for c in grid_pass(base, ranks, **with_stats).values())
-    cmd = command_seconds(base, ranks)
+    # Alternated, best of STATS_REPEATS each: one pass of each on this shared machine moves by
+    # more than the statistics cost.
+    plain = stats = math.inf
+    for _ in range(STATS_REPEATS):
+        plain = min(plain, sum(c.seconds for c in grid_pass(base, ranks).values()))
+        stats = min(stats, sum(c.seconds for c in grid_pass(base, ranks, **with_stats).values()))
+    cmd = command_seconds(base, ranks)  # once, as the PEFT loop
     rec = {"PEFT loop s": peft_total, "rsstab simulate s": cmd, "command speed-up": peft_total / cmd,
            "library, no statistics s": plain, "library, with statistics s": stats,
            "statistics share %": 100 * (stats - plain) / stats}
@@ -425,10 +433,12 @@ def command_section(base: SimConfig, ranks: list[int], peft_total: float) -> tup
         f"`rsstab simulate \"1/sqrt(r)\" --optimizer {base.optimizer} --ranks {','.join(map(str, ranks))} "
         f"--depth {base.depth} --width {base.width} --steps {base.steps} --seeds {base.seeds} --batch {base.batch} "
         f"--lr {base.learning_rate:g} --json` in a fresh process (start-up, the cells with the prediction "
-        "statistics it always records, its store, fits and predictions; probe batch 256, the command's): "
+        "statistics it always records, its store, fits and predictions; probe batch 256, the command's; one "
+        "run, as the PEFT loop): "
         f"**{rec['command speed-up']:.2f}×** the PEFT loop (target ≥ {target:g}×). The statistics "
         "(`fixed_output_grad`, `data_stats`; rank-free, computed once per grid) take "
-        f"**{rec['statistics share %']:.1f} %** of the library's grid time (target ≤ 10 %).",
+        f"**{rec['statistics share %']:.1f} %** of the library's grid time (target ≤ 10 %; passes with and without "
+        f"them alternated, best of {STATS_REPEATS} each).",
         "",
     ]
     return rec, text
