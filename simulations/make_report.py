@@ -24,7 +24,8 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-EXPERIMENTS = ("depth_sweep", "rank_sweep", "optimizer_sweep", "ablations", "lr_transfer", "width_sweep", "phase_diagram")
+EXPERIMENTS = ("depth_sweep", "rank_sweep", "optimizer_sweep", "ablations", "lr_transfer", "width_sweep", "phase_diagram",
+               "eta_range")
 
 
 def _has_real_model_deps() -> bool:

@@ -32,8 +32,8 @@ def quick_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_quick_report_has_every_claim_with_a_measured_number(quick_report: Path) -> None:
     text = (quick_report / "REPORT.md").read_text()
     rows = [line for line in text.splitlines() if re.match(r"\| \d+ \|", line)]
-    assert len(rows) == 24  # 16 claims of the paper and its seed, 2 of the finite-width theory, the phase diagram,
-    # 5 of the real causal LM (not run on the quick grid)
+    assert len(rows) == 25  # 16 claims of the paper and its seed, 2 of the finite-width theory, the phase diagram,
+    # 5 of the real causal LM (not run on the quick grid), the predictions' η range
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split(" | ")]
         assert cells[2].startswith(KINDS), f"no kind in: {row}"
@@ -48,7 +48,7 @@ def test_quick_report_has_every_claim_with_a_measured_number(quick_report: Path)
     assert (quick_report / "derivations.md").exists()
     for fig in ("ablations/pscan.png", "ablations/lr_sweep.png", "rank_sweep/loss_vs_step.png",
                 "lr_transfer/eta_star_vs_rank.png", "lr_transfer/loss_vs_eta.png", "width_sweep/slope_heatmap.png",
-                "phase_diagram/phase_diagram.png"):
+                "phase_diagram/phase_diagram.png", "eta_range/ratio_vs_expansion.png"):
         assert (quick_report / fig).stat().st_size > 1000
 
 
@@ -166,3 +166,22 @@ def _assert_same_json(got, want, path: str = "fits") -> None:
             _assert_same_json(g, w, f"{path}[{i}]")
     else:
         assert got == want, path
+
+
+def test_eta_range_claim_counts_silent_misses(tmp_path: Path) -> None:
+    """The η-range claim fails exactly where a prediction flagged in range misses by > 20 %."""
+    from rsstab.experiments.claims.eta_range import range_claim
+    from rsstab.io import write_csv
+
+    def rows(ratio_in: float) -> list[dict]:
+        base = {"optimizer": "sgd", "depth": 1, "lr": 0.1, "quantity": "forward"}
+        return [{**base, "rank": 8, "ratio": ratio_in, "expansion": 0.01, "in_range": True},
+                {**base, "rank": 64, "ratio": 3.0, "expansion": 2.0, "in_range": False},  # missed and flagged
+                {**base, "depth": 2, "rank": 8, "ratio": float("nan"), "expansion": 50.0, "in_range": False}]
+
+    write_csv(rows(1.1), tmp_path / "eta_range" / "predictions.csv")
+    good = range_claim(tmp_path)
+    assert good.verdict == "reproduced" and "0 silent of 1 in range (worst 10%)" in good.measured
+    write_csv(rows(1.3), tmp_path / "eta_range" / "predictions.csv")
+    bad = range_claim(tmp_path)
+    assert bad.verdict == "partly reproduced" and "sgd depth 1: 1 silent" in bad.measured

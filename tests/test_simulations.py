@@ -87,7 +87,7 @@ def test_quick_runs_never_write_into_the_published_results() -> None:
 
 
 @pytest.mark.parametrize("script", ["depth_sweep", "rank_sweep", "optimizer_sweep", "ablations", "width_sweep",
-                                    "phase_diagram", "lr_transfer", "real_model", "make_report"])
+                                    "phase_diagram", "lr_transfer", "real_model", "eta_range", "make_report"])
 def test_script_help_answers_without_loading_the_simulator(script: str) -> None:
     """`simulations/*.py --help` parses its arguments before importing torch (it answers at once)."""
     import subprocess

@@ -20,7 +20,7 @@ from rsstab.io import save_figure
 from rsstab.style import OKABE_ITO, colour, pyplot
 
 __all__ = ["pyplot", "colour", "OKABE_ITO", "SCHEDULE_NAMES", "panel_title", "geometric_mean", "series",
-           "loglog_vs_rank", "curves_vs_step", "slope_heatmap"]
+           "loglog_vs_rank", "curves_vs_step", "slope_heatmap", "range_scatter"]
 
 #: How a figure (and the report) names the three schedules of the story.
 SCHEDULE_NAMES = {"alpha": "naive γ = α", "alpha/r": "LoRA γ = α/r", "alpha/sqrt(r)": "rsLoRA γ = α/√r"}
@@ -170,4 +170,60 @@ def slope_heatmap(
         fig.suptitle(title)
     if blank:
         fig.text(0.5, -0.02, f"blank cells: {blank}", ha="center", va="top", fontsize=9)
+    return save_figure(fig, path)
+
+
+def range_scatter(rows: Sequence[Mapping[str, Any]], *, limit: float, miss: float, path: str | Path,
+                  title: str = "", clip: float = 10.0) -> Path:
+    """measured/predicted against the prediction's expansion parameter, one panel per optimizer
+    (rows with ``optimizer``, ``depth``, ``quantity``, ``ratio``, ``expansion``, ``in_range``):
+    filled markers in range, hollow ones out of range, a colour per depth, a marker per quantity
+    (○ forward, □ backward); the derived boundary (``limit``) drawn as a vertical line, the
+    ±``miss`` band shaded. Ratios beyond ``clip``× either way sit on the edge as ▲/▼, a ratio that
+    is not finite (a diverged rank) as ×."""
+    plt = pyplot()
+    optimizers = sorted({str(r["optimizer"]) for r in rows})
+    depths = sorted({int(r["depth"]) for r in rows})
+    fig, axes = plt.subplots(1, len(optimizers), figsize=(6.0 * len(optimizers), 4.6), squeeze=False)
+    top, bottom = clip, 1 / clip
+    markers = {"forward": "o", "backward": "s"}
+
+    def placed(r: Mapping[str, Any]) -> tuple[float, str | None]:
+        v = float(r["ratio"])
+        if not math.isfinite(v):
+            return top, "x"
+        if v > top or v < bottom:
+            return (top, "^") if v > top else (bottom, "v")
+        return v, None
+
+    for ax, opt in zip(axes[0], optimizers):
+        part = [r for r in rows if r["optimizer"] == opt and float(r["expansion"]) > 0]
+        xs = [float(r["expansion"]) for r in part]
+        ax.axhspan(1 - miss, 1 + miss, color="0.9", zorder=0, label=f"within {miss:.0%}")
+        ax.axvline(limit, color="0.3", linestyle="--", label=f"derived boundary ({limit:g})")
+        for i, depth in enumerate(depths):
+            c = colour(i, len(depths))
+            for q, m in markers.items():
+                labelled = False
+                for r in (r for r in part if int(r["depth"]) == depth and r["quantity"] == q):
+                    y, edge = placed(r)
+                    inside = bool(r["in_range"])
+                    face = "none" if not inside and edge != "x" else c
+                    ax.scatter([float(r["expansion"])], [y], marker=edge or m, s=36 if edge else 28,
+                               facecolors=face, edgecolors=c, linewidths=1.0,
+                               label=None if labelled else f"depth {depth}, {q}")
+                    labelled = True
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        if xs:
+            ax.set_xlim(min(xs + [limit]) / 2, max(xs + [limit]) * 2)
+        ax.set_ylim(bottom / 1.3, top * 1.3)
+        ax.set_xlabel("expansion parameter (next term / first; at finite η: batch noise)")
+        ax.set_ylabel("measured / predicted RMS")
+        ax.set_title(f"{opt.upper()}: filled = in range, hollow = flagged out of range; "
+                     f"▲▼ beyond {clip:g}×, × diverged", fontsize=9)
+        ax.legend(fontsize=7, loc="upper left")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
     return save_figure(fig, path)

@@ -13,7 +13,8 @@ figures, which are quoted as such.
   the real model, learning-rate transfer);
 * :mod:`~rsstab.experiments.claims.real_lm` — the paper's headline on a real causal LM (SmolLM2-135M);
 * :mod:`~rsstab.experiments.claims.width` — the finite-width claims (crossover rank, cleaner with rank);
-* :mod:`~rsstab.experiments.claims.phase` — the phase diagram of the tuple, cell by cell.
+* :mod:`~rsstab.experiments.claims.phase` — the phase diagram of the tuple, cell by cell;
+* :mod:`~rsstab.experiments.claims.eta_range` — the predictions' range past first order in η.
 
 >>> verdict_of([True, True]), verdict_of([True, False]), verdict_of([False])
 ('reproduced', 'partly reproduced', 'not reproduced')
@@ -24,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from rsstab.experiments.claims import checks, phase, real_lm, reproductions, width
+from rsstab.experiments.claims import checks, eta_range, phase, real_lm, reproductions, width
 from rsstab.experiments.claims.table import (CONSISTENCY, NOT_RUN, REFUTES, REPRODUCTION, Claim, read_table, render,
                                              verdict_of)
 from rsstab.io import atomic_write
@@ -55,6 +56,7 @@ BUILDERS: tuple[tuple[Builder, str, int], ...] = (
     (width.crossover_claim, REPRODUCTION, 1),
     (width.cleaner_claim, REPRODUCTION, 1),
     (phase.phase_claim, REPRODUCTION, 1),
+    (eta_range.range_claim, REPRODUCTION, 1),
 )
 
 
