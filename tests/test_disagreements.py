@@ -43,8 +43,13 @@ def test_causes_follow_the_row_settings() -> None:
     assert div[0].startswith("diverged") and "256, 1024" in div[0]
     edge = dis.causes(row(quantity="eta_star", slope=0.3, ci_low=0.2, ci_high=0.4, excluded_ranks="4"))
     assert any(c.startswith("grid edge") for c in edge)
-    # a tuned learning rate has no update scale: the small-η rule cannot fire
-    assert dis.update_scale(row(lr="tuned"), 64) != dis.update_scale(row(lr="tuned"), 64)  # NaN
+    # a tuned learning rate has no range: the small-η rule cannot fire
+    assert dis.first_order_range(row(lr="tuned"), 64) is None
+    # the rule is the first-order laws' own range (what `rsstab check --width --lr --steps` prints)
+    e = dis.first_order_range(row(lr=0.1, steps=100), 64)  # the largest next term of the fitted ends
+    assert e["in_range"] is False and e["known_expansion"] > 0.1
+    assert f"{e['known_expansion']:.3g}" in back[0]
+    assert dis.first_order_range(row(), 4096)["in_range"] is None  # known part small: the data decides
 
 
 def test_render_lists_every_disagreeing_row_and_marks_the_unexplained() -> None:

@@ -9,10 +9,12 @@ steps, width, the ranks fitted, diverged ranks):
 
 * **diverged** — some seeds diverged at the listed ranks, so no power law holds there;
 * **no noise estimate** — the interval is infinite (one seed, two ranks);
-* **beyond the small-η regime** — for a learned quantity (forward, backward), the update scale
-  ``U = steps·η·γ_r^k·r^m`` of the optimizer's law (SGD: γ²·r, Adam: γ·r; α = 1 or the run's α)
-  exceeds 1 at some fitted rank: the theory's laws are leading order in η, and beyond that the task,
-  not the law, bounds the adapter (under Adam at a fixed η: the adapter's output plateaus);
+* **beyond the small-η regime** — for a learned quantity (forward, backward), the first-order
+  laws' own range (result 13) ends at a fitted end rank: the next term relative to the first that
+  the row's settings fix (η, steps, width, γ_r; SGD: B's saturation, Adam: A's drift — what
+  ``rsstab check --width d --lr η --steps n`` prints, :func:`first_order_range`) exceeds
+  ``theory.EXPANSION_LIMIT``: the laws are leading order in η, and beyond that the task, not the
+  law, bounds the adapter (under Adam at a fixed η: the adapter's output plateaus);
 * **residual-based backward probe** — a backward row beyond the small-η regime: the probe
   back-propagates the held-out residual, which shrinks as the loss falls, so it tracks learning
   progress rather than Definition 3.1's fixed output gradient;
@@ -42,8 +44,9 @@ from typing import Any
 
 from rsstab.fit import DEFAULT_TOLERANCE, interval_agrees
 from rsstab.io import read_table
+from rsstab.theory import EXPANSION_LIMIT
 
-__all__ = ["RULES", "causes", "finite_width_shift", "update_scale", "disagreeing", "collect", "real_model_rows", "real_lm_rows", "render", "EXPERIMENT_TABLES"]
+__all__ = ["RULES", "causes", "finite_width_shift", "first_order_range", "disagreeing", "collect", "real_model_rows", "real_lm_rows", "render", "EXPERIMENT_TABLES"]
 
 #: The tables whose rows carry a fitted slope and the theory's exponent.
 EXPERIMENT_TABLES = ("depth_sweep", "rank_sweep", "optimizer_sweep", "ablations", "lr_transfer")
@@ -63,20 +66,28 @@ def _num(row: Mapping[str, Any], key: str) -> float:
         return math.nan
 
 
-def update_scale(row: Mapping[str, Any], rank: float) -> float:
-    """``steps·η·γ_r^k·r^m`` at ``rank`` (the optimizer's stability law; NaN when the row lacks
-    its learning rate, steps or schedule)."""
-    from rsstab.sim import gamma_values
-    from rsstab.theory import stability_law
+def first_order_range(row: Mapping[str, Any], rank: float) -> dict[str, Any] | None:
+    """The range of the first-order laws at ``rank`` for the row's settings (result 13): what
+    ``rsstab check --width d --lr η --steps n`` knows without data (:func:`rsstab.regimes.expansion_rows`:
+    the next term relative to the first that the settings alone fix — SGD's B-driven saturation,
+    Adam's A-driven drift — and ``in_range``, False once it exceeds ``theory.EXPANSION_LIMIT``, None
+    while the data-dependent part decides). None when the row lacks a numeric learning rate,
+    steps, width or schedule."""
+    from rsstab.regimes import expansion_rows, width_table
+    from rsstab.schedule import as_schedule
 
-    lr, steps = _num(row, "lr"), _num(row, "steps")
+    lr, steps, width = _num(row, "lr"), _num(row, "steps"), _num(row, "width")
     schedule, optimizer = row.get("schedule"), row.get("optimizer")
-    if not (math.isfinite(lr) and math.isfinite(steps)) or not schedule or optimizer not in ("sgd", "adam"):
-        return math.nan
+    if not (math.isfinite(lr) and math.isfinite(steps) and math.isfinite(width)) or not schedule \
+            or optimizer not in ("sgd", "adam"):
+        return None
     alpha = _num(row, "alpha")
-    law = stability_law(str(optimizer))
-    gamma = gamma_values(str(schedule), [int(rank)], {"alpha": alpha if math.isfinite(alpha) else 1.0})[0]
-    return steps * lr * gamma ** float(law.gamma_power) * rank ** float(law.rank_power)
+    init = _num(row, "init_std")
+    sched = as_schedule(str(schedule))
+    sched = sched.with_values({c: alpha if c == "alpha" and math.isfinite(alpha) else 1.0 for c in sched.constants})
+    table = width_table(sched, str(optimizer), int(width), [int(rank)], "")
+    got = expansion_rows(table, str(optimizer), lr, init if math.isfinite(init) else 1.0, int(steps))
+    return got[0] if got else None
 
 
 def _diverged(row: Mapping[str, Any]) -> str | None:
@@ -95,24 +106,28 @@ def _no_noise(row: Mapping[str, Any]) -> str | None:
 
 
 def _beyond(row: Mapping[str, Any]) -> tuple[float, float] | None:
-    """(U, rank) where the update scale is largest over the fitted ranks, if it exceeds 1."""
+    """(next term, rank) at the fitted end rank where the first-order laws' range is exceeded
+    (:func:`first_order_range`), for a learned quantity; None when both ends are in range or
+    undecided."""
     if row.get("quantity") not in LEARNED:
         return None
     lo, hi = _num(row, "rank_min"), _num(row, "rank_max")
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return None
-    u, r = max((update_scale(row, r), r) for r in (lo, hi))
-    return (u, r) if math.isfinite(u) and u > 1 else None
+    out = [(float(e["known_expansion"]), r) for r in (lo, hi)
+           if (e := first_order_range(row, r)) is not None and e["in_range"] is False]
+    return max(out) if out else None
 
 
 def _small_eta(row: Mapping[str, Any]) -> str | None:
     hit = _beyond(row)
     if hit is None:
         return None
-    u, r = hit
-    law = "η·γ_r²·r" if row.get("optimizer") == "sgd" else "η·γ_r·r"
-    text = (f"beyond the small-η regime: steps·{law} = {u:.3g} at r = {int(r)} (> 1); the laws are leading "
-            "order in η, and here the task bounds the adapter")
+    x, r = hit
+    term = "B's saturation" if row.get("optimizer") == "sgd" else "A's drift"
+    text = (f"beyond the small-η regime: the first-order law's next term ({term}, result 13) is {x:.3g} of the "
+            f"first at r = {int(r)} (> {EXPANSION_LIMIT:g}: out of its range); the laws are leading order in η, and "
+            "here the task bounds the adapter")
     if row.get("optimizer") == "adam":
         text += " (a fixed learning rate under Adam: the adapter's output plateaus)"
     return text
