@@ -10,12 +10,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
+from fractions import Fraction
+from typing import Any
 
 from rsstab import theory
 from rsstab.classify import TABLE_RANKS, check
 from rsstab.errors import RsstabError
 from rsstab.schedule import Schedule, as_schedule
-from rsstab.vocab import ADAM_SIGN, AdamRegime, Label
+from rsstab.vocab import ADAM_SIGN, AdamRegime, VerdictLabel
 
 __all__ = ["AdamEpsilon", "adam_epsilon"]
 
@@ -38,14 +40,14 @@ class AdamEpsilon:
     grad_scale: float
     crossover_rank: float | None
     large_r_regime: AdamRegime  # the regime for r → ∞ (at r = 2^100)
-    sign_label: Label
-    sgd_like_label: Label
+    sign_label: VerdictLabel  # "conditional" for a schedule with free parameters
+    sgd_like_label: VerdictLabel
     sign_lr_exponent: float | None
     sgd_like_lr_exponent: float | None
     table: tuple[tuple[int, float, float, AdamRegime], ...]  # (r, γ_r, ρ, regime)
     summary: str
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["table"] = [{"r": r, "gamma": g, "ratio": q, "regime": m} for r, g, q, m in self.table]
         return d
@@ -59,7 +61,7 @@ def _ratio(sched: Schedule, r: float, grad_scale: float, eps: float) -> float:
 
 
 def adam_epsilon(schedule: str | Callable[[float], float] | Schedule, eps: float, grad_scale: float,
-                 constants: Mapping[str, float] | None = None,
+                 constants: Mapping[str, float | Fraction] | None = None,
                  ranks: tuple[int, ...] = TABLE_RANKS) -> AdamEpsilon:
     """Where Adam (ε > 0) leaves the sign regime for this schedule, and which law holds beyond.
 

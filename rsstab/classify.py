@@ -34,7 +34,7 @@ from fractions import Fraction
 import sympy
 
 from rsstab import theory
-from rsstab.asymptotics import ZERO, Growth, growth_of
+from rsstab.asymptotics import ZERO, Growth, Scale, growth_of
 from rsstab.errors import RsstabError, ScheduleError
 from rsstab.regimes import check_ranks, check_width, width_table
 from rsstab.schedule import R, Schedule, as_schedule, parameters_of
@@ -59,7 +59,7 @@ def label_of(g: Growth) -> Label:
     return INDETERMINATE
 
 
-def _exponent(s: object) -> float | None:
+def _exponent(s: Scale | None) -> float | None:
     return None if s is None else s.power
 
 
@@ -176,7 +176,7 @@ def _refuse_non_positive(sched: Schedule, params: Sequence[str]) -> None:
 
 
 def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = "sgd",
-          constants: Mapping[str, float] | None = None,
+          constants: Mapping[str, float | Fraction] | None = None,
           lr_scaling: str | float | Fraction | None = None, width: int | None = None,
           ranks: Sequence[int] | None = None, assume: str | Sequence[str] | None = None,
           lr: str | None = None, init_std: str | None = None, lr_ratio: str | None = None,
@@ -385,7 +385,7 @@ def _names(text: str | None) -> set[str]:
         return set()
 
 
-def _factor(text: str | None, parameter: str, constants: Mapping[str, float] | None) -> sympy.Expr | None:
+def _factor(text: str | None, parameter: str, constants: Mapping[str, float | Fraction] | None) -> sympy.Expr | None:
     """A learning rate or σ_A given as an expression in r (the schedule parser: nothing is evaluated)."""
     if text is None:
         return None

@@ -160,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rsstab: {exc}" if str(exc) else "rsstab: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # e.g. `rsstab check ... | head`
-        sys.stdout = None  # type: ignore[assignment]  # nothing more can be written
+        sys.stdout = None  # nothing more can be written
         return EXIT_STABLE
 
 

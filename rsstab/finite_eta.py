@@ -37,6 +37,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -154,8 +155,8 @@ def _factors(rng: np.random.Generator, *, r: int, d: int, k: int, gamma: float, 
 @lru_cache(maxsize=512)
 def _cached(r: int, d: int, k: int, gamma: float, lr_a: float, lr_b: float, n: int, sigma_a2: float,
             residual2: float, batch: int, teachers: int, draws: int, seed: int) -> FiniteEta:
-    kw = dict(r=r, d=d, k=k, gamma=gamma, lr_a=lr_a, lr_b=lr_b, n=n, sigma_a2=sigma_a2, residual2=residual2,
-              teachers=teachers, draws=draws)
+    kw: dict[str, Any] = dict(r=r, d=d, k=k, gamma=gamma, lr_a=lr_a, lr_b=lr_b, n=n, sigma_a2=sigma_a2,
+                              residual2=residual2, teachers=teachers, draws=draws)
     coh, inc, total = _factors(np.random.default_rng([seed, 0]), batch=None, **kw)
     if not (math.isfinite(coh) and math.isfinite(inc)):
         return FiniteEta(math.nan, math.nan, math.inf, diverged=True)

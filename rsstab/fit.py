@@ -39,14 +39,15 @@ Nothing here knows the theory's exponents: compare a fit with a prediction with
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from rsstab.errors import RsstabError
-from rsstab.vocab import BLOW_UP, COLLAPSE, INDETERMINATE, STABLE, Label
+from rsstab.vocab import BLOW_UP, COLLAPSE, INDETERMINATE, STABLE
 
 __all__ = [
     "DEFAULT_TOLERANCE",
@@ -130,7 +131,7 @@ def _fmt(x: float) -> str:
 
 def fit_slope(
     ranks: Sequence[int],
-    values: np.ndarray,
+    values: ArrayLike,
     *,
     tolerance: float = DEFAULT_TOLERANCE,
     confidence: float = 0.95,

@@ -23,7 +23,7 @@ import sympy
 
 from rsstab import theory
 from rsstab.parametric import Region, feasible, labelled_regions, one_label, simplify_region, when
-from rsstab.vocab import BLOW_UP, COLLAPSE, CONDITIONAL, STABLE
+from rsstab.vocab import BLOW_UP, COLLAPSE, CONDITIONAL, STABLE, Label
 
 __all__ = ["A_AND_B_LABELS", "AB_REGIME", "INCOHERENT_REGIME", "QUANTITY_REGIME", "WIDTH_CONVENTION", "tuple_terms",
            "learning_summary"]
@@ -56,11 +56,11 @@ def _power(base: sympy.Expr | None, p: Fraction) -> sympy.Expr:
 
 
 def _regions(e: sympy.Expr, m: Fraction, region: Region, params: Sequence[str],
-             consts: dict[str, float]) -> list[tuple[Region, str]]:
+             consts: dict[str, float]) -> list[tuple[Region, Label]]:
     return labelled_regions(e, 1, sympy.Rational(m.numerator, m.denominator), region, params, consts)
 
 
-def _entry(found: list[tuple[Region, str]]) -> dict:
+def _entry(found: list[tuple[Region, Label]]) -> dict:
     return {"label": one_label([lab for _, lab in found]),
             "conditions": [{"when": when(reg), "label": lab} for reg, lab in found]}
 

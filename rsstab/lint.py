@@ -450,7 +450,7 @@ def _toml() -> Any:
         import tomllib
     except ImportError:
         try:
-            import tomli as tomllib  # type: ignore[no-redef]
+            import tomli as tomllib  # type: ignore[no-redef, unused-ignore]  # a redefinition when mypy targets 3.11
         except ImportError:
             return None
     return tomllib

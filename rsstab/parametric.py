@@ -26,12 +26,13 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterable, Sequence
 from fractions import Fraction
+from typing import TypeVar, overload
 
 import sympy
 
 from rsstab.errors import RsstabError, ScheduleError
 from rsstab.schedule import R, parameters_of  # parameters_of lives with the schedule; re-exported
-from rsstab.vocab import BLOW_UP, COLLAPSE, CONDITIONAL, STABLE, Label
+from rsstab.vocab import BLOW_UP, COLLAPSE, CONDITIONAL, STABLE, Label, VerdictLabel
 
 __all__ = ["NotParametric", "Constraint", "parameters_of", "to_real", "pgrowth", "labelled_regions",
            "feasible", "when", "parse_assumptions", "order_text", "one_label"]
@@ -41,6 +42,7 @@ __all__ = ["NotParametric", "Constraint", "parameters_of", "to_real", "pgrowth",
 Constraint = tuple[sympy.Expr, str]
 Region = tuple[Constraint, ...]
 Triple = tuple[sympy.Expr, sympy.Expr, sympy.Expr]
+_V = TypeVar("_V")  # the value of a piece (a label, an order)
 
 MAX_PIECES = 64  # pieces of one parametric order before giving up (no blow-up of case splits)
 MAX_ASSUME_LENGTH = 200
@@ -130,7 +132,7 @@ def _fm_feasible(cons: list[tuple[dict, str]]) -> bool:
         for p, op1 in pos:
             for n, op2 in neg:
                 a, b = p[x], -n[x]
-                d: dict = {}
+                d = {}
                 for k in set(p) | set(n):
                     if k != x:
                         d[k] = p.get(k, 0) / a + n.get(k, 0) / b
@@ -219,7 +221,7 @@ Pieces = list[tuple[Region, Triple]]
 
 
 def _check_linear(t: Triple, params: Sequence[sympy.Symbol]) -> Triple:
-    return tuple(_form(_linear(sympy.expand(x), params)) for x in t)  # type: ignore[return-value]
+    return tuple(_form(_linear(sympy.expand(x), params)) for x in t)
 
 
 def pgrowth(expr: sympy.Expr, params: Sequence[sympy.Symbol], region: Region = (),
@@ -252,7 +254,7 @@ def _delegate(expr: sympy.Expr, constants: dict[str, float]) -> Triple:
     a = tuple(sympy.nsimplify(x, rational=True) if x.is_Float else x for x in g.upper.a)
     if any(x.is_infinite or not x.is_Rational for x in a):
         raise NotParametric(f"{expr} is {g}, not a power of r, log r and log log r with rational exponents")
-    return a  # type: ignore[return-value]
+    return a
 
 
 def _positive(expr: sympy.Expr, params: tuple, region: Region) -> bool:
@@ -355,9 +357,13 @@ def labelled_regions(expr: sympy.Expr, k: object, m: object, region: Region = ()
         q = (sympy.expand(kk * t[0] + mm), kk * t[1], kk * t[2])
         for sub, s in _compare(reg, q, (sympy.Integer(0),) * 3):
             out.append((sub, {-1: COLLAPSE, 0: STABLE, 1: BLOW_UP}[s]))
-    return tidy(out)  # type: ignore[return-value]
+    return tidy(out)
 
 
+@overload
+def one_label(labels: Sequence[Label]) -> VerdictLabel: ...
+@overload
+def one_label(labels: Sequence[str]) -> str: ...
 def one_label(labels: Sequence[str]) -> str:
     """The label every region has, or ``conditional`` when the regions disagree.
 
@@ -368,9 +374,9 @@ def one_label(labels: Sequence[str]) -> str:
     return distinct[0] if len(distinct) == 1 else CONDITIONAL
 
 
-def merge(pieces: list[tuple[Region, object]]) -> list[tuple[Region, object]]:
+def merge(pieces: list[tuple[Region, _V]]) -> list[tuple[Region, _V]]:
     """Adjacent pieces with the same value whose regions are equal are merged (keeps order)."""
-    out: list[tuple[Region, object]] = []
+    out: list[tuple[Region, _V]] = []
     for reg, v in pieces:
         if any(v == w and set(reg) == set(r2) for r2, w in out):
             continue
@@ -558,7 +564,7 @@ def _from_interval(x: sympy.Symbol, lo: object, lo_c: bool, hi: object, hi_c: bo
     return tuple(out)
 
 
-def tidy(pieces: list[tuple[Region, object]]) -> list[tuple[Region, object]]:
+def tidy(pieces: list[tuple[Region, _V]]) -> list[tuple[Region, _V]]:
     """Simplified regions; with one parameter, the intervals of each value merged and sorted.
 
     >>> b = sympy.Symbol("beta", real=True)

@@ -18,7 +18,7 @@ from rsstab.parametric import (NotParametric, labelled_regions, one_label, order
                                to_real, when)
 from rsstab.schedule import Schedule
 from rsstab.verdict_model import _REGIME, INIT_NAMES, QuantityVerdict, Verdict, _at, _rational, _reason
-from rsstab.vocab import CONDITIONAL, INDETERMINATE, STABLE
+from rsstab.vocab import CONDITIONAL, INDETERMINATE, STABLE, Optimizer
 
 __all__ = ["PARAMETRIC_TIME_LIMIT", "parametric_check"]
 
@@ -27,7 +27,7 @@ __all__ = ["PARAMETRIC_TIME_LIMIT", "parametric_check"]
 PARAMETRIC_TIME_LIMIT = 8.0
 
 
-def parametric_check(sched: Schedule, optimizer: str, params: tuple[str, ...], assumptions: tuple[str, ...],
+def parametric_check(sched: Schedule, optimizer: Optimizer, params: tuple[str, ...], assumptions: tuple[str, ...],
                       scaling: Fraction, lr: str, lr_expr: sympy.Expr | None = None,
                       sigma: sympy.Expr | None = None, init_std: str | None = None,
                       ratio: sympy.Expr | None = None, width: sympy.Expr | None = None) -> Verdict:
@@ -47,7 +47,7 @@ def parametric_check(sched: Schedule, optimizer: str, params: tuple[str, ...], a
         return untimed(undecided=str(exc))
 
 
-def _parametric_untimed(sched: Schedule, optimizer: str, params: tuple[str, ...], assumptions: tuple[str, ...],
+def _parametric_untimed(sched: Schedule, optimizer: Optimizer, params: tuple[str, ...], assumptions: tuple[str, ...],
                         scaling: Fraction, lr: str, lr_expr: sympy.Expr | None = None,
                         sigma: sympy.Expr | None = None, init_std: str | None = None,
                         undecided: str | None = None, ratio: sympy.Expr | None = None,
@@ -161,7 +161,7 @@ def _parametric_untimed(sched: Schedule, optimizer: str, params: tuple[str, ...]
         notes=tuple(notes), constants=consts, lr=lr, lr_scaling=float(scaling), lr_exponent=None,
         lr_exponent_exact=lr_exact, lr_scale=lr_scale, lr_rule=rule, parameters=params,
         assumptions=assumptions, conditions=conditions, terms=terms,
-        **({} if width is None else {"regime": f"joint limit: width d = {width} as r → ∞ (coherent part)"}))
+        **({} if width is None else {"regime": f"joint limit: width d = {width} as r → ∞ (coherent part)"}))  # type: ignore[arg-type]  # only regime, a str
 
 
 def _law_expr(law: theory.Law, gamma: sympy.Expr, lr_expr: sympy.Expr | None,

@@ -312,7 +312,7 @@ def predict_expansion(
                 betas = tuple(c.get("betas", (0.9, 0.999)))
                 e = adam_expansion(width=d, lr_a=lr_a, steps=n, sigma_a=math.sqrt(s2),
                                    learned_fraction=sum(x[2] for x in layers),
-                                   coherent_fraction=max(x[3] for x in layers), betas=betas)  # type: ignore[arg-type]
+                                   coherent_fraction=max(x[3] for x in layers), betas=betas)
             exps.append(e)
         with np.errstate(all="ignore"):
             b = float(np.mean([e.b_driven for e in exps]))

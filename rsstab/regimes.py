@@ -24,7 +24,7 @@ import math
 import numbers
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, SupportsInt, cast
 
 from rsstab import theory
 from rsstab.errors import RsstabError
@@ -55,7 +55,7 @@ def _size(value: object, parameter: str, what: str) -> int:
     integral = isinstance(value, numbers.Integral) or (isinstance(value, float) and value.is_integer())
     if isinstance(value, bool) or not integral:
         raise RsstabError(f"{what} must be a positive integer, got {value!r}", parameter=parameter)
-    value = int(value)  # numpy integers and whole floats too
+    value = int(cast(SupportsInt, value))  # numpy integers and whole floats too (checked above)
     if not 1 <= value <= MAX_SIZE:
         raise RsstabError(f"{what} must be a positive integer ≤ 2^53, got {value!r}", parameter=parameter)
     return value

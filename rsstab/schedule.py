@@ -82,7 +82,7 @@ FUNCTIONS: dict[str, tuple[Callable[..., sympy.Expr], tuple[int, ...]]] = {
 _CONSTANTS = {"pi": sympy.pi, "e": _E}
 _RESERVED = {"inf", "nan", "oo", "zoo", "I", "j", "infinity", "Infinity", "NaN", "None", "True", "False"}
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
-_BINOPS = {
+_BINOPS: dict[type[ast.operator], Callable[[sympy.Expr, sympy.Expr], sympy.Expr]] = {
     ast.Add: lambda a, b: a + b,
     ast.Sub: lambda a, b: a - b,
     ast.Mult: lambda a, b: a * b,
@@ -173,7 +173,8 @@ class Schedule:
                 raise ScheduleError(f"constant {name!r} must be a positive finite number, got {v!r}",
                                     parameter="constants")
         subs = {sympy.Symbol(n, positive=True): _exact(v) for n, v in values.items()}
-        expr = self.expr.subs(subs)
+        # a callable schedule has no constants: only with_values({}) gets here, and fails as before
+        expr = self.expr.subs(subs)  # type: ignore[union-attr]
         left = tuple(c for c in self.constants if c not in values)
         merged = dict(self.values) | {k: float(v) for k, v in values.items()}
         return Schedule(self.text, expr, None, left, tuple(sorted(merged.items())))
@@ -185,7 +186,7 @@ def _exact(v: float | Fraction) -> sympy.Rational:
     return sympy.Rational(repr(float(v)))
 
 
-def _to_float(v: object) -> float:
+def _to_float(v: mpmath.mpf | mpmath.mpc) -> float:
     if isinstance(v, mpmath.mpc):
         return math.nan
     try:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -323,7 +324,7 @@ def adam_update_factor(rho: float) -> float:
     import mpmath  # light, and already a dependency of the parser
 
     kappa = mpmath.mpf(rho) * mpmath.sqrt(mpmath.pi / 2)
-    density = lambda z: mpmath.exp(-z * z / 2) / mpmath.sqrt(2 * mpmath.pi)  # noqa: E731
+    density: Callable[[mpmath.mpf], mpmath.mpf] = lambda z: mpmath.exp(-z * z / 2) / mpmath.sqrt(2 * mpmath.pi)  # noqa: E731
     mean = 2 * mpmath.quad(lambda z: kappa * z * z / (kappa * z + 1) * density(z), [0, 1, 4, mpmath.inf])
     return float(mean / mpmath.sqrt(2 / mpmath.pi))
 # --------------------------------------------------------------------------------------------------
@@ -458,7 +459,8 @@ class WidthLaw:
 
     def local_slope(self, r: float, gamma_exponent: float) -> float:
         """d log RMS / d log r at rank r for γ_r ∝ r^g: k·g + (2 c_coh r + c_inc) / (2 (c_coh r + c_inc))."""
-        return rms_local_slope(self.quantity, self.optimizer, r, self.d, gamma_exponent, d_eff=self.d_eff)
+        slope: float = rms_local_slope(self.quantity, self.optimizer, r, self.d, gamma_exponent, d_eff=self.d_eff)
+        return slope
 
     def secant_slope(self, r1: float, r2: float, gamma1: float, gamma2: float) -> float:
         """log(RMS(r2)/RMS(r1)) / log(r2/r1): the slope ``rsstab simulate`` measures between two ranks."""

@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
+from fractions import Fraction
 from numbers import Integral
 
 import sympy
@@ -104,7 +105,8 @@ def _gamma(sched: Schedule, r: int) -> float:
 
 def _exact_factor(sched: Schedule, k: sympy.Rational, from_rank: int, to_rank: int) -> tuple[sympy.Expr, str | None]:
     """(γ_from^k·r_from)/(γ_to^k·r_to) as a sympy number, and its text when short."""
-    ratio = ((sched.expr.subs(R, from_rank) / sched.expr.subs(R, to_rank)) ** k
+    # called for a symbolic schedule only (sched.symbolic: expr is not None)
+    ratio = ((sched.expr.subs(R, from_rank) / sched.expr.subs(R, to_rank)) ** k  # type: ignore[union-attr]
              * sympy.Rational(from_rank, to_rank))
     if ratio.free_symbols or not ratio.is_Rational:
         try:
@@ -130,7 +132,7 @@ def _to_float(x: sympy.Expr) -> float:
 
 
 def transfer(schedule: str | Callable[[float], float] | Schedule, lr: float, from_rank: int, to_rank: int,
-             optimizer: str = "sgd", constants: Mapping[str, float] | None = None,
+             optimizer: str = "sgd", constants: Mapping[str, float | Fraction] | None = None,
              eps: float | None = None, grad_scale: float | None = None) -> Transfer:
     """Predict the learning rate at ``to_rank`` from ``lr`` tuned at ``from_rank``.
 
@@ -173,7 +175,7 @@ def transfer(schedule: str | Callable[[float], float] | Schedule, lr: float, fro
     exact: str | None = None
     regime_from = regime_to = None
     law = f"update ∝ η·{stab.text}"
-    if eps is not None:
+    if eps is not None and grad_scale is not None:  # both or neither (checked above)
         rho_f = theory.adam_gradient_ratio(g_from, grad_scale, eps)
         rho_t = theory.adam_gradient_ratio(g_to, grad_scale, eps)
         regime_from = theory.adam_regime(g_from, grad_scale, eps)
@@ -202,7 +204,7 @@ def transfer(schedule: str | Callable[[float], float] | Schedule, lr: float, fro
 
 
 def transfer_all(schedule: str | Callable[[float], float] | Schedule, lr: float, from_rank: int, to_rank: int,
-                 constants: Mapping[str, float] | None = None, eps: float | None = None,
+                 constants: Mapping[str, float | Fraction] | None = None, eps: float | None = None,
                  grad_scale: float | None = None) -> dict[str, Transfer]:
     """:func:`transfer` in every optimizer regime (ε and G apply to Adam only).
 

@@ -12,6 +12,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
+from typing import Any
 
 import sympy
 
@@ -93,10 +94,10 @@ class Verdict:
     #: The assumptions on the parameters (``"beta > 0"``), as given.
     assumptions: tuple[str, ...] = ()
     #: Regions of a parametric verdict: ``{"when", "label", "constraints"}`` each.
-    conditions: tuple[dict, ...] = ()
+    conditions: tuple[dict[str, Any], ...] = ()
     #: With a learning rate, init scale or lr ratio in r: one entry per condition (``update``,
     #: ``forward``, ``backward``, ``a_and_b``), each with its ``regime`` (:mod:`rsstab.hyperparams`).
-    terms: tuple[dict, ...] = ()
+    terms: tuple[dict[str, Any], ...] = ()
 
     @property
     def stable(self) -> bool:
@@ -119,7 +120,7 @@ class Verdict:
             text += f" — rank-stabilized with η ∝ {self.lr_scale}"
         return text
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["table"] = [{"r": r, "gamma": g, "stability": q} for r, g, q in self.table]
         d["notes"] = list(self.notes)
@@ -131,11 +132,11 @@ class Verdict:
         d.update(self.width.json_fields() if self.width is not None else none_fields())
         return d
 
-    def to_json(self, **kwargs: object) -> str:
+    def to_json(self, **kwargs: Any) -> str:
         return json.dumps(json_safe(self.to_dict()), ensure_ascii=False, **kwargs)
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> Verdict:
+    def from_dict(cls, d: Mapping[str, Any]) -> Verdict:
         """Inverse of :meth:`to_dict` (also accepts the output of ``rsstab check --json``)."""
         data = dict(d)
         data["quantities"] = {k: QuantityVerdict(**v) for k, v in data["quantities"].items()}
@@ -150,7 +151,7 @@ class Verdict:
         return cls(**data)
 
 
-def _num(x: object) -> float:
+def _num(x: float | str) -> float:
     return float(x)  # float("inf") / float("nan") parse the JSON-safe strings back
 
 

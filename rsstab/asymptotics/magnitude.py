@@ -379,7 +379,7 @@ class _Evaluator:
         b = at_inf[1] if hi == _inf else self._up(f(hi))
         return self.from_linear(a, b, what)
 
-    def trig(self, f: Callable[[object], object], x: _Mag, what: str) -> _Mag:
+    def trig(self, f: Callable[[mpmath.ctx_iv.ivmpf], mpmath.ctx_iv.ivmpf], x: _Mag, what: str) -> _Mag:
         lo, hi = self.linear(x)
         if not (mpmath.isfinite(lo) and mpmath.isfinite(hi)) or max(abs(lo), abs(hi)) > _TRIG_CAP:
             raise _Imprecise(f"{what} of a huge argument", hopeless=True)

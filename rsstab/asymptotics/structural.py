@@ -92,7 +92,7 @@ def _mul(fs: list[_Asy]) -> _Asy:
     if all(f.interval is not None for f in fs):
         m, M = 1.0, 1.0
         for f in fs:
-            cands = [x * y for x in (m, M) for y in f.interval]
+            cands = [x * y for x in (m, M) for y in f.interval]  # type: ignore[union-attr]  # all() above
             m, M = min(cands), max(cands)
         interval = (m, M)
     return _finish(sign, lo, hi, interval)
@@ -104,7 +104,7 @@ def _add(ts: list[_Asy]) -> _Asy:
     signs = {t.sign for t in tops}
     interval = None
     if all(t.interval is not None for t in ts):
-        interval = (sum(t.interval[0] for t in ts), sum(t.interval[1] for t in ts))
+        interval = (sum(t.interval[0] for t in ts), sum(t.interval[1] for t in ts))  # type: ignore[index, misc]  # all() above
     if len(signs) == 1 and 0 not in signs:
         s = signs.pop()
         same_lo = [t.lo for t in ts if t.sign == s and t.lo is not None]
@@ -216,7 +216,7 @@ def _exp_of(u: sympy.Expr, positive_base: bool = True) -> _Asy:
         if a.sign == 0 or a.lo is None:
             raise Undecided(f"unbounded oscillating exponent term {t}")
         interval = None
-        level = _beyond_level(a)
+        level = _beyond_level(a.lo, a.hi)
         inf = _oo if a.sign > 0 else -_oo
         for bound in (lo, hi):
             if bound[level].is_infinite and bound[level] != inf:
@@ -230,13 +230,14 @@ def _exp_of(u: sympy.Expr, positive_base: bool = True) -> _Asy:
     return _finish(1, lo_s, hi_s, interval)
 
 
-def _beyond_level(a: _Asy) -> int:
-    """For an unbounded exponent term t that is not c·log^(k) r: which level exp(t) escapes."""
-    if a.lo > LOG:
+def _beyond_level(lo: Scale, hi: Scale) -> int:
+    """For an unbounded exponent term t that is not c·log^(k) r: which level exp(t) escapes
+    (``lo`` and ``hi``: the bounds on its scale)."""
+    if lo > LOG:
         return 0
-    if a.lo > LOGLOG and a.hi < LOG:
+    if lo > LOGLOG and hi < LOG:
         return 1
-    if a.lo > ZERO and a.hi < LOGLOG:
+    if lo > ZERO and hi < LOGLOG:
         return 2
     raise Undecided("exponent term of logarithmic size that is not a multiple of log r")
 
@@ -321,13 +322,13 @@ def _minmax(e: sympy.Expr) -> _Asy:
     los = [a.lo for a in args]
     hi = pick(his, key=_ScaleKey)
     if isinstance(e, sympy.Min):
-        lo = None if any(x is None for x in los) else min(los, key=_ScaleKey)
+        lo = None if any(x is None for x in los) else min(los, key=_ScaleKey)  # type: ignore[arg-type]  # any() above
     else:
         known = [x for x in los if x is not None]
         lo = max(known, key=_ScaleKey) if known else None
     interval = None
     if all(a.interval is not None for a in args):
-        interval = (pick(a.interval[0] for a in args), pick(a.interval[1] for a in args))
+        interval = (pick(a.interval[0] for a in args), pick(a.interval[1] for a in args))  # type: ignore[index]  # all() above
     return _finish(1, lo, hi, interval)
 
 

@@ -18,9 +18,15 @@ import argparse
 import math
 import sys
 from fractions import Fraction
+from typing import TYPE_CHECKING, Any
 
 from rsstab.commands._args import add_optimizer
 from rsstab.errors import RsstabError
+
+if TYPE_CHECKING:  # the CLI imports the library lazily
+    from rsstab.adam_eps import AdamEpsilon
+    from rsstab.regimes import WidthTable
+    from rsstab.verdict_model import Verdict
 
 HELP = ("classify a scaling factor γ_r (rank-stabilized / collapse / blow-up at a fixed learning rate) "
         "per optimizer regime, with the learning-rate rule that keeps the update Θ(1)")
@@ -295,7 +301,7 @@ def _fmt(x: float) -> str:
     return f"{x:.4g}"
 
 
-def run_table(exprs: list[str], optimizer: str, constants: dict[str, float], lr_scaling: str | None,
+def run_table(exprs: list[str], optimizer: str, constants: dict[str, float | Fraction], lr_scaling: str | None,
               as_json: bool, assume: list[str] | None = None) -> int:
     """Several schedules: one row each (both regimes and their learning-rate rules), for course
     sheets and sweeps over candidate rules. Exit 0 when every schedule is rank-stabilized in
@@ -304,7 +310,7 @@ def run_table(exprs: list[str], optimizer: str, constants: dict[str, float], lr_
     from rsstab.classify import check
 
     other = "adam" if optimizer == "sgd" else "sgd"
-    rows: list[dict[str, object]] = []
+    rows: list[dict[str, Any]] = []
     for expr in exprs:
         try:
             v = check(expr, optimizer=optimizer, constants=constants, lr_scaling=lr_scaling, assume=assume)
@@ -347,7 +353,7 @@ def run_table(exprs: list[str], optimizer: str, constants: dict[str, float], lr_
     return code
 
 
-def render(v: object, also: object) -> str:
+def render(v: Verdict, also: Verdict) -> str:
     """Human-readable verdict."""
     lines = [
         f"γ_r = {v.schedule}" + (f"    (read as {v.parsed})" if v.parsed and v.parsed != v.schedule else "")
@@ -367,11 +373,12 @@ def render(v: object, also: object) -> str:
         lines.append(f"{q.name:<14}{q.law:<12}{q.order:<{w}}{exp:>9}  {q.label}")
     if v.table:
         lines += ["", f"{'r':>6}  {'γ_r':>12}  {v.stability_law:>12}"]
-    for r, g, q in v.table:
-        lines.append(f"{r:>6}  {_fmt(g):>12}  {_fmt(q):>12}")
+    for r, g, s in v.table:
+        lines.append(f"{r:>6}  {_fmt(g):>12}  {_fmt(s):>12}")
     lines.append("")
-    if getattr(v, "width", None) is not None:
-        lines += render_width(v.width) + [""]
+    width = getattr(v, "width", None)
+    if width is not None:
+        lines += render_width(width) + [""]
     if getattr(v, "terms", ()):
         lines += render_terms(v.terms) + [""]
     lines.extend(f"note: {n}".replace("give the constants values", "give the constants values with --set NAME=VALUE")
@@ -380,7 +387,7 @@ def render(v: object, also: object) -> str:
     return "\n".join(lines)
 
 
-def render_terms(terms: tuple[dict, ...]) -> list[str]:
+def render_terms(terms: tuple[dict[str, Any], ...]) -> list[str]:
     """The per-condition entries of the hyperparameter tuple (update, forward, backward, A and B)."""
     from rsstab.hyperparams import learning_summary
 
@@ -394,7 +401,7 @@ def render_terms(terms: tuple[dict, ...]) -> list[str]:
     return lines + learning_summary(terms[-1])
 
 
-def render_eps(a: object) -> str:
+def render_eps(a: AdamEpsilon) -> str:
     """Adam's ε: the regime per rank and the crossover rank."""
     lines = ["", f"Adam with ε = {a.eps:g}, E|∂L/∂B_ij| = γ_r·{a.grad_scale:g} at step 0 (ρ = γ_r·G/ε):",
              f"{'r':>6}  {'γ_r':>12}  {'ρ':>12}  regime"]
@@ -404,22 +411,24 @@ def render_eps(a: object) -> str:
     return "\n".join(lines)
 
 
-def _regime_line(v: object) -> str:
-    if getattr(v, "width", None) is None and v.regime.startswith("joint"):
+def _regime_line(v: Verdict) -> str:
+    width = getattr(v, "width", None)
+    if width is None and v.regime.startswith("joint"):
         return f"regime: {v.regime}; the incoherent part's share is below"
-    if getattr(v, "width", None) is None:
+    if width is None:
         return f"regime: {v.regime} — the large-rank limit; --width D gives the regime of each rank at your width"
-    return (f"regime: width d = {v.width.width} — the verdict is about the coherent part (the mean over A, "
+    return (f"regime: width d = {width.width} — the verdict is about the coherent part (the mean over A, "
             f"Theorem 3.2's expectation), ∝ {v.stability_law} at every rank; the RMS over A is reported below")
 
 
-def render_width(t: object) -> list[str]:
+def render_width(t: WidthTable) -> list[str]:
     """The per-rank table at a finite width."""
     lines = [f"finite width d = {t.width} (forward and backward): E‖·‖² ∝ {t.law}; crossover rank r* ≈ "
              f"{t.crossover_rank:.6g} (coherent = incoherent)",
              f"{'r':>8}  {'γ_r':>10}  {'regime':<10}{'coherent':>10}{'incoherent':>12}{'RMS':>10}  RMS slope"]
     for row in t.rows:
-        slope = "—" if row.slope is None else f"{row.slope:+.2f} ({_RMS_WORDS[row.label]})"
+        # a row with a slope has its label (both None on the first row only)
+        slope = "—" if row.slope is None else f"{row.slope:+.2f} ({_RMS_WORDS[row.label]})"  # type: ignore[index]
         lines.append(f"{row.r:>8}  {_fmt(row.gamma):>10}  {row.regime:<10}{_fmt(row.coherent):>10}"
                      f"{_fmt(row.incoherent):>12}{_fmt(row.rms):>10}  {slope}")
     lines.append("(sizes: RMS over A relative to the total at the smallest rank; RMS slope: in log r from the "

@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import argparse
 import math
+from typing import TYPE_CHECKING
 
 from rsstab.commands._args import add_optimizer
+
+if TYPE_CHECKING:  # the CLI imports the library lazily
+    from rsstab.transfer import Transfer
 
 HELP = "predict the learning rate at another rank from one tuned at a given rank (per optimizer regime)"
 
@@ -60,7 +64,7 @@ def _fmt(x: float) -> str:
     return f"{x:.4g}"
 
 
-def _rule(t: object) -> str:
+def _rule(t: Transfer) -> str:
     from rsstab.theory import lr_rule
 
     rule = lr_rule(t.optimizer)  # "η ∝ 1/(γ_r·r)"
@@ -71,7 +75,7 @@ def _rule(t: object) -> str:
     return rule
 
 
-def _block(t: object, chosen: bool) -> list[str]:
+def _block(t: Transfer, chosen: bool) -> list[str]:
     mark = " [your optimizer]" if chosen else ""
     times = (f"× {t.factor_exact} = {_fmt(t.factor)}" if t.factor_exact and t.factor_exact != _fmt(t.factor)
              else f"× {_fmt(t.factor)}")

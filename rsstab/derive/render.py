@@ -96,7 +96,8 @@ def visible_length(tex: str) -> float:
     >>> visible_length(r"\left( x_{0} \cdot x' \right)^{2}")
     7.33
     """
-    width, scripts = 0.0, []  # scripts: for each open brace, whether it opened a script
+    width = 0.0
+    scripts: list[bool] = []  # for each open brace, whether it opened a script
     for m in _TOKEN.finditer(tex):
         tok = m.group()
         small = any(scripts)

@@ -105,7 +105,7 @@ class IndexSum:
         return self.coeff * (sp.Sum(body, *limits) if limits else body)
 
 
-def _pairings(items: Sequence[Factor]) -> Iterator[list[tuple[Factor, Factor]]]:
+def _pairings(items: list[Factor]) -> Iterator[list[tuple[Factor, Factor]]]:
     """All perfect matchings of ``items`` ((n−1)!! of them)."""
     if not items:
         yield []

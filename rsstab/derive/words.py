@@ -114,10 +114,11 @@ def chain_sum(letters: Sequence[sp.Symbol]) -> IndexSum:
         if info.rows == 1 and info.cols == 1:
             raise RsstabError("scalar letters are not supported")
         if info.rows == 1 or info.cols == 1:  # a vector or a transposed vector
-            factors.append(Factor(info.tensor, (prev if info.cols == 1 else col,)))
+            # a well-formed word chains its indices: no None among them
+            factors.append(Factor(info.tensor, (prev if info.cols == 1 else col,)))  # type: ignore[arg-type]
         else:
             pair = (prev, col)
-            factors.append(Factor(info.tensor, pair[::-1] if info.transposed else pair))
+            factors.append(Factor(info.tensor, pair[::-1] if info.transposed else pair))  # type: ignore[arg-type]
         prev = col
     if prev is not None:
         raise RsstabError("a word must end with a column vector")

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from rsstab.errors import RsstabError
 from rsstab.peft_files.patterns import pattern_regex
@@ -120,11 +120,11 @@ class AdapterConfig:
         return name in t or any(name.endswith("." + k) for k in t)
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_real(value: object) -> bool:
+def _is_real(value: object) -> TypeGuard[int | float]:
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return False
     try:
@@ -145,9 +145,9 @@ def _check_rank(value: object, what: str, source: str) -> int:
 
 def _check_alpha(value: object, what: str, source: str) -> float:
     if not _is_real(value):
-        got = f"a {value.bit_length()}-bit integer" if _is_int(value) else repr(value)  # type: ignore[union-attr]
+        got = f"a {value.bit_length()}-bit integer" if _is_int(value) else repr(value)
         raise RsstabError(f"{source}: {what} must be a finite number, got {got}")
-    return value  # type: ignore[return-value]
+    return value
 
 
 def _check_pattern(value: object, attr: str, source: str, check: Any) -> tuple[tuple[str, Any], ...]:

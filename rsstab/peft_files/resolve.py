@@ -392,6 +392,7 @@ def read_adapter(path: str | os.PathLike[str], *, config_alone: bool = False) ->
     why), or with ``config_alone`` read as its bare config with a ``no_weights`` note.
     """
     p = Path(path)
+    rows: Sequence[ModuleScaling]  # a list from the weights, a tuple from a bare config
     if p.is_file() and p.name == WEIGHTS_NAME:
         p = p.parent  # the weights file itself: read the folder it belongs to
     if p.is_dir():

@@ -145,7 +145,8 @@ class SimConfig:
 
         for name in ("rank", "depth", "width", "seeds", "batch", "probe_batch", "teacher_rank"):
             v = getattr(self, name)
-            need(isinstance(v, Integral) and v >= 1, f"{name} must be a positive integer, got {v!r}")
+            # numbers.Integral compares with ints (typeshed gives it __le__ and __lt__ only)
+            need(isinstance(v, Integral) and v >= 1, f"{name} must be a positive integer, got {v!r}")  # type: ignore[operator]
         need(isinstance(self.steps, Integral) and self.steps >= 0, f"steps must be ≥ 0, got {self.steps!r}")
         need(self.probe_every >= 0, f"probe_every must be ≥ 0, got {self.probe_every!r}")
         need(isinstance(self.optimizer, str) and canonical_optimizer(self.optimizer) in OPTIMIZERS,

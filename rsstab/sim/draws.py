@@ -220,7 +220,7 @@ def draw_cell(cfg: SimConfig) -> dict[str, torch.Tensor]:
         _per_seed(draw_a, S)
         return {**shared, "A": A}
     shared = {n: torch.empty((S, *shapes[n]), dtype=torch.float64) for n in ("W", "T", "x", "xt")}
-    states: list = [None] * S
+    states = [None] * S
 
     def draw(s: int) -> None:
         gen = _generator(cfg.seed, s)

@@ -128,7 +128,8 @@ def _base_walk(
     mask — the ReLU's output itself, > 0 exactly where the pre-activation is (None for the top
     layer or a linear stack) — and the output."""
     L = Wt.shape[1]
-    inputs, masks = [], []
+    inputs: list[torch.Tensor] = []
+    masks: list[torch.Tensor | None] = []
     h = x
     for layer in range(L):
         inputs.append(h)
@@ -220,7 +221,10 @@ class AdamColumns:
         self.a64 = a.double()  # the moments are taken in float64
         self.b1, self.b2 = float(betas[0]), float(betas[1])
         self.t = 0
-        self.m = self.v = self.psi = None
+        # the running moments and the sum of steps: None until the first step
+        self.m: torch.Tensor | None = None
+        self.v: torch.Tensor | None = None
+        self.psi: torch.Tensor | None = None
 
     def rows_first(self, b: int, d_out: int) -> bool:
         """Whether ``z = G·a`` for a batch of ``b`` rows, ``G = gᵀ·h``, is cheaper as ``gᵀ·(h·a)``
@@ -235,10 +239,10 @@ class AdamColumns:
             self.m, self.v, self.psi = torch.zeros_like(z), torch.zeros_like(z), torch.zeros_like(z)
         self.t += 1
         self.m.mul_(self.b1).add_(z, alpha=1 - self.b1)
-        self.v.mul_(self.b2).addcmul_(z, z, value=1 - self.b2)
+        self.v.mul_(self.b2).addcmul_(z, z, value=1 - self.b2)  # type: ignore[union-attr]  # set with m
         # m̂/√v̂; v = 0 only where every z so far was 0 (then m = 0 too): 0/0 → 0.
-        step = (self.m / (1 - self.b1**self.t)).div_(self.v.div(1 - self.b2**self.t).sqrt_())
-        self.psi.add_(step.nan_to_num_(0.0))
+        step = (self.m / (1 - self.b1**self.t)).div_(self.v.div(1 - self.b2**self.t).sqrt_())  # type: ignore[union-attr]  # set with m
+        self.psi.add_(step.nan_to_num_(0.0))  # type: ignore[union-attr]  # set with m
 
     def moments(self, h: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """The :data:`ADAM_DATA_QUANTITIES` (``adam_probe_coh2``, ``adam_probe_m2``, ``adam_u_coh2``,
@@ -373,8 +377,8 @@ def _data_statistics(
     walk_h: list = [None] * L
     Wt = W64.to(wd)
     if n_rows:
-        inputs, masks, out = _base_walk(Wt, init["x"][:n, :n_rows].to(wd), relu)
-        g_all = _base_back(Wt, (out - init["y"][:n, :n_rows].to(wd)) / b, masks, layers[0])
+        inputs, masks, top = _base_walk(Wt, init["x"][:n, :n_rows].to(wd), relu)
+        g_all = _base_back(Wt, (top - init["y"][:n, :n_rows].to(wd)) / b, masks, layers[0])
         walk_g, walk_h = g_all, inputs
 
     def data_grad(rows: slice, k: int) -> torch.Tensor:
@@ -419,7 +423,7 @@ def _data_statistics(
         if t < upto:
             for k in layers:
                 if cfg.fixed_batch:
-                    G[k] += (upto - t) * G0[k]
+                    G[k] += (upto - t) * G0[k]  # type: ignore[index]  # G0 is None only without steps
                 else:  # the steps t … upto − 1 in one product
                     G[k] += data_grad(slice(t * b, upto * b), k)
                 if columns:

@@ -103,9 +103,9 @@ class LayerAdamW:
         v = [torch.zeros_like(p) for p in params]
         self.steps = [torch.zeros((), dtype=torch.float32) for _ in params]
         # One kernel call per learning rate: both factors at once when η_A = η_B.
-        groups = [[0, 1]] if lr_a == lr_b else [[0], [1]]
+        slots = [[0, 1]] if lr_a == lr_b else [[0], [1]]
         self.calls = [(idx, [[t[i] for i in idx] for t in (params, m, v, self.steps)], (lr_a, lr_b)[idx[0]])
-                      for idx in groups]
+                      for idx in slots]
 
     def step(self, grads: list[torch.Tensor]) -> None:
         """One AdamW step of the parameters with these gradients."""
@@ -117,8 +117,8 @@ class LayerAdamW:
                 p.grad = None
             return
         torch._foreach_add_(self.steps, 1)
-        for idx, (p, m, v, steps), lr in self.calls:
-            self.fused(p, [grads[i] for i in idx], m, v, [], steps, lr=lr, **self.kw)
+        for idx, (ps, m, v, steps), lr in self.calls:
+            self.fused(ps, [grads[i] for i in idx], m, v, [], steps, lr=lr, **self.kw)
 
 
 class Stack(ABC):
@@ -240,7 +240,7 @@ class Stack(ABC):
         path only, from ``gy = v·up`` (in the Gram order from v and the cached ``a`` = M)."""
         if self.gram:
             return torch.bmm(v, a).mul_(self.gamma)
-        return torch.bmm(gy, self.down_mm[j]).to(self.dtype).mul_(self.gamma)
+        return torch.bmm(gy, self.down_mm[j]).to(self.dtype).mul_(self.gamma)  # type: ignore[arg-type]  # gy: not Gram
 
     def _input_grad(self, layer: int, j: int, g: torch.Tensor, gy: torch.Tensor | None, a: torch.Tensor) -> torch.Tensor:
         """The gradient into an adapted layer's input: base path plus adapter path."""
@@ -270,14 +270,14 @@ class Stack(ABC):
         the Gram order, with ``G = gᵀ·h`` (d×d): ``upᵀ·G`` and ``G·downᵀ``."""
         if self.bf16 and not self.gram:
             gx = self._lo(g)
-            grads = (torch.bmm(gy.transpose(1, 2), h), torch.bmm(gx.transpose(1, 2), a))
+            grads = (torch.bmm(gy.transpose(1, 2), h), torch.bmm(gx.transpose(1, 2), a))  # type: ignore[union-attr]  # not Gram
             return grads if out is None else (out[0].copy_(grads[0]), out[1].copy_(grads[1]))
         down_out, up_out = out if out is not None else (None, None)
         if self.gram:
             G = torch.bmm(g.transpose(1, 2), h)
             return (torch.bmm(self.up[j].transpose(1, 2), G, out=down_out),
                     torch.bmm(G, self.down[j].transpose(1, 2), out=up_out))
-        return (torch.bmm(gy.transpose(1, 2), h, out=down_out),
+        return (torch.bmm(gy.transpose(1, 2), h, out=down_out),  # type: ignore[union-attr]  # gy: not Gram
                 torch.bmm(g.transpose(1, 2), a, out=up_out))
 
     def _sgd_update(self, j: int, g: torch.Tensor, gy: torch.Tensor, h: torch.Tensor, a: torch.Tensor) -> None:
@@ -390,8 +390,8 @@ class Stack(ABC):
                 data["backward_fixed"][i, :, layer] = fixed.double().pow(2).mean(dim=(1, 2)).sqrt().numpy()
             for source, t in (("forward", cache[layer][3]), ("backward_fixed", fixed)):
                 if split and t is not None:
-                    for q, v in zip(SPLIT_QUANTITIES[source], seed_split(t)):
-                        data[q][i, layer] = v
+                    for q, x in zip(SPLIT_QUANTITIES[source], seed_split(t)):
+                        data[q][i, layer] = x
             au = cache[layer][3].double().abs()
             data["moment1"][i, :, layer] = au.mean(dim=(1, 2)).numpy()
             m2 = au.pow(2).mean(dim=(1, 2))
@@ -447,8 +447,8 @@ class DirectStack(Stack):
         if self.gram:
             return base.baddbmm_(g, a, alpha=self.gamma)
         if self.bf16:
-            return base.add_(torch.bmm(gy, self.down_mm[j]), alpha=self.gamma)
-        return base.baddbmm_(gy, self.down[j], alpha=self.gamma)
+            return base.add_(torch.bmm(gy, self.down_mm[j]), alpha=self.gamma)  # type: ignore[arg-type]  # not Gram
+        return base.baddbmm_(gy, self.down[j], alpha=self.gamma)  # type: ignore[arg-type]  # gy: not Gram
 
     def _learn(self, layer: int, j: int, g: torch.Tensor, gy: torch.Tensor, h: torch.Tensor, a: torch.Tensor,
                norms: Norms | None, update: bool) -> None:

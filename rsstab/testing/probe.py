@@ -298,7 +298,8 @@ class _Probe:
         """The learned change on ``x`` and the backward tangent for the output gradient ``v``."""
 
         def both(params: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-            out, pull = torch.func.vjp(lambda inp: self._call(params, inp), x)
+            # (output, vjp_fn) without has_aux; torch's annotation allows the has_aux triple too
+            out, pull = torch.func.vjp(lambda inp: self._call(params, inp), x)  # type: ignore[misc]
             return out, pull(v)[0]
 
         try:
@@ -306,7 +307,7 @@ class _Probe:
                 # torch's forward-mode AD scripts its decompositions on first use, which warns
                 # (DeprecationWarning) in recent releases: not the user's concern, and fatal under -W error.
                 warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=DeprecationWarning)
-                _, (change, tangent) = torch.func.jvp(both, (self.initial,), (self.step,))
+                _, (change, tangent) = torch.func.jvp(both, (self.initial,), (self.step,))  # type: ignore[misc]  # as vjp
             return change.detach().double(), tangent.detach().double(), "jvp"
         except (RuntimeError, NotImplementedError, TypeError):
             pass

@@ -120,9 +120,10 @@ class RankStabilityResult:
         missing = [q for q in QUANTITIES if q not in values]
         if missing:
             raise RsstabError(f"values lack the quantities {', '.join(missing)}")
-        fits = {q: fit_slope(ranks, values[q], tolerance=tolerance, confidence=confidence) for q in QUANTITIES}
+        fits: dict[str, SlopeFit] = {q: fit_slope(ranks, values[q], tolerance=tolerance, confidence=confidence)
+                                     for q in QUANTITIES}
         order = sorted(range(len(ranks)), key=lambda i: ranks[i])
-        table = {}
+        table: dict[str, tuple[tuple[float, ...], ...]] = {}
         for q in QUANTITIES:
             rows = [list(row) if hasattr(row, "__len__") else [row] for row in values[q]]
             table[q] = tuple(tuple(float(v) for v in rows[i]) for i in order)
@@ -429,7 +430,7 @@ def check_rank_stability(
     from rsstab.testing.probe import measure
 
     t0 = time.perf_counter()
-    values = {q: [[math.nan] * seeds for _ in rank_list] for q in QUANTITIES}
+    values: dict[str, list[list[float]]] = {q: [[math.nan] * seeds for _ in rank_list] for q in QUANTITIES}
     rms = {q: [[math.nan] * seeds for _ in rank_list] for q in VOTING}
     diverged: dict[int, list[int]] = {}
     fallback = False

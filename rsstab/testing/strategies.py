@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 
 from rsstab import theory
 from rsstab.errors import RsstabError
-from rsstab.vocab import BLOW_UP, COLLAPSE, STABLE, normalize_optimizer
+from rsstab.vocab import BLOW_UP, COLLAPSE, STABLE, Label, normalize_optimizer
 
 __all__ = ["LABELS", "HyperTuple", "schedules", "labelled_schedules", "critical_exponent", "tuples"]
 
@@ -241,7 +241,7 @@ def _factor(draw: st.DrawFn, constant: str, p: Fraction) -> str:
     return f"{constant}/{_atom(text)}" if below else f"{constant}*{text}"
 
 
-def _sign_label(x: Fraction) -> str:
+def _sign_label(x: Fraction) -> Label:
     return STABLE if x == 0 else COLLAPSE if x < 0 else BLOW_UP
 
 

@@ -170,7 +170,7 @@ def adam_epsilon() -> Derivation:
             sol = sp.solve(sp.Eq(sp.diff(sp.log(size), r) * r, 0), p)
             want = theory.lr_exponent(Fraction(int(gg.p), int(gg.q)), optimizer)
             D.check(f"{regime}, γ ∝ r^{gg}: η ∝ r^{sol[0]} (= theory.lr_exponent {want})",
-                    sol[0], sp.Rational(want.numerator, want.denominator))
+                    sol[0], sp.Rational(want.numerator, want.denominator))  # type: ignore[union-attr]  # a Fraction in, a Fraction out
     D.step("result", r"The learned change $\propto \eta\gamma_r^k r$ stays $\Theta(1)$ with $\eta \propto r^p$: $k = 1$ "
            r"(sign regime, $r < r_\epsilon$) and $k = 2$ (SGD-like with rate $\eta/\epsilon$, $r > r_\epsilon$); for "
            r"rsLoRA's $g = -1/2$ that is $\eta \propto r^{-1/2}$ below $r_\epsilon$ and $\eta \propto 1$ beyond.",
