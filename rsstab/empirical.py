@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from rsstab.errors import RsstabError
@@ -44,7 +45,7 @@ class EmpiricalVerdict:
     diverged: dict[int, list[int]]
     settings: dict[str, Any]
     seconds: float
-    split: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    split: dict[str, dict[str, list[float | None]]] = field(default_factory=dict)
     #: why the label, in one sentence, with what to do when it is indeterminate
     reason: str = ""
     rows: list[dict[str, Any]] = field(default_factory=list, repr=False)
@@ -79,7 +80,7 @@ def empirical_verdict(
     schedule: Any,
     optimizer: str = "sgd",
     *,
-    constants: Mapping[str, float] | None = None,
+    constants: Mapping[str, float | Fraction] | None = None,
     ranks: Sequence[int] | None = None,
     depth: int | None = None,
     width: int | None = None,
@@ -194,12 +195,12 @@ def empirical_verdict(
         if row["quantity"] == "diverged_step":
             diverged[int(row["rank"])].append(int(row["seed"]))
     tol = DEFAULT_TOLERANCE if tolerance is None else tolerance
-    fits = {}
+    fits: dict[str, Any] = {}
     for q in SUMMARY_QUANTITIES:
         rk, vals = summary_values(rows, q) if q != "backward" else layer_rms(rows, "backward_fixed")
         fits[q] = fit_slope(rk, vals, tolerance=tol)
     fits["backward_residual"] = fit_slope(*summary_values(rows, "backward"), tolerance=tol)
-    split = {}
+    split: dict[str, dict[str, list[float | None]]] = {}
     if share_data:
         for q, source in (("forward", "forward"), ("backward", "backward_fixed")):
             split[q] = {part: _split_values(rows, f"{source}_{part}") for part in ("coherent", "incoherent")}

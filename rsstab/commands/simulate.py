@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from fractions import Fraction
 from typing import Any
 
 from rsstab.commands._args import add_optimizer
@@ -162,7 +163,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def report(
     expr: str,
     optimizer: str = "sgd",
-    constants: dict[str, float] | None = None,
+    constants: dict[str, float | Fraction] | None = None,
     *,
     init_std: str | None = None,
     **options: Any,
@@ -267,7 +268,7 @@ def _add_predictions(verdict: Any, out: dict[str, Any]) -> None:
         ranks, vals = entry["ranks"], p["values"]
 
         def slopes(v: list[float]) -> list[float]:
-            return [math.log(v[i + 1] / v[i]) / math.log(ranks[i + 1] / ranks[i]) for i in range(len(ranks) - 1)]
+            return [math.log(v[i + 1] / v[i]) / math.log(ranks[i + 1] / ranks[i]) for i in range(len(ranks) - 1)]  # noqa: B023
 
         entry["predicted_local_slopes"] = slopes(vals)
         # the law is a mean square over A: compare it with the seeds' root mean square (unbiased when

@@ -27,7 +27,6 @@ import math
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -78,7 +77,8 @@ def predicted_exponent(schedule: str, optimizer: str) -> float:
     import rsstab
     from rsstab.theory import lr_exponent
 
-    return float(lr_exponent(rsstab.check(schedule, optimizer=optimizer).gamma_exponent, optimizer)) + 0.0  # no −0
+    gamma_exponent = rsstab.check(schedule, optimizer=optimizer).gamma_exponent
+    return float(lr_exponent(gamma_exponent, optimizer)) + 0.0  # type: ignore[arg-type]  # a power of r: not None
 
 
 def _configs(cells: Sequence[Cell], grid: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -227,7 +227,7 @@ def _learned_update_slopes(m: Measurement, tol: float) -> list[dict[str, Any]]:
     out = []
     for opt in OPTIMIZERS:
         for schedule in SCHEDULES:
-            g = float(rsstab.check(schedule, optimizer=opt).gamma_exponent)
+            g = float(rsstab.check(schedule, optimizer=opt).gamma_exponent)  # type: ignore[arg-type]  # powers of r
             ranks = sorted(r for (key, r) in m.searches if key == (opt, schedule))
             per_protocol = {
                 "fixed η": (law("forward", opt).exponent(g) + 0.0,
@@ -237,7 +237,7 @@ def _learned_update_slopes(m: Measurement, tol: float) -> list[dict[str, Any]]:
             for protocol, (pred, cells) in per_protocol.items():
                 if any(c is None for c in cells) or len(ranks) < 2:
                     continue
-                values = [c["forward"] for c in cells]
+                values = [c["forward"] for c in cells]  # type: ignore[index]  # no None (skipped above)
                 fit = fit_slope(ranks, values, tolerance=tol)
                 out.append({
                     "experiment": "lr_transfer", "optimizer": opt, "schedule": schedule,

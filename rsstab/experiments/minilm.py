@@ -284,7 +284,7 @@ def _make_adapted(base: Any, method: str, r: int, cfg: RealModelConfig, seed: in
     torch.manual_seed(seed)
     lcfg = LoraConfig(
         r=r,
-        lora_alpha=cfg.lora_alpha,
+        lora_alpha=cfg.lora_alpha,  # type: ignore[arg-type]  # PEFT takes a float (annotated int)
         lora_dropout=0.0,
         target_modules=TARGET_MODULES,
         use_rslora=(method == "rslora"),
@@ -340,7 +340,7 @@ def _run_one(
     gamma = method_scaling(method, r, cfg.lora_alpha)
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "adamw":
-        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+        opt: torch.optim.Optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     else:
         opt = torch.optim.SGD(params, lr=cfg.lr)
     rows: list[dict[str, Any]] = []
@@ -519,7 +519,7 @@ def read_config(path: str | os.PathLike[str]) -> RealModelConfig:
     True
     """
     data = json.loads(Path(path).read_text())
-    return RealModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+    return RealModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})  # type: ignore[arg-type]  # fields checked by the class
 
 
 def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:

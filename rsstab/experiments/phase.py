@@ -129,7 +129,7 @@ def exponent_of(expr: str, constants: Mapping[str, float]) -> float:
     return math.log(_value(expr, hi, constants) / _value(expr, lo, constants)) / math.log(hi / lo)
 
 
-def law_exponent(grid: PhaseGrid, xv: float, yv: float) -> float:
+def law_exponent(grid: PhaseGrid, xv: float | Fraction, yv: float | Fraction) -> float:
     """The r-exponent of the stability law (:func:`rsstab.theory.stability_law`) at a point:
     η^l·γ_r^k·r^m·σ_A^s with each exponent read off the grid's expressions."""
     from rsstab.theory import stability_law

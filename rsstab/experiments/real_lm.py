@@ -263,7 +263,7 @@ def parse_cell(config: Mapping[str, Any]) -> tuple[RealLMConfig, str, int, int, 
         raise RsstabError(f"unknown method {method!r}")
     if not all(isinstance(x, int) for x in (rank, k, seed)) or seed < 0 or (rank < 1 and method != "pretrained"):
         raise RsstabError(f"bad rank, lr_k or seed in {dict(config)!r:.200}")
-    cfg = RealLMConfig(**{n: tuple(config[n]) if isinstance(config[n], list) else config[n] for n in names})
+    cfg = RealLMConfig(**{n: tuple(config[n]) if isinstance(config[n], list) else config[n] for n in names})  # type: ignore[arg-type]  # checked by the class
     return cfg, method, rank, k, seed
 
 
@@ -407,7 +407,7 @@ def load_model(name: str, log: Callable[[str], None] = lambda s: None) -> tuple[
                                                      dtype=torch.float32)
     finally:
         hf_logging.set_verbosity(verbosity)
-    model.hf_quantizer = None  # a GGUF-loaded model refuses save_pretrained otherwise
+    model.hf_quantizer = None  # type: ignore[assignment]  # a GGUF-loaded model refuses save_pretrained otherwise
     return model.eval(), lambda text: tok(text)["input_ids"]
 
 
@@ -549,7 +549,7 @@ def _adapted(prep: Prepared, cfg: RealLMConfig, method: str, rank: int, seed: in
     from peft import LoraConfig, get_peft_model
 
     torch.manual_seed(seed)
-    lcfg = LoraConfig(r=rank, lora_alpha=cfg.lora_alpha, lora_dropout=0.0, target_modules=list(TARGETS),
+    lcfg = LoraConfig(r=rank, lora_alpha=cfg.lora_alpha, lora_dropout=0.0, target_modules=list(TARGETS),  # type: ignore[arg-type]  # a float alpha
                       use_rslora=(method == "rslora"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -48,7 +48,7 @@ def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 def read_config(path: str | os.PathLike[str]) -> RealLMConfig:
     """The configuration saved next to the rows (validated again)."""
     data = json.loads(Path(path).read_text())
-    return RealLMConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+    return RealLMConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})  # type: ignore[arg-type]  # fields checked by the class
 
 
 def parabola_vertex(ks: Sequence[float], ys: Sequence[float]) -> float:
@@ -96,7 +96,7 @@ def tuned_points(rows: Iterable[Mapping[str, Any]], cfg: RealLMConfig) -> list[T
             neighbours = [losses.get((m, r, k + d, 0)) for d in (-1, 1)]
             bracketed = all(v is not None for v in neighbours)  # a diverged neighbour brackets too
             smooth = bracketed and all(v is not None and v <= learned for v in neighbours)
-            vertex = (parabola_vertex((k - 1, k, k + 1), (neighbours[0], losses[(m, r, k, 0)], neighbours[1]))
+            vertex = (parabola_vertex((k - 1, k, k + 1), (neighbours[0], losses[(m, r, k, 0)], neighbours[1]))  # type: ignore[arg-type]  # smooth: no None
                       if smooth else float(k))
             seeds = sorted(s for (mm, rr, kk, s) in losses if (mm, rr, kk) == (m, r, k))
             out.append(TunedPoint(m, r, k, cfg.lr_grid(k), 10 ** (vertex / 2), bracketed,

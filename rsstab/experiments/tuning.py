@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -89,7 +89,7 @@ class Optimum:
         return self.status not in EDGES
 
 
-def optimum(etas: Sequence[float], losses: Sequence[float]) -> Optimum:
+def optimum(etas: Sequence[float], losses: Sequence[float] | np.ndarray) -> Optimum:
     """The optimum of one loss curve (non-finite = diverged, worse than any finite loss).
 
     A quadratic in (log η, log loss) through the best point and its two evaluated neighbours;
@@ -194,7 +194,7 @@ class Search:
         return None if not any(math.isfinite(s) for s in scores) else ks[int(np.argmin(scores))]
 
 
-Key = Hashable
+Key = TypeVar("Key", bound=Hashable)
 Evaluate = Callable[[list[tuple[Key, int, int]]], Mapping[tuple[Key, int, int], Sequence[float]]]
 
 
@@ -219,7 +219,7 @@ def _start(history: list[tuple[int, float]], rank: int, ref: float, default: int
 def search_ranks(
     keys: Sequence[Key],
     ranks: Sequence[int],
-    evaluate: Evaluate,
+    evaluate: Evaluate[Key],
     *,
     ref: float,
     start: Mapping[Key, int],

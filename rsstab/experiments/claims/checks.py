@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from rsstab.experiments.claims.table import (CONSISTENCY, LORA, NAMES, REPRODUCTION, RSLORA, TOL, Claim, agrees,
+from rsstab.experiments.claims.table import (CONSISTENCY, LORA, NAMES, REPRODUCTION, RSLORA, Claim, agrees,
                                              exponent, fig, pick, read_table, slope_text, verdict_of)
 from rsstab.vocab import BLOW_UP, COLLAPSE, OPTIMIZERS, STABLE
 

@@ -125,7 +125,7 @@ def lr_boost(root: Path) -> Claim:
         "No learning-rate boost of LoRA reaches high-rank rsLoRA (paper: rank-4 LoRA at its best lr, 1.863 ppl at "
         "10×, vs 1.836 for rsLoRA r = 2048)",
         "on a task that needs rank, rank-4 LoRA cannot fit it at any η; at the same rank, LoRA at its own tuned η "
-        f"(η* ∝ r^0 under Adam) has the update of rsLoRA at its tuned η (η* ∝ r^−½)",
+        "(η* ∝ r^0 under Adam) has the update of rsLoRA at its tuned η (η* ∝ r^−½)",
         f"rank-{r0} LoRA at its tuned η − rsLoRA r = {r1} at its tuned η: {small}; at r = {r1}, LoRA tuned − rsLoRA "
         f"tuned: {same} ({lo[-1]['loss_mean']:.4g} vs {rs[-1]['loss_mean']:.4g}: tuning LoRA's η recovers "
         f"{100 * recovered:.0f}% of rsLoRA's gain from r = {r0}); at the paper's fixed η, "

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from rsstab.experiments.claims.table import REPRODUCTION, Claim, fig, read_table, verdict_of
 
-__all__ = ["CROSSOVER_FACTOR", "SLOPE_TOL", "crossover_claim", "cleaner_claim", "BUILDERS"]
+__all__ = ["CROSSOVER_FACTOR", "SLOPE_TOL", "crossover_claim", "cleaner_claim"]
 
 #: A measured crossover rank agrees with r* within this factor either way (the grid's ranks are a
 #: factor 4 apart; the interpolation is exact for the predicted law, so this bounds noise only).
