@@ -11,8 +11,6 @@ paired standard error, and the standard error is held small enough that 10 % is 
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
 pytest.importorskip("torch")

@@ -111,7 +111,7 @@ def test_adam_past_the_first_order_range_quick() -> None:
 def test_sgd_finite_eta_target_width_64() -> None:
     # issue 23's target at depth 1: within 20 % and in range up to η·n·γ²·r = 3 (γ = 1/√r: η·n = 3)
     rows = _grid("sgd", [0.03, 0.3], width=64, depth=1, ranks=[16, 128, 1024], seeds=8, in_range_tol=0.1)
-    for *_, ratio, _, ok, _, _ in rows:
+    for *_, ratio, _, _ok, _, _ in rows:
         assert abs(ratio - 1) <= 0.2
     assert sum(ok for *_, ok, _, _ in rows) >= len(rows) - 2  # r = 16 at η = 0.3 may be flagged (batch noise)
 

@@ -202,9 +202,9 @@ def test_without_a_toml_reader_says_so_in_one_line(tmp_path):
 
 def test_unreadable_or_non_lora_adapters_among_many_are_findings(tmp_path, capsys):
     good = adapter(tmp_path / "good", STOCK_RSLORA, _linear(16))
-    ia3 = adapter(tmp_path / "ia3", {"peft_type": "IA3"}, _linear(16))
-    mlx = adapter(tmp_path / "mlx", {"fine_tune_type": "lora", "lora_parameters": {"scale": 20.0}}, _linear(16))
-    broken = adapter(tmp_path / "broken", '{\n  "peft_type": "LORA",\n  "r": 8,,\n}', _linear(8))
+    adapter(tmp_path / "ia3", {"peft_type": "IA3"}, _linear(16))
+    adapter(tmp_path / "mlx", {"fine_tune_type": "lora", "lora_parameters": {"scale": 20.0}}, _linear(16))
+    adapter(tmp_path / "broken", '{\n  "peft_type": "LORA",\n  "r": 8,,\n}', _linear(8))
     bad_weights = adapter(tmp_path / "bad_weights", PLAIN_LORA)
     (bad_weights / WEIGHTS_NAME).write_bytes(b"\x01\x02")
     code, f, _, err = lint(capsys, str(tmp_path))

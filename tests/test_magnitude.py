@@ -90,7 +90,7 @@ def test_decided_probes_are_sound(expr: sympy.Expr, r: int) -> None:
     elif p.status == "negative":
         assert b < 0, (expr, r, p)
     elif p.status == "zero":
-        assert False, (expr, r, p, b)  # an exact zero would have given a reference of 0
+        raise AssertionError((expr, r, p, b))  # an exact zero would have given a reference of 0
 
 
 # ----------------------------------------------------------------------------- overflow never decides

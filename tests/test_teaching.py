@@ -8,20 +8,13 @@ rsstab) under test, whatever kernels the machine has installed.
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import sys
-import time
 from pathlib import Path
 
 import jupytext
 import nbformat
 import pytest
 import sympy
-from jupyter_client.kernelspec import KernelSpecManager
-from jupyter_client.manager import AsyncKernelManager
-from nbclient import NotebookClient
 
 import rsstab
 
@@ -114,7 +107,7 @@ def test_iid_route_matches_wick_and_theory(executed: dict) -> None:
     text = executed["text"]
     rows = re.findall(rf"^\s+(\d+)\s+({NUM})\s+({NUM})\s+({NUM})$", text.split("r·d (Wick)")[1].split("\n\n")[0], re.MULTILINE)
     assert len(rows) == 5
-    for rank, mc, exact, ratio in rows:
+    for rank, _mc, exact, ratio in rows:
         assert float(exact) == 16 * int(rank)
         assert abs(float(ratio) - 1) < 0.1, f"Monte Carlo E[y²] at r={rank} is {ratio} × the Wick value"
     slopes = re.findall(rf"^\s+(naive|LoRA|rsLoRA) .*: slope ({NUM}) \[.*\], predicted ({NUM})$", text, re.MULTILINE)

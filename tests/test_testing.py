@@ -121,7 +121,10 @@ def test_own_adapter_verdicts_follow_the_adam_regime(p: float, passes: bool) -> 
 @pytest.mark.parametrize("use_rslora", [True, False])
 def test_peft_models_follow_the_regime(use_rslora: bool, optimizer: str) -> None:
     expected = rsstab.check("alpha/sqrt(r)" if use_rslora else "alpha/r", optimizer)
-    factory = lambda r: peft_model(r, use_rslora)
+
+    def factory(r: int) -> torch.nn.Module:
+        return peft_model(r, use_rslora)
+
     if expected.stable:
         assert_rank_stabilized(factory, optimizer=optimizer)
     else:

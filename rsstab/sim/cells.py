@@ -73,7 +73,6 @@ def _flops(cfg: SimConfig, n_steps: int, n_probes: int) -> float:
     is :meth:`SimConfig.effective_rank` (the work done, not the rank simulated)."""
     S, L, r, d, b, pb = cfg.seeds, cfg.depth, cfg.effective_rank(), cfg.width, cfg.batch, cfg.probe_batch
     La = len(cfg.adapter_layers())
-    plain = 2 * S * (L - La) * 2 * d * d  # per example, layers without an adapter
     qr = 0.0
     if cfg.resolved_method() == "reduced" and r > d:  # the direct form at rank d after A₀ = Q·R
         qr = 2 * S * La * 2 * r * d * d  # Householder QR of A₀ (r×d): about 2·r·d² multiply-adds
