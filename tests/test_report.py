@@ -181,7 +181,7 @@ def test_eta_range_claim_counts_silent_misses(tmp_path: Path) -> None:
 
     write_csv(rows(1.1), tmp_path / "eta_range" / "predictions.csv")
     good = range_claim(tmp_path)
-    assert good.verdict == "reproduced" and "0 silent of 1 in range (worst 10%)" in good.measured
+    assert good.verdict == "reproduced" and "0 silent of 1 in range (worst 10.0%)" in good.measured
     write_csv(rows(1.3), tmp_path / "eta_range" / "predictions.csv")
     bad = range_claim(tmp_path)
     assert bad.verdict == "partly reproduced" and "sgd depth 1: 1 silent" in bad.measured

@@ -49,7 +49,7 @@ def range_claim(root: Path) -> Claim:
         silent = sum(map(_silent, part))
         checks.append(silent == 0)
         worst = max((abs(float(r["ratio"]) - 1) for r in inside), default=math.nan)
-        parts.append(f"{opt} depth {depth}: {silent} silent of {len(inside)} in range (worst {worst:.0%}), "
+        parts.append(f"{opt} depth {depth}: {silent} silent of {len(inside)} in range (worst {worst:.1%}), "
                      f"{sum(map(_missed, part))} of {len(part)} missed and flagged")
     lrs = {o: sorted({float(r["lr"]) for r in rows if r["optimizer"] == o}) for o in sorted({r["optimizer"] for r in rows})}
     span = "; ".join(f"{o} η {v[0]:g}…{v[-1]:g}" for o, v in lrs.items())
