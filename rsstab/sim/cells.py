@@ -173,7 +173,7 @@ def _simulate_cell(cfg: SimConfig, *, tags: Mapping[str, Any] | None = None) -> 
     stats = data_statistics(cfg, init, probe_steps) if cfg.data_stats else {}
     fixed_grads = None
     if cfg.fixed_output_grad:
-        fixed_grads = {k: v.to(dt) for k, v in output_grads_at_layers(cfg, init).items()}
+        fixed_grads = output_grads_at_layers(cfg, init)  # in the cell's dtype
     S, L, b = cfg.seeds, cfg.depth, cfg.batch
     x_all = init["x"].to(dt)
     y_all = init["y"].to(dt)

@@ -165,14 +165,15 @@ def output_grads_at_layers(
 ) -> dict[int, torch.Tensor]:
     """``u′`` per adapted layer: the fixed output gradients ``init["U"]`` back-propagated through
     the **frozen base** (ReLU masks of the base's forward on the held-out inputs) to the layer's
-    pre-activation output, (n, probe_batch, width) in float64 for the first ``n`` seeds (default
-    all). Independent of A and of training: the same u′ at every probe step, and at every rank of
-    a grid, so the last result is kept (keyed like :func:`stats_key`, on the rank-independent
-    draws) and returned again — read-only tensors, the same numbers, computed once per grid."""
+    pre-activation output, (n, probe_batch, width) in the cell's dtype for the first ``n`` seeds
+    (default all; a float32 cell walks the base in float32, as its probes do). Independent of A and
+    of training: the same u′ at every probe step, and at every rank of a grid, so the last result
+    is kept (keyed like :func:`stats_key`, on the rank-independent draws) and returned again —
+    read-only tensors, the same numbers, computed once per grid."""
     from rsstab.sim.draws import _shared_key
 
     n = cfg.seeds if n is None else n
-    key = (_shared_key(cfg), cfg.adapter_layers(), int(n), cfg.nonlinearity)
+    key = (_shared_key(cfg), cfg.adapter_layers(), int(n), cfg.nonlinearity, cfg.dtype)
     with _STATS_LOCK:
         if _GRADS_CACHE and _GRADS_CACHE[0][0] == key:
             return dict(_GRADS_CACHE[0][1])
@@ -184,10 +185,11 @@ def output_grads_at_layers(
 
 
 def _output_grads_at_layers(cfg: SimConfig, init: Mapping[str, torch.Tensor], n: int) -> dict[int, torch.Tensor]:
-    Wt = init["W"][:n].transpose(2, 3).double()  # (n, L, d, d) = Wᵀ
+    wd = getattr(torch, cfg.dtype)
+    Wt = init["W"][:n].transpose(2, 3).to(wd)  # (n, L, d, d) = Wᵀ
     layers = cfg.adapter_layers()
-    _, masks, _ = _base_walk(Wt, init["xt"][:n].double(), cfg.nonlinearity == "relu")
-    grads = _base_back(Wt, init["U"][:n].double(), masks, layers[0])
+    _, masks, _ = _base_walk(Wt, init["xt"][:n].to(wd), cfg.nonlinearity == "relu")
+    grads = _base_back(Wt, init["U"][:n].to(wd), masks, layers[0])
     return {k: grads[k] for k in layers}
 
 
@@ -390,7 +392,7 @@ def _data_statistics(
         return torch.bmm(x.to(wd), y.to(wd)).double()
 
     probe_in, _, _ = _base_walk(Wt, xt.to(wd), relu)
-    probe_u = output_grads_at_layers(cfg, init, n)
+    probe_u = output_grads_at_layers(cfg, init, n)  # in the cell's dtype, as the probe walk
     G0 = {k: data_grad(batch_slice(cfg, 0), k) for k in layers} if steps > 0 else None
     sign: dict[int, tuple[torch.Tensor, ...]] = {}
     for k in layers:
@@ -406,7 +408,7 @@ def _data_statistics(
         C = (2 / math.pi) * torch.asin(cos)
         sign[k] = (mm(h, Gh.transpose(1, 2)).pow(2).mean(dim=(1, 2)),
                    mm(u, Gh).pow(2).sum(2).mean(1),
-                   (mm(u, C) * u).sum(2).mean(1))
+                   (mm(u, C) * u.double()).sum(2).mean(1))
 
     columns: dict[int, AdamColumns] = {}
     if set(ADAM_DATA_QUANTITIES) <= set(cfg.data_quantities()):
@@ -441,7 +443,7 @@ def _data_statistics(
                 "sign_uq": sign[k][2],
             }
             if columns:
-                values.update(zip(ADAM_DATA_QUANTITIES, columns[k].moments(h.double(), u)))
+                values.update(zip(ADAM_DATA_QUANTITIES, columns[k].moments(h.double(), u.double())))
             for q, v in values.items():
                 out[q][i, :, k] = v.numpy()  # broadcast from 1 seed under share_data
     return out
