@@ -360,9 +360,9 @@ def _data_statistics(
     """:func:`data_statistics` without the cache. The training batches' base walk runs once over
     every batch at once, in the cell's dtype (a float32 cell measures in float32: its statistics
     carry float32's relative rounding, ~1e-6, far below any sampling error), and so do the probe
-    walk, every product with the probe inputs and u′, and Adam's reference columns; G is summed,
-    the sign law's cosines taken and every statistic reduced in float64, Adam's moments (a
-    difference of two sums) formed in float64."""
+    walk, every product with the probe inputs and u′ and its sums over a row, and Adam's reference
+    columns; G is summed, the sign law's cosines taken and every statistic averaged in float64,
+    Adam's moments (a difference of two sums) formed in float64."""
     S, L, b = cfg.seeds, cfg.depth, cfg.batch
     layers = cfg.adapter_layers()
     relu = cfg.nonlinearity == "relu"
@@ -387,9 +387,12 @@ def _data_statistics(
         """Σ over the steps whose batches are ``rows`` of G_t for layer k, float64."""
         return torch.bmm(walk_g[k][:, rows].transpose(1, 2), walk_h[k][:, rows]).double()
 
-    def mm(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """``x·y`` in the cell's dtype, as float64."""
-        return torch.bmm(x.to(wd), y.to(wd)).double()
+    def sq(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        """Per row of ``x·y`` (the cell's dtype) the sum of its squares — of its products with ``z``
+        when given — in the cell's dtype, as float64 (n, rows): the statistics' means of these are
+        taken in float64."""
+        p = torch.bmm(x.to(wd), y.to(wd))
+        return (p.pow(2) if z is None else p.mul_(z)).sum(2).double()
 
     probe_in, _, _ = _base_walk(Wt, xt.to(wd), relu)
     probe_u = output_grads_at_layers(cfg, init, n)  # in the cell's dtype, as the probe walk
@@ -406,9 +409,9 @@ def _data_statistics(
         # The diagonal is exactly 1 (0 for a zero row): arcsin near 1 would turn rounding into √ε.
         cos.diagonal(dim1=1, dim2=2).copy_((norms[..., 0] > 0).to(cos.dtype))
         C = (2 / math.pi) * torch.asin(cos)
-        sign[k] = (mm(h, Gh.transpose(1, 2)).pow(2).mean(dim=(1, 2)),
-                   mm(u, Gh).pow(2).sum(2).mean(1),
-                   (mm(u, C) * u.double()).sum(2).mean(1))
+        sign[k] = (sq(h, Gh.transpose(1, 2)).mean(1) / Gh.shape[1],
+                   sq(u, Gh).mean(1),
+                   sq(u, C, u).mean(1))
 
     columns: dict[int, AdamColumns] = {}
     if set(ADAM_DATA_QUANTITIES) <= set(cfg.data_quantities()):
@@ -420,6 +423,7 @@ def _data_statistics(
     out = {q: np.full((P, S, L), np.nan) for q in cfg.data_quantities()}
     G = {k: torch.zeros_like(W64[:, k]) for k in layers}
     t = 0  # G holds Σ_{t' < t} G_t'
+    zero = torch.zeros(n, dtype=torch.float64)
     for i, p in enumerate(probe_steps):
         upto = min(int(p), steps)
         if t < upto:
@@ -435,9 +439,10 @@ def _data_statistics(
             h, u = probe_in[k], probe_u[k]
             values = {
                 "data_grad_fro2": G[k].pow(2).sum(dim=(1, 2)),
-                "data_grad_probe2": mm(h, G[k].transpose(1, 2)).pow(2).sum(2).mean(1),
-                "probe_input2": h.double().pow(2).sum(2).mean(1),
-                "data_grad_u2": mm(u, G[k]).pow(2).sum(2).mean(1),
+                # before the first step G = 0: its products are 0 (no product formed)
+                "data_grad_probe2": sq(h, G[k].transpose(1, 2)).mean(1) if t else zero,
+                "probe_input2": h.pow(2).sum(2).double().mean(1),
+                "data_grad_u2": sq(u, G[k]).mean(1) if t else zero,
                 "sign_probe2": sign[k][0],
                 "sign_u2": sign[k][1],
                 "sign_uq": sign[k][2],
