@@ -18,7 +18,7 @@ from typing import Any
 from rsstab.errors import RsstabError
 from rsstab.sim.config import DEFAULTS
 from rsstab.vocab import (BLOW_UP, INDETERMINATE, SUMMARY_QUANTITIES, VOTING_QUANTITIES, Label, Optimizer,
-                          check_optimizer, combine_labels)
+                          FLAT_BAND, check_optimizer, combine_labels)
 
 __all__ = ["EmpiricalVerdict", "empirical_verdict", "render_empirical"]
 
@@ -129,7 +129,7 @@ def empirical_verdict(
     from rsstab.errors import require_extra
 
     require_extra("sim", ("numpy", "torch"))
-    from rsstab.fit import DEFAULT_TOLERANCE, fit_slope
+    from rsstab.fit import fit_slope
     from rsstab.rows import layer_rms, summary_values
     from rsstab.sim.cells import run_cell
     from rsstab.sim.grid import make_configs
@@ -194,7 +194,7 @@ def empirical_verdict(
     for row in rows:
         if row["quantity"] == "diverged_step":
             diverged[int(row["rank"])].append(int(row["seed"]))
-    tol = DEFAULT_TOLERANCE if tolerance is None else tolerance
+    tol = FLAT_BAND if tolerance is None else tolerance
     fits: dict[str, Any] = {}
     for q in SUMMARY_QUANTITIES:
         rk, vals = summary_values(rows, q) if q != "backward" else layer_rms(rows, "backward_fixed")

@@ -47,19 +47,14 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from rsstab.errors import RsstabError
-from rsstab.vocab import BLOW_UP, COLLAPSE, INDETERMINATE, STABLE
+from rsstab.vocab import BLOW_UP, COLLAPSE, FLAT_BAND, INDETERMINATE, STABLE
 
 __all__ = [
-    "DEFAULT_TOLERANCE",
     "SlopeFit",
     "fit_slope",
     "agrees_with",
     "interval_agrees",
 ]
-
-
-#: Half-width of the band of slopes counted as flat (Θ_r(1)).
-DEFAULT_TOLERANCE = 0.1
 
 
 @dataclass(frozen=True)
@@ -133,7 +128,7 @@ def fit_slope(
     ranks: Sequence[int],
     values: ArrayLike,
     *,
-    tolerance: float = DEFAULT_TOLERANCE,
+    tolerance: float = FLAT_BAND,
     confidence: float = 0.95,
 ) -> SlopeFit:
     """Fit ``values ∝ r^slope`` across ranks, with a CI over seeds and an empirical label.
@@ -224,7 +219,7 @@ def fit_slope(
     return SlopeFit(slope, (lo, hi), local_t, ranks_t, values_t, label, evidence)
 
 
-def interval_agrees(ci: tuple[float, float], expected: float, tolerance: float = DEFAULT_TOLERANCE) -> bool:
+def interval_agrees(ci: tuple[float, float], expected: float, tolerance: float = FLAT_BAND) -> bool:
     """Whether the interval ``ci`` meets the band ``[expected − tolerance, expected + tolerance]``:
     the measurement cannot rule out a slope within ``tolerance`` of the prediction. A non-finite
     interval (a diverged run, or no estimate of noise) agrees with nothing.
@@ -241,7 +236,7 @@ def interval_agrees(ci: tuple[float, float], expected: float, tolerance: float =
 
 
 def agrees_with(
-    fit: SlopeFit, expected: float, tolerance: float = DEFAULT_TOLERANCE, *, interval: bool = False
+    fit: SlopeFit, expected: float, tolerance: float = FLAT_BAND, *, interval: bool = False
 ) -> bool:
     """Whether a fitted slope agrees with an expected exponent.
 

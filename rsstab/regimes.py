@@ -28,7 +28,7 @@ from typing import Any, SupportsInt, cast
 
 from rsstab import theory
 from rsstab.errors import RsstabError
-from rsstab.vocab import BLOW_UP, COLLAPSE, INDETERMINATE, STABLE, Label, Optimizer, check_optimizer
+from rsstab.vocab import BLOW_UP, COLLAPSE, FLAT_BAND, INDETERMINATE, STABLE, Label, Optimizer, check_optimizer
 
 __all__ = ["MAX_SIZE", "WidthRow", "WidthTable", "check_ranks", "check_width", "default_ranks", "limit_regime",
            "rms_label", "width_table"]
@@ -103,9 +103,9 @@ def rms_label(slope: float | None) -> Label | None:
         return None
     if not math.isfinite(slope):
         return INDETERMINATE
-    if slope > theory.FLAT_BAND:
+    if slope > FLAT_BAND:
         return BLOW_UP
-    if slope < -theory.FLAT_BAND:
+    if slope < -FLAT_BAND:
         return COLLAPSE
     return STABLE
 
@@ -116,7 +116,7 @@ class WidthRow:
 
     Sizes are RMS over A, relative: the total RMS at the smallest rank of the table is 1.
     ``slope`` is the RMS slope in log r from the previous rank (``None`` for the first row), and
-    ``label`` that slope in the ±0.1 band that measured slopes are judged by.
+    ``label`` that slope in the ±FLAT_BAND band (:data:`rsstab.vocab.FLAT_BAND`) that measured slopes are judged by.
     """
 
     r: int

@@ -353,9 +353,6 @@ WIDTH_QUANTITIES = ("forward", "backward")
 #: coherent square is (r ≥ 4 r*), else ``crossover``.
 REGIME_FACTOR = 4
 SMALL_RANK, CROSSOVER, LARGE_RANK = "r ≪ d", "crossover", "r ≫ d"
-#: Half-width of the band of log-log slopes counted as flat (the same as rsstab.fit.DEFAULT_TOLERANCE,
-#: which a test keeps equal; the measured labels use it).
-FLAT_BAND = 0.1
 
 _WIDTH_WHY = {
     ("forward", "sgd"): ("Δu = −η γ_r² G AᵀA x′; E[AᵀA C AᵀA] = σ_A⁴((r² + r) C + r tr(C) I) by Wick",

@@ -24,6 +24,7 @@ __all__ = [
     "canonical_optimizer", "normalize_optimizer",
     "Quantity", "SUMMARY_QUANTITIES", "VOTING_QUANTITIES", "combine_labels",
     "AdamRegime", "ADAM_SIGN", "ADAM_CROSSOVER", "ADAM_SGD_LIKE", "ADAM_REGIMES",
+    "FLAT_BAND",
 ]
 
 #: The verdict about rank stabilization of one quantity or of a whole schedule.
@@ -33,6 +34,9 @@ COLLAPSE: Final[Label] = "collapse"
 BLOW_UP: Final[Label] = "blow-up"
 INDETERMINATE: Final[Label] = "indeterminate"
 LABELS: Final[tuple[Label, ...]] = (STABLE, COLLAPSE, BLOW_UP, INDETERMINATE)
+#: Half-width of the band of measured log-log slopes counted as flat (Θ_r(1)): a slope within ±FLAT_BAND of
+#: 0 is labelled rank-stabilized, and a slope agrees with a predicted one when within ±FLAT_BAND of it.
+FLAT_BAND: Final = 0.1
 #: The label of a verdict with free parameters whose label differs between regions of parameter
 #: space (``rsstab check "alpha/r**beta"``); the regions and their labels (each one of
 #: :data:`LABELS`) are in the verdict's ``conditions``. Not a label of one quantity or one

@@ -182,10 +182,18 @@ def test_point_slope_is_the_limit_of_secant_slopes() -> None:
             assert L.local_slope(r, -0.5) == pytest.approx(secant, abs=1e-4)
 
 
-def test_flat_band_is_the_measurements_band() -> None:
-    from rsstab.fit import DEFAULT_TOLERANCE
+def test_one_flat_band_for_every_measurement() -> None:
+    import inspect
 
-    assert theory.FLAT_BAND == DEFAULT_TOLERANCE
+    from rsstab.fit import fit_slope
+    from rsstab.regimes import rms_label
+    from rsstab.testing.stability import DEFAULTS
+    from rsstab.vocab import FLAT_BAND
+
+    assert inspect.signature(fit_slope).parameters["tolerance"].default is FLAT_BAND
+    assert DEFAULTS["tolerance"] is FLAT_BAND
+    assert rms_label(FLAT_BAND) == rms_label(-FLAT_BAND) == rms_label(0.0)
+    assert rms_label(1.01 * FLAT_BAND) != rms_label(0.0) != rms_label(-1.01 * FLAT_BAND)
 
 
 @pytest.mark.parametrize("bad", [0, -3, float("nan"), float("inf"), "512", True])

@@ -19,7 +19,7 @@ from typing import Any
 from rsstab.commands._args import add_optimizer
 from rsstab.sim.config import DEFAULTS  # standard library only: --help imports neither torch nor numpy
 from rsstab.sweep.cli import int_at_least  # argparse helpers only: keeps this command light
-from rsstab.vocab import STABLE
+from rsstab.vocab import FLAT_BAND, STABLE
 
 HELP = "measure forward/backward/gradient slopes of γ_r across rank with a batched Monte Carlo simulation"
 
@@ -138,7 +138,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="constants", action="append", default=[], metavar="NAME=VALUE",
                    help="value of a named constant of EXPR (repeatable; default 1)")
     p.add_argument("--tolerance", type=_positive_float, default=None,
-                   help="half-width of the band of slopes counted as flat (default: 0.1)")
+                   help=f"half-width of the band of slopes counted as flat (default: {FLAT_BAND})")
     p.add_argument("--share-data", action="store_true",
                    help="seeds share one base, teacher and data (independent draws of A): adds the "
                         "measured coherent/incoherent split")
@@ -187,7 +187,7 @@ def report(
     what it is (first order in η; for Adam with fresh batches, how its one-column integrals are evaluated).
     """
     import rsstab
-    from rsstab.fit import DEFAULT_TOLERANCE, agrees_with
+    from rsstab.fit import agrees_with
     from rsstab.empirical import empirical_verdict
 
     sigma = init_std_expr(init_std)
@@ -215,7 +215,7 @@ def report(
     out["lr_exponent"], out["lr_exponent_exact"] = symbolic.lr_exponent, symbolic.lr_exponent_exact
     out["lr_rule"] = symbolic.lr_rule
     tolerance = options.get("tolerance")
-    tol = DEFAULT_TOLERANCE if tolerance is None else float(tolerance)
+    tol = FLAT_BAND if tolerance is None else float(tolerance)
     for q, fit in verdict.fits.items():
         qv = symbolic.quantities.get(q)
         theory = None if qv is None else qv.exponent

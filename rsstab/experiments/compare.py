@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-from rsstab.vocab import SUMMARY_QUANTITIES
+from rsstab.vocab import FLAT_BAND, SUMMARY_QUANTITIES
 
 __all__ = ["CONTEXT", "theory_exponent", "theory_label", "slope_records", "markdown_table"]
 
@@ -70,10 +70,10 @@ def slope_records(
     exponent (default :func:`theory_exponent` of the group's schedule and optimizer; ``row`` is the
     group's first row, e.g. to read a tag such as ``a_init``). Each record also carries the
     group's settings (:data:`CONTEXT`, when the rows have them) and the fitted ranks' range."""
-    from rsstab.fit import DEFAULT_TOLERANCE, agrees_with, fit_slope
+    from rsstab.fit import agrees_with, fit_slope
     from rsstab.rows import summary_values
 
-    tol = DEFAULT_TOLERANCE if tolerance is None else tolerance
+    tol = FLAT_BAND if tolerance is None else tolerance
     groups: dict[tuple, list[Mapping[str, Any]]] = {}
     for row in rows:
         groups.setdefault(tuple(row[k] for k in group_by), []).append(row)

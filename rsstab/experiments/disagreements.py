@@ -42,9 +42,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from rsstab.fit import DEFAULT_TOLERANCE, interval_agrees
+from rsstab.fit import interval_agrees
 from rsstab.io import read_table
 from rsstab.theory import EXPANSION_LIMIT
+from rsstab.vocab import FLAT_BAND
 
 __all__ = ["RULES", "causes", "finite_width_shift", "first_order_range", "disagreeing", "collect", "real_model_rows", "real_lm_rows", "render", "EXPERIMENT_TABLES"]
 
@@ -154,7 +155,7 @@ def finite_width_shift(width: float, r_min: float, r_max: float) -> float:
     return 2 * (f(r_min) - f(r_max)) / math.log(r_max / r_min)
 
 
-def _miss(row: Mapping[str, Any], tolerance: float = DEFAULT_TOLERANCE) -> float:
+def _miss(row: Mapping[str, Any], tolerance: float = FLAT_BAND) -> float:
     """How far the row's interval lies from the band [theory ± tolerance] (0 when they meet)."""
     lo, hi, theory = _num(row, "ci_low"), _num(row, "ci_high"), _num(row, "theory")
     return max(lo - (theory + tolerance), (theory - tolerance) - hi, 0.0)
@@ -193,7 +194,7 @@ def causes(row: Mapping[str, Any]) -> list[str]:
     return [c for rule in RULES if (c := rule(row)) is not None]
 
 
-def disagreeing(rows: Iterable[Mapping[str, Any]], tolerance: float = DEFAULT_TOLERANCE) -> list[Mapping[str, Any]]:
+def disagreeing(rows: Iterable[Mapping[str, Any]], tolerance: float = FLAT_BAND) -> list[Mapping[str, Any]]:
     """The rows with a theory exponent whose interval misses the band around it."""
     out = []
     for row in rows:
@@ -271,7 +272,7 @@ def _what(row: Mapping[str, Any]) -> str:
     return " · ".join(parts)
 
 
-def render(rows: Sequence[Mapping[str, Any]], tolerance: float = DEFAULT_TOLERANCE) -> str:
+def render(rows: Sequence[Mapping[str, Any]], tolerance: float = FLAT_BAND) -> str:
     """The markdown section: one line per disagreeing row with its causes; a count of all rows."""
     bad = disagreeing(rows, tolerance)
     with_theory = sum(math.isfinite(_num(r, "theory")) for r in rows)

@@ -262,9 +262,10 @@ def slope_table(m: Measurement, tolerance: float | None = None) -> list[dict[str
     """The fitted exponent of η* ∝ r^p beside the prediction, over all ranks and over r ≥ 4·width
     (the r ≫ d limit the laws describe); then the learned update's slopes (see
     :func:`_learned_update_slopes`)."""
-    from rsstab.fit import DEFAULT_TOLERANCE, interval_agrees
+    from rsstab.fit import interval_agrees
+    from rsstab.vocab import FLAT_BAND
 
-    tol = DEFAULT_TOLERANCE if tolerance is None else tolerance
+    tol = FLAT_BAND if tolerance is None else tolerance
     out = []
     width = TASK["width"]
     for opt in OPTIMIZERS:

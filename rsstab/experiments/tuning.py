@@ -315,10 +315,10 @@ def eta_slope(ranks: Sequence[int], optima: Sequence[Sequence[Optimum]], *, conf
 
 def _band(lo: float, hi: float, tolerance: float | None = None) -> str:
     """The empirical label of :mod:`rsstab.fit` for an interval (flat, growing, shrinking, unclear)."""
-    from rsstab.fit import DEFAULT_TOLERANCE
+    from rsstab.vocab import FLAT_BAND
     from rsstab.vocab import BLOW_UP, COLLAPSE, INDETERMINATE, STABLE
 
-    tol = DEFAULT_TOLERANCE if tolerance is None else tolerance
+    tol = FLAT_BAND if tolerance is None else tolerance
     if lo >= -tol and hi <= tol:
         return STABLE
     return BLOW_UP if lo > tol else COLLAPSE if hi < -tol else INDETERMINATE

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from rsstab import theory
 from rsstab.errors import RsstabError
-from rsstab.vocab import (INDETERMINATE, STABLE, SUMMARY_QUANTITIES, VOTING_QUANTITIES, combine_labels,
+from rsstab.vocab import (FLAT_BAND, INDETERMINATE, STABLE, SUMMARY_QUANTITIES, VOTING_QUANTITIES, combine_labels,
                           normalize_optimizer)
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -41,7 +41,7 @@ DEFAULTS: dict[str, Any] = {
     "batch": 32,
     "probe_batch": 128,
     "lr": {"sgd": 1e-6, "adam": 1e-6},
-    "tolerance": 0.1,
+    "tolerance": FLAT_BAND,
     "confidence": 0.95,
     "dtype": "float32",
     "draws": 4,

@@ -29,15 +29,16 @@ from typing import Any
 
 from rsstab.experiments.compare import theory_exponent
 from rsstab.experiments.figures import SCHEDULE_NAMES
-from rsstab.fit import DEFAULT_TOLERANCE, interval_agrees
+from rsstab.fit import interval_agrees
 from rsstab.io import read_table  # the claims read their tables with it (in __all__)
+from rsstab.vocab import FLAT_BAND
 
 __all__ = ["Claim", "REPRODUCTION", "CONSISTENCY", "REFUTES", "NOT_RUN", "VERDICTS", "verdict_of", "read_table",
            "pick", "slope_text", "agrees", "exponent", "fig", "render", "LORA", "RSLORA", "NAMES", "TOL"]
 
 LORA, RSLORA = "alpha/r", "alpha/sqrt(r)"
 NAMES = SCHEDULE_NAMES
-TOL = DEFAULT_TOLERANCE  # a slope agrees when its interval meets [prediction ± TOL]
+TOL = FLAT_BAND  # a slope agrees when its interval meets [prediction ± TOL]
 REPRODUCTION, CONSISTENCY = "reproduction", "consistency check"
 #: A check whose measurement shows the opposite of the claim.
 REFUTES = "refutes"
