@@ -36,9 +36,10 @@ import sympy
 from rsstab import theory
 from rsstab.asymptotics import ZERO, Growth, Scale, growth_of
 from rsstab.errors import RsstabError, ScheduleError
-from rsstab.regimes import check_ranks, check_width, width_table
+from rsstab.regimes import width_table
 from rsstab.schedule import R, Schedule, as_schedule, parameters_of
 from rsstab.schema import json_safe  # public here too (in __all__)
+from rsstab.validate import check_ranks, check_width
 from rsstab.verdict_model import INIT_NAMES, LR_FIXED, QuantityVerdict, Verdict, _rational, _reason
 from rsstab.vocab import BLOW_UP, COLLAPSE, INDETERMINATE, LABELS, STABLE, Label, check_optimizer
 

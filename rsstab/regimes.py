@@ -21,20 +21,16 @@ Only the standard library: ``rsstab check`` keeps its start-up time.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, SupportsInt, cast
+from typing import Any
 
 from rsstab import theory
-from rsstab.errors import RsstabError
+from rsstab.validate import MAX_SIZE, check_ranks, check_width
 from rsstab.vocab import BLOW_UP, COLLAPSE, FLAT_BAND, INDETERMINATE, STABLE, Label, Optimizer, check_optimizer
 
-__all__ = ["MAX_SIZE", "WidthRow", "WidthTable", "check_ranks", "check_width", "default_ranks", "limit_regime",
-           "rms_label", "width_table"]
+__all__ = ["WidthRow", "WidthTable", "default_ranks", "limit_regime", "rms_label", "width_table"]
 
-#: Largest width or rank accepted (exact as a float).
-MAX_SIZE = 2**53
 #: How the RMS behaviour between two ranks is said in words.
 RMS_WORDS = {STABLE: "flat", COLLAPSE: "shrinks", BLOW_UP: "grows", INDETERMINATE: "undetermined"}
 #: What the verdict is about.
@@ -49,40 +45,6 @@ def limit_regime() -> str:
 def finite_regime(width: int) -> str:
     """The regime of a verdict at a given width (JSON ``regime``)."""
     return f"finite width d = {width}: the verdict follows the coherent part ({COHERENT_NOTE})"
-
-
-def _size(value: object, parameter: str, what: str) -> int:
-    integral = isinstance(value, numbers.Integral) or (isinstance(value, float) and value.is_integer())
-    if isinstance(value, bool) or not integral:
-        raise RsstabError(f"{what} must be a positive integer, got {value!r}", parameter=parameter)
-    value = int(cast(SupportsInt, value))  # numpy integers and whole floats too (checked above)
-    if not 1 <= value <= MAX_SIZE:
-        raise RsstabError(f"{what} must be a positive integer ≤ 2^53, got {value!r}", parameter=parameter)
-    return value
-
-
-def check_width(width: object) -> int:
-    """``width`` as a positive integer (the input width d of the adapted layer), or a one-line error.
-
-    >>> check_width(512)
-    512
-    >>> check_width(0)
-    Traceback (most recent call last):
-    ...
-    rsstab.errors.RsstabError: the width d must be a positive integer ≤ 2^53, got 0
-    """
-    return _size(width, "width", "the width d")
-
-
-def check_ranks(ranks: Sequence[object]) -> tuple[int, ...]:
-    """Distinct positive integer ranks, sorted.
-
-    >>> check_ranks([32, 8, 8])
-    (8, 32)
-    """
-    if isinstance(ranks, (str, bytes)) or not isinstance(ranks, Sequence) or not ranks:
-        raise RsstabError(f"ranks must be a non-empty sequence of positive integers, got {ranks!r}", parameter="ranks")
-    return tuple(sorted({_size(r, "ranks", "every rank") for r in ranks}))
 
 
 def default_ranks(crossover: float) -> tuple[int, ...]:

@@ -28,7 +28,6 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from fractions import Fraction
-from numbers import Integral
 
 import sympy
 
@@ -36,6 +35,7 @@ from rsstab import theory
 from rsstab.errors import RsstabError
 from rsstab.schedule import R, Schedule, as_schedule
 from rsstab.timelimit import Timeout, can_time, time_limit
+from rsstab.validate import integer_at_least
 from rsstab.vocab import OPTIMIZERS, STABLE, AdamRegime, Optimizer, VerdictLabel, check_optimizer
 
 __all__ = ["Transfer", "transfer", "transfer_all"]
@@ -82,12 +82,6 @@ class Transfer:
 
 
 _ADAM_EPS_FIELDS = ("eps", "grad_scale", "regime_from", "regime_to")
-
-
-def _check_rank(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-        raise RsstabError(f"{name} must be an integer ≥ 1, got {value!r}", parameter=name)
-    return int(value)
 
 
 def _check_positive(value: object, name: str) -> float:
@@ -156,7 +150,8 @@ def transfer(schedule: str | Callable[[float], float] | Schedule, lr: float, fro
     """
     optimizer = check_optimizer(optimizer)
     lr = _check_positive(lr, "lr")
-    from_rank, to_rank = _check_rank(from_rank, "from_rank"), _check_rank(to_rank, "to_rank")
+    from_rank = integer_at_least(from_rank, "from_rank", parameter="from_rank")
+    to_rank = integer_at_least(to_rank, "to_rank", parameter="to_rank")
     if (eps is None) != (grad_scale is None):
         raise RsstabError("eps and grad_scale go together", parameter="eps" if eps is None else "grad_scale")
     if eps is not None:

@@ -23,6 +23,7 @@ from numbers import Integral, Real
 from typing import Any
 
 from rsstab.errors import RsstabError
+from rsstab.validate import positive_integer
 from rsstab.vocab import OPTIMIZER_NAMES, OPTIMIZERS, canonical_optimizer
 
 __all__ = [
@@ -144,9 +145,7 @@ class SimConfig:
             object.__setattr__(self, name, bool(v))
 
         for name in ("rank", "depth", "width", "seeds", "batch", "probe_batch", "teacher_rank"):
-            v = getattr(self, name)
-            # numbers.Integral compares with ints (typeshed gives it __le__ and __lt__ only)
-            need(isinstance(v, Integral) and v >= 1, f"{name} must be a positive integer, got {v!r}")  # type: ignore[operator]
+            positive_integer(getattr(self, name), name, allow_bool=True)
         need(isinstance(self.steps, Integral) and self.steps >= 0, f"steps must be ≥ 0, got {self.steps!r}")
         need(self.probe_every >= 0, f"probe_every must be ≥ 0, got {self.probe_every!r}")
         need(isinstance(self.optimizer, str) and canonical_optimizer(self.optimizer) in OPTIMIZERS,

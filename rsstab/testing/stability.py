@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from rsstab import theory
 from rsstab.errors import RsstabError
+from rsstab.validate import integer_at_least, slope_ranks
 from rsstab.vocab import (FLAT_BAND, INDETERMINATE, STABLE, SUMMARY_QUANTITIES, VOTING_QUANTITIES, combine_labels,
                           normalize_optimizer)
 
@@ -306,12 +307,6 @@ class RankStabilityResult:
         return self.report()
 
 
-def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise RsstabError(f"{name} must be an integer ≥ {minimum}, got {value!r}")
-    return int(value)
-
-
 def _positive_float(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
         raise RsstabError(f"{name} must be a positive finite number, got {value!r}")
@@ -321,20 +316,6 @@ def _positive_float(name: str, value: Any) -> float:
 #: Defaults set for a whole test session (the pytest plugin's ``--rsstab-ranks`` /
 #: ``--rsstab-seeds``): they replace :data:`DEFAULTS` for arguments a check does not pass.
 SESSION_DEFAULTS: dict[str, Any] = {}
-
-
-def _validate_ranks(ranks: Any) -> tuple[int, ...]:
-    try:
-        out = tuple(ranks)
-    except TypeError:
-        raise RsstabError(f"ranks must be a sequence of positive integers, got {ranks!r}") from None
-    if len(out) < 2:
-        raise RsstabError("give at least two ranks to fit a slope")
-    for r in out:
-        _positive_int("every rank", r)
-    if len(set(out)) != len(out):
-        raise RsstabError(f"ranks must be distinct, got {out!r}")
-    return tuple(sorted(out))
 
 
 def check_rank_stability(
@@ -406,24 +387,24 @@ def check_rank_stability(
         raise RsstabError(f"factory must be callable as factory(rank), got {type(factory).__name__}")
     ranks = SESSION_DEFAULTS.get("ranks", DEFAULTS["ranks"]) if ranks is None else ranks
     seeds = SESSION_DEFAULTS.get("seeds", DEFAULTS["seeds"]) if seeds is None else seeds
-    rank_list = _validate_ranks(ranks)
+    rank_list = slope_ranks(ranks)
     optimizer = normalize_optimizer(optimizer)  # one-line error; "adamw" is Adam's regime
-    steps = _positive_int("steps", steps)
-    seeds = _positive_int("seeds", seeds, 2)
-    batch = _positive_int("batch", batch)
-    probe_batch = _positive_int("probe_batch", probe_batch)
+    steps = integer_at_least(steps, "steps", python_int=True)
+    seeds = integer_at_least(seeds, "seeds", 2, python_int=True)
+    batch = integer_at_least(batch, "batch", python_int=True)
+    probe_batch = integer_at_least(probe_batch, "probe_batch", python_int=True)
     tolerance = _positive_float("tolerance", tolerance)
     learning_rate = _positive_float("lr", DEFAULTS["lr"][optimizer] if lr is None else lr)
     if d_in is not None:
-        d_in = _positive_int("d_in", d_in)
+        d_in = integer_at_least(d_in, "d_in", python_int=True)
     if dtype not in ("float32", "float64"):
         raise RsstabError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
         raise RsstabError(f"confidence must lie strictly between 0 and 1, got {confidence!r}")
-    seed = _positive_int("seed", seed, 0)
-    draws = _positive_int("draws", draws)
+    seed = integer_at_least(seed, "seed", 0, python_int=True)
+    draws = integer_at_least(draws, "draws", python_int=True)
     if coherent_probes is not None:
-        coherent_probes = _positive_int("coherent_probes", coherent_probes)
+        coherent_probes = integer_at_least(coherent_probes, "coherent_probes", python_int=True)
 
     import torch
 

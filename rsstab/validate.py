@@ -1,0 +1,104 @@
+"""Rank and width validation, defined once: the rules for a rank, a width (or another size) and a list
+of ranks given to the library, each caller keeping its own wording of the error.
+
+Imports nothing from rsstab but :mod:`rsstab.errors`, so the simulator (:mod:`rsstab.sim`), the
+testing plugin (:mod:`rsstab.testing`) and the verdicts (:mod:`rsstab.regimes`, :mod:`rsstab.transfer`)
+all take their checks from here.
+
+>>> check_width(512), check_ranks([32, 8, 8])
+(512, (8, 32))
+>>> integer_at_least(0, "from_rank")
+Traceback (most recent call last):
+...
+rsstab.errors.RsstabError: from_rank must be an integer ≥ 1, got 0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from numbers import Integral
+from typing import Any, SupportsInt, cast
+
+from rsstab.errors import RsstabError
+
+__all__ = ["MAX_SIZE", "integer_at_least", "positive_integer", "check_width", "check_ranks", "slope_ranks"]
+
+#: The largest rank or width a verdict takes: every integer up to it is exact in a float64.
+MAX_SIZE = 2**53
+
+
+def integer_at_least(value: object, name: str, minimum: int = 1, *, parameter: str | None = None,
+                     python_int: bool = False) -> int:
+    """``value`` as an ``int`` ≥ ``minimum``, or ``"{name} must be an integer ≥ {minimum}, got …"``.
+
+    A bool is refused; any :class:`numbers.Integral` (numpy integers too) is taken unless
+    ``python_int``, which takes only a Python ``int``.
+    """
+    kind = int if python_int else Integral
+    if isinstance(value, bool) or not isinstance(value, kind) or value < minimum:
+        raise RsstabError(f"{name} must be an integer ≥ {minimum}, got {value!r}", parameter=parameter)
+    return int(cast(SupportsInt, value))
+
+
+def positive_integer(value: object, what: str, *, parameter: str | None = None, whole_floats: bool = False,
+                     at_most_max_size: bool = False, allow_bool: bool = False) -> int:
+    """``value`` as a positive ``int`` (any :class:`numbers.Integral`), or
+    ``"{what} must be a positive integer, got …"``.
+
+    ``whole_floats`` also takes a float such as ``512.0``; ``at_most_max_size`` refuses a value above
+    :data:`MAX_SIZE` (and a non-positive one) with ``"… must be a positive integer ≤ 2^53, got …"``;
+    ``allow_bool`` takes ``True`` as 1 (a bool is an Integral), as :class:`rsstab.sim.SimConfig` does.
+    """
+    integral = isinstance(value, Integral) or (whole_floats and isinstance(value, float) and value.is_integer())
+    if (isinstance(value, bool) and not allow_bool) or not integral:
+        raise RsstabError(f"{what} must be a positive integer, got {value!r}", parameter=parameter)
+    if not at_most_max_size:
+        if value < 1:  # type: ignore[operator]
+            raise RsstabError(f"{what} must be a positive integer, got {value!r}", parameter=parameter)
+        return int(cast(SupportsInt, value))
+    n = int(cast(SupportsInt, value))  # numpy integers and whole floats too (checked above)
+    if not 1 <= n <= MAX_SIZE:
+        raise RsstabError(f"{what} must be a positive integer ≤ 2^53, got {n!r}", parameter=parameter)
+    return n
+
+
+def check_width(width: object) -> int:
+    """``width`` as a positive integer (the input width d of the adapted layer), or a one-line error.
+
+    >>> check_width(0)
+    Traceback (most recent call last):
+    ...
+    rsstab.errors.RsstabError: the width d must be a positive integer ≤ 2^53, got 0
+    """
+    return positive_integer(width, "the width d", parameter="width", whole_floats=True, at_most_max_size=True)
+
+
+def check_ranks(ranks: Sequence[object]) -> tuple[int, ...]:
+    """Distinct positive integer ranks, sorted (repeats dropped).
+
+    >>> check_ranks([32, 8, 8])
+    (8, 32)
+    """
+    if isinstance(ranks, (str, bytes)) or not isinstance(ranks, Sequence) or not ranks:
+        raise RsstabError(f"ranks must be a non-empty sequence of positive integers, got {ranks!r}", parameter="ranks")
+    return tuple(sorted({positive_integer(r, "every rank", parameter="ranks", whole_floats=True, at_most_max_size=True)
+                         for r in ranks}))
+
+
+def slope_ranks(ranks: Any) -> tuple[int, ...]:
+    """At least two distinct Python ``int`` ranks ≥ 1 to fit a slope across, sorted (repeats refused).
+
+    >>> slope_ranks([64, 16])
+    (16, 64)
+    """
+    try:
+        out = tuple(ranks)
+    except TypeError:
+        raise RsstabError(f"ranks must be a sequence of positive integers, got {ranks!r}") from None
+    if len(out) < 2:
+        raise RsstabError("give at least two ranks to fit a slope")
+    for r in out:
+        integer_at_least(r, "every rank", python_int=True)
+    if len(set(out)) != len(out):
+        raise RsstabError(f"ranks must be distinct, got {out!r}")
+    return tuple(sorted(out))
