@@ -24,6 +24,7 @@ Fraction(1, 1)
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from collections.abc import Callable
@@ -606,6 +607,7 @@ def sgd_saturation_factor(x: float, steps: int) -> float:
     return (1.0 - (1.0 - x) ** steps) / (steps * x)
 
 
+@functools.lru_cache(maxsize=64)
 def adam_drift_coefficients(steps: int, betas: tuple[float, float] = (0.9, 0.999)) -> tuple[float, float]:
     """``(κ_n, α_n)`` of bias-corrected Adam (ε → 0) over n steps:
 
@@ -619,17 +621,24 @@ def adam_drift_coefficients(steps: int, betas: tuple[float, float] = (0.9, 0.999
     [0.0322, 8.1706]
     >>> adam_drift_coefficients(1)
     (0.0, 0.0)
+
+    O(n) (running sums), and the same (n, betas) for every rank, seed and layer of a run: kept (64
+    entries).
     """
     b1, b2 = (float(b) for b in betas)
     n = int(steps)
     kappa = alpha = 0.0
+    # Running sums Σ_s (1 − β)·β^(t−s)·s^k over s ≤ t (one step of each recursion per t); dividing
+    # by 1 − β^(t+1) gives the bias-corrected weights' means.
+    m1 = v1 = v2 = 0.0
     for t in range(n):
-        wm = [(1 - b1) * b1 ** (t - s) / (1 - b1 ** (t + 1)) for s in range(t + 1)]
-        wv = [(1 - b2) * b2 ** (t - s) / (1 - b2 ** (t + 1)) for s in range(t + 1)]
-        mu = sum(w * s for s, w in enumerate(wm))
-        kappa += mu - sum(w * s for s, w in enumerate(wv))
+        m1 = b1 * m1 + (1 - b1) * t
+        v1 = b2 * v1 + (1 - b2) * t
+        v2 = b2 * v2 + (1 - b2) * t * t
+        mu = m1 / (1 - b1 ** (t + 1))
+        kappa += mu - v1 / (1 - b2 ** (t + 1))
         if t >= 1:
-            alpha += mu / math.sqrt(sum(w * s * s for s, w in enumerate(wv)))
+            alpha += mu / math.sqrt(v2 / (1 - b2 ** (t + 1)))
     return (kappa / (n * n) if n else 0.0), alpha
 
 
@@ -686,5 +695,5 @@ def adam_expansion(*, width: float, lr_a: float, steps: int, sigma_a: float, lea
     >>> round(e.b_driven, 4), round(e.a_driven, 4), e.in_range
     (-0.0032, 0.0523, True)
     """
-    kappa, alpha = adam_drift_coefficients(steps, betas)
+    kappa, alpha = adam_drift_coefficients(int(steps), (float(betas[0]), float(betas[1])))
     return Expansion(-kappa * learned_fraction, alpha * lr_a * math.sqrt(float(width)) / sigma_a * coherent_fraction)

@@ -53,6 +53,23 @@ def test_expansion_is_a_nonnegative_bound(rho: float, lr: float, n: int) -> None
     assert e.in_range == (e.value <= theory.EXPANSION_LIMIT)
 
 
+@given(n=st.integers(0, 60), b1=st.floats(0.0, 0.99), b2=st.floats(0.5, 0.9999))
+@settings(deadline=None, max_examples=60)
+def test_adam_drift_coefficients_are_the_weighted_sums(n: int, b1: float, b2: float) -> None:
+    # the running sums equal the defining double sums over the bias-corrected weights
+    kappa = alpha = 0.0
+    for t in range(n):
+        wm = [(1 - b1) * b1 ** (t - s) / (1 - b1 ** (t + 1)) for s in range(t + 1)]
+        wv = [(1 - b2) * b2 ** (t - s) / (1 - b2 ** (t + 1)) for s in range(t + 1)]
+        mu = sum(w * s for s, w in enumerate(wm))
+        kappa += mu - sum(w * s for s, w in enumerate(wv))
+        if t >= 1:
+            alpha += mu / math.sqrt(sum(w * s * s for s, w in enumerate(wv)))
+    k, a = theory.adam_drift_coefficients(n, (b1, b2))
+    assert k == pytest.approx(kappa / (n * n) if n else 0.0, rel=1e-9, abs=1e-12)
+    assert a == pytest.approx(alpha, rel=1e-9, abs=1e-12)
+
+
 # --------------------------------------------------------------------------- measured
 
 torch = pytest.importorskip("torch")
