@@ -159,8 +159,11 @@ class Stack(ABC):
 
     # ----------------------------------------------------------------------- forward
 
-    def forward(self, x: torch.Tensor, keep_u: bool = False) -> tuple[torch.Tensor, Cache]:
-        """The output for inputs ``x`` (S, n, d) and a per-layer cache (see :data:`Cache`)."""
+    def forward(self, x: torch.Tensor, keep_u: bool = False, *, vanish: bool = False) -> tuple[torch.Tensor, Cache]:
+        """The output for inputs ``x`` (S, n, d) and a per-layer cache (see :data:`Cache`). With
+        ``vanish`` (B = 0, :meth:`_adapters_vanish`) an adapted layer adds its base product onto
+        u = 0, as the full walk adds it onto its u, and forms no b×r product: the cache holds u = 0
+        and no ``a``."""
         cache = []
         h = x
         for layer in range(self.L):
@@ -169,6 +172,9 @@ class Stack(ABC):
             if j is None:
                 a = u = None
                 z = torch.bmm(h, self.Wt[layer])
+            elif vanish:
+                a, u = None, torch.zeros_like(h)
+                z = torch.baddbmm(u, h, self.Wt[layer])
             else:
                 hx = self._lo(h)
                 a = self._adapter_a(hx, j)
@@ -322,25 +328,6 @@ class Stack(ABC):
         over each factor, at a probe only."""
         return not bool(self.up.any()) and bool(torch.isfinite(self.down).all())
 
-    def _base_forward(self, x: torch.Tensor) -> tuple[torch.Tensor, Cache]:
-        """:meth:`forward` with ``keep_u`` while B = 0 (:meth:`_adapters_vanish`): the base's
-        own products (``baddbmm`` onto u = 0, as the full walk adds them onto its u), no b×r
-        product; the cache holds u = 0 and no ``a``."""
-        cache = []
-        h = x
-        for layer in range(self.L):
-            if layer in self.slot:
-                u = torch.zeros_like(h)
-                z = torch.baddbmm(u, h, self.Wt[layer])
-            else:
-                u, z = None, torch.bmm(h, self.Wt[layer])
-            act = None
-            if self.relu and layer < self.L - 1:
-                act = z = z.relu_()
-            cache.append((h, None, act, u))
-            h = z
-        return h, cache
-
     def probe(
         self, xt: torch.Tensor, yt: torch.Tensor, data: dict[str, np.ndarray], i: int,
         fixed_grads: Mapping[int, torch.Tensor] | None = None,
@@ -374,7 +361,7 @@ class Stack(ABC):
         fixed_grads: Mapping[int, torch.Tensor] | None,
     ) -> None:
         zero = self._adapters_vanish()
-        out, cache = self._base_forward(xt) if zero else self.forward(xt, keep_u=True)
+        out, cache = self.forward(xt, keep_u=True, vanish=zero)
         resid = out - yt
         data["test_loss"][i] = 0.5 * resid.double().pow(2).sum(dim=(1, 2)).numpy() / xt.shape[1]
         # Per-example loss ½‖f(x)−y‖²: its gradient w.r.t. the output is the residual itself.
