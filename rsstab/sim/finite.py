@@ -236,7 +236,7 @@ class AdamColumns:
         return b * M * (d_in + d_out) < d_out * d_in * (b + M)
 
     def step(self, z: torch.Tensor) -> None:
-        """One Adam step on ``z = G·a`` (n, d_out, M; :meth:`z_of`)."""
+        """One Adam step on ``z = G·a`` (n, d_out, M; formed by :func:`_column_steps`)."""
         if self.m is None:
             self.m, self.v, self.psi = torch.zeros_like(z), torch.zeros_like(z), torch.zeros_like(z)
         self.t += 1
@@ -285,13 +285,18 @@ def _column_steps(col: AdamColumns, g: torch.Tensor, h: torch.Tensor, start: int
     right before its step (it stays in cache)."""
     n, _, d_out = g.shape
     a = col.a
-    if fixed_batch or not col.rows_first(b, d_out):
-        z0 = None
+
+    def z_of(t: int) -> torch.Tensor:  # (g_tᵀ·h_t)·a
+        return torch.matmul(torch.bmm(g[:, t * b:(t + 1) * b].transpose(1, 2), h[:, t * b:(t + 1) * b]), a)
+
+    if fixed_batch:
+        z0 = z_of(0)
+        for _ in range(start, stop):
+            col.step(z0)
+        return
+    if not col.rows_first(b, d_out):
         for t in range(start, stop):
-            rows = slice(0, b) if fixed_batch else slice(t * b, (t + 1) * b)
-            z = z0 if z0 is not None else torch.matmul(torch.bmm(g[:, rows].transpose(1, 2), h[:, rows]), a)
-            col.step(z)
-            z0 = z if fixed_batch else None
+            col.step(z_of(t))
         return
     block = max(1, _HA_BLOCK // (n * b * a.shape[1]))
     for t0 in range(start, stop, block):
