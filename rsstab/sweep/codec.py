@@ -91,7 +91,12 @@ def canonical(obj: Any) -> str:
 
 def dump(obj: Any) -> str:
     """Compact JSON in insertion order (stable under a :func:`load`/:func:`dump` round trip)."""
-    return json.dumps(_tag(obj), separators=(",", ":"), ensure_ascii=True, allow_nan=True)
+    return _compact(_tag(obj))
+
+
+def _compact(tagged: Any) -> str:
+    """The text of :func:`dump` for values whose NaNs are tagged already (:func:`_tag`)."""
+    return json.dumps(tagged, separators=(",", ":"), ensure_ascii=True, allow_nan=True)
 
 
 def load(text: str) -> Any:
@@ -133,8 +138,7 @@ def rows_text(rows: Any) -> str:
                 v = plain(v, f"row {i} column {k!r}", scalars_only=True)
             out[k] = _tag(v) if v != v else v  # a NaN: tagged unless canonical (as dump does)
         out_rows.append(out)
-    # The values are tagged already: json.dumps as dump does, without a second walk.
-    return json.dumps(out_rows, separators=(",", ":"), ensure_ascii=True, allow_nan=True)
+    return _compact(out_rows)  # tagged above: dump's text without a second walk
 
 
 def one_line(exc: BaseException) -> str:
