@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+from rsstab.experiments.claims.eta_range import MISS, missed, silent
 from rsstab.experiments.compare import markdown_table
 from rsstab.experiments.figures import range_scatter
 from rsstab.experiments.scripts import script_parser
@@ -30,8 +31,6 @@ from rsstab.io import atomic_write, write_csv
 from rsstab.sweep.cli import sweep_kwargs
 from rsstab.theory import EXPANSION_LIMIT
 
-#: Off by more than this fraction (or no finite ratio) is a miss; in range it would be silent.
-MISS = 0.2
 SCHEDULE = "1/sqrt(r)"
 QUANTITIES = ("forward", "backward")
 FULL = dict(width=64, depths=(1, 2, 4), ranks=(8, 32, 128, 512), seeds=16,
@@ -73,12 +72,6 @@ def run(grid: dict, out: Path, sweep: dict) -> list[dict]:
     return rows
 
 
-def missed(row: dict) -> bool:
-    """Off by more than :data:`MISS`, or no finite measured/predicted (a diverged rank)."""
-    ratio = float(row["ratio"])
-    return not math.isfinite(ratio) or abs(ratio - 1) > MISS
-
-
 def tally(rows: list[dict]) -> list[dict]:
     """Per optimizer and depth: rows, in range, misses, silent misses (in range and missed), the
     largest |ratio − 1| in range, and how many first-order predictions were off by > 20 %."""
@@ -89,9 +82,9 @@ def tally(rows: list[dict]) -> list[dict]:
         out.append({
             "optimizer": key[0], "depth": key[1], "predictions": len(part), "in range": len(inside),
             "missed (> 20 %)": sum(map(missed, part)),
-            "silent misses": sum(map(missed, inside)),
+            "silent misses": sum(map(silent, part)),
             "worst in range": max((abs(float(r["ratio"]) - 1) for r in inside), default=math.nan),
-            "first order missed": sum(1 for r in part if not (abs(float(r["first_order_ratio"]) - 1) <= MISS)),
+            "first order missed": sum(missed({"ratio": r["first_order_ratio"]}) for r in part),
         })
     return out
 
@@ -109,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     range_scatter(rows, limit=EXPANSION_LIMIT, miss=MISS, path=out / "ratio_vs_expansion.png",
                   title=f"measured/predicted vs the prediction's expansion parameter (γ = 1/√r, width {grid['width']})")
     counts = tally(rows)
-    silent = sum(c["silent misses"] for c in counts)
+    n_silent = sum(c["silent misses"] for c in counts)
     text = [
         "# η range: measured/predicted against the predictions' expansion parameter",
         "",
@@ -123,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         f"A prediction is **in range** while its expansion parameter is ≤ {EXPANSION_LIMIT:g} (the next term "
         "relative to the first, result 13; at SGD depth 1 the batch noise that result 14's finite-η recursion leaves "
         f"out). A **miss** is measured/predicted off by more than {MISS:.0%} (or not finite: a diverged rank); a "
-        f"**silent miss** is a miss flagged in range. Silent misses: **{silent}**.",
+        f"**silent miss** is a miss flagged in range. Silent misses: **{n_silent}**.",
         "",
         markdown_table(counts, list(counts[0])) if counts else "(no rows)",
         "",
@@ -131,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
     ]
     atomic_write(out / "summary.md", "\n".join(text))
-    print(f"wrote {out / 'summary.md'} ({len(rows)} rows, {silent} silent misses, {seconds:.0f} s)", file=sys.stderr)
+    print(f"wrote {out / 'summary.md'} ({len(rows)} rows, {n_silent} silent misses, {seconds:.0f} s)", file=sys.stderr)
     return 0
 
 

@@ -6,9 +6,9 @@ The flag is the prediction's own (``rsstab simulate``'s ``predicted_in_range``: 
 parameter of result 13 or the batch noise of result 14 against ``theory.EXPANSION_LIMIT``), set
 before the measurement is compared; the 20 % miss is fixed here.
 
->>> _silent({"ratio": 1.5, "in_range": True}), _silent({"ratio": 1.5, "in_range": False})
+>>> silent({"ratio": 1.5, "in_range": True}), silent({"ratio": 1.5, "in_range": False})
 (True, False)
->>> _silent({"ratio": float("nan"), "in_range": True})
+>>> silent({"ratio": float("nan"), "in_range": True})
 True
 """
 
@@ -21,20 +21,22 @@ from typing import Any
 
 from rsstab.experiments.claims.table import REPRODUCTION, Claim, fig, read_table, verdict_of
 
-__all__ = ["MISS", "range_claim"]
+__all__ = ["MISS", "missed", "silent", "range_claim"]
 
 #: A prediction is missed when measured/predicted is off by more than this (or not finite).
 MISS = 0.2
 COMMAND = "python simulations/eta_range.py"
 
 
-def _missed(row: Mapping[str, Any]) -> bool:
+def missed(row: Mapping[str, Any]) -> bool:
+    """measured/predicted off by more than :data:`MISS`, or not finite (a diverged rank)."""
     ratio = float(row["ratio"]) if row["ratio"] is not None else math.nan
     return not math.isfinite(ratio) or abs(ratio - 1) > MISS
 
 
-def _silent(row: Mapping[str, Any]) -> bool:
-    return bool(row["in_range"]) and _missed(row)
+def silent(row: Mapping[str, Any]) -> bool:
+    """A miss flagged in range."""
+    return bool(row["in_range"]) and missed(row)
 
 
 def range_claim(root: Path) -> Claim:
@@ -46,11 +48,11 @@ def range_claim(root: Path) -> Claim:
     for opt, depth in sorted({(r["optimizer"], int(r["depth"])) for r in rows}):
         part = [r for r in rows if (r["optimizer"], int(r["depth"])) == (opt, depth)]
         inside = [r for r in part if bool(r["in_range"])]
-        silent = sum(map(_silent, part))
-        checks.append(silent == 0)
+        n_silent = sum(map(silent, part))
+        checks.append(n_silent == 0)
         worst = max((abs(float(r["ratio"]) - 1) for r in inside), default=math.nan)
-        parts.append(f"{opt} depth {depth}: {silent} silent of {len(inside)} in range (worst {worst:.1%}), "
-                     f"{sum(map(_missed, part))} of {len(part)} missed and flagged")
+        parts.append(f"{opt} depth {depth}: {n_silent} silent of {len(inside)} in range (worst {worst:.1%}), "
+                     f"{sum(map(missed, part))} of {len(part)} missed and flagged")
     lrs = {o: sorted({float(r["lr"]) for r in rows if r["optimizer"] == o}) for o in sorted({r["optimizer"] for r in rows})}
     span = "; ".join(f"{o} η {v[0]:g}…{v[-1]:g}" for o, v in lrs.items())
     return Claim(
