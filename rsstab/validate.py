@@ -1,5 +1,7 @@
 """Rank and width validation, defined once: the rules for a rank, a width (or another size) and a list
-of ranks given to the library, each caller keeping its own wording of the error.
+of ranks given to the library, each caller keeping its own wording of the error; and the readers of
+command-line text for them (:func:`parse_integer`: one rank or width, :func:`parse_ranks`: comma-separated
+ranks), which the commands, the pytest plugin and the experiments' scripts share.
 
 Imports nothing from rsstab but :mod:`rsstab.errors`, so the simulator (:mod:`rsstab.sim`), the
 testing plugin (:mod:`rsstab.testing`) and the verdicts (:mod:`rsstab.regimes`, :mod:`rsstab.transfer`)
@@ -21,7 +23,8 @@ from typing import Any, SupportsInt, cast
 
 from rsstab.errors import RsstabError
 
-__all__ = ["MAX_SIZE", "integer_at_least", "positive_integer", "check_width", "check_ranks", "slope_ranks"]
+__all__ = ["MAX_SIZE", "integer_at_least", "positive_integer", "check_width", "check_ranks", "slope_ranks",
+           "parse_integer", "parse_ranks"]
 
 #: The largest rank or width a verdict takes: every integer up to it is exact in a float64.
 MAX_SIZE = 2**53
@@ -102,3 +105,67 @@ def slope_ranks(ranks: Any) -> tuple[int, ...]:
     if len(set(out)) != len(out):
         raise RsstabError(f"ranks must be distinct, got {out!r}")
     return tuple(sorted(out))
+
+
+# -- command-line text ------------------------------------------------------------------------------
+# Each reader raises RsstabError with the caller's wording: ``f"{wanted}, got {text!r}"``. A command
+# whose flag is an argparse ``type`` turns it into an ``argparse.ArgumentTypeError`` with the same text.
+# Python's ``int`` reads each item ("+4", "1_000", full-width digits); there are no powers or ranges.
+
+
+def parse_integer(text: str, wanted: str, *, minimum: int = 1, strip: bool = False) -> int:
+    """One integer ≥ ``minimum`` written on the command line (a rank, a width, a count), or
+    ``RsstabError(f"{wanted}, got {text!r}")``.
+
+    ``strip`` removes whitespace with :meth:`str.strip` before reading (which also drops the
+    separators U+001C–U+001F that ``int`` itself refuses), as ``rsstab check``'s flags do.
+
+    >>> parse_integer(" 64 ", "--width: expected a positive integer")
+    64
+    >>> parse_integer("0", "expected an integer rank ≥ 1")
+    Traceback (most recent call last):
+    ...
+    rsstab.errors.RsstabError: expected an integer rank ≥ 1, got '0'
+    """
+    try:
+        value = int(text.strip() if strip else text)
+    except ValueError:
+        raise RsstabError(f"{wanted}, got {text!r}") from None
+    if value < minimum:
+        raise RsstabError(f"{wanted}, got {text!r}")
+    return value
+
+
+def parse_ranks(text: str, wanted: str, *, each: bool = False, join_spaces: bool = False, count: int = 1,
+                invalid: str | None = None, positive: bool = True, distinct: bool = False) -> list[int]:
+    """The ranks of a comma-separated command-line value such as ``"8, 32,128"``, in the order given.
+
+    ``each`` (``rsstab check --ranks``): every item between two commas is one rank, read alone by
+    :func:`parse_integer` (stripped, ≥ 1); the first empty, non-integer or non-positive item is the
+    error, ``f"{wanted}, got {item!r}"``.
+
+    Otherwise blank items are skipped and an item that is not an integer is
+    ``f"{wanted}, got {text!r}"`` (the whole value). ``join_spaces`` removes every space first (so
+    ``"1 2"`` reads as 12 and a tab-only item is refused), as ``rsstab simulate`` and the experiments'
+    scripts do; without it each item is read with its surrounding whitespace (the pytest plugin).
+    Then fewer than ``count`` ranks, a rank < 1 (when ``positive``) or a repeated rank (when
+    ``distinct``) is ``f"{invalid or wanted}, got {text!r}"``.
+
+    >>> parse_ranks("64, 256,1024", "--rsstab-ranks must be comma-separated integers")
+    [64, 256, 1024]
+    >>> parse_ranks("8,,32", "--ranks: expected comma-separated positive integers", each=True)
+    Traceback (most recent call last):
+    ...
+    rsstab.errors.RsstabError: --ranks: expected comma-separated positive integers, got ''
+    """
+    if each:
+        return [parse_integer(item, wanted, strip=True) for item in text.split(",")]
+    items = [t for t in text.replace(" ", "").split(",") if t] if join_spaces else \
+        [t for t in text.split(",") if t.strip()]
+    try:
+        ranks = [int(t) for t in items]
+    except ValueError:
+        raise RsstabError(f"{wanted}, got {text!r}") from None
+    if len(ranks) < count or (positive and any(r < 1 for r in ranks)) or (distinct and len(set(ranks)) != len(ranks)):
+        raise RsstabError(f"{invalid or wanted}, got {text!r}")
+    return ranks

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from rsstab.commands._args import add_optimizer
 from rsstab.errors import RsstabError
+from rsstab.validate import parse_integer, parse_ranks as parse_rank_list
 
 if TYPE_CHECKING:  # the CLI imports the library lazily
     from rsstab.adam_eps import AdamEpsilon
@@ -110,19 +111,9 @@ def parse_constants(items: list[str]) -> dict[str, float | Fraction]:
     return out
 
 
-def _positive_int(text: str, flag: str, what: str) -> int:
-    try:
-        value = int(text.strip())
-    except ValueError:
-        raise RsstabError(f"{flag}: expected {what}, got {text!r}") from None
-    if value < 1:
-        raise RsstabError(f"{flag}: expected {what}, got {text!r}")
-    return value
-
-
 def _steps(text: str) -> int:
     try:
-        return _positive_int(text, "--steps", "a positive integer (training steps)")
+        return parse_integer(text, "--steps: expected a positive integer (training steps)", strip=True)
     except RsstabError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -138,7 +129,8 @@ def _number(text: str | None) -> float | None:
 
 def parse_width(text: str | None) -> int | None:
     """``--width D`` as a positive integer (None when absent)."""
-    return None if text is None else _positive_int(text, "--width", "a positive integer (the layer's input width d)")
+    return None if text is None else parse_integer(text, "--width: expected a positive integer (the layer's input "
+                                                         "width d)", strip=True)
 
 
 def parse_ranks(text: str | None, width: int | None) -> list[int] | None:
@@ -147,8 +139,7 @@ def parse_ranks(text: str | None, width: int | None) -> list[int] | None:
         return None
     if width is None:
         raise RsstabError("--ranks is only used with --width D")
-    items = text.split(",")
-    return [_positive_int(item, "--ranks", "comma-separated positive integers") for item in items]
+    return parse_rank_list(text, "--ranks: expected comma-separated positive integers", each=True)
 
 
 def read_expr(expr: str) -> str:

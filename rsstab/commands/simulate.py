@@ -18,7 +18,9 @@ from typing import Any
 
 from rsstab.commands._args import add_optimizer
 from rsstab.sim.config import DEFAULTS  # standard library only: --help imports neither torch nor numpy
+from rsstab.errors import RsstabError
 from rsstab.sweep.cli import int_at_least  # argparse helpers only: keeps this command light
+from rsstab.validate import parse_ranks
 from rsstab.vocab import FLAT_BAND, STABLE
 
 HELP = "measure forward/backward/gradient slopes of γ_r across rank with a batched Monte Carlo simulation"
@@ -26,12 +28,10 @@ HELP = "measure forward/backward/gradient slopes of γ_r across rank with a batc
 
 def _ranks(text: str) -> list[int]:
     try:
-        ranks = [int(t) for t in text.replace(" ", "").split(",") if t]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if len(ranks) < 2 or any(r < 1 for r in ranks) or len(set(ranks)) != len(ranks):
-        raise argparse.ArgumentTypeError(f"need at least two distinct positive ranks, got {text!r}")
-    return sorted(ranks)
+        return sorted(parse_ranks(text, "expected comma-separated integers", join_spaces=True, count=2,
+                                  invalid="need at least two distinct positive ranks", distinct=True))
+    except RsstabError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 _positive_int = int_at_least(1)

@@ -14,6 +14,8 @@ import math
 from typing import TYPE_CHECKING
 
 from rsstab.commands._args import add_optimizer
+from rsstab.errors import RsstabError
+from rsstab.validate import parse_integer
 
 if TYPE_CHECKING:  # the CLI imports the library lazily
     from rsstab.transfer import Transfer
@@ -25,12 +27,9 @@ _REGIME = {"sgd": "SGD (Theorem 3.2)", "adam": "Adam, sign-like updates (per-ent
 
 def _rank(text: str) -> int:
     try:
-        r = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer rank ≥ 1, got {text!r}") from None
-    if r < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer rank ≥ 1, got {text!r}")
-    return r
+        return parse_integer(text, "expected an integer rank ≥ 1")
+    except RsstabError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive(text: str) -> float:

@@ -58,6 +58,7 @@ from typing import Any
 
 from rsstab.errors import RsstabError
 from rsstab.io import atomic_write
+from rsstab.validate import parse_ranks as read_ranks
 
 __all__ = [
     "FIELDS",
@@ -142,14 +143,9 @@ class RealModelConfig:
 
 
 def parse_ranks(text: str) -> tuple[int, ...]:
-    """``"4,16,64"`` → ``(4, 16, 64)``; raises :class:`RsstabError` on anything else."""
-    try:
-        ranks = tuple(int(t) for t in text.replace(" ", "").split(",") if t)
-    except ValueError:
-        raise RsstabError(f"ranks must be comma-separated positive integers, got {text!r}") from None
-    if not ranks or min(ranks) <= 0:
-        raise RsstabError(f"ranks must be comma-separated positive integers, got {text!r}")
-    return ranks
+    """``"4,16,64"`` → ``(4, 16, 64)``; raises :class:`RsstabError` on anything else
+    (:func:`rsstab.validate.parse_ranks`)."""
+    return tuple(read_ranks(text, "ranks must be comma-separated positive integers", join_spaces=True))
 
 
 def method_scaling(method: str, r: int, lora_alpha: float) -> float:

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from rsstab.errors import RsstabError
+from rsstab.validate import parse_ranks as read_ranks
 
 __all__ = ["parse_ranks", "rank_stability", "pytest_addoption", "pytest_terminal_summary"]
 
@@ -31,14 +31,10 @@ _RECORDS = pytest.StashKey[list]()
 
 
 def parse_ranks(text: str) -> tuple[int, ...]:
-    """Ranks from a comma-separated command-line value."""
-    try:
-        ranks = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise RsstabError(f"--rsstab-ranks must be comma-separated integers, got {text!r}") from None
-    if len(ranks) < 2:
-        raise RsstabError(f"--rsstab-ranks needs at least two ranks, got {text!r}")
-    return ranks
+    """Ranks from a comma-separated command-line value (:func:`rsstab.validate.parse_ranks`; their
+    values are checked by the assertion, as a ``ranks=`` written in a test)."""
+    return tuple(read_ranks(text, "--rsstab-ranks must be comma-separated integers", count=2,
+                            invalid="--rsstab-ranks needs at least two ranks", positive=False))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
