@@ -21,6 +21,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from rsstab.commands._args import add_optimizer
+from rsstab.defaults import STEPS
 from rsstab.errors import RsstabError
 from rsstab.validate import parse_integer, parse_ranks as parse_rank_list
 
@@ -74,7 +75,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="input width d of the adapted layer: per-rank regime (r ≪ d / crossover / r ≫ d), "
                         "predicted coherent and incoherent sizes, RMS slope and crossover rank from the exact "
                         "finite-width laws (without it the verdict is the r ≫ d limit)")
-    p.add_argument("--steps", type=_steps, default=10, metavar="N",
+    p.add_argument("--steps", type=_steps, default=STEPS, metavar="N",
                    help="training steps n for the range of the first-order laws with --width and a numeric --lr "
                         "(default 10, as rsstab simulate)")
     p.add_argument("--width-expr", dest="width_expr", metavar="EXPR",

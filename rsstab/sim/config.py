@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from numbers import Integral, Real
 from typing import Any
 
+from rsstab.defaults import SIMULATION
 from rsstab.errors import RsstabError
 from rsstab.validate import positive_integer
 from rsstab.vocab import OPTIMIZER_NAMES, OPTIMIZERS, canonical_optimizer
@@ -61,16 +62,8 @@ SPLIT_QUANTITIES = {
 AUTO_GRAM_BYTES = 2 << 30
 
 #: Defaults of the command line and :func:`rsstab.empirical.empirical_verdict`, per optimizer
-#: where they differ.
-DEFAULTS: dict[str, Any] = {
-    "ranks": (64, 256, 1024, 4096),
-    "depth": 2,
-    "width": 16,
-    "steps": 10,
-    "seeds": 8,
-    "batch": 64,
-    "lr": {"sgd": 1e-5, "adam": 3e-6},
-}
+#: where they differ: :data:`rsstab.defaults.SIMULATION` (beside the rank-stability check's).
+DEFAULTS: dict[str, Any] = SIMULATION
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rsstab import theory
+from rsstab.defaults import RANK_STABILITY
 from rsstab.errors import RsstabError
 from rsstab.validate import integer_at_least, slope_ranks
-from rsstab.vocab import (FLAT_BAND, INDETERMINATE, STABLE, SUMMARY_QUANTITIES, VOTING_QUANTITIES, combine_labels,
+from rsstab.vocab import (INDETERMINATE, STABLE, SUMMARY_QUANTITIES, VOTING_QUANTITIES, combine_labels,
                           normalize_optimizer)
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -32,21 +33,12 @@ QUANTITIES = SUMMARY_QUANTITIES
 #: The quantities whose labels decide the verdict (Definition 3.1: outputs and input gradients).
 VOTING = VOTING_QUANTITIES
 
-#: Defaults of :func:`check_rank_stability`. Ranks well above the width keep the finite-rank bias
-#: (a relative ``~width/r`` term in the learned change) small; the learning rate keeps training
-#: linearised; float32 suffices because the probes are forward-mode derivatives, not differences.
-DEFAULTS: dict[str, Any] = {
-    "ranks": (64, 256, 1024, 4096),
-    "steps": 10,
-    "seeds": 8,
-    "batch": 32,
-    "probe_batch": 128,
-    "lr": {"sgd": 1e-6, "adam": 1e-6},
-    "tolerance": FLAT_BAND,
-    "confidence": 0.95,
-    "dtype": "float32",
-    "draws": 4,
-}
+#: Defaults of :func:`check_rank_stability`: :data:`rsstab.defaults.RANK_STABILITY`, beside the
+#: simulator's (same ranks, steps and seeds; a smaller batch and learning rate, and why). Ranks well
+#: above the width keep the finite-rank bias (a relative ``~width/r`` term in the learned change) small;
+#: the learning rate keeps training linearised; float32 suffices because the probes are forward-mode
+#: derivatives, not differences.
+DEFAULTS: dict[str, Any] = RANK_STABILITY
 
 _OPTIMIZER_NAMES = {"sgd": "SGD", "adam": "Adam"}
 _NAMED_SCHEDULES = ((-1.0, "LoRA's α/r"), (-0.5, "rsLoRA's α/√r"), (0.0, "a constant γ"))
