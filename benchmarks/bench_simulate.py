@@ -376,9 +376,9 @@ SLOPED = ("forward", "backward", "grad_A", "grad_B", "moment1", "moment2", "mome
 
 def slope_diff(ranks: list[int], ref: dict, other: dict) -> float:
     """The largest |slope difference| between two grid passes: per probe of :data:`SLOPED` and
-    adapted layer, the fitted slope (:func:`rsstab.fit.fit_slope`, seeds as replicates) of the
+    adapted layer, the fitted slope (:func:`rsstab.measure.fit.fit_slope`, seeds as replicates) of the
     final probe across ranks."""
-    from rsstab.fit import fit_slope
+    from rsstab.measure.fit import fit_slope
 
     worst = 0.0
     for q in SLOPED:

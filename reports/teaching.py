@@ -132,7 +132,7 @@ print("E[y_i^2] =", second_moment)
 # measurement by its own $\gamma_r^2$.
 
 # %%
-from rsstab.fit import fit_slope
+from rsstab.measure.fit import fit_slope
 
 IID_RANKS = [4, 16, 64, 256, 1024]
 IID_WIDTH, IID_TRIALS, IID_REPEATS = 16, 128, 4
@@ -301,15 +301,15 @@ print("Adam stability factor, derived:", adam_stability_factor())
 # * `forward` — RMS of the adapter output $\gamma_r B A h$ on held-out inputs after training;
 # * `backward` — RMS of the gradient that flows into the layer input through the adapter.
 #
-# `rsstab.empirical.empirical_verdict` runs one cell per rank and fits log-log slopes with
-# `rsstab.fit` (a 95% confidence interval over seeds). The simulator never reads the theory's
+# `rsstab.measure.empirical.empirical_verdict` runs one cell per rank and fits log-log slopes with
+# `rsstab.measure.fit` (a 95% confidence interval over seeds). The simulator never reads the theory's
 # exponents: we put its slopes beside `rsstab.check`'s predictions ourselves. The grid is tiny
 # (4 ranks, 4 seeds, 5 steps, one layer of width 16) so that the notebook stays fast;
 # `simulations/rank_sweep.py` runs the bigger one.
 
 # %%
-from rsstab.fit import agrees_with
-from rsstab.empirical import empirical_verdict, render_empirical
+from rsstab.measure.fit import agrees_with
+from rsstab.measure.empirical import empirical_verdict, render_empirical
 
 SIM = {"ranks": (32, 128, 512, 2048), "depth": 1, "width": 16, "steps": 5, "seeds": 4, "batch": 32, "seed": 0}
 QUANTITIES = ("grad_init", "forward", "backward")

@@ -17,13 +17,13 @@ from rsstab._lazy import lazy_attributes
 from rsstab.errors import RsstabError, ScheduleError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from rsstab.classify import Verdict, check
+    from rsstab.verdict.classify import Verdict, check
     from rsstab.schedule import Schedule, as_schedule, parse
 
 __all__ = ["check", "Verdict", "Schedule", "parse", "as_schedule", "RsstabError", "ScheduleError"]
 __version__ = "0.1.0"
 
-_LAZY = {"check": "rsstab.classify", "Verdict": "rsstab.classify",
+_LAZY = {"check": "rsstab.verdict.classify", "Verdict": "rsstab.verdict.classify",
          "Schedule": "rsstab.schedule", "parse": "rsstab.schedule", "as_schedule": "rsstab.schedule"}
 
 

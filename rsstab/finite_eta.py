@@ -22,7 +22,7 @@ run's residual), drawn from their own generator — never the simulator's. What 
 ratio of the finite-η solution to its own first order, for the coherent part (the mean over A)
 and for the incoherent part (the fluctuation), with the same draws on both sides so their
 sampling error largely cancels: :func:`sgd_finite_eta` returns these **correction factors**, which
-:mod:`rsstab.predict` applies to the exact first-order law made from the run's data.
+:mod:`rsstab.measure.predict` applies to the exact first-order law made from the run's data.
 
 **Its range.** The recursion is the population's: the batch's covariance Σ_t = XᵀX/b is I on
 average, and its fluctuation — a relative size √((d + 1)/b) per step — interacts with the

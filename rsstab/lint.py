@@ -509,7 +509,7 @@ def parse_settings(table: Mapping[str, Any], source: str = "[tool.rsstab.lint]")
     ...
     rsstab.errors.RsstabError: [tool.rsstab.lint]: unknown key 'lr_scaling' (did you mean 'lr-scaling'?); the keys are select, ignore, optimizer, lr-scaling, format
     """
-    from rsstab.classify import _as_lr_scaling  # rsstab check's own parsing of P
+    from rsstab.verdict.classify import _as_lr_scaling  # rsstab check's own parsing of P
 
     out: dict[str, Any] = {}
     for key, value in table.items():

@@ -3,7 +3,7 @@
 A schedule is γ_r written as an expression in the rank ``r``; every other name is a positive
 constant independent of r (``alpha``, ``lora_alpha``, ...). ``**`` and ``^`` both mean power.
 A constant in an exponent of r (``beta`` in ``r**(-beta)``) is a *parameter*: it changes the
-order in r (:func:`parameters_of`; :mod:`rsstab.parametric` finds the orders region by region).
+order in r (:func:`parameters_of`; :mod:`rsstab.asymptotics.parametric` finds the orders region by region).
 
 >>> s = parse("alpha/r^0.5")
 >>> s.expr

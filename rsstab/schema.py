@@ -128,7 +128,7 @@ def _defs() -> dict[str, Any]:
                                         "lr": {"anyOf": [_NUM, _STR]}},
                                        closed=False, description="the simulator's settings (more keys may follow)"),
                       "seconds": _NUM},
-                     description="a Monte Carlo measurement (rsstab.empirical.EmpiricalVerdict.as_dict)")
+                     description="a Monte Carlo measurement (rsstab.measure.empirical.EmpiricalVerdict.as_dict)")
     return {
         "number": {"anyOf": [{"type": "number"}, {"enum": ["inf", "-inf", "nan"]}],
                    "description": "a number; a non-finite one is the string inf, -inf or nan"},
@@ -143,7 +143,7 @@ def _defs() -> dict[str, Any]:
                                    "label": _ref("verdict_label")}),
         "condition": _obj({"when": _STR, "label": _STR, "constraints": _STRS}, ["when", "label"], closed=False),
         "term": _obj({"quantity": _STR, "label": _STR}, closed=False,
-                     description="one condition of the hyperparameter tuple (rsstab.hyperparams)"),
+                     description="one condition of the hyperparameter tuple (rsstab.verdict.hyperparams)"),
         "quantity_fit": quantity_fit,
         "empirical": empirical,
         "adam_regime": {"enum": list(ADAM_REGIMES)},
@@ -164,7 +164,7 @@ def _rule_keys() -> dict[str, Any]:
 
 
 def _verdict_body() -> dict[str, Any]:
-    """The keys of rsstab.classify.Verdict.to_dict (one schedule in one regime)."""
+    """The keys of rsstab.verdict.classify.Verdict.to_dict (one schedule in one regime)."""
     return {
         "method": _STR, "gamma_order": _STR, "gamma_exponent": _null(_NUM), "gamma_to_zero": _null(_BOOL),
         "stability_law": _STR, "stability_order": _STR,

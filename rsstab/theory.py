@@ -3,7 +3,7 @@
 For every optimizer regime, a measurable quantity Q scales (up to r-independent factors such as
 η, α, width and the data) as ``Q ∝ γ_r^k · r^m``. The derivations in :mod:`rsstab.derive` and
 ``proofs/`` establish these laws; the simulator never reads them (measurements stay independent of
-predictions), and the comparison happens in :mod:`rsstab.classify` and the report.
+predictions), and the comparison happens in :mod:`rsstab.verdict.classify` and the report.
 
 >>> law("forward", "sgd").exponent(-0.5)   # rsLoRA, γ_r ∝ r^(-1/2): Θ(1)
 0.0

@@ -4,7 +4,7 @@ command-line text for them (:func:`parse_integer`: one rank or width, :func:`par
 ranks), which the commands, the pytest plugin and the experiments' scripts share.
 
 Imports nothing from rsstab but :mod:`rsstab.errors`, so the simulator (:mod:`rsstab.sim`), the
-testing plugin (:mod:`rsstab.testing`) and the verdicts (:mod:`rsstab.regimes`, :mod:`rsstab.transfer`)
+testing plugin (:mod:`rsstab.testing`) and the verdicts (:mod:`rsstab.verdict.regimes`, :mod:`rsstab.verdict.transfer`)
 all take their checks from here.
 
 >>> check_width(512), check_ranks([32, 8, 8])

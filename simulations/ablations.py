@@ -33,7 +33,7 @@ import numpy as np
 from rsstab.experiments.compare import markdown_table, slope_records, theory_exponent
 from rsstab.experiments.figures import loglog_vs_rank, pyplot
 from rsstab.experiments.scripts import run_configs, script_parser
-from rsstab.fit import agrees_with, fit_slope
+from rsstab.measure.fit import agrees_with, fit_slope
 from rsstab.io import atomic_write, save_figure, write_csv
 from rsstab.sim.config import DEFAULTS
 from rsstab.sim.grid import make_configs

@@ -43,7 +43,7 @@ def run(grid: dict, out: Path, sweep: dict) -> list[dict]:
     """One ``rsstab simulate`` run per (optimizer, depth, η), each in its own resumable store
     under ``out/store`` (``sweep``: where the cells run, the progress bar); a row per (run,
     quantity, rank)."""
-    from rsstab.commands.simulate import report
+    from rsstab.measure.compare import report
 
     rows = []
     for opt, lrs in grid["lrs"].items():

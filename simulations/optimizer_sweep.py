@@ -21,7 +21,7 @@ from rsstab.experiments.compare import markdown_table, slope_records, theory_lab
 from rsstab.experiments.figures import loglog_vs_rank, series
 from rsstab.experiments.scripts import run_configs, script_parser
 from rsstab.io import atomic_write, write_csv
-from rsstab.rows import aggregate
+from rsstab.measure.rows import aggregate
 from rsstab.sim.config import DEFAULTS
 from rsstab.sim.grid import make_configs
 from rsstab.vocab import OPTIMIZERS, VOTING_QUANTITIES, combine_labels

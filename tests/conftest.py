@@ -26,7 +26,7 @@ def slow_parametric_step(monkeypatch: pytest.MonkeyPatch) -> Callable[[object, s
     ``module.name``, one of its steps, first sleeps 5 s — a verdict must come back in time anyway."""
     import time
 
-    import rsstab.parametric_verdict as pv
+    import rsstab.verdict.parametric as pv
 
     monkeypatch.setattr(pv, "PARAMETRIC_TIME_LIMIT", 0.5)
 

@@ -1,6 +1,6 @@
 """Adam with ε > 0, measured: one torch.optim.Adam step on a LoRA layer follows the sign law
 (update ∝ η·γ_r·r) below the crossover rank r_ε and SGD's law with rate η/ε (∝ (η/ε)·γ_r²·r)
-above it, where rsstab.adam_eps.adam_epsilon and rsstab.theory.adam_regime put them.
+above it, where rsstab.verdict.adam_eps.adam_epsilon and rsstab.theory.adam_regime put them.
 
 Seeds are batched as a leading dimension of A and B: Adam is elementwise, so one optimizer step
 on the stacked tensors is exactly one step per seed.
@@ -13,7 +13,7 @@ import math
 import pytest
 
 from rsstab import theory
-from rsstab.adam_eps import adam_epsilon
+from rsstab.verdict.adam_eps import adam_epsilon
 from rsstab.vocab import ADAM_SGD_LIKE, ADAM_SIGN
 
 torch = pytest.importorskip("torch")

@@ -162,7 +162,7 @@ def test_positive_only_for_large_r_is_classified_and_says_from_where() -> None:
 
 
 def test_undecided_is_an_answer_not_an_error() -> None:
-    from rsstab.classify import label_of
+    from rsstab.verdict.classify import label_of
 
     g = growth(parse(TOWER_ONE).expr, time_limit=1e-6)  # no symbolic time: the numbers cancel
     assert (str(g), g.method) == ("undecided", "numeric") and "cancellation" in g.note

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rsstab import check
-from rsstab.classify import Verdict
+from rsstab.verdict.classify import Verdict
 from rsstab.errors import RsstabError
 
 

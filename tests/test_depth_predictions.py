@@ -15,7 +15,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from rsstab.commands.simulate import report  # noqa: E402
+from rsstab.measure.compare import report  # noqa: E402
 
 
 def _ratios(optimizer: str, *, width: int, depth: int, ranks: list[int], seeds: int, expr: str = "1/sqrt(r)",

@@ -73,7 +73,7 @@ def test_adam_drift_coefficients_are_the_weighted_sums(n: int, b1: float, b2: fl
 # --------------------------------------------------------------------------- measured
 
 torch = pytest.importorskip("torch")
-from rsstab.commands.simulate import render_predictions, report  # noqa: E402
+from rsstab.measure.compare import render_predictions, report  # noqa: E402
 
 
 def _grid(optimizer: str, lrs: list[float], *, width: int, depth: int, ranks: list[int], seeds: int,
@@ -172,8 +172,8 @@ def _check_factor(eps: float, grad_scale: float, r: int) -> tuple[float, float]:
 def test_simulated_eps_meets_check_across_the_crossover(steps: int) -> None:
     # width 1, one input (batch 1, fixed batch): g_j = γ·v·(a_j·x), |v x| = √‖G₀‖_F² = √data_grad_fro2/n,
     # so check's G = |v|·σ_A·|x|·√(2/π) (σ_A = 1), and a constant gradient makes n steps n first steps
-    from rsstab.empirical import empirical_verdict
-    from rsstab.predict import _stats_table
+    from rsstab.measure.empirical import empirical_verdict
+    from rsstab.measure.predict import _stats_table
 
     kw = dict(width=1, depth=1, batch=1, fixed_batch=True, share_data=True, ranks=[256, 1024], seeds=8, steps=steps,
               lr=1e-7)  # share_data: every seed one x and v (its own A)

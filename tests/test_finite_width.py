@@ -21,7 +21,7 @@ import sympy as sp
 
 import rsstab.derive as D
 from rsstab import theory
-from rsstab.classify import check
+from rsstab.verdict.classify import check
 from rsstab.cli import main
 from rsstab.derive.results import width as fw
 from rsstab.derive.symbols import dot
@@ -185,8 +185,8 @@ def test_point_slope_is_the_limit_of_secant_slopes() -> None:
 def test_one_flat_band_for_every_measurement() -> None:
     import inspect
 
-    from rsstab.fit import fit_slope
-    from rsstab.regimes import rms_label
+    from rsstab.measure.fit import fit_slope
+    from rsstab.verdict.regimes import rms_label
     from rsstab.testing.stability import DEFAULTS
     from rsstab.vocab import FLAT_BAND
 
@@ -259,7 +259,7 @@ def test_predicted_local_slopes_match_the_issue_measurements(expr: str, optimize
     measured = MEASURED[(expr, optimizer)]
     assert predicted == pytest.approx(measured, abs=0.06)
     # ... and so their flat / shrinks / grows labels agree interval by interval.
-    from rsstab.regimes import rms_label
+    from rsstab.verdict.regimes import rms_label
 
     assert [row.label for row in v.width.rows[1:]] == [rms_label(m) for m in measured]
     # The verdict itself is the coherent part's, the same as without a width.
@@ -301,7 +301,7 @@ def test_check_width_text_table(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_width_verdicts_round_trip_through_json() -> None:
-    from rsstab.classify import Verdict
+    from rsstab.verdict.classify import Verdict
 
     v = check("alpha/sqrt(r)", "adam", width=300, ranks=[4, 64, 1024])
     assert Verdict.from_dict(json.loads(v.to_json())) == v

@@ -1,4 +1,4 @@
-"""Tests of rsstab.fit: slope estimates, confidence intervals, labels, validation."""
+"""Tests of rsstab.measure.fit: slope estimates, confidence intervals, labels, validation."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rsstab.errors import RsstabError
-from rsstab.fit import SlopeFit, agrees_with, fit_slope
-from rsstab.rows import values_from_rows
+from rsstab.measure.fit import SlopeFit, agrees_with, fit_slope
+from rsstab.measure.rows import values_from_rows
 from rsstab.vocab import LABELS, combine_labels
 
 RANKS = [4, 16, 64, 256, 1024]

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rsstab.classify import Verdict, check
+from rsstab.verdict.classify import Verdict, check
 from rsstab.cli import main
 from rsstab.errors import RsstabError
 from rsstab.testing import tuples
@@ -186,7 +186,7 @@ def test_json_has_one_entry_per_condition_with_its_regime(capsys: pytest.Capture
 def test_a_tuple_analysis_out_of_time_is_indeterminate(slow_parametric_step) -> None:  # type: ignore[no-untyped-def]
     import time
 
-    import rsstab.hyperparams as hp
+    import rsstab.verdict.hyperparams as hp
 
     slow_parametric_step(hp, "labelled_regions")
     t0 = time.monotonic()

@@ -11,6 +11,7 @@ HEAVY = ("sympy", "torch", "numpy", "matplotlib", "scipy")
 
 
 @pytest.mark.parametrize("module", ["rsstab", "rsstab.sweep", "rsstab.io", "rsstab.vocab", "rsstab.errors", "rsstab.experiments",
+                                    "rsstab.verdict", "rsstab.measure", "rsstab.measure.compare",
                                     "rsstab.peft_files", "rsstab.cli"])
 def test_module_imports_nothing_heavy(module: str) -> None:
     code = f"import sys, {module}; print(' '.join(m for m in {HEAVY!r} if m in sys.modules))"

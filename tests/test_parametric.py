@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rsstab.classify import Verdict, check
+from rsstab.verdict.classify import Verdict, check
 from rsstab.errors import RsstabError
-from rsstab.parametric import contains, parse_assumptions
+from rsstab.asymptotics.parametric import contains, parse_assumptions
 from rsstab.vocab import CONDITIONAL, LABELS, VERDICT_LABELS
 
 S, C, B, I = "rank-stabilized", "collapse", "blow-up", "indeterminate"
@@ -229,8 +229,8 @@ def test_a_parametric_analysis_out_of_time_is_indeterminate(slow_parametric_step
     indeterminate verdict that says so — never a hang, never a guess."""
     import time
 
-    import rsstab.classify as classify
-    import rsstab.parametric_verdict as pv
+    import rsstab.verdict.classify as classify
+    import rsstab.verdict.parametric as pv
 
     slow_parametric_step(pv, "pgrowth")
     t0 = time.monotonic()

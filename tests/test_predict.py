@@ -8,8 +8,8 @@ import pytest
 
 pytest.importorskip("torch")
 
-from rsstab.commands.simulate import render_predictions, report  # noqa: E402
-from rsstab.predict import predict_layer  # noqa: E402
+from rsstab.measure.compare import render_predictions, report  # noqa: E402
+from rsstab.measure.predict import predict_layer  # noqa: E402
 
 
 def _ratios(out: dict) -> dict[str, list[float]]:

@@ -12,8 +12,8 @@ import torch
 import rsstab.sim as sim
 from rsstab.cli import main
 from rsstab.errors import RsstabError
-from rsstab.empirical import empirical_verdict
-from rsstab.rows import summary_values
+from rsstab.measure.empirical import empirical_verdict
+from rsstab.measure.rows import summary_values
 from rsstab.sim import SimConfig, simulate_cell
 from rsstab.sim.draws import draw_cell
 from rsstab.sim.stack import DirectStack
@@ -233,7 +233,7 @@ def test_cli_huge_learning_rate_is_not_a_crash(capsys) -> None:
 
 def test_tolerance_reaches_the_agrees_column() -> None:
     """Regression: ``--tolerance`` changed the labels but ``agrees`` always used 0.1."""
-    from rsstab.commands.simulate import report
+    from rsstab.measure.compare import report
 
     opts = {"ranks": [4, 16, 64], "steps": 2, "seeds": 2, "width": 8, "batch": 8}
     _, wide = report("1/r", "sgd", tolerance=100.0, **opts)
@@ -498,8 +498,8 @@ def test_simulate_says_why_it_is_indeterminate_and_calls_total_divergence_blow_u
     ranks is a blow-up, not an unfittable run."""
     import math
 
-    from rsstab.empirical import _label_and_reason
-    from rsstab.fit import fit_slope
+    from rsstab.measure.empirical import _label_and_reason
+    from rsstab.measure.fit import fit_slope
 
     ranks = [4, 16, 64]
     straddling = fit_slope(ranks, [[1.0, 1.3], [1.05, 1.45], [1.1, 1.6]])  # slope ≈ +0.05 ± a wide interval

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rsstab.errors import RsstabError
-from rsstab.fit import fit_slope
+from rsstab.measure.fit import fit_slope
 from rsstab.sim import SimConfig, simulate_cell
 
 GRID = dict(depth=3, width=32, steps=8, seeds=6, batch=16, probe_batch=32)

@@ -27,7 +27,7 @@ import pytest
 import torch
 
 from rsstab.errors import RsstabError
-from rsstab.rows import values_from_rows
+from rsstab.measure.rows import values_from_rows
 from rsstab.sim import DATA_QUANTITIES, LAYER_QUANTITIES, NETWORK_QUANTITIES, SimConfig, simulate_cell
 from rsstab.sim.draws import draw_cell
 from rsstab.sim.finite import output_grads_at_layers, seed_split

@@ -41,7 +41,7 @@ def test_simulator_never_imports_theory_fit_or_classify() -> None:
             "rows = [r for c in make_configs('alpha/sqrt(r)', [4, 8], width=4, steps=1, seeds=2, batch=2, "
             "probe_batch=2, depth=2) for r in run_cell(c)]\n"
             "assert rows and 'torch' in sys.modules\n"
-            "print(' '.join(m for m in ('rsstab.theory', 'rsstab.fit', 'rsstab.classify') if m in sys.modules))")
+            "print(' '.join(m for m in ('rsstab.theory', 'rsstab.measure.fit', 'rsstab.verdict.classify') if m in sys.modules))")
     assert _run(code) == ""
 
 

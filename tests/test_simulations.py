@@ -56,12 +56,12 @@ def test_slope_records_agrees_uses_its_tolerance(monkeypatch: pytest.MonkeyPatch
     """Regression: ``slope_records(tolerance=...)`` fitted with it but ``agrees`` used 0.1."""
     import numpy as np
 
-    import rsstab.rows
+    import rsstab.measure.rows
     from rsstab.experiments import compare
 
     ranks = [4, 16, 64, 256]
     values = np.array([[r**0.3, 1.01 * r**0.3] for r in ranks])  # slope 0.3
-    monkeypatch.setattr(rsstab.rows, "summary_values", lambda grp, q: (ranks, values))
+    monkeypatch.setattr(rsstab.measure.rows, "summary_values", lambda grp, q: (ranks, values))
     monkeypatch.setattr(compare, "theory_exponent", lambda schedule, optimizer, q: 0.0)
     rows = [{"schedule": "1/sqrt(r)", "optimizer": "sgd", "quantity": "forward", "rank": r} for r in ranks]
     narrow = compare.slope_records(rows, ["schedule"], quantities=["forward"])

@@ -177,7 +177,7 @@ def test_check_returns_a_result_without_raising_and_is_deterministic() -> None:
 
 
 def test_results_can_be_rebuilt_from_rows() -> None:
-    from rsstab.rows import values_from_rows
+    from rsstab.measure.rows import values_from_rows
 
     result = check_rank_stability(adapter(-0.5), ranks=(64, 256, 1024), seeds=3)
     rebuilt = {}

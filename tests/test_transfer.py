@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from rsstab.cli import main
 from rsstab.errors import RsstabError
-from rsstab.transfer import transfer, transfer_all
+from rsstab.verdict.transfer import transfer, transfer_all
 
 ranks = st.integers(1, 1 << 16)
 lrs = st.floats(1e-8, 1.0)

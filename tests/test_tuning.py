@@ -10,7 +10,7 @@ import pytest
 
 from rsstab.experiments.tuning import (BESIDE_DIVERGENCE, HIGH_EDGE, INTERPOLATED, LOW_EDGE, NO_FINITE, Optimum,
                                        Search, eta_slope, lattice_eta, optimum, search_ranks)
-from rsstab.fit import agrees_with, fit_slope, interval_agrees
+from rsstab.measure.fit import agrees_with, fit_slope, interval_agrees
 
 
 def bowl(eta: float, centre: float, depth: float = 1.0) -> float:

@@ -20,6 +20,9 @@ undecided (the answer "undecided", whose label is indeterminate) rather than an 
 runs under a time limit on the main thread (about :data:`TIME_LIMIT` + :data:`NUMERIC_TIME_LIMIT`
 seconds in all); elsewhere only the bounded steps run, so nothing hangs.
 
+Orders with free parameters (exponents linear in real parameters, cut into exact regions) are
+:mod:`.parametric`; this package does not import it (it calls :func:`growth` from here).
+
 >>> from rsstab.schedule import parse
 >>> str(growth(parse("(2 + sin(r))/sqrt(r)").expr))
 'Θ(r^-1/2)'

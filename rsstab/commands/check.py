@@ -26,9 +26,9 @@ from rsstab.errors import RsstabError
 from rsstab.validate import parse_integer, parse_ranks as parse_rank_list
 
 if TYPE_CHECKING:  # the CLI imports the library lazily
-    from rsstab.adam_eps import AdamEpsilon
-    from rsstab.regimes import WidthTable
-    from rsstab.verdict_model import Verdict
+    from rsstab.verdict.adam_eps import AdamEpsilon
+    from rsstab.verdict.regimes import WidthTable
+    from rsstab.verdict.model import Verdict
 
 HELP = ("classify a scaling factor γ_r (rank-stabilized / collapse / blow-up at a fixed learning rate) "
         "per optimizer regime, with the learning-rate rule that keeps the update Θ(1)")
@@ -175,7 +175,7 @@ def learning_rates(lr: str | None, lr_ratio: str | None, lr_a: str | None,
         raise RsstabError("--lr-a and --lr-b go together (or give --lr and --lr-ratio)")
     if lr is not None or lr_ratio is not None:
         raise RsstabError("give either --lr-a/--lr-b or --lr/--lr-ratio, not both")
-    from rsstab.classify import _factor
+    from rsstab.verdict.classify import _factor
 
     for flag, text in (("--lr-a", lr_a), ("--lr-b", lr_b)):  # each is checked alone, for a precise message
         try:
@@ -191,7 +191,7 @@ def _for_flag(flag: str, exc: RsstabError) -> RsstabError:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rsstab.classify import check
+    from rsstab.verdict.classify import check
 
     if args.simulate:  # a missing extra is one line and nothing on stdout, as every error
         from rsstab.errors import SIM_MODULES, require_extra
@@ -245,18 +245,18 @@ def run(args: argparse.Namespace) -> int:
                  init_std=args.init_std, lr_ratio=lr_ratio, width_expr=args.width_expr)
     eps = None
     if args.eps is not None:
-        from rsstab.adam_eps import adam_epsilon
+        from rsstab.verdict.adam_eps import adam_epsilon
 
         eps = adam_epsilon(expr, args.eps, args.grad_scale, constants=constants)
     expansion = None
     if range_lr is not None and verdict.width is not None:
-        from rsstab.regimes import expansion_rows
+        from rsstab.verdict.regimes import expansion_rows
 
         expansion = expansion_rows(verdict.width, args.optimizer, range_lr, args.init_std, args.steps,
                                    eps=args.eps, grad_scale=args.grad_scale)
     empirical = None
     if args.simulate:
-        from rsstab.empirical import empirical_verdict
+        from rsstab.measure.empirical import empirical_verdict
 
         empirical = empirical_verdict(expr, optimizer=args.optimizer, constants=constants)
     if args.json:
@@ -277,11 +277,11 @@ def run(args: argparse.Namespace) -> int:
         if eps is not None:
             print(render_eps(eps))
         if expansion is not None:
-            from rsstab.regimes import render_expansion
+            from rsstab.verdict.regimes import render_expansion
 
             print(render_expansion(expansion))
         if empirical is not None:
-            from rsstab.empirical import render_empirical
+            from rsstab.measure.empirical import render_empirical
 
             print()
             theory = {q: v.exponent for q, v in verdict.quantities.items()}
@@ -299,7 +299,7 @@ def run_table(exprs: list[str], optimizer: str, constants: dict[str, float | Fra
     sheets and sweeps over candidate rules. Exit 0 when every schedule is rank-stabilized in
     ``optimizer``'s regime, 1 when one is not, 2 when one is invalid (its row says why; with ``--json``
     a one-line error and no JSON)."""
-    from rsstab.classify import check
+    from rsstab.verdict.classify import check
 
     other = "adam" if optimizer == "sgd" else "sgd"
     rows: list[dict[str, Any]] = []
@@ -381,7 +381,7 @@ def render(v: Verdict, also: Verdict) -> str:
 
 def render_terms(terms: tuple[dict[str, Any], ...]) -> list[str]:
     """The per-condition entries of the hyperparameter tuple (update, forward, backward, A and B)."""
-    from rsstab.hyperparams import learning_summary
+    from rsstab.verdict.hyperparams import learning_summary
 
     lines = [f"conditions ({terms[0]['regime']}):"]
     for t in terms[:-1]:

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     cli = {"select": _flat(args.select), "ignore": _flat(args.ignore), "optimizer": args.optimizer,
            "lr-scaling": args.lr_scaling, "format": args.format}
     if args.lr_scaling is not None:
-        from rsstab.classify import _as_lr_scaling  # rsstab check's own parsing of P
+        from rsstab.verdict.classify import _as_lr_scaling  # rsstab check's own parsing of P
 
         _as_lr_scaling(args.lr_scaling)  # a bad P is a usage error before any adapter is read
     opts = {**settings, **{k: v for k, v in cli.items() if v is not None}}  # a flag overrides its key

@@ -1,7 +1,7 @@
 """``rsstab transfer EXPR --from-rank R1 --to-rank R2 --lr ETA``: the learning rate to use at R2.
 
 Keeps the learned update Θ(η·γ_r^k·r) equal at both ranks (SGD k = 2, Adam's sign regime k = 1),
-computed exactly from the schedule (:mod:`rsstab.transfer`), and prints the prediction for the
+computed exactly from the schedule (:mod:`rsstab.verdict.transfer`), and prints the prediction for the
 chosen optimizer first, then for the other regime.
 
 Exit code: 0 on success, 2 for bad input.
@@ -18,7 +18,7 @@ from rsstab.errors import RsstabError
 from rsstab.validate import parse_integer
 
 if TYPE_CHECKING:  # the CLI imports the library lazily
-    from rsstab.transfer import Transfer
+    from rsstab.verdict.transfer import Transfer
 
 HELP = "predict the learning rate at another rank from one tuned at a given rank (per optimizer regime)"
 
@@ -96,7 +96,7 @@ def _block(t: Transfer, chosen: bool) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from rsstab.commands.check import parse_constants, read_expr
     from rsstab.errors import RsstabError
-    from rsstab.transfer import transfer_all
+    from rsstab.verdict.transfer import transfer_all
 
     if (args.eps is None) != (args.grad_scale is None):
         raise RsstabError("--eps and --grad-scale go together: Adam's regime depends on E|∂L/∂B_ij|/ε")
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     mine = results[args.optimizer]
     order = [args.optimizer] + [o for o in results if o != args.optimizer]
     if args.json:
-        from rsstab.classify import LR_FIXED
+        from rsstab.verdict.classify import LR_FIXED
         from rsstab.schema import dumps, envelope
 
         # the common keys: the schedule's verdict in this regime at a fixed learning rate (rsstab

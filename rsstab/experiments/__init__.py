@@ -1,6 +1,6 @@
 """The experiments: what compares measurements with predictions and presents them.
 
-The library (:mod:`rsstab.sim`, :mod:`rsstab.fit`, :mod:`rsstab.classify`, …) measures and predicts;
+The library (:mod:`rsstab.sim`, :mod:`rsstab.measure.fit`, :mod:`rsstab.verdict.classify`, …) measures and predicts;
 this subpackage puts the two side by side and draws, tabulates and reports them. Arrows go from
 here into the library, never back: no library module imports :mod:`rsstab.experiments`.
 

@@ -1,6 +1,6 @@
 """Predictions beside measurements: the theory's exponents next to the slopes fitted to a sweep.
 
-:mod:`rsstab.sim` measures and :mod:`rsstab.fit` fits without knowing the theory; here the
+:mod:`rsstab.sim` measures and :mod:`rsstab.measure.fit` fits without knowing the theory; here the
 exponents of :func:`rsstab.check` are put beside the fitted slopes, and tables are rendered as
 GitHub markdown.
 
@@ -66,12 +66,12 @@ def slope_records(
     the theory's exponent beside it. Rows need ``schedule`` and ``optimizer`` columns.
 
     ``agrees`` is the report's rule: the fit's interval meets [theory ± tolerance]
-    (:func:`rsstab.fit.agrees_with` in interval mode). ``theory(row, quantity)`` overrides the
+    (:func:`rsstab.measure.fit.agrees_with` in interval mode). ``theory(row, quantity)`` overrides the
     exponent (default :func:`theory_exponent` of the group's schedule and optimizer; ``row`` is the
     group's first row, e.g. to read a tag such as ``a_init``). Each record also carries the
     group's settings (:data:`CONTEXT`, when the rows have them) and the fitted ranks' range."""
-    from rsstab.fit import agrees_with, fit_slope
-    from rsstab.rows import summary_values
+    from rsstab.measure.fit import agrees_with, fit_slope
+    from rsstab.measure.rows import summary_values
 
     tol = FLAT_BAND if tolerance is None else tolerance
     groups: dict[tuple, list[Mapping[str, Any]]] = {}

@@ -3,7 +3,7 @@ in every experiment, with its causes — derived from the row's own settings by 
 per row.
 
 A row *disagrees* when its confidence interval misses ``[theory − tol, theory + tol]``
-(:func:`rsstab.fit.interval_agrees`, the one rule of the report). Its causes come from
+(:func:`rsstab.measure.fit.interval_agrees`, the one rule of the report). Its causes come from
 :data:`RULES`, each a function of the row's data only (quantity, optimizer, schedule, learning rate,
 steps, width, the ranks fitted, diverged ranks):
 
@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from rsstab.fit import interval_agrees
+from rsstab.measure.fit import interval_agrees
 from rsstab.io import read_table
 from rsstab.theory import EXPANSION_LIMIT
 from rsstab.vocab import FLAT_BAND
@@ -69,12 +69,12 @@ def _num(row: Mapping[str, Any], key: str) -> float:
 
 def first_order_range(row: Mapping[str, Any], rank: float) -> dict[str, Any] | None:
     """The range of the first-order laws at ``rank`` for the row's settings (result 13): what
-    ``rsstab check --width d --lr η --steps n`` knows without data (:func:`rsstab.regimes.expansion_rows`:
+    ``rsstab check --width d --lr η --steps n`` knows without data (:func:`rsstab.verdict.regimes.expansion_rows`:
     the next term relative to the first that the settings alone fix — SGD's B-driven saturation,
     Adam's A-driven drift — and ``in_range``, False once it exceeds ``theory.EXPANSION_LIMIT``, None
     while the data-dependent part decides). None when the row lacks a numeric learning rate,
     steps, width or schedule."""
-    from rsstab.regimes import expansion_rows, width_table
+    from rsstab.verdict.regimes import expansion_rows, width_table
     from rsstab.schedule import as_schedule
 
     lr, steps, width = _num(row, "lr"), _num(row, "steps"), _num(row, "width")
@@ -281,7 +281,7 @@ def render(rows: Sequence[Mapping[str, Any]], tolerance: float = FLAT_BAND) -> s
         "",
         f"Every measured slope with a predicted exponent, in every experiment table ({with_theory} rows), is "
         f"compared by one rule: it **agrees** when its 95% interval meets [theory − {tolerance:g}, theory + "
-        f"{tolerance:g}] (`rsstab.fit.interval_agrees`). {len(bad)} rows disagree. Their causes are derived from "
+        f"{tolerance:g}] (`rsstab.measure.fit.interval_agrees`). {len(bad)} rows disagree. Their causes are derived from "
         "each row's settings by the rules of `rsstab/experiments/disagreements.py` (diverged seeds; no noise "
         "estimate; beyond the small-η regime; residual-based backward probe; finite width; grid edge) — not "
         "typed per row.",

@@ -221,7 +221,7 @@ def _learned_update_slopes(m: Measurement, tol: float) -> list[dict[str, Any]]:
     at one fixed η (predicted: the forward law at a fixed η) and at the η tuned per rank
     (predicted: 0, the update the learning-rate rule keeps Θ(1))."""
     import rsstab
-    from rsstab.fit import fit_slope, interval_agrees
+    from rsstab.measure.fit import fit_slope, interval_agrees
     from rsstab.theory import law
 
     out = []
@@ -262,7 +262,7 @@ def slope_table(m: Measurement, tolerance: float | None = None) -> list[dict[str
     """The fitted exponent of η* ∝ r^p beside the prediction, over all ranks and over r ≥ 4·width
     (the r ≫ d limit the laws describe); then the learned update's slopes (see
     :func:`_learned_update_slopes`)."""
-    from rsstab.fit import interval_agrees
+    from rsstab.measure.fit import interval_agrees
     from rsstab.vocab import FLAT_BAND
 
     tol = FLAT_BAND if tolerance is None else tolerance

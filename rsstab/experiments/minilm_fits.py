@@ -1,7 +1,7 @@
 """The MiniLM experiment beside the theory: fitted slopes against the rank and a markdown summary.
 
 This is report code: it reads :mod:`rsstab.theory` only to print the predicted exponents next to
-the slopes fitted (:func:`rsstab.fit.fit_slope`) to the rows of :mod:`rsstab.experiments.minilm`,
+the slopes fitted (:func:`rsstab.measure.fit.fit_slope`) to the rows of :mod:`rsstab.experiments.minilm`,
 which never sees them.
 
 >>> rows = [{"method": "lora", "rank": 4, "quantity": "loss", "seed": 0, "step": s, "value": v}
@@ -87,8 +87,8 @@ def _onset_values(rows: Sequence[Mapping[str, Any]], method: str, quantity: str,
 
 
 def onset_fits(rows: Sequence[Mapping[str, Any]], quantity: str = "grad_norm") -> dict[str, Any]:
-    """Log-log slope fit (:func:`rsstab.fit.fit_slope`) of ``quantity`` at step 0 vs rank, per method."""
-    from rsstab.fit import fit_slope
+    """Log-log slope fit (:func:`rsstab.measure.fit.fit_slope`) of ``quantity`` at step 0 vs rank, per method."""
+    from rsstab.measure.fit import fit_slope
 
     ranks = sorted({row["rank"] for row in rows})
     methods = sorted({row["method"] for row in rows})
@@ -104,7 +104,7 @@ def summarize(rows: Sequence[Mapping[str, Any]], cfg: RealModelConfig) -> tuple[
     import numpy as np
 
     from rsstab import theory
-    from rsstab.fit import fit_slope
+    from rsstab.measure.fit import fit_slope
 
     ranks = sorted({row["rank"] for row in rows})
     optimizer = "adam" if cfg.optimizer == "adamw" else "sgd"

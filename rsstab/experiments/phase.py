@@ -7,7 +7,7 @@ For each cell:
 
 * **predicted** — :func:`rsstab.check` on the same expressions with the two exponents given exact
   values (the parametric verdict at that point; the r → ∞ limit, where r ≫ width);
-* **measured** — :func:`rsstab.empirical.empirical_verdict` on a rank grid well above the width
+* **measured** — :func:`rsstab.measure.empirical.empirical_verdict` on a rank grid well above the width
   (the simulator never sees the prediction). The multiplicative constants (``alpha``, ``eta``,
   ``s``) are chosen so that every cell has γ = 1, η = the base learning rate and σ_A = 1 at the
   reference rank (the geometric mean of the ranks): cells differ only in how they scale with r,
@@ -117,7 +117,7 @@ def cell_constants(grid: PhaseGrid, xv: Fraction, yv: Fraction, ranks: Sequence[
 
 def predicted_label(grid: PhaseGrid, xv: Fraction, yv: Fraction) -> str:
     """:func:`rsstab.check` on the cell's tuple, the exponents exact (the r → ∞ verdict)."""
-    from rsstab.classify import check
+    from rsstab.verdict.classify import check
 
     return check(grid.schedule, optimizer=grid.optimizer, constants={grid.x: xv, grid.y: yv},
                  lr=grid.lr, init_std=grid.init_std).label
@@ -183,7 +183,7 @@ def run_grid(grid: PhaseGrid, settings: Mapping[str, Any], *, out: str | Path | 
     intervals, whether it is a boundary cell and the outcome. ``settings``: ranks, width, seeds,
     steps, depth, batch (and optionally lr, the base learning rate at the reference rank); the
     cells run through the sweep store under ``out`` (resumable) when given."""
-    from rsstab.empirical import empirical_verdict
+    from rsstab.measure.empirical import empirical_verdict
     from rsstab.sim.config import DEFAULTS
 
     xs, ys = grid.xs[::every], grid.ys[::every]

@@ -1,7 +1,7 @@
 """The real-LM experiment beside the theory: tuned learning rates, perplexity against rank, figures.
 
 Report code: it reads the tidy rows of :mod:`rsstab.experiments.real_lm` (which never sees a
-prediction) and puts them next to the predictions of :func:`rsstab.transfer.transfer` (the
+prediction) and puts them next to the predictions of :func:`rsstab.verdict.transfer.transfer` (the
 optimal-η exponent under Adam: α/r → 0, α/√r → −½) and of the theory's onset-gradient and
 update exponents (:func:`rsstab.experiments.compare.theory_exponent`).
 
@@ -139,8 +139,8 @@ def eta_fit(points: Sequence[TunedPoint], confidence: float = 0.95) -> tuple[flo
 
 
 def predicted_eta_exponent(method: str) -> float:
-    """η* ∝ r^p under Adam's sign regime, from :func:`rsstab.transfer.transfer` (keeps η·γ_r·r fixed)."""
-    from rsstab.transfer import transfer
+    """η* ∝ r^p under Adam's sign regime, from :func:`rsstab.verdict.transfer.transfer` (keeps η·γ_r·r fixed)."""
+    from rsstab.verdict.transfer import transfer
 
     p = transfer(SCHEDULES[method], 1.0, 4, 64, optimizer="adam").lr_exponent
     assert p is not None
@@ -158,7 +158,7 @@ def slope_fits(rows: Sequence[Mapping[str, Any]], cfg: RealLMConfig) -> list[dic
     import numpy as np
 
     from rsstab.experiments.compare import theory_exponent
-    from rsstab.fit import fit_slope
+    from rsstab.measure.fit import fit_slope
 
     onset = _quantity(rows, "grad_norm", 0)
     update = _quantity(rows, "update_norm")

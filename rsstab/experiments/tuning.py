@@ -19,7 +19,7 @@ divergence**: the optimum lies within half a unit of it); or the grid edge (**lo
 edge**: a bound, not an optimum).
 
 :func:`eta_slope` fits ``η* ∝ r^slope`` over the ranks whose optima are all interior: the interval is
-the Student-t interval over the per-seed slopes (:func:`rsstab.fit.fit_slope`), widened by the
+the Student-t interval over the per-seed slopes (:func:`rsstab.measure.fit.fit_slope`), widened by the
 lattice resolution where an optimum was not interpolated (half a unit at that rank, propagated
 through the least-squares weights) — a lattice point repeated by every seed has no spread, but it
 is not exact.
@@ -277,7 +277,7 @@ class EtaSlope:
     resolution: float  # the lattice term added to each side of the interval
     local_slopes: tuple[float, ...]
     how: str
-    label: str = "indeterminate"  # the band rule of rsstab.fit on the (widened) interval: is η* flat in r?
+    label: str = "indeterminate"  # the band rule of rsstab.measure.fit on the (widened) interval: is η* flat in r?
 
 
 def eta_slope(ranks: Sequence[int], optima: Sequence[Sequence[Optimum]], *, confidence: float = 0.95) -> EtaSlope:
@@ -289,7 +289,7 @@ def eta_slope(ranks: Sequence[int], optima: Sequence[Sequence[Optimum]], *, conf
     >>> round(fit.slope, 2), fit.excluded
     (1.0, ())
     """
-    from rsstab.fit import fit_slope
+    from rsstab.measure.fit import fit_slope
 
     keep = [i for i, per_seed in enumerate(optima) if all(o.interior for o in per_seed)]
     excluded = tuple(int(ranks[i]) for i in range(len(ranks)) if i not in keep)
@@ -314,7 +314,7 @@ def eta_slope(ranks: Sequence[int], optima: Sequence[Sequence[Optimum]], *, conf
 
 
 def _band(lo: float, hi: float, tolerance: float | None = None) -> str:
-    """The empirical label of :mod:`rsstab.fit` for an interval (flat, growing, shrinking, unclear)."""
+    """The empirical label of :mod:`rsstab.measure.fit` for an interval (flat, growing, shrinking, unclear)."""
     from rsstab.vocab import FLAT_BAND
     from rsstab.vocab import BLOW_UP, COLLAPSE, INDETERMINATE, STABLE
 

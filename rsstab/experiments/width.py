@@ -5,7 +5,7 @@ The measurement side reads only the simulation's rows: the forward RMS (geometri
 seeds), its coherent and incoherent parts across the seeds' draws of A at fixed data
 (``share_data``), and the A-independent data statistics. The prediction side is
 :func:`rsstab.theory.crossover_rank` (r* at d_eff = d) and, exactly for the data the cell saw,
-r* at the measured-free effective width of :mod:`rsstab.predict` (from the data statistics).
+r* at the measured-free effective width of :mod:`rsstab.measure.predict` (from the data statistics).
 The **measured** crossover is the rank where the measured coherent and incoherent squares are
 equal, interpolated linearly in log r between the two ranks that bracket it — model-free: it
 does not assume the ratio grows like r.
@@ -40,7 +40,7 @@ def cell_table(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     of the RMS), ``coherent``/``incoherent`` (the split, signed root of the mean square), and the
     data-exact effective width ``d_eff`` of the forward law (``predict``'s table) from seed 0's
     data statistics at the last step."""
-    from rsstab.predict import predict_layer
+    from rsstab.measure.predict import predict_layer
 
     groups: dict[tuple, dict[str, Any]] = {}
     last: dict[tuple, int] = {}

@@ -35,7 +35,7 @@ from rsstab.peft_files.resolve import AdapterReport, ModuleScaling
 from rsstab.vocab import INDETERMINATE, Label, Optimizer, combine_labels, normalize_optimizer
 
 if TYPE_CHECKING:
-    from rsstab.classify import Verdict
+    from rsstab.verdict.classify import Verdict
 
 __all__ = ["Assessment", "InitInfo", "assess", "init_info", "variant_caveats"]
 
@@ -137,7 +137,7 @@ def effective_schedule(schedule: str, optimizer: Optimizer, sigma_a_exponent: Fr
 
 @functools.lru_cache(maxsize=64)
 def _verdict(schedule: str, optimizer: Optimizer, lr_scaling: str | float | None = None) -> Verdict:
-    from rsstab.classify import check
+    from rsstab.verdict.classify import check
 
     return check(schedule, optimizer=optimizer, lr_scaling=lr_scaling)
 
@@ -174,7 +174,7 @@ def assess(report: AdapterReport, optimizer: str = "adam", lr_scaling: str | flo
     """Label every module of ``report`` in the ``optimizer`` regime, the theory's hypotheses checked;
     ``lr_scaling`` P: the verdict for a learning rate scaled as η ∝ r^P (default: a fixed one).
 
-    Imports :mod:`rsstab.classify` (sympy) on first use; verdicts are cached per schedule.
+    Imports :mod:`rsstab.verdict.classify` (sympy) on first use; verdicts are cached per schedule.
     """
     opt = normalize_optimizer(optimizer)
     cfg = report.config

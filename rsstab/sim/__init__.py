@@ -94,7 +94,7 @@ ranks well above the width let the coherent sum over rank (∝ r) dominate the i
 explores on purpose (``simulations/depth_sweep.py``).
 
 This package does not read the theory's exponents (it imports neither :mod:`rsstab.theory` nor
-:mod:`rsstab.fit`): it measures, and :mod:`rsstab.fit` fits.
+:mod:`rsstab.measure.fit`): it measures, and :mod:`rsstab.measure.fit` fits.
 
 Modules: :mod:`~rsstab.sim.config` (:class:`SimConfig`, :data:`DEFAULTS`, the probe names; standard
 library only), :mod:`~rsstab.sim.draws` (seeds, base, teacher, data), :mod:`~rsstab.sim.stack` (the

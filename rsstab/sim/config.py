@@ -61,7 +61,7 @@ SPLIT_QUANTITIES = {
 #: ``gram="auto"`` draws the Gram (Wishart) under SGD when A₀'s float64 draws would exceed this.
 AUTO_GRAM_BYTES = 2 << 30
 
-#: Defaults of the command line and :func:`rsstab.empirical.empirical_verdict`, per optimizer
+#: Defaults of the command line and :func:`rsstab.measure.empirical.empirical_verdict`, per optimizer
 #: where they differ: :data:`rsstab.defaults.SIMULATION` (beside the rank-stability check's).
 DEFAULTS: dict[str, Any] = SIMULATION
 

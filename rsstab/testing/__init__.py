@@ -7,7 +7,7 @@ a few steps on a synthetic regression task, like a mup coordinate check, and thr
 measured through autograd alone (see :mod:`rsstab.testing.probe`): ``grad_init`` (gradient norm at
 step 0), ``forward`` (RMS of the learned change of the output) and ``backward`` (RMS of the
 gradient into the input through that change). Their log-log slopes against the rank are fitted
-with :func:`rsstab.fit.fit_slope`; the check passes when ``forward`` and ``backward`` — Definition
+with :func:`rsstab.measure.fit.fit_slope`; the check passes when ``forward`` and ``backward`` — Definition
 3.1's two conditions — are both measured flat (``grad_init`` is reported but does not vote: under
 Adam, LoRA's stable α/r has a collapsing onset gradient). On failure an ``AssertionError`` shows a
 rank × quantity table with slopes, intervals and the reasons.

@@ -2,7 +2,7 @@
 
 :func:`check_rank_stability` builds the module at each rank, measures it with
 :mod:`rsstab.testing.probe` (torch, imported when a check runs), fits the log-log slopes with
-:mod:`rsstab.fit` and returns a :class:`RankStabilityResult`, whose report explains a failure
+:mod:`rsstab.measure.fit` and returns a :class:`RankStabilityResult`, whose report explains a failure
 with the theory's laws (:mod:`rsstab.theory`).
 """
 
@@ -23,7 +23,7 @@ from rsstab.vocab import (INDETERMINATE, STABLE, SUMMARY_QUANTITIES, VOTING_QUAN
                           normalize_optimizer)
 
 if TYPE_CHECKING:  # pragma: no cover
-    from rsstab.fit import SlopeFit
+    from rsstab.measure.fit import SlopeFit
 
 __all__ = ["DEFAULTS", "QUANTITIES", "VOTING", "RankStabilityResult", "check_rank_stability",
            "assert_rank_stabilized"]
@@ -70,7 +70,7 @@ class RankStabilityResult:
         optimizer: ``"sgd"`` or ``"adam"``: the regime the verdict is for.
         ranks: the ranks, increasing.
         values: per quantity, a tuple over ranks of per-seed values.
-        fits: per quantity, the :class:`rsstab.fit.SlopeFit`.
+        fits: per quantity, the :class:`rsstab.measure.fit.SlopeFit`.
         diverged: rank → seeds whose training loss became non-finite.
         settings: the arguments the measurement used.
         seconds: wall time of the measurement.
@@ -107,7 +107,7 @@ class RankStabilityResult:
 
         Every quantity in :data:`QUANTITIES` must be present.
         """
-        from rsstab.fit import fit_slope
+        from rsstab.measure.fit import fit_slope
 
         optimizer = normalize_optimizer(optimizer)  # one-line error; "adamw" is Adam's regime
         missing = [q for q in QUANTITIES if q not in values]
@@ -161,7 +161,7 @@ class RankStabilityResult:
 
     def rows(self) -> list[dict[str, Any]]:
         """Tidy rows ``{rank, seed, quantity, value}`` (the input of
-        :func:`rsstab.rows.values_from_rows`)."""
+        :func:`rsstab.measure.rows.values_from_rows`)."""
         return [
             {"rank": r, "seed": s, "quantity": q, "value": v}
             for q in QUANTITIES
@@ -467,7 +467,7 @@ def check_rank_stability(
     if draws > 1:
         from dataclasses import replace
 
-        from rsstab.fit import fit_slope
+        from rsstab.measure.fit import fit_slope
 
         result = replace(result, rms_fits={q: fit_slope(rank_list, rms[q], tolerance=tolerance, confidence=confidence)
                                            for q in VOTING})

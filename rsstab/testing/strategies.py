@@ -207,7 +207,7 @@ class HyperTuple:
 
     ``label`` is the verdict of the learned update in ``optimizer``'s regime; ``learning`` says
     whether A and B both learn (``both-learn``, ``b-dominates``, ``same-order``, ``a-dominates``,
-    as in :mod:`rsstab.hyperparams`); ``exponents`` holds the powers of r drawn for γ_r, η (A's
+    as in :mod:`rsstab.verdict.hyperparams`); ``exponents`` holds the powers of r drawn for γ_r, η (A's
     rate), η_B/η_A and σ_A.
     """
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import sympy as sp
 
-from rsstab import classify
+from rsstab.verdict import classify
 from rsstab.derive.model import Derivation
 from rsstab.derive.results.adam import adam_stability_factor
 from rsstab.derive.results.sgd import sgd_stability_factor
@@ -95,7 +95,7 @@ def stability_iff() -> Derivation:
 
 
 def _check_classifier(D: Derivation, optimizer: Optimizer, rows: Sequence[tuple[sp.Expr, int, Label]]) -> None:
-    """Cross-check the derived regimes against the asymptotic classifier, :func:`rsstab.classify.check`."""
+    """Cross-check the derived regimes against the asymptotic classifier, :func:`rsstab.verdict.classify.check`."""
     mismatches = 0
     for pv, kv, label in rows:
         text = f"r**({pv})" + (f"*log(r)**({kv})" if kv else "")

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from rsstab.experiments.claims.table import CONSISTENCY, NOT_RUN, REFUTES, REPRODUCTION, TOL, Claim, fig, verdict_of
-from rsstab.fit import interval_agrees
+from rsstab.measure.fit import interval_agrees
 
 __all__ = ["real_lm", "real_lm_onset", "trend"]
 

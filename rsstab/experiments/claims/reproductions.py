@@ -21,7 +21,7 @@ import numpy as np
 from rsstab.experiments.claims.table import (LORA, REFUTES, REPRODUCTION, RSLORA, TOL, Claim, agrees,
                                              fig, pick, read_table, slope_text, verdict_of)
 from rsstab.experiments.lrtransfer import PLATEAU
-from rsstab.fit import fit_slope
+from rsstab.measure.fit import fit_slope
 from rsstab.vocab import STABLE
 
 __all__ = ["paired", "fig2", "sgd", "lr_boost", "lr_transfer", "real_model", "real_model_sgd"]

@@ -29,7 +29,7 @@ from typing import Any
 
 from rsstab.experiments.compare import theory_exponent
 from rsstab.experiments.figures import SCHEDULE_NAMES
-from rsstab.fit import interval_agrees
+from rsstab.measure.fit import interval_agrees
 from rsstab.io import read_table  # the claims read their tables with it (in __all__)
 from rsstab.vocab import FLAT_BAND
 
@@ -91,7 +91,7 @@ def slope_text(rec: Mapping[str, Any]) -> str:
 
 
 def agrees(rec: Mapping[str, Any], expected: float) -> bool:
-    """The report's rule: the row's interval meets [expected ± TOL] (:func:`rsstab.fit.interval_agrees`)."""
+    """The report's rule: the row's interval meets [expected ± TOL] (:func:`rsstab.measure.fit.interval_agrees`)."""
     return (rec.get("slope") is not None and math.isfinite(rec["slope"])
             and interval_agrees((rec["ci_low"], rec["ci_high"]), expected, TOL))
 

@@ -1,7 +1,7 @@
 """The verdict of a schedule with free parameters, or of the tuple (γ_r, η(r), σ_A(r)): one label
-per exact region of parameter space (:mod:`rsstab.parametric` does the regions), time-limited.
+per exact region of parameter space (:mod:`rsstab.asymptotics.parametric` does the regions), time-limited.
 
-:func:`rsstab.classify.check` calls :func:`parametric_check` when the schedule has parameters or a
+:func:`rsstab.verdict.classify.check` calls :func:`parametric_check` when the schedule has parameters or a
 learning rate / init scale is given as an expression in r.
 """
 
@@ -10,15 +10,16 @@ from __future__ import annotations
 import functools
 import math
 from fractions import Fraction
+from typing import Any
 
 import sympy
 
 from rsstab import theory
-from rsstab.parametric import (NotParametric, labelled_regions, one_label, order_text, parse_assumptions, pgrowth,
-                               to_real, when)
+from rsstab.asymptotics.parametric import (NotParametric, Region, labelled_regions, one_label, order_text,
+                                           parse_assumptions, pgrowth, to_real, when)
 from rsstab.schedule import Schedule
-from rsstab.verdict_model import _REGIME, INIT_NAMES, QuantityVerdict, Verdict, _at, _rational, _reason
-from rsstab.vocab import CONDITIONAL, INDETERMINATE, STABLE, Optimizer
+from rsstab.verdict.model import _REGIME, INIT_NAMES, QuantityVerdict, Verdict, _at, _rational, _reason
+from rsstab.vocab import CONDITIONAL, INDETERMINATE, STABLE, Label, Optimizer
 
 __all__ = ["PARAMETRIC_TIME_LIMIT", "parametric_check"]
 
@@ -91,7 +92,7 @@ def _parametric_untimed(sched: Schedule, optimizer: Optimizer, params: tuple[str
             gamma_order = order_text(pieces[0][1])
         else:
             gamma_order = "; ".join(f"{order_text(t)} for {when(reg)}" for reg, t in pieces)
-        regions: list = []
+        regions: list[tuple[Region, Label]] = []
         for q in theory.quantities(optimizer):
             law = theory.law(q, optimizer)
             m = law.rank_power + law.lr_power * scaling
@@ -103,9 +104,9 @@ def _parametric_untimed(sched: Schedule, optimizer: Optimizer, params: tuple[str
                 name=q, law=law.text, description=theory.DESCRIPTIONS[q], order="parametric",
                 exponent=None, log_exponent=None, lower_exponent=None, upper_exponent=math.nan,
                 label=one_label([lab for _, lab in found]))
-        terms: tuple[dict, ...] = ()
+        terms: tuple[dict[str, Any], ...] = ()
         if lr_expr is not None or sigma is not None or ratio is not None or width is not None:
-            from rsstab.hyperparams import tuple_terms
+            from rsstab.verdict.hyperparams import tuple_terms
 
             terms = tuple_terms(expr, optimizer, params, region, consts, eta_a, eta_b, sigma, width)
             grows = [c["when"] for c in terms[-1]["conditions"] if c["label"] == "a-dominates"]
@@ -128,8 +129,8 @@ def _parametric_untimed(sched: Schedule, optimizer: Optimizer, params: tuple[str
                        parameters=params, assumptions=assumptions,
                        conditions=({"when": when(region), "label": INDETERMINATE,
                                     "constraints": [when((c,)) for c in region]},))
-    conditions = tuple({"when": when(reg), "label": lab, "constraints": [when((c,)) for c in reg]}
-                       for reg, lab in regions)
+    conditions: tuple[dict[str, Any], ...] = tuple(
+        {"when": when(reg), "label": lab, "constraints": [when((c,)) for c in reg]} for reg, lab in regions)
     label = one_label([c["label"] for c in conditions])
     lr_scale = lr_exact = None
     fixed = pgrowth(to_real(_law_expr(stab, expr, ratio, sigma), params), real, region, consts)

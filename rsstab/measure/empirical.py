@@ -1,7 +1,7 @@
 """The empirical verdict: simulate a schedule across ranks, fit the slopes, label them.
 
-The measured counterpart of :func:`rsstab.classify.check`. It runs :mod:`rsstab.sim` through the
-sweep store, fits with :mod:`rsstab.fit` and labels with :func:`rsstab.vocab.combine_labels`;
+The measured counterpart of :func:`rsstab.verdict.classify.check`. It runs :mod:`rsstab.sim` through the
+sweep store, fits with :mod:`rsstab.measure.fit` and labels with :func:`rsstab.vocab.combine_labels`;
 it never reads the theory (a caller who wants the predicted exponents beside the measured ones
 passes them to :func:`render_empirical`).
 """
@@ -35,7 +35,7 @@ class EmpiricalVerdict:
     ``diverged`` maps rank → seeds that diverged. ``split`` (with ``share_data``) holds, per
     quantity, the measured coherent and incoherent RMS per rank (see :mod:`rsstab.sim.finite`);
     ``rows`` and ``cells`` (rank → config) are the raw material of predictions
-    (:mod:`rsstab.predict`).
+    (:mod:`rsstab.measure.predict`).
     """
 
     label: Label
@@ -54,7 +54,7 @@ class EmpiricalVerdict:
     @property
     def headline(self) -> str:
         """The measured label and the learning rate it was measured at, in one line (the empirical
-        counterpart of :attr:`rsstab.classify.Verdict.headline`): ``measured collapse at a fixed
+        counterpart of :attr:`rsstab.verdict.classify.Verdict.headline`): ``measured collapse at a fixed
         learning rate (η = 1e-05)``, ``measured rank-stabilized with η = eta/sqrt(r) at each rank``."""
         lr = self.settings.get("lr")
         if isinstance(lr, (int, float)):
@@ -129,8 +129,8 @@ def empirical_verdict(
     from rsstab.errors import require_extra
 
     require_extra("sim", ("numpy", "torch"))
-    from rsstab.fit import fit_slope
-    from rsstab.rows import layer_rms, summary_values
+    from rsstab.measure.fit import fit_slope
+    from rsstab.measure.rows import layer_rms, summary_values
     from rsstab.sim.cells import run_cell
     from rsstab.sim.grid import make_configs
     from rsstab.sweep import run_sweep

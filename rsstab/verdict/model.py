@@ -1,9 +1,9 @@
 """The verdict model: :class:`Verdict` and :class:`QuantityVerdict` (one schedule in one optimizer
 regime), their dict / JSON form, and the wording the two verdict modules share — the symbolic
-dispatcher :mod:`rsstab.classify` and the parametric verdict :mod:`rsstab.parametric_verdict`: the
+dispatcher :mod:`rsstab.verdict.classify` and the parametric verdict :mod:`rsstab.verdict.parametric`: the
 regime sentences, "at a fixed learning rate" / "with η ∝ r^P", the reason sentence per label, and
 PEFT's init names. Both import from here and neither imports the other's internals; users keep
-importing the classes from :mod:`rsstab.classify` (or ``rsstab.Verdict``).
+importing the classes from :mod:`rsstab.verdict.classify` (or ``rsstab.Verdict``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import sympy
 
-from rsstab.regimes import WidthTable, limit_regime, none_fields
+from rsstab.verdict.regimes import WidthTable, limit_regime, none_fields
 from rsstab.schema import json_safe
 from rsstab.vocab import BLOW_UP, COLLAPSE, CONDITIONAL, STABLE, Optimizer, VerdictLabel
 
@@ -96,7 +96,7 @@ class Verdict:
     #: Regions of a parametric verdict: ``{"when", "label", "constraints"}`` each.
     conditions: tuple[dict[str, Any], ...] = ()
     #: With a learning rate, init scale or lr ratio in r: one entry per condition (``update``,
-    #: ``forward``, ``backward``, ``a_and_b``), each with its ``regime`` (:mod:`rsstab.hyperparams`).
+    #: ``forward``, ``backward``, ``a_and_b``), each with its ``regime`` (:mod:`rsstab.verdict.hyperparams`).
     terms: tuple[dict[str, Any], ...] = ()
 
     @property
@@ -107,7 +107,7 @@ class Verdict:
     def headline(self) -> str:
         """The label with its learning-rate regime, and the rule when the label is not stable.
 
-        >>> from rsstab.classify import check
+        >>> from rsstab.verdict.classify import check
         >>> check("alpha/r").headline
         'collapse at a fixed learning rate — rank-stabilized with η ∝ r^1'
         >>> check("alpha/sqrt(r)").headline

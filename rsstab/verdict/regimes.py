@@ -1,6 +1,6 @@
 """Regime-aware verdicts: what a schedule does at the ranks of a given width, from the exact laws.
 
-A verdict of :func:`rsstab.classify.check` is about the *coherent* part of the learned change (its
+A verdict of :func:`rsstab.verdict.classify.check` is about the *coherent* part of the learned change (its
 mean over A, the expectation Theorem 3.2 is about), which is ∝ γ_r^k·r at every rank. At width d
 the RMS over A also carries an *incoherent* part ∝ γ_r^k·√(r·d) that dominates below the crossover
 rank r* (d + 1 under SGD, πd/2 − 1 under Adam); see :func:`rsstab.theory.finite_width_law`. This
@@ -170,7 +170,7 @@ def width_table(schedule: Any, optimizer: str, width: object, ranks: Sequence[ob
         optimizer: ``"sgd"`` or ``"adam"``.
         width: the input width d of the adapted layer (a positive integer).
         ranks: the ranks (default :func:`default_ranks`: 8, 32, … into the r ≫ d regime).
-        verdict: the label of the coherent part (the verdict of :func:`rsstab.classify.check`).
+        verdict: the label of the coherent part (the verdict of :func:`rsstab.verdict.classify.check`).
     """
     optimizer = check_optimizer(optimizer)
     width = check_width(width)

@@ -11,7 +11,7 @@ rationals. Anything outside this class (an exponent not linear in the parameters
 inside a log, a factor whose sign depends on them) raises :class:`NotParametric` with the reason,
 and the caller reports ``indeterminate``.
 
->>> from rsstab.schedule import parse
+>>> from rsstab.schedule import parameters_of, parse
 >>> e = parse("alpha/r**beta").expr
 >>> parameters_of(e)
 ('beta',)
@@ -26,15 +26,15 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterable, Sequence
 from fractions import Fraction
-from typing import TypeVar, overload
+from typing import Any, TypeVar, overload
 
 import sympy
 
 from rsstab.errors import RsstabError, ScheduleError
-from rsstab.schedule import R, parameters_of  # parameters_of lives with the schedule; re-exported
+from rsstab.schedule import R, parameters_of
 from rsstab.vocab import BLOW_UP, COLLAPSE, CONDITIONAL, STABLE, Label, VerdictLabel
 
-__all__ = ["NotParametric", "Constraint", "parameters_of", "to_real", "pgrowth", "labelled_regions",
+__all__ = ["NotParametric", "Constraint", "to_real", "pgrowth", "labelled_regions",
            "feasible", "when", "parse_assumptions", "order_text", "one_label"]
 
 #: ``(L, op)``: the linear form L (in real parameter symbols) and ``op`` in ``>``, ``>=``, ``=``,
@@ -93,7 +93,7 @@ def _form(c: dict[object, sympy.Rational]) -> sympy.Expr:
     return sum((v if k == 1 else v * k for k, v in c.items()), sympy.Integer(0))
 
 
-def _fm_feasible(cons: list[tuple[dict, str]]) -> bool:
+def _fm_feasible(cons: list[tuple[dict[object, sympy.Rational], str]]) -> bool:
     """Fourier–Motzkin over the rationals: is ``{L op 0}`` satisfiable by some real point?"""
     cons = [({k: v for k, v in c.items() if v != 0}, op) for c, op in cons]
     # equalities: solve for one variable and substitute
@@ -148,7 +148,7 @@ def _fm_feasible(cons: list[tuple[dict, str]]) -> bool:
     return True
 
 
-def _coeffs(region: Iterable[Constraint]) -> list[tuple[dict, str]]:
+def _coeffs(region: Iterable[Constraint]) -> list[tuple[dict[object, sympy.Rational], str]]:
     out = []
     for L, op in region:
         params = sorted(L.free_symbols, key=lambda s: s.name)
@@ -257,7 +257,7 @@ def _delegate(expr: sympy.Expr, constants: dict[str, float]) -> Triple:
     return a
 
 
-def _positive(expr: sympy.Expr, params: tuple, region: Region) -> bool:
+def _positive(expr: sympy.Expr, params: tuple[sympy.Symbol, ...], region: Region) -> bool:
     """Whether an r-free factor is positive in the whole region (products and powers of positive
     factors; linear forms the region keeps positive)."""
     if expr.is_positive:
@@ -273,7 +273,7 @@ def _positive(expr: sympy.Expr, params: tuple, region: Region) -> bool:
     return _implied(region, (lin, ">"))
 
 
-def _pg(expr: sympy.Expr, params: tuple, region: Region, constants: dict[str, float]) -> Pieces:
+def _pg(expr: sympy.Expr, params: tuple[sympy.Symbol, ...], region: Region, constants: dict[str, float]) -> Pieces:
     pset = set(params)
     if not (expr.free_symbols & pset):
         return [(region, _delegate(expr, constants))]
@@ -578,7 +578,7 @@ def tidy(pieces: list[tuple[Region, _V]]) -> list[tuple[Region, _V]]:
     (x,) = syms
     ivs = sorted(((_interval(r, x), v) for r, v in pieces),
                  key=lambda t: (t[0][0], not t[0][1]))
-    out: list[list] = []
+    out: list[list[Any]] = []  # [lo, lo_c, hi, hi_c, value], merged in place
     for (lo, lo_c, hi, hi_c), v in ivs:
         if out and out[-1][4] == v and out[-1][2] == lo and (out[-1][3] or lo_c):
             out[-1][2], out[-1][3] = hi, hi_c

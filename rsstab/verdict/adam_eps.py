@@ -14,7 +14,7 @@ from fractions import Fraction
 from typing import Any
 
 from rsstab import theory
-from rsstab.classify import TABLE_RANKS, check
+from rsstab.verdict.classify import TABLE_RANKS, check
 from rsstab.errors import RsstabError
 from rsstab.schedule import Schedule, as_schedule
 from rsstab.vocab import ADAM_SIGN, AdamRegime, VerdictLabel

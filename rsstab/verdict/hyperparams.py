@@ -4,7 +4,7 @@ each with the regime (order in η, expectation, optimizer limit) it is about.
 
 The laws are :mod:`rsstab.theory`'s (``law`` for update/forward/backward, ``update_term`` for the
 B-driven and A-driven parts of the learned change); this module only classifies them over the
-regions of parameter space (:mod:`rsstab.parametric`).
+regions of parameter space (:mod:`rsstab.asymptotics.parametric`).
 
 >>> from rsstab.schedule import parse
 >>> [(e["quantity"], e["label"]) for e in tuple_terms(parse("alpha/sqrt(r)").expr, "sgd")]
@@ -18,11 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from fractions import Fraction
+from typing import Any
 
 import sympy
 
 from rsstab import theory
-from rsstab.parametric import Region, feasible, labelled_regions, one_label, simplify_region, when
+from rsstab.asymptotics.parametric import Region, feasible, labelled_regions, one_label, simplify_region, when
 from rsstab.vocab import BLOW_UP, COLLAPSE, CONDITIONAL, STABLE, Label
 
 __all__ = ["A_AND_B_LABELS", "AB_REGIME", "INCOHERENT_REGIME", "QUANTITY_REGIME", "WIDTH_CONVENTION", "tuple_terms",
@@ -60,7 +61,7 @@ def _regions(e: sympy.Expr, m: Fraction, region: Region, params: Sequence[str],
     return labelled_regions(e, 1, sympy.Rational(m.numerator, m.denominator), region, params, consts)
 
 
-def _entry(found: list[tuple[Region, Label]]) -> dict:
+def _entry(found: list[tuple[Region, Label]]) -> dict[str, Any]:
     return {"label": one_label([lab for _, lab in found]),
             "conditions": [{"when": when(reg), "label": lab} for reg, lab in found]}
 
@@ -68,12 +69,12 @@ def _entry(found: list[tuple[Region, Label]]) -> dict:
 def tuple_terms(gamma: sympy.Expr, optimizer: str, params: Sequence[str] = (), region: Region = (),
                 consts: dict[str, float] | None = None, lr_a: sympy.Expr | None = None,
                 lr_b: sympy.Expr | None = None, sigma: sympy.Expr | None = None,
-                width: sympy.Expr | None = None) -> tuple[dict, ...]:
+                width: sympy.Expr | None = None) -> tuple[dict[str, Any], ...]:
     """The per-condition entries of the tuple (γ_r, η_A, η_B, σ_A), each an expression in r (None:
     r-free; ``lr_b`` defaults to ``lr_a``): ``update``, ``forward``, ``backward`` (first order, their
     label is the law's) and ``a_and_b`` (the B-driven and A-driven terms, their ratio, and where both
     are Θ(1)). With ``width`` (d as an expression in r), ``forward_rms`` and ``backward_rms`` follow the
-    update/forward/backward entries. Raises :class:`rsstab.parametric.NotParametric` outside the exact
+    update/forward/backward entries. Raises :class:`rsstab.asymptotics.parametric.NotParametric` outside the exact
     class, :class:`~rsstab.errors.RsstabError` for a width that shrinks as r grows."""
     consts = dict(consts or {})
     lr_b = lr_a if lr_b is None else lr_b
@@ -118,7 +119,9 @@ def tuple_terms(gamma: sympy.Expr, optimizer: str, params: Sequence[str] = (), r
         label = "both-learn"
     else:
         label = CONDITIONAL if both else one_label([c["label"] for c in per_region])
-    wtext = lambda T: "" if width is None or not T.width_power else f"·d^{T.width_power}"  # noqa: E731
+    def wtext(T: theory.UpdateTerm) -> str:
+        return "" if width is None or not T.width_power else f"·d^{T.width_power}"
+
     out.append({
         "quantity": "a_and_b", "label": label,
         "regime": AB_REGIME if width is None else AB_REGIME.replace("r >> d", WIDTH_CONVENTION),
@@ -142,8 +145,8 @@ INCOHERENT_REGIME = ("the mean square over A (isotropic probes / a fixed output 
 _SHARE = {COLLAPSE: "coherent-dominates", STABLE: "comparable", BLOW_UP: "incoherent-dominates"}
 
 
-def _incoherent_entry(optimizer: str, params: Sequence[str], region: Region, consts: dict,
-                      width: sympy.Expr) -> dict:
+def _incoherent_entry(optimizer: str, params: Sequence[str], region: Region, consts: dict[str, float],
+                      width: sympy.Expr) -> dict[str, Any]:
     """incoherent²/coherent² = r*/r, r* = c_inc/c_coh (d + 1 under SGD, πd/2 − 1 under Adam; both
     within constant factors of d for d ≥ 1), so its order is that of d/r."""
     from rsstab.errors import RsstabError
@@ -170,7 +173,7 @@ _WORDS = {
 }
 
 
-def learning_summary(entry: dict) -> list[str]:
+def learning_summary(entry: dict[str, Any]) -> list[str]:
     """Text lines for the ``a_and_b`` entry."""
     lines = [f"A and B learning: {_WORDS[entry['label']]}",
              f"  B-driven γ·ΔB·A·x ∝ {entry['b_driven']['law']}: {_label_text(entry['b_driven'])}",
@@ -184,7 +187,7 @@ def learning_summary(entry: dict) -> list[str]:
     return lines
 
 
-def _label_text(e: dict) -> str:
+def _label_text(e: dict[str, Any]) -> str:
     if e["label"] != CONDITIONAL:
-        return e["label"]
+        return str(e["label"])
     return "; ".join(f"{c['label']} for {c['when']}" for c in e["conditions"])

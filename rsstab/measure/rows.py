@@ -146,7 +146,7 @@ def seed_rms(values: np.ndarray) -> tuple[list[float], list[float]]:
     one seed). Non-finite seeds (diverged) are left out.
 
     The mean square over seeds is unbiased for the mean square over the draw of A that the exact
-    finite-(r, d) laws predict (:mod:`rsstab.predict`); the geometric mean that the slope fits use
+    finite-(r, d) laws predict (:mod:`rsstab.measure.predict`); the geometric mean that the slope fits use
     lies below its root by Jensen's inequality, by up to a quarter where the seeds spread widely
     (a deep layer at r ≪ d: its input's mean makes the learned change coherent, a sum of r terms,
     so a seed's mean square goes like (χ²_r)², relative variance ≈ 8/r).

@@ -19,8 +19,8 @@ carries the learning-rate rule ``η ∝ r^lr_exponent`` that keeps the update Θ
 'rank-stabilized with η ∝ r^-1/2'
 
 This module is the dispatcher: a schedule with free parameters, or with a learning rate / init
-scale in r, goes to :mod:`rsstab.parametric_verdict`. The verdict itself (:class:`Verdict`,
-:class:`QuantityVerdict`) and the wording both verdicts share live in :mod:`rsstab.verdict_model`
+scale in r, goes to :mod:`rsstab.verdict.parametric`. The verdict itself (:class:`Verdict`,
+:class:`QuantityVerdict`) and the wording both verdicts share live in :mod:`rsstab.verdict.model`
 and are importable from here.
 """
 
@@ -30,17 +30,18 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
+from typing import Any
 
 import sympy
 
 from rsstab import theory
 from rsstab.asymptotics import ZERO, Growth, Scale, growth_of
 from rsstab.errors import RsstabError, ScheduleError
-from rsstab.regimes import width_table
+from rsstab.verdict.regimes import width_table
 from rsstab.schedule import R, Schedule, as_schedule, parameters_of
 from rsstab.schema import json_safe  # public here too (in __all__)
 from rsstab.validate import check_ranks, check_width
-from rsstab.verdict_model import INIT_NAMES, LR_FIXED, QuantityVerdict, Verdict, _rational, _reason
+from rsstab.verdict.model import INIT_NAMES, LR_FIXED, QuantityVerdict, Verdict, _rational, _reason
 from rsstab.vocab import BLOW_UP, COLLAPSE, INDETERMINATE, LABELS, STABLE, Label, check_optimizer
 
 __all__ = ["LABELS", "LR_FIXED", "QuantityVerdict", "Verdict", "check",
@@ -193,7 +194,7 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
         width: the input width d of the adapted layer. Without it the verdict is the r ≫ d limit
             (``regime``); with it the verdict still follows the coherent part (the mean over A), and
             ``width`` holds, per rank, the regime, the predicted coherent/incoherent sizes, the RMS slope
-            and the crossover rank (:mod:`rsstab.regimes`).
+            and the crossover rank (:mod:`rsstab.verdict.regimes`).
         ranks: the ranks of the width table (default 8, 32, … into the r ≫ d regime); needs ``width``.
         assume: linear (in)equalities on the parameters (``"beta > 0"``, ``"0 < beta <= 1"``) that
             restrict a parametric verdict's regions.
@@ -206,11 +207,11 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
             learning rate and λ·η is B's. Default 1.
         width_expr: the input width d as an expression in r (``"r"``, ``"r**k"``) for a joint width ×
             rank statement (inputs with Θ(1) entries, σ_A in units of Kaiming's 1/√d): adds the
-            incoherent part's share (results 9–10) and d's power in A's learning (:mod:`rsstab.hyperparams`).
+            incoherent part's share (results 9–10) and d's power in A's learning (:mod:`rsstab.verdict.hyperparams`).
 
     With any of ``lr``, ``init_std``, ``lr_ratio`` the verdict's ``terms`` hold one entry per condition
     (update, forward, backward, and whether A and B both learn), each with the regime it is about
-    (:mod:`rsstab.hyperparams`):
+    (:mod:`rsstab.verdict.hyperparams`):
 
     >>> v = check("alpha/sqrt(r)", lr_ratio="r")
     >>> v.label, [(t["quantity"], t["label"]) for t in v.terms][-1]
@@ -296,7 +297,7 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
             if lr_expr is not None:
                 eta_b = str(sympy.simplify(lr_expr * ratio))
             text = f"{'η_A fixed' if lr_given is None else 'η_A = ' + lr_given.strip()}, η_B = {eta_b}"
-        from rsstab.parametric_verdict import parametric_check
+        from rsstab.verdict.parametric import parametric_check
 
         return parametric_check(sched, optimizer, params, assumptions, scaling, text, lr_expr, sigma, init_std,
                                 ratio, d_expr)
@@ -305,7 +306,7 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
         if width is not None:
             raise RsstabError(f"--width needs values for the parameters {', '.join(params)} (--set NAME=VALUE)",
                               parameter="width")
-        from rsstab.parametric_verdict import parametric_check
+        from rsstab.verdict.parametric import parametric_check
 
         return parametric_check(sched, optimizer, params, assumptions, scaling, lr)
     if assumptions:
@@ -420,7 +421,7 @@ def _renamed(exc: Exception, parameter: str) -> str:
 
 
 def _width_fields(sched: Schedule, optimizer: str, width: int | None, ranks: Sequence[int] | None,
-                  label: str) -> dict:
+                  label: str) -> dict[str, Any]:
     """``regime`` and ``width`` of a verdict: the r ≫ d limit, or the per-rank table at ``width``."""
     if width is None:
         return {}

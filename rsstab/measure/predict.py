@@ -38,7 +38,7 @@ sampling error is about 1/√M of the moments, M ≥ 512). Written in
 :func:`rsstab.theory.width_coefficients`' form (coherent ``c·r²``, incoherent ``(d_eff − c)·r``)
 it is the sign law's with the table's scale and d_eff. ``forward`` is the RMS over layers of
 the adapter output's RMS on the held-out probes, ``backward`` that of the fixed-gradient probe
-``backward_fixed`` (Definition 3.1), as :func:`rsstab.empirical.empirical_verdict` measures them.
+``backward_fixed`` (Definition 3.1), as :func:`rsstab.measure.empirical.empirical_verdict` measures them.
 """
 
 from __future__ import annotations
@@ -195,7 +195,7 @@ def predict_rows(
     "seed_mean_squares"}}``: ``values`` the root
     mean square over seeds of each seed's predicted RMS over layers — the law's mean square over A,
     so it is compared with the measurements' root mean square over seeds
-    (:func:`rsstab.rows.seed_rms`), not with their geometric mean, which lies below it by Jensen's
+    (:func:`rsstab.measure.rows.seed_rms`), not with their geometric mean, which lies below it by Jensen's
     inequality where the seeds spread widely —, ``coherent``/``incoherent`` the RMS over layers and
     seeds of the two parts, ``d_eff`` the mean effective width, ``seed_mean_squares`` each seed's
     predicted mean square over layers (seeds ascending). Raises when the rows lack the data statistics.

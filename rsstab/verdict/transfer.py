@@ -17,7 +17,7 @@ which is ``η_from · (r_to/r_from)^p`` with ``p = −(k·g + 1)`` when ``γ_r �
 '8'
 
 With Adam's ε and the per-entry gradient scale G (E|∂L/∂B_ij| = γ_r·G, see
-:func:`rsstab.adam_eps.adam_epsilon`) the Adam prediction follows the exact first-step update
+:func:`rsstab.verdict.adam_eps.adam_epsilon`) the Adam prediction follows the exact first-step update
 η·γ_r·r·F(ρ), ρ = γ_r·G/ε (:func:`rsstab.theory.adam_update_factor`): the sign law for ρ ≫ 1,
 SGD's with rate η/ε for ρ ≪ 1.
 """
@@ -28,6 +28,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from fractions import Fraction
+from typing import Any
 
 import sympy
 
@@ -74,7 +75,7 @@ class Transfer:
         """True when the schedule is rank-stabilized at a fixed learning rate in this regime."""
         return self.label == STABLE
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """The fields, ``stable`` added; Adam's ε fields only where they were given (keys that do
         not apply are left out, not null)."""
         d = {**asdict(self), "stable": self.stable}
@@ -158,7 +159,7 @@ def transfer(schedule: str | Callable[[float], float] | Schedule, lr: float, fro
         if optimizer != "adam":
             raise RsstabError("eps and grad_scale describe Adam: use optimizer='adam'", parameter="eps")
         eps, grad_scale = _check_positive(eps, "eps"), _check_positive(grad_scale, "grad_scale")
-    from rsstab.classify import check
+    from rsstab.verdict.classify import check
 
     sched = as_schedule(schedule)
     if constants:
