@@ -18,6 +18,7 @@ from rsstab.sim import SimConfig, simulate_cell
 from rsstab.sim.draws import draw_cell
 from rsstab.sim.stack import DirectStack
 from rsstab.theory import law
+from support.reference import ReferenceStack, batch_loss, stack_output
 
 SMALL = dict(depth=2, width=8, steps=3, seeds=3, batch=8, probe_batch=16)
 
@@ -48,12 +49,9 @@ def test_manual_gradients_match_autograd(nonlinearity: str) -> None:
     A = A0.clone().requires_grad_()
     B = B0.clone().requires_grad_()
     h = x.clone().requires_grad_()
-    cur = h
-    for layer in range(3):
-        z = cur @ model.Wt[layer] + 0.7 * (cur @ A[layer].transpose(1, 2)) @ B[layer].transpose(1, 2)
-        cur = torch.relu(z) if (nonlinearity == "relu" and layer < 2) else z
-    loss = 0.5 * ((cur - y) ** 2).sum() / 4
-    loss.backward()
+    out = stack_output(h, model.Wt, {lay: A[lay] for lay in range(3)}, {lay: B[lay] for lay in range(3)}, 0.7,
+                       nonlinearity=nonlinearity)
+    batch_loss(out, y).backward()
     torch.testing.assert_close(grad_A, A.grad, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(grad_B, B.grad, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(full, h.grad, rtol=1e-10, atol=1e-12)
@@ -100,33 +98,11 @@ def test_fused_training_matches_autograd_and_torch_optim(optimizer: str, wd: flo
     cfg = SimConfig(rank=6, gamma=0.4, optimizer=optimizer, depth=3, width=5, steps=4, seeds=2, batch=7,
                     lr=0.05, weight_decay=wd, dtype="float64", probe_batch=9)
     res = simulate_cell(cfg)
-    init = draw_cell(cfg)
-    Wt = init["W"].transpose(0, 1).transpose(2, 3)
-    A = init["A"].transpose(0, 1).clone().requires_grad_()
-    B = torch.zeros(3, 2, 5, 6, dtype=torch.float64, requires_grad=True)
-    if optimizer == "sgd":
-        opt = torch.optim.SGD([A, B], lr=cfg.lr, weight_decay=wd)  # regression: wd was ignored
-    else:
-        opt = torch.optim.AdamW([A, B], lr=cfg.lr, weight_decay=wd, eps=cfg.eps)
-
-    def net(x):
-        h = x
-        for layer in range(3):
-            z = h @ Wt[layer] + cfg.gamma * (h @ A[layer].transpose(1, 2)) @ B[layer].transpose(1, 2)
-            h = torch.relu(z) if layer < 2 else z
-        return h
-
-    for t in range(cfg.steps):
-        opt.zero_grad()
-        x, y = init["x"][:, t * 7:(t + 1) * 7], init["y"][:, t * 7:(t + 1) * 7]
-        loss = 0.5 * ((net(x) - y) ** 2).sum() / 7
-        loss.backward()
-        if t == 0:
-            np.testing.assert_allclose(res.data["grad_B"][0], B.grad.flatten(2).norm(dim=2).T.numpy(), rtol=1e-10)
-        opt.step()
-    with torch.no_grad():
-        test_loss = 0.5 * ((net(init["xt"]) - init["yt"]) ** 2).sum(dim=(1, 2)) / 9
-    np.testing.assert_allclose(res.data["test_loss"][-1], test_loss.numpy(), rtol=1e-9)
+    ref = ReferenceStack(cfg, draw_cell(cfg))  # torch.optim.SGD's weight_decay: regression, wd was ignored
+    grad_b = ref.train()
+    norms = torch.stack([grad_b[lay].flatten(1).norm(dim=1) for lay in range(3)], dim=1)
+    np.testing.assert_allclose(res.data["grad_B"][0], norms.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(res.data["test_loss"][-1], ref.test_loss().numpy(), rtol=1e-9)
 
 
 @pytest.mark.parametrize("nonlinearity, wd", [("relu", 0.0), ("linear", 0.0), ("relu", 0.5)])
@@ -308,34 +284,12 @@ def test_adapted_subset_matches_autograd_and_torch_optim(optimizer: str, layers:
     cfg = SimConfig(rank=6, gamma=0.4, optimizer=optimizer, depth=3, width=5, steps=4, seeds=2, batch=7,
                     lr=0.05, dtype="float64", probe_batch=9, method="direct", adapted_layers=layers)
     res = simulate_cell(cfg)
-    init = draw_cell(cfg)
-    Wt = init["W"].transpose(0, 1).transpose(2, 3)
-    A = {lay: init["A"][:, lay].clone().requires_grad_() for lay in layers}
-    B = {lay: torch.zeros(2, 5, 6, dtype=torch.float64, requires_grad=True) for lay in layers}
-    params = [*A.values(), *B.values()]
-    opt = torch.optim.SGD(params, lr=cfg.lr) if optimizer == "sgd" else torch.optim.AdamW(params, lr=cfg.lr, eps=cfg.eps, weight_decay=0.0)
-
-    def net(x):
-        h = x
-        for layer in range(3):
-            z = h @ Wt[layer]
-            if layer in A:
-                z = z + cfg.gamma * (h @ A[layer].transpose(1, 2)) @ B[layer].transpose(1, 2)
-            h = torch.relu(z) if layer < 2 else z
-        return h
-
-    for t in range(cfg.steps):
-        opt.zero_grad()
-        x, y = init["x"][:, t * 7:(t + 1) * 7], init["y"][:, t * 7:(t + 1) * 7]
-        loss = 0.5 * ((net(x) - y) ** 2).sum() / 7
-        loss.backward()
-        if t == 0:
-            for lay in layers:
-                np.testing.assert_allclose(res.data["grad_B"][0, :, lay], B[lay].grad.flatten(1).norm(dim=1).numpy(), rtol=1e-10)
-        opt.step()
-    with torch.no_grad():
-        test_loss = 0.5 * ((net(init["xt"]) - init["yt"]) ** 2).sum(dim=(1, 2)) / 9
-    np.testing.assert_allclose(res.data["test_loss"][-1], test_loss.numpy(), rtol=1e-9)
+    ref = ReferenceStack(cfg, draw_cell(cfg))  # the other layers: plain frozen base layers
+    assert sorted(ref.A) == sorted(layers)
+    grad_b = ref.train()
+    for lay in layers:
+        np.testing.assert_allclose(res.data["grad_B"][0, :, lay], grad_b[lay].flatten(1).norm(dim=1).numpy(), rtol=1e-10)
+    np.testing.assert_allclose(res.data["test_loss"][-1], ref.test_loss().numpy(), rtol=1e-9)
     others = [lay for lay in range(3) if lay not in layers]
     for q in sim.LAYER_QUANTITIES:
         assert np.all(np.isnan(res.data[q][:, :, others])), q

@@ -32,6 +32,7 @@ from rsstab.sim import DATA_QUANTITIES, LAYER_QUANTITIES, NETWORK_QUANTITIES, Si
 from rsstab.sim.draws import draw_cell
 from rsstab.sim.finite import output_grads_at_layers, seed_split
 from rsstab.sim.stack import DirectStack
+from support.reference import batch_loss, stack_output
 
 FINITE = dict(share_data=True, fixed_output_grad=True, data_stats=True)
 
@@ -130,25 +131,16 @@ def test_data_statistics_equal_full_fine_tune_gradients() -> None:
                     adapted_layers=(0, 2), dtype="float64", fixed_output_grad=True, data_stats=True)
     init, res = draw_cell(cfg), simulate_cell(cfg)
     W = init["W"].clone().requires_grad_()
-
-    def run(x: torch.Tensor, keep: list | None = None) -> torch.Tensor:
-        h = x
-        for layer in range(3):
-            if keep is not None:
-                keep.append(h)
-            h = h @ W[:, layer].transpose(1, 2)
-            if layer < 2:
-                h = torch.relu(h)
-        return h
+    Wt = [W[:, layer].transpose(1, 2) for layer in range(3)]  # the base alone: no adapter in the reference
 
     G = []
     for t in range(2):
-        out = run(init["x"][:, 5 * t : 5 * t + 5])
-        (grad,) = torch.autograd.grad(0.5 * ((out - init["y"][:, 5 * t : 5 * t + 5]) ** 2).sum() / 5, W)
+        out = stack_output(init["x"][:, 5 * t : 5 * t + 5], Wt, {}, {}, cfg.gamma)
+        (grad,) = torch.autograd.grad(batch_loss(out, init["y"][:, 5 * t : 5 * t + 5]), W)
         G.append(grad)
     hs: list[torch.Tensor] = []
     with torch.no_grad():
-        run(init["xt"], hs)
+        stack_output(init["xt"], Wt, {}, {}, cfg.gamma, inputs=hs)
         Wd = W.detach()
         masks = [hs[k] @ Wd[:, k].transpose(1, 2) > 0 for k in range(2)]
         u_at = {2: init["U"]}  # U back-propagated through the base to each layer's output

@@ -8,13 +8,13 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 import rsstab.sim as sim
 from rsstab.cli import main
 from rsstab.errors import RsstabError
 from rsstab.sim import SimConfig, simulate_cell
 from rsstab.sim.draws import draw_cell
+from support.reference import ReferenceStack
 
 
 @pytest.mark.parametrize("nonlinearity, wd", [("relu", 0.0), ("linear", 0.3)])
@@ -38,34 +38,12 @@ def test_lr_ratio_matches_torch_optim_with_two_parameter_groups(optimizer: str, 
     cfg = SimConfig(rank=6, gamma=0.4, optimizer=optimizer, depth=2, width=5, steps=4, seeds=2, batch=7,
                     lr=0.03, lr_ratio=4.0, weight_decay=wd, dtype="float64", probe_batch=9, method="direct")
     res = simulate_cell(cfg)
-    init = draw_cell(cfg)
-    Wt = init["W"].transpose(0, 1).transpose(2, 3)
-    A = init["A"].transpose(0, 1).clone().requires_grad_()
-    B = torch.zeros(2, 2, 5, 6, dtype=torch.float64, requires_grad=True)
-    groups = [{"params": [A], "lr": cfg.lr}, {"params": [B], "lr": cfg.lr * cfg.lr_ratio}]
-    # SGD by hand below (decoupled decay, P ← (1 − η·λ)·P − η·∇P, per group); Adam is torch's AdamW
-    opt = torch.optim.AdamW(groups, weight_decay=wd, eps=cfg.eps) if optimizer == "adam" else None
-
-    def net(x):
-        h = x
-        for layer in range(2):
-            z = h @ Wt[layer] + cfg.gamma * (h @ A[layer].transpose(1, 2)) @ B[layer].transpose(1, 2)
-            h = torch.relu(z) if layer < 1 else z
-        return h
-
-    for t in range(cfg.steps):
-        x, y = init["x"][:, t * 7:(t + 1) * 7], init["y"][:, t * 7:(t + 1) * 7]
-        A.grad = B.grad = None
-        (0.5 * ((net(x) - y) ** 2).sum() / 7).backward()
-        if opt is not None:
-            opt.step()
-            continue
-        with torch.no_grad():
-            for p, g in ((A, groups[0]["lr"]), (B, groups[1]["lr"])):
-                p.mul_(1 - g * wd).sub_(g * p.grad)
-    with torch.no_grad():
-        test_loss = 0.5 * ((net(init["xt"]) - init["yt"]) ** 2).sum(dim=(1, 2)) / 9
-    np.testing.assert_allclose(res.data["test_loss"][-1], test_loss.numpy(), rtol=1e-9)
+    # A and B in torch.optim parameter groups of lr and lr·lr_ratio: SGD's weight decay per group is the
+    # decoupled P ← (1 − η·λ)·P − η·∇P; Adam is torch's AdamW
+    ref = ReferenceStack(cfg, draw_cell(cfg))
+    assert [g["lr"] for g in ref.opt.param_groups] == [cfg.lr, cfg.lr * cfg.lr_ratio]
+    ref.train()
+    np.testing.assert_allclose(res.data["test_loss"][-1], ref.test_loss().numpy(), rtol=1e-9)
 
 
 def test_after_one_step_only_b_learning_rate_matters() -> None:
