@@ -9,7 +9,8 @@ import sympy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rsstab.asymptotics import growth, growth_of
+from rsstab.asymptotics import ZERO, growth, growth_of
+from rsstab.asymptotics.structural import structural
 from rsstab.errors import ScheduleError
 from rsstab.schedule import R, from_callable, parse
 
@@ -263,3 +264,23 @@ def test_overflow_and_underflow_never_become_an_error_or_a_label(a: sympy.Expr, 
     assert verdict(g) in (verdict(expected), "indeterminate"), (gamma, str(g), g.note)
     assert not g.exact or str(g) == str(expected), (gamma, str(g), g.note)
 
+
+
+@pytest.mark.parametrize("text,order", [
+    # log log log r: Ω(1) and O((log log r)^ε); enough to place exp(√(log log r)·(log log log r)^k)
+    # between every power of log log r and every power of log r. The numeric fallback said
+    # Θ(log(r)^-1) for the first and Ω(r^0.0089) for the second, both wrong
+    ("exp(-sqrt(log(log(r)))*log(log(log(r))))", "Θ((decays beyond every power of log log r))"),
+    ("exp(sqrt(log(log(r)))*log(log(log(r)))**3)", "Θ((beyond every power of log log r))"),
+    ("log(r)**2*exp(sqrt(log(r))*log(log(r))**2*exp(sqrt(log(log(r)))*log(log(log(r)))**3))/sqrt(r)",
+     "Θ(r^-1/2 · (beyond every power of log r))"),  # Gruntz 8.9
+])
+def test_log_log_log_r_is_bounded_by_any_power_of_log_log_r(text: str, order: str) -> None:
+    g = structural(parse(text).expr)
+    assert str(g) == order
+    assert g.method == "symbolic"
+
+
+def test_log_log_log_r_alone_gets_bounds_not_an_order() -> None:
+    g = structural(parse("log(log(log(r)))/log(log(r))").expr)
+    assert not g.exact and g.upper < ZERO and g.lower is not None  # → 0, at an order the scales lack

@@ -242,12 +242,27 @@ def _beyond_level(lo: Scale, hi: Scale) -> int:
     raise Undecided("exponent term of logarithmic size that is not a multiple of log r")
 
 
-def _logscale(s: Scale) -> Scale:
+#: ε in the bound log log log r = O((log log r)^ε): any ε > 0 is sound; a small one keeps the
+#: bounds built on it tight (sqrt(log log r)·(log log log r)^3 stays below log log r).
+_LOGLOGLOG_EPSILON = sympy.Rational(1, 1000)
+
+
+def _logscale(s: Scale, upper: bool) -> Scale:
+    """The scale of log u, as a lower (``upper`` False) or upper bound, for u → ∞ of scale ``s``.
+
+    u of scale (log log r)^a2 with 0 < a2 < ∞ has log u = a2·log log log r + O(1), which lies
+    below the hierarchy: it tends to ∞, so it is eventually ≥ 1 (lower bound Θ(1)), and it is
+    eventually ≤ (log log r)^ε for every ε > 0 (upper bound, with ε = :data:`_LOGLOGLOG_EPSILON`).
+    The two bounds differ, so nothing built on them is ever exact by accident; they suffice for
+    ``exp(sqrt(log log r)·(log log log r)^3)``, which lies beyond every power of log log r and
+    below every power of log r (:func:`_beyond_level`), as in Gruntz's example 8.9."""
     a0, a1, a2 = s.a
     if a0.is_finite and a0 > 0:
         return LOG
     if a0 == 0 and a1.is_finite and a1 > 0:
         return LOGLOG
+    if a0 == 0 and a1 == 0 and a2.is_finite and a2 > 0:
+        return Scale.of(0, 0, _LOGLOGLOG_EPSILON) if upper else ZERO
     raise Undecided(f"log of a quantity of scale {s}")
 
 
@@ -257,11 +272,11 @@ def _log(e: sympy.Expr) -> _Asy:
     if a.sign != 1:
         raise Undecided("log of a quantity that is not eventually positive")
     if a.lo is not None and a.lo > ZERO:
-        return _finish(1, _logscale(a.lo), _logscale(a.hi), None)
+        return _finish(1, _logscale(a.lo, False), _logscale(a.hi, True), None)
     if a.hi < ZERO:
         if a.lo is None:
             raise Undecided("log of a quantity approaching 0 at unknown rate")
-        return _finish(-1, _logscale(a.hi.scaled(-1)), _logscale(a.lo.scaled(-1)), None)
+        return _finish(-1, _logscale(a.hi.scaled(-1), False), _logscale(a.lo.scaled(-1), True), None)
     if a.lo == ZERO and a.hi == ZERO:
         if a.interval is not None and a.interval[0] > 1:
             return _finish(1, ZERO, ZERO, (math.log(a.interval[0]), math.log(a.interval[1])))
