@@ -2,7 +2,9 @@
 
 Usage::
 
-    python benchmarks/classical_limits.py [--verbose]
+    python benchmarks/classical_limits.py [--verbose] [--sympy]
+
+``--sympy``: sympy's own limits at +∞ (tests/sympy_limits.py) instead.
 
 Prints, per case, the engine's growth, the verdict it implies (→ 0 / Θ(1) / → ∞), the expected one
 and the time taken; then the counts right / wrong / refused / indeterminate (a right direction with
@@ -20,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from classical_limits import CASES, verdict  # noqa: E402
+from sympy_limits import SYMPY_CASES  # noqa: E402
 
 from rsstab.asymptotics import growth  # noqa: E402
 from rsstab.errors import ScheduleError  # noqa: E402
@@ -29,10 +32,12 @@ from rsstab.schedule import parse  # noqa: E402
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--verbose", action="store_true", help="print every case, not only the misses")
+    ap.add_argument("--sympy", action="store_true", help="sympy's own limits (tests/sympy_limits.py)")
     args = ap.parse_args()
+    cases = SYMPY_CASES if args.sympy else CASES
     counts: collections.Counter[str] = collections.Counter()
     slowest: list[tuple[float, str]] = []
-    for case in CASES:
+    for case in cases:
         start = time.perf_counter()
         try:
             g = growth(parse(case.text).expr)
@@ -48,7 +53,7 @@ def main() -> int:
         counts[outcome] += 1
         if args.verbose or outcome != "right":
             print(f"{outcome:>13}  {seconds:5.2f} s  {case.text}\n{'':>22}expected {case.expected}: {shown}")
-    print(f"\n{len(CASES)} cases: " + ", ".join(f"{counts[k]} {k}" for k in
+    print(f"\n{len(cases)} cases: " + ", ".join(f"{counts[k]} {k}" for k in
                                                ("right", "wrong", "refused", "indeterminate")))
     slowest.sort(reverse=True)
     print("slowest: " + "; ".join(f"{s:.2f} s {t}" for s, t in slowest[:3]))

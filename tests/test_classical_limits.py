@@ -1,4 +1,5 @@
-"""Held-out classical limits at r → ∞ (tests/classical_limits.py): never wrong, never refused.
+"""Held-out classical limits at r → ∞ (tests/classical_limits.py, and sympy's own in
+tests/sympy_limits.py): never wrong, never refused.
 
 Each γ_r is real and positive for large r with a known answer (→ 0, Θ(1) or → ∞), so a refusal is
 a bug as much as a wrong answer; only the cases marked ``hard`` may come out indeterminate, and
@@ -11,6 +12,7 @@ import time
 
 import pytest
 from classical_limits import CASES, Case, verdict
+from sympy_limits import SYMPY_CASES
 
 from rsstab.asymptotics import growth
 from rsstab.schedule import parse
@@ -19,7 +21,8 @@ from rsstab.schedule import parse
 pytestmark = pytest.mark.usefixtures("generous_time_limits")  # see tests/conftest.py
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.text for c in CASES])
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.text, marks=[pytest.mark.slow] if c.slow else [])
+                                  for c in CASES + SYMPY_CASES])
 def test_classical_limit(case: Case) -> None:
     start = time.perf_counter()
     g = growth(parse(case.text).expr)  # a ScheduleError here is a refusal: the test fails
