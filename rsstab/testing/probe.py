@@ -84,6 +84,10 @@ class Measurement:
     #: With ``keep=True`` at draw 0: the module's frozen parameters and buffers, which later draws
     #: of the same seed copy (``measure(frozen=…)``) instead of rebuilding draw 0.
     frozen: dict[str, torch.Tensor] | None = None
+    #: With ``first_order=True``: the relative distance of the learned change from its first order
+    #: in η (see :func:`first_order_step`), ``RMS(J·(δ − δ¹)) / RMS(J·δ¹)`` on the held-out inputs —
+    #: the size of every higher-order term at once, measured; ``nan`` when not measured.
+    first_order_gap: float = math.nan
 
 
 def infer_d_in(module: torch.nn.Module) -> int | None:
@@ -147,6 +151,7 @@ def measure(
     keep: bool = False,
     coherent_probes: int | None = None,
     frozen: dict[str, torch.Tensor] | None = None,
+    first_order: bool = False,
 ) -> Measurement:
     """Build ``factory(rank)``, train it ``steps`` steps on the synthetic task, and probe it.
 
@@ -172,6 +177,8 @@ def measure(
     squares, at r ≪ width, are ~width/r times the coherent one; averaging them over fewer held-out
     inputs than the width leaves an error larger than that of the draws themselves (see
     :func:`rsstab.testing.stability.check_rank_stability`).
+    ``first_order`` also measures how far the trained step ``δ`` is from its first order in the
+    learning rate, ``δ¹`` (:func:`first_order_step`): ``first_order_gap``.
 
     Raises:
         RsstabError: the factory does not return a module, the module has no trainable
@@ -201,9 +208,12 @@ def measure(
     for p in module.parameters():  # the module stays at θ_0; training moves δ
         p.requires_grad_(False)
 
+    def at(params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """The module at trainable parameters ``params``."""
+        return _checked(torch.func.functional_call(module, params, (x,), strict=False), x, rank, d_out)
+
     def f(x: torch.Tensor) -> torch.Tensor:
-        out = torch.func.functional_call(module, {n: initial[n] + delta[n] for n in initial}, (x,), strict=False)
-        return _checked(out, x, rank, d_out)
+        return at({n: initial[n] + delta[n] for n in initial}, x)
 
     device = initial[named[0][0]].device
     gen = torch.Generator().manual_seed(777 + stream)  # drawn on the CPU: same numbers on any device
@@ -238,6 +248,7 @@ def measure(
         opt = torch.optim.Adam(params, lr=lr)
     values = {"grad_init": math.nan, "forward": math.nan, "backward": math.nan}
     diverged = -1
+    gap = math.nan
     for t in range(steps):
         xb, yb = x_train[t * batch : (t + 1) * batch], y_train[t * batch : (t + 1) * batch]
         opt.zero_grad(set_to_none=False)
@@ -263,11 +274,82 @@ def measure(
             values["backward"] = float(tangent[:probe_batch].pow(2).mean().sqrt())
             if keep:
                 change_kept, tangent_kept = change, tangent
+            if first_order:
+                gap = _first_order_gap(at, initial, change[:probe_batch], x_test[:probe_batch], x_train, teacher,
+                                       optimizer=optimizer, steps=steps, batch=batch, lr=lr)
         else:
             diverged = steps
     return Measurement(rank=int(rank), seed=int(seed), values=values, diverged_step=diverged,
                        d_in=int(width), backward_method=method, change=change_kept, tangent=tangent_kept,
-                       frozen=kept_frozen)
+                       frozen=kept_frozen, first_order_gap=gap)
+
+
+def first_order_step(
+    at: Callable[[dict[str, torch.Tensor], torch.Tensor], torch.Tensor],
+    initial: dict[str, torch.Tensor],
+    x_train: torch.Tensor,
+    teacher: torch.Tensor,
+    *,
+    optimizer: str,
+    steps: int,
+    batch: int,
+    lr: float,
+) -> dict[str, torch.Tensor]:
+    """The parameter step to first order in the learning rate, ``δ¹``: the optimizer's steps taken
+    with every gradient evaluated at ``θ_0`` (the sum the finite-(r, d) laws take). On the task of
+    :func:`measure` the residual at ``θ_0`` is exactly ``−x·Tᵀ``, so step t's gradient at ``θ_0``
+    is one vector–Jacobian product, ``−J_tᵀ·x_t·Tᵀ / batch``. Under SGD ``δ¹ = −η·Σ_t ∇L_t(θ_0)``,
+    one product over all the steps' inputs; under Adam, ``torch.optim.Adam`` on a displacement
+    fed those gradients (Adam's normalisation is part of the first order, not a next term).
+
+    ``at(params, x)`` is the module at trainable parameters ``params`` (name → tensor)."""
+    names = list(initial)
+
+    def grads_at_theta0(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        pull = torch.func.vjp(lambda *p: at(dict(zip(names, p)), x), *(initial[n] for n in names))[1]
+        return tuple(pull(-(x @ teacher.T) / batch))
+
+    if optimizer == "sgd":
+        g = grads_at_theta0(x_train[: steps * batch])
+        return {n: -lr * t.detach() for n, t in zip(names, g)}
+    step = {n: torch.zeros_like(initial[n], requires_grad=True) for n in names}
+    opt = torch.optim.Adam(list(step.values()), lr=lr)
+    for t in range(steps):
+        for p, gt in zip(step.values(), grads_at_theta0(x_train[t * batch : (t + 1) * batch])):
+            p.grad = gt.detach()
+        opt.step()
+    return {n: p.detach() for n, p in step.items()}
+
+
+def _first_order_gap(
+    at: Callable[[dict[str, torch.Tensor], torch.Tensor], torch.Tensor],
+    initial: dict[str, torch.Tensor],
+    change: torch.Tensor,
+    x: torch.Tensor,
+    x_train: torch.Tensor,
+    teacher: torch.Tensor,
+    *,
+    optimizer: str,
+    steps: int,
+    batch: int,
+    lr: float,
+) -> float:
+    """``RMS(J·δ − J·δ¹) / RMS(J·δ¹)`` on the held-out inputs ``x``, where ``change`` = J·δ is the
+    measured learned change there and δ¹ = :func:`first_order_step`; nan where it cannot be formed
+    (a module torch.func cannot trace, or a first-order change of 0)."""
+    names = list(initial)
+    try:
+        step1 = first_order_step(at, initial, x_train, teacher, optimizer=optimizer, steps=steps, batch=batch, lr=lr)
+        with warnings.catch_warnings():  # as in _Probe.change_and_tangent
+            warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=DeprecationWarning)
+            change1 = torch.func.jvp(lambda *p: at(dict(zip(names, p)), x),
+                                     tuple(initial[n] for n in names), tuple(step1[n] for n in names))[1]
+    except (RuntimeError, NotImplementedError, TypeError):
+        return math.nan
+    c1 = change1.detach().double()
+    den = float(c1.pow(2).mean().sqrt())
+    num = float((change.double() - c1).pow(2).mean().sqrt())
+    return num / den if den > 0 and math.isfinite(num) else math.nan
 
 
 def frozen_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:

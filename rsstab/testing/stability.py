@@ -75,6 +75,11 @@ class RankStabilityResult:
         settings: the arguments the measurement used.
         seconds: wall time of the measurement.
         notes: caveats worth reading (finite-rank bias, divergence).
+        first_order_gaps: per rank, per seed, how far the learned change is from its first order
+            in the learning rate (:func:`rsstab.testing.probe.first_order_step`): the relative size
+            of every next term at once, measured on each seed's first draw; empty when not measured.
+            The laws behind the verdict are first order in η: a rank whose RMS gap exceeds
+            :data:`rsstab.theory.EXPANSION_LIMIT` is **out of range** (:attr:`beyond_small_eta_ranks`).
     """
 
     passed: bool
@@ -88,6 +93,26 @@ class RankStabilityResult:
     seconds: float = 0.0
     notes: tuple[str, ...] = ()
     rms_fits: dict[str, SlopeFit] = field(default_factory=dict)
+    first_order_gaps: tuple[tuple[float, ...], ...] = ()
+
+    def first_order_gap(self) -> tuple[float, ...]:
+        """Per rank, the root mean square over seeds of :attr:`first_order_gaps` (inf with a
+        diverged seed, nan where none was measured; empty when not measured)."""
+        out = []
+        for per_seed in self.first_order_gaps:
+            ok = [g for g in per_seed if not math.isnan(g)]  # inf (a diverged seed) counts
+            out.append(math.sqrt(sum(g * g for g in ok) / len(ok)) if ok else math.nan)
+        return tuple(out)
+
+    def in_range(self) -> tuple[bool, ...]:
+        """Per rank, whether the first-order laws cover the training (gap ≤ EXPANSION_LIMIT; a
+        rank without a measured gap counts as in range: nothing says otherwise)."""
+        return tuple(not g > theory.EXPANSION_LIMIT for g in self.first_order_gap())
+
+    @property
+    def beyond_small_eta_ranks(self) -> tuple[int, ...]:
+        """The ranks whose training the first-order laws do not cover (see :meth:`in_range`)."""
+        return tuple(r for r, ok in zip(self.ranks, self.in_range()) if not ok)
 
     @classmethod
     def from_values(
@@ -102,10 +127,12 @@ class RankStabilityResult:
         settings: Mapping[str, Any] | None = None,
         seconds: float = 0.0,
         notes: Sequence[str] = (),
+        first_order_gaps: Sequence[Sequence[float]] = (),
     ) -> RankStabilityResult:
         """Fit slopes of measured ``values[q]`` (shape ``(n_ranks, n_seeds)``) and decide.
 
-        Every quantity in :data:`QUANTITIES` must be present.
+        Every quantity in :data:`QUANTITIES` must be present; ``first_order_gaps`` (same shape,
+        optional) are the measured distances from first order in η.
         """
         from rsstab.measure.fit import fit_slope
 
@@ -133,6 +160,8 @@ class RankStabilityResult:
                       **dict(settings or {})},
             seconds=float(seconds),
             notes=tuple(notes),
+            first_order_gaps=tuple(tuple(float(g) for g in first_order_gaps[i]) for i in order)
+            if len(first_order_gaps) else (),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -151,10 +180,15 @@ class RankStabilityResult:
 
         reason = "; ".join(f"{q}: slope {self.fits[q].slope:+.3f}, interval [{self.fits[q].ci[0]:+.3f}, "
                            f"{self.fits[q].ci[1]:+.3f}] → {self.fits[q].label}" for q in VOTING)
+        if self.beyond_small_eta_ranks:
+            reason += (f"; beyond the small-η regime at r = {', '.join(map(str, self.beyond_small_eta_ranks))} "
+                       f"(first-order gap > {theory.EXPANSION_LIMIT:g}): a statement about the learning rate")
         body = {"ranks": list(self.ranks),
                 "quantities": {q: {**f.as_dict(), "votes": q in VOTING} for q, f in self.fits.items()},
                 "rms_quantities": {q: f.as_dict() for q, f in self.rms_fits.items()},
                 "diverged_seeds": {str(r): list(s) for r, s in self.diverged.items() if s},
+                "first_order_gap": list(self.first_order_gap()), "in_range": list(self.in_range()),
+                "beyond_small_eta_ranks": list(self.beyond_small_eta_ranks),
                 "settings": dict(self.settings), "seconds": round(self.seconds, 3)}
         return json_safe(envelope("testing", stable=self.passed, label=self.label, optimizer=self.optimizer,
                                   schedule=None, reason=reason, notes=self.notes, body=body))  # type: ignore[return-value]
@@ -181,6 +215,11 @@ class RankStabilityResult:
             cells += [_fmt(fit.slope), f"[{_fmt(fit.ci[0])}, {_fmt(fit.ci[1])}]"]
             cells.append(fit.label if q in VOTING else f"{fit.label} (info, does not vote)")
             body.append(cells)
+        if self.first_order_gaps:
+            cells = ["first-order gap"] + [("—" if not math.isfinite(g) else f"{g:.2g}")
+                                           + ("" if ok else " out of range")
+                                           for g, ok in zip(self.first_order_gap(), self.in_range())]
+            body.append(cells + ["", "", f"in range ≤ {theory.EXPANSION_LIMIT:g}"])
         widths = [max(len(row[i]) for row in [head] + body) for i in range(len(head))]
         lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [head] + body]
         return "\n".join(lines)
@@ -269,6 +308,15 @@ class RankStabilityResult:
         else:
             bad = ", ".join(f"{q}: {self.fits[q].label}" for q in VOTING if self.fits[q].label != STABLE)
             head = f"adapter is not rank-stabilized under {opt} ({bad})"
+        beyond = self.beyond_small_eta_ranks
+        if beyond:
+            worst = max(g for g in self.first_order_gap() if not math.isnan(g))
+            far = (f"up to {100 * worst:.0f} % from its first order in η" if math.isfinite(worst)
+                   else "far from its first order in η, or diverged")
+            head += (f" — but at r = {', '.join(map(str, beyond))} training is beyond the small-η regime the "
+                     f"laws are about (the learned change is {far}; out of range past "
+                     f"{100 * theory.EXPANSION_LIMIT:g} %): there the slopes are a statement about "
+                     f"lr={self.settings.get('lr')}, not about the scaling; lower lr= to test the scaling")
         lines = [
             head,
             (f"Under {opt}, rank-stabilized means {stab.text} ∈ Θ(1) ({stab.why}); the check needs the "
@@ -405,6 +453,7 @@ def check_rank_stability(
     t0 = time.perf_counter()
     values: dict[str, list[list[float]]] = {q: [[math.nan] * seeds for _ in rank_list] for q in QUANTITIES}
     rms = {q: [[math.nan] * seeds for _ in rank_list] for q in VOTING}
+    gaps = [[math.nan] * seeds for _ in rank_list]
     diverged: dict[int, list[int]] = {}
     fallback = False
     probes: list[int] = []
@@ -424,7 +473,7 @@ def check_rank_stability(
                 for j in range(draws):
                     x = measure(factory, rank=r, seed=s, optimizer=optimizer, steps=steps, batch=batch,
                                 probe_batch=probe_batch, lr=learning_rate, d_in=d_in, dtype=dtype, base_seed=seed,
-                                draw=j, keep=draws > 1, coherent_probes=n_probes, frozen=frozen)
+                                draw=j, keep=draws > 1, coherent_probes=n_probes, frozen=frozen, first_order=j == 0)
                     if j == 0:
                         m, frozen = x, x.frozen
                     if x.diverged_step >= 0 and s not in diverged.get(r, []):
@@ -433,6 +482,7 @@ def check_rank_stability(
                         for q, t in (("forward", x.change), ("backward", x.tangent)):
                             _accumulate(sums, q, t)
                 fallback = fallback or m.backward_method == "difference"
+                gaps[i][s] = math.inf if m.diverged_step >= 0 else m.first_order_gap  # diverged: no expansion
                 for q in QUANTITIES:
                     values[q][i][s] = m.values[q]
                 if draws > 1:
@@ -462,7 +512,7 @@ def check_rank_stability(
                 "verdict_on": "coherent part (mean over draws of A)" if draws > 1 else "RMS"}
     result = RankStabilityResult.from_values(
         rank_list, values, optimizer=optimizer, tolerance=tolerance, confidence=confidence,
-        diverged=diverged, settings=settings, seconds=seconds, notes=notes,
+        diverged=diverged, settings=settings, seconds=seconds, notes=notes, first_order_gaps=gaps,
     )
     if draws > 1:
         from dataclasses import replace
