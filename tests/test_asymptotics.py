@@ -274,6 +274,9 @@ def test_overflow_and_underflow_never_become_an_error_or_a_label(a: sympy.Expr, 
     ("exp(sqrt(log(log(r)))*log(log(log(r)))**3)", "Θ((beyond every power of log log r))"),
     ("log(r)**2*exp(sqrt(log(r))*log(log(r))**2*exp(sqrt(log(log(r)))*log(log(log(r)))**3))/sqrt(r)",
      "Θ(r^-1/2 · (beyond every power of log r))"),  # Gruntz 8.9
+    # e^(c·λ^k), λ = log log log r, k > 1: the numeric fallback said Θ(log(r)^1.586) for the first
+    ("exp(log(log(log(r)))**3)", "Θ((beyond every power of log log r))"),
+    ("r*exp(-2*log(log(log(r)))**(3/2))", "Θ(r · (decays beyond every power of log log r))"),
 ])
 def test_log_log_log_r_is_bounded_by_any_power_of_log_log_r(text: str, order: str) -> None:
     g = structural(parse(text).expr)

@@ -196,6 +196,25 @@ def _exp_of(u: sympy.Expr, positive_base: bool = True) -> _Asy:
             hi[i] += c
             interval = None
             continue
+        if rest.is_Pow and rest.base == _log_levels()[2] and rest.exp.is_Rational and rest.exp > 0:
+            # c·λ^k with λ = log log log r and c ≠ 0 a number. k > 1: c·λ^k/λ → ±∞ and λ^k/log log r
+            # → 0, so e^(c·λ^k) is beyond every power of log log r and below every power of log r
+            # (up or down with c); k < 1: |c|·λ^k ≤ ε·log log r eventually, for ε the bound of
+            # _logscale, so e^(c·λ^k) lies between 1 and (log log r)^(±ε)
+            c = _constant_exponent(coeff)
+            if c != 0 and rest.exp != 1:
+                interval = None
+                if rest.exp > 1:
+                    inf = _oo if c > 0 else -_oo
+                    for bound in (lo, hi):
+                        if bound[2].is_infinite and bound[2] != inf:
+                            raise Undecided("competing super-polynomial terms")
+                        bound[2] = inf
+                elif c > 0:
+                    hi[2] += _LOGLOGLOG_EPSILON
+                else:
+                    lo[2] -= _LOGLOGLOG_EPSILON
+                continue
         if rest.is_Mul and _log_levels()[0] in rest.args:
             g = _analyze(coeff * rest / _log_levels()[0])
             # g·log r with g oscillating in [m, M] gives r^g between r^m and r^M; a coefficient
