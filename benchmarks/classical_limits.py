@@ -1,10 +1,10 @@
-"""Run the held-out classical limits (tests/classical_limits.py) through the asymptotics engine.
+"""Run the held-out classical limits (tests/support/classical_limits.py) through the asymptotics engine.
 
 Usage::
 
     python benchmarks/classical_limits.py [--verbose] [--sympy]
 
-``--sympy``: sympy's own limits at +∞ (tests/sympy_limits.py) instead.
+``--sympy``: sympy's own limits at +∞ (tests/support/sympy_limits.py) instead.
 
 Prints, per case, the engine's growth, the verdict it implies (→ 0 / Θ(1) / → ∞), the expected one
 and the time taken; then the counts right / wrong / refused / indeterminate (a right direction with
@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from classical_limits import CASES, verdict  # noqa: E402
-from sympy_limits import SYMPY_CASES  # noqa: E402
+from support.classical_limits import CASES, verdict  # noqa: E402
+from support.sympy_limits import SYMPY_CASES  # noqa: E402
 
 from rsstab.asymptotics import growth  # noqa: E402
 from rsstab.errors import ScheduleError  # noqa: E402
@@ -32,7 +32,7 @@ from rsstab.schedule import parse  # noqa: E402
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--verbose", action="store_true", help="print every case, not only the misses")
-    ap.add_argument("--sympy", action="store_true", help="sympy's own limits (tests/sympy_limits.py)")
+    ap.add_argument("--sympy", action="store_true", help="sympy's own limits (tests/support/sympy_limits.py)")
     args = ap.parse_args()
     cases = SYMPY_CASES if args.sympy else CASES
     counts: collections.Counter[str] = collections.Counter()

@@ -5,7 +5,7 @@ Usage::
     python benchmarks/fuzz_parser.py --n 10000 [--seed 0] [--report fuzz.json]
 
 Inputs are split evenly over four generators (random token strings, unicode text, random Python
-expression ASTs, random valid schedules; see ``tests/fuzz_inputs.py``), each also run with random
+expression ASTs, random valid schedules; see ``tests/support/fuzz_inputs.py``), each also run with random
 ``rsstab check`` flags. Prints how many inputs parse accepted and rejected, the exit codes of
 ``rsstab check``, every crash / hang / traceback / evaluation attempt with its exact input, and the
 slowest inputs. Exits 1 if anything went wrong.
@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-import fuzz_inputs
+from support import fuzz_inputs  # noqa: E402
 from hypothesis import HealthCheck, Phase, given, seed, settings
 
 GENERATORS = {

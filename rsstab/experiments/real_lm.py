@@ -17,7 +17,7 @@ and extracts the GGUF file and the texts into a cache folder (``$RSSTAB_CACHE``,
 blocks) does not change during fine-tuning, so its output on every train and held-out sequence is
 computed once (:func:`prefix_states`, cached on disk) and each training step runs only the adapted
 blocks, the final norm and the tied LM head (:func:`suffix_model`). This is exact: the suffix model's
-logits equal the full model's (tested on a tiny random Llama, ``tests/test_real_lm.py``).
+logits equal the full model's (tested on a tiny random Llama, ``tests/experiments/test_real_lm.py``).
 
 A *cell* is one (method, rank, learning rate, seed): ``steps`` AdamW steps (constant learning rate,
 no weight decay, as the paper's runs) on ``batch_size`` sequences of ``seq_len`` tokens, recording

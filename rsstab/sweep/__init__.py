@@ -12,7 +12,7 @@ The key is the sha256 of the canonical JSON of the configuration, the rsstab ver
 task's identity (:func:`task_identity`): its ``module:qualname``; a fingerprint of the *whole*
 rsstab package source (sha256 over the sorted relative paths and bytes of every ``*.py`` under
 the installed ``rsstab/`` directory, computed once per process); the sha256 of the task's own
-source file when it lies outside the package (``tests/sweep_tasks.py``, ``simulations/*.py``);
+source file when it lies outside the package (``tests/support/sweep_tasks.py``, ``simulations/*.py``);
 and the installed versions of Python, torch and transformers (read from their metadata, never
 imported; ``"absent"`` when not installed). So two tasks never share cells, and an edit to any
 rsstab module, the task's own file, or an upgrade of Python, torch or transformers invalidates

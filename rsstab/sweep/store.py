@@ -95,7 +95,7 @@ def task_identity(task: Callable[..., Any]) -> dict[str, str]:
     * ``package``: :func:`package_fingerprint`, so an edit to any rsstab module the task calls
       changes it;
     * ``source``: sha256 of the task's source file when it lies outside the rsstab package (e.g.
-      ``tests/sweep_tasks.py``, ``simulations/*.py``); ``""`` inside the package (the
+      ``tests/support/sweep_tasks.py``, ``simulations/*.py``); ``""`` inside the package (the
       fingerprint covers it) or when there is no readable source;
     * ``python``, ``torch``, ``transformers``: their versions (``"absent"`` when not installed).
 

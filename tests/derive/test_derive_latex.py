@@ -1,6 +1,6 @@
 """``rsstab derive --format latex`` (issue 27): long displays are broken into lines that fit the
 page, and progress goes to stderr, never into the LaTeX. The PDF itself is compiled, and checked for
-lines past the margin, by tests/test_derive.py::test_latex_output_is_a_document_pdflatex_compiles
+lines past the margin, by tests/derive/test_derive.py::test_latex_output_is_a_document_pdflatex_compiles
 (where pdflatex exists; it reuses that module's derivations)."""
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ pytest.importorskip("matplotlib")
 from rsstab.experiments import figures, phase  # noqa: E402
 from rsstab.style import OKABE_ITO  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ cosh and coth rewritten in exp and acot, acosh, asec, acsc in atan/log (identiti
 arguments there, all > 1), and the expected answer taken from sympy's assertion. Left out: limits
 of gamma, erf, Ei, zeta, Bessel functions, factorials, binomials and Fresnel integrals (not in the
 schedule language), complex values, and oscillating ones (AccumBounds, sin(r)/r). Limits already in
-tests/classical_limits.py (the same sympy expression) are not repeated. ``slow``: above 1 s under the
-default time limits on the development machine; tests/test_classical_limits.py runs those with
+tests/support/classical_limits.py (the same sympy expression) are not repeated. ``slow``: above 1 s under the
+default time limits on the development machine; tests/asymptotics/test_classical_limits.py runs those with
 ``-m slow`` only.
 
 Extracted once (the data is fixed here: sympy's test files change between versions); run with
@@ -19,7 +19,7 @@ benchmarks/classical_limits.py --sympy.
 
 from __future__ import annotations
 
-from classical_limits import Case
+from support.classical_limits import Case
 
 __all__ = ["SYMPY_CASES"]
 

@@ -21,7 +21,7 @@ torch = pytest.importorskip("torch")
 peft = pytest.importorskip("peft")
 
 nn = torch.nn
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LINE = re.compile(r"^(?P<path>[^:]+):(?:(?P<line>\d+):)?(?P<module>[^:]+): (?P<code>RS\d{3}) (?P<message>.+)$")
 
 

@@ -20,7 +20,7 @@ jsonschema = pytest.importorskip("jsonschema")
 from test_lint_ruff import STOCK_RSLORA, _linear, adapter  # noqa: E402  (the tests' adapter folders)
 
 TINY = ["--ranks", "4,8", "--steps", "2", "--seeds", "2", "--width", "8", "--depth", "1"]
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -1,6 +1,6 @@
 """Cheap deterministic tasks for the sweep tests, importable by worker processes and subprocesses.
 
-Run as ``python -c "import sys, sweep_tasks; sys.exit(sweep_tasks.main())" --out DIR --n N``
+Run as ``python -c "import sys; from support import sweep_tasks; sys.exit(sweep_tasks.main())" --out DIR --n N``
 (with this directory on ``PYTHONPATH``) to run a toy sweep that writes ``DIR/rows.csv``.
 """
 

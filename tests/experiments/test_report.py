@@ -14,7 +14,7 @@ import pytest
 
 from rsstab.experiments.claims import Claim, claims, render, verdict_of
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 VERDICTS = {"reproduced", "partly reproduced", "not reproduced", "refuted", "consistent", "partly consistent",
             "inconsistent", "not run"}
 KINDS = ("reproduction", "consistency check")

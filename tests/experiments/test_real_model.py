@@ -37,7 +37,7 @@ from rsstab.experiments.minilm_fits import onset_fits
 from rsstab.io import write_csv
 from rsstab.sweep import read_record, run_sweep
 
-SCRIPT = Path(__file__).resolve().parents[1] / "simulations" / "real_model.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "simulations" / "real_model.py"
 
 
 def _script() -> Any:

@@ -18,7 +18,7 @@ import sympy
 
 import rsstab
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "reports" / "teaching.py"
 NOTEBOOK = ROOT / "reports" / "teaching.ipynb"
 KERNEL = "rsstab-teaching-test"

@@ -7,7 +7,7 @@ import struct
 from pathlib import Path
 
 import pytest
-import sweep_tasks
+from support import sweep_tasks
 
 from rsstab.errors import RsstabError
 from rsstab.sweep import executors, run_sweep

@@ -22,7 +22,7 @@ from rsstab.experiments import real_lm_fits as fits  # noqa: E402
 from rsstab.experiments.claims import real_lm as claims  # noqa: E402
 from rsstab.experiments.claims.table import CONSISTENCY, REPRODUCTION  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = dict(model="tiny", ranks=(2, 8), steps=4, eval_seqs=4, eval_every=2, seq_len=32, batch_size=2, seeds=2,
             max_extensions=1)
 

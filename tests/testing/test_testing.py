@@ -30,7 +30,7 @@ from rsstab.testing import (
     schedules,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "test_my_adapter.py"
 WIDTH = 8
 

@@ -1,4 +1,4 @@
-"""Fuzzing harness for the schedule parser and ``rsstab check`` (used by tests/test_fuzz.py and
+"""Fuzzing harness for the schedule parser and ``rsstab check`` (used by tests/schedule/test_fuzz.py and
 benchmarks/fuzz_parser.py).
 
 Inputs come from four hypothesis strategies: random token strings, arbitrary unicode text, random

@@ -28,7 +28,7 @@ from rsstab.derive.results import sgd as sgd_result
 from rsstab.errors import RsstabError
 
 K = 5.0
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _num(expr: sp.Expr, values: dict) -> float:
@@ -383,7 +383,7 @@ def test_proof_scripts_answer_help_without_running_the_proof() -> None:
     import time
     from pathlib import Path
 
-    proofs = Path(__file__).resolve().parents[1] / "proofs"
+    proofs = Path(__file__).resolve().parents[2] / "proofs"
     for script in ("first_sgd_step.py", "adam_epsilon.py"):
         t0 = time.perf_counter()
         done = subprocess.run([sys.executable, str(proofs / script), "--help"], capture_output=True,

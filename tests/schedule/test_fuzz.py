@@ -1,7 +1,7 @@
 """Fuzzing the schedule parser and ``rsstab check``: no traceback, no hang, nothing evaluated.
 
 The default run tries a few hundred inputs (random token strings, unicode text, random Python
-ASTs, random valid schedules); ``pytest -m slow tests/test_fuzz.py`` tries 10,000, and
+ASTs, random valid schedules); ``pytest -m slow tests/schedule/test_fuzz.py`` tries 10,000, and
 ``python benchmarks/fuzz_parser.py --n 10000`` prints counts and the slowest inputs.
 """
 
@@ -11,10 +11,10 @@ import ast
 import builtins
 import time
 
-import fuzz_inputs
+from support import fuzz_inputs
 import pytest
 import sympy
-from fuzz_inputs import Evaluated, no_evaluation, run_one
+from support.fuzz_inputs import Evaluated, no_evaluation, run_one
 from hypothesis import HealthCheck, Phase, given, settings
 
 from rsstab.schedule import parse

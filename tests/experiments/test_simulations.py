@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPTS = {
     "depth_sweep": ["forward_vs_rank.png", "test_loss_vs_rank.png", "forward_vs_layer.png"],
@@ -80,7 +80,7 @@ def test_quick_runs_never_write_into_the_published_results() -> None:
     assert script_parser("depth_sweep", "x").parse_args(["--quick"]).out == str(Path("reports/_quick/depth_sweep"))
     assert script_parser("depth_sweep", "x").parse_args([]).out == str(Path("reports/depth_sweep"))
     spec = importlib.util.spec_from_file_location(
-        "real_model_script", Path(__file__).resolve().parents[1] / "simulations" / "real_model.py")
+        "real_model_script", Path(__file__).resolve().parents[2] / "simulations" / "real_model.py")
     assert spec is not None and spec.loader is not None
     source = Path(spec.origin or "").read_text()
     assert 'script_parser("real_model"' in source
@@ -94,7 +94,7 @@ def test_script_help_answers_without_loading_the_simulator(script: str) -> None:
     import sys
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "simulations" / f"{script}.py"
+    path = Path(__file__).resolve().parents[2] / "simulations" / f"{script}.py"
     code = ("import runpy, sys\n"
             f"sys.argv = [{str(path)!r}, '--help']\n"
             "try:\n"

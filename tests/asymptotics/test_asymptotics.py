@@ -254,7 +254,7 @@ def test_overflow_and_underflow_never_become_an_error_or_a_label(a: sympy.Expr, 
                                                                 gap: sympy.Expr) -> None:
     """γ = P · e^E / (e^E + e^(E − F)) ~ P, with e^(±E) far beyond floating point at every probe:
     the answer is P's order or claims less (never another order, never a refusal)."""
-    from classical_limits import verdict
+    from support.classical_limits import verdict
 
     P = c * R**a * sympy.log(R) ** b
     E = sign * huge

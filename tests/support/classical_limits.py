@@ -3,7 +3,7 @@
 Each case is γ_r as text, what γ_r itself does (``"0"``: → 0, ``"1"``: Θ(1), ``"oo"``: → ∞) and
 where it comes from: textbook exercises (Demidovich), Gruntz's thesis, and regression cases from
 sympy's limit test suite, rewritten in r and negated where the limit is negative so that γ_r is
-positive for large r. Used by tests/test_classical_limits.py and benchmarks/classical_limits.py.
+positive for large r. Used by tests/asymptotics/test_classical_limits.py and benchmarks/classical_limits.py.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ class Case:
     order: str = ""  # the exact growth, where the case pins it down
     #: why the engine may honestly answer "indeterminate" here (empty: it must be right)
     hard: str = ""
-    #: takes seconds (tests/test_classical_limits.py runs it only with ``-m slow``)
+    #: takes seconds (tests/asymptotics/test_classical_limits.py runs it only with ``-m slow``)
     slow: bool = False
 
 

@@ -1,5 +1,5 @@
-"""Held-out classical limits at r → ∞ (tests/classical_limits.py, and sympy's own in
-tests/sympy_limits.py): never wrong, never refused.
+"""Held-out classical limits at r → ∞ (tests/support/classical_limits.py, and sympy's own in
+tests/support/sympy_limits.py): never wrong, never refused.
 
 Each γ_r is real and positive for large r with a known answer (→ 0, Θ(1) or → ∞), so a refusal is
 a bug as much as a wrong answer; only the cases marked ``hard`` may come out indeterminate, and
@@ -11,8 +11,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from classical_limits import CASES, Case, verdict
-from sympy_limits import SYMPY_CASES
+from support.classical_limits import CASES, Case, verdict
+from support.sympy_limits import SYMPY_CASES
 
 from rsstab.asymptotics import growth
 from rsstab.schedule import parse

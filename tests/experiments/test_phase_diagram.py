@@ -16,7 +16,7 @@ from rsstab.experiments import phase
 from rsstab.experiments.claims.phase import phase_claim
 from rsstab.vocab import BLOW_UP, COLLAPSE, STABLE
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 F = Fraction
 
 

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-import sweep_tasks
+from support import sweep_tasks
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -34,8 +34,8 @@ from rsstab.sweep import (
     task_identity,
 )
 
-TESTS = Path(__file__).resolve().parent
-DRIVER = "import sys, sweep_tasks; sys.exit(sweep_tasks.main())"
+TESTS = Path(__file__).resolve().parents[1]  # tests/: support.sweep_tasks importable by worker processes
+DRIVER = "import sys; from support import sweep_tasks; sys.exit(sweep_tasks.main())"
 
 
 def _bits(rows: list[dict]) -> list[tuple]:
@@ -153,8 +153,8 @@ def test_key_depends_on_the_task_and_its_source(
     again = run_sweep(sweep_tasks.toy_task, [config], tmp_path, progress=False)
     assert (again.n_cached, again.n_computed) == (1, 0) and again.rows == first.rows
     assert read_record(_store_files(tmp_path)[0])["task"]["name"] in (
-        "sweep_tasks:toy_task",
-        "sweep_tasks:echo_task",
+        "support.sweep_tasks:toy_task",
+        "support.sweep_tasks:echo_task",
     )
 
     # an edit to the file defining the task invalidates its cells
@@ -182,10 +182,10 @@ def test_task_identity_pieces() -> None:
     outside = task_identity(sweep_tasks.toy_task)
     inside = task_identity(combine_labels)
     assert list(outside) == ["name", "package", "source", "python", "torch", "transformers"]
-    assert outside["name"] == "sweep_tasks:toy_task"
+    assert outside["name"] == "support.sweep_tasks:toy_task"
     assert inside["name"] == "rsstab.vocab:combine_labels"
     # a task outside the package: its own file; inside: covered by the package fingerprint
-    assert outside["source"] == hashlib.sha256((TESTS / "sweep_tasks.py").read_bytes()).hexdigest()
+    assert outside["source"] == hashlib.sha256((TESTS / "support" / "sweep_tasks.py").read_bytes()).hexdigest()
     assert inside["source"] == ""
     assert outside["package"] == inside["package"] and len(inside["package"]) == 64
     assert inside["python"] == platform.python_version()
@@ -639,7 +639,7 @@ def test_progress_is_on_for_a_terminal_and_off_when_piped(tmp_path: Path) -> Non
     import os
     import pty
 
-    code = ("import sys, sweep_tasks; from rsstab.sweep import run_sweep; "
+    code = ("import sys; from support import sweep_tasks; from rsstab.sweep import run_sweep; "
             "run_sweep(sweep_tasks.toy_task, sweep_tasks.grid(2), sys.argv[1])")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
     piped = subprocess.run([sys.executable, "-c", code, str(tmp_path / "a")], capture_output=True, text=True,

@@ -25,7 +25,7 @@ from rsstab.cli import main
 from rsstab.lint import CODES, RULES
 from rsstab.peft_files import CONFIG_NAME, MODEL_PREFIX, WEIGHTS_NAME
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LINE = re.compile(r"^(?P<path>[^:]+):(?:(?P<line>\d+):)?(?P<module>[^:]+): (?P<code>RS\d{3}) (?P<message>.+)$")
 
 STOCK_RSLORA = {"peft_type": "LORA", "r": 16, "lora_alpha": 32, "use_rslora": True,
