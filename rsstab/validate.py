@@ -44,16 +44,16 @@ def integer_at_least(value: object, name: str, minimum: int = 1, *, parameter: s
 
 
 def positive_integer(value: object, what: str, *, parameter: str | None = None, whole_floats: bool = False,
-                     at_most_max_size: bool = False, allow_bool: bool = False) -> int:
+                     at_most_max_size: bool = False) -> int:
     """``value`` as a positive ``int`` (any :class:`numbers.Integral`), or
     ``"{what} must be a positive integer, got …"``.
 
     ``whole_floats`` also takes a float such as ``512.0``; ``at_most_max_size`` refuses a value above
-    :data:`MAX_SIZE` (and a non-positive one) with ``"… must be a positive integer ≤ 2^53, got …"``;
-    ``allow_bool`` takes ``True`` as 1 (a bool is an Integral), as :class:`rsstab.sim.SimConfig` does.
+    :data:`MAX_SIZE` (and a non-positive one) with ``"… must be a positive integer ≤ 2^53, got …"``.
+    A bool is refused (it is an Integral, but ``True`` is not a size).
     """
     integral = isinstance(value, Integral) or (whole_floats and isinstance(value, float) and value.is_integer())
-    if (isinstance(value, bool) and not allow_bool) or not integral:
+    if isinstance(value, bool) or not integral:
         raise RsstabError(f"{what} must be a positive integer, got {value!r}", parameter=parameter)
     if not at_most_max_size:
         if value < 1:  # type: ignore[operator]

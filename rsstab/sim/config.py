@@ -138,8 +138,9 @@ class SimConfig:
             object.__setattr__(self, name, bool(v))
 
         for name in ("rank", "depth", "width", "seeds", "batch", "probe_batch", "teacher_rank"):
-            positive_integer(getattr(self, name), name, allow_bool=True)
-        need(isinstance(self.steps, Integral) and self.steps >= 0, f"steps must be ≥ 0, got {self.steps!r}")
+            positive_integer(getattr(self, name), name)
+        need(isinstance(self.steps, Integral) and not isinstance(self.steps, bool) and self.steps >= 0,
+             f"steps must be ≥ 0, got {self.steps!r}")
         need(self.probe_every >= 0, f"probe_every must be ≥ 0, got {self.probe_every!r}")
         need(isinstance(self.optimizer, str) and canonical_optimizer(self.optimizer) in OPTIMIZERS,
              f"unknown optimizer {self.optimizer!r}: expected one of {', '.join(OPTIMIZER_NAMES)}")

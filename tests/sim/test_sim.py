@@ -262,6 +262,13 @@ def test_bad_input() -> None:
         sim.gamma_values("1/(", [4])
 
 
+@pytest.mark.parametrize("name", ["rank", "depth", "width", "seeds", "batch", "probe_batch", "teacher_rank", "steps"])
+def test_a_bool_is_not_a_size(name: str) -> None:
+    """True is an Integral, not a size: refused with a one-line error (it used to be taken as 1)."""
+    with pytest.raises(RsstabError, match=name):
+        SimConfig(**{"rank": 4, "gamma": 1.0, name: True})
+
+
 # --------------------------------------------------------------------------- ablations: adapted_layers, a_init_scale
 
 
