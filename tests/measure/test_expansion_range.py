@@ -79,7 +79,9 @@ from rsstab.measure.compare import render_predictions, report  # noqa: E402
 def _grid(optimizer: str, lrs: list[float], *, width: int, depth: int, ranks: list[int], seeds: int,
           in_range_tol: float) -> list[tuple]:
     """(optimizer, η, quantity, r, ratio, range value, in range, first-order ratio, order) per rank, asserting
-    zero silent misses (off by > 20 % and in range) and the in-range tolerance."""
+    zero silent misses (off by > 20 % and in range) and, in range, |ratio − 1| ≤ ``in_range_tol`` + 2 standard
+    errors of the ratio (``predicted_ratio_se``, from the seeds: at r ≪ d in a deep layer one seed's mean
+    square varies like (χ²_r)², so 16 seeds leave ~12 % at r = 8)."""
     rows = []
     for lr in lrs:
         _, out = report("1/sqrt(r)", optimizer, width=width, depth=depth, ranks=ranks, seeds=seeds, lr=lr)
@@ -93,7 +95,9 @@ def _grid(optimizer: str, lrs: list[float], *, width: int, depth: int, ranks: li
                 off = ratio is None or not math.isfinite(ratio) or abs(ratio - 1) > 0.2
                 assert not (off and ok), f"silent miss: {optimizer} η={lr} {q} r={r} ratio {ratio} range {eps}"
                 if ok:
-                    assert abs(ratio - 1) <= in_range_tol, (optimizer, lr, q, r, ratio, eps)
+                    se = e["predicted_ratio_se"][i]
+                    tol = in_range_tol + 2 * (se if se is not None and math.isfinite(se) else 0.0)
+                    assert abs(ratio - 1) <= tol, (optimizer, lr, q, r, ratio, se, eps)
         rng = out["prediction_range"]
         if rng["beyond_small_eta_ranks"]:
             assert "beyond the small-η regime" in out["reason"] and "learning rate" in out["reason"]
@@ -106,7 +110,7 @@ def _grid(optimizer: str, lrs: list[float], *, width: int, depth: int, ranks: li
 
 def test_sgd_past_the_first_order_range_quick() -> None:
     # depth 1: the finite-η solution (result 14) carries the law past the first-order range
-    rows = _grid("sgd", [0.01, 0.3, 1.0], width=32, depth=1, ranks=[16, 64, 256], seeds=6, in_range_tol=0.12)
+    rows = _grid("sgd", [0.01, 0.3, 1.0], width=32, depth=1, ranks=[16, 64, 256], seeds=6, in_range_tol=0.1)
     assert {o for *_, o in rows} == {"finite-eta"}
     assert any(abs(first - 1) > 0.2 for *_, first, _ in rows)  # first order fails on this grid …
     assert sum(ok for *_, ok, _, _ in rows) >= len(rows) - 2  # … and the finite-η law holds nearly everywhere
@@ -114,13 +118,13 @@ def test_sgd_past_the_first_order_range_quick() -> None:
 
 def test_sgd_depth_2_past_the_first_order_range_quick() -> None:
     # depth 2: first order only (result 13), flagged where it fails
-    rows = _grid("sgd", [0.001, 0.1], width=32, depth=2, ranks=[16, 256], seeds=6, in_range_tol=0.15)
+    rows = _grid("sgd", [0.001, 0.1], width=32, depth=2, ranks=[16, 256], seeds=6, in_range_tol=0.1)
     assert {o for *_, o in rows} == {"first"}
     assert any(ok for *_, ok, _, _ in rows) and any(not ok for *_, ok, _, _ in rows)
 
 
 def test_adam_past_the_first_order_range_quick() -> None:
-    rows = _grid("adam", [1e-4, 3e-3, 3e-2], width=32, depth=1, ranks=[16, 64, 256], seeds=6, in_range_tol=0.12)
+    rows = _grid("adam", [1e-4, 3e-3, 3e-2], width=32, depth=1, ranks=[16, 64, 256], seeds=6, in_range_tol=0.1)
     assert any(ok for *_, ok, _, _ in rows) and any(not ok for *_, ok, _, _ in rows)
     assert any(abs(ratio - 1) > 0.2 for *_, ratio, _, _, _, _ in rows if ratio is not None)
 
@@ -136,12 +140,12 @@ def test_sgd_finite_eta_target_width_64() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("depth", [1, 2, 4])
 def test_grids_over_three_decades(depth: int) -> None:
-    # zero silent misses over three decades of η; in range within 10 % + sampling (12 % at 16 seeds)
+    # zero silent misses over three decades of η; in range within 10 % + 2 standard errors
     for width in (64, 128):
         _grid("sgd", [1e-3, 1e-2, 0.1, 1.0], width=width, depth=depth, ranks=[8, 32, 128, 512], seeds=16,
-              in_range_tol=0.12)
+              in_range_tol=0.1)
         _grid("adam", [1e-5, 1e-4, 1e-3, 1e-2], width=width, depth=depth, ranks=[8, 32, 128, 512], seeds=16,
-              in_range_tol=0.12)
+              in_range_tol=0.1)
 
 
 def test_b_driven_next_term_is_the_measured_saturation() -> None:
