@@ -275,8 +275,8 @@ def measure(
             if keep:
                 change_kept, tangent_kept = change, tangent
             if first_order:
-                gap = _first_order_gap(at, initial, change[:probe_batch], x_test[:probe_batch], x_train, teacher,
-                                       optimizer=optimizer, steps=steps, batch=batch, lr=lr)
+                gap = _first_order_gap(at, initial, change[:probe_batch], x_test[:probe_batch], lambda: first_order_step(
+                    at, initial, x_train, teacher, optimizer=optimizer, steps=steps, batch=batch, lr=lr))
         else:
             diverged = steps
     return Measurement(rank=int(rank), seed=int(seed), values=values, diverged_step=diverged,
@@ -326,20 +326,14 @@ def _first_order_gap(
     initial: dict[str, torch.Tensor],
     change: torch.Tensor,
     x: torch.Tensor,
-    x_train: torch.Tensor,
-    teacher: torch.Tensor,
-    *,
-    optimizer: str,
-    steps: int,
-    batch: int,
-    lr: float,
+    first_order: Callable[[], dict[str, torch.Tensor]],
 ) -> float:
     """``RMS(J·δ − J·δ¹) / RMS(J·δ¹)`` on the held-out inputs ``x``, where ``change`` = J·δ is the
-    measured learned change there and δ¹ = :func:`first_order_step`; nan where it cannot be formed
-    (a module torch.func cannot trace, or a first-order change of 0)."""
+    measured learned change there and ``first_order()`` forms δ¹ (:func:`first_order_step`); nan where
+    it cannot be formed (a module torch.func cannot trace, or a first-order change of 0)."""
     names = list(initial)
     try:
-        step1 = first_order_step(at, initial, x_train, teacher, optimizer=optimizer, steps=steps, batch=batch, lr=lr)
+        step1 = first_order()
         with warnings.catch_warnings():  # as in _Probe.change_and_tangent
             warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=DeprecationWarning)
             change1 = torch.func.jvp(lambda *p: at(dict(zip(names, p)), x),
