@@ -175,11 +175,11 @@ def learning_rates(lr: str | None, lr_ratio: str | None, lr_a: str | None,
         raise RsstabError("--lr-a and --lr-b go together (or give --lr and --lr-ratio)")
     if lr is not None or lr_ratio is not None:
         raise RsstabError("give either --lr-a/--lr-b or --lr/--lr-ratio, not both")
-    from rsstab.verdict.classify import _factor
+    from rsstab.verdict.request import Factor
 
     for flag, text in (("--lr-a", lr_a), ("--lr-b", lr_b)):  # each is checked alone, for a precise message
         try:
-            _factor(text, flag.lstrip("-").replace("-", "_"), None)
+            Factor.parse(text, flag.lstrip("-").replace("-", "_"))
         except RsstabError as exc:
             raise _for_flag(flag, exc) from None
     return lr_a, f"({lr_b})/({lr_a})"

@@ -28,12 +28,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 from hypothesis import strategies as st
 
 from rsstab import theory
 from rsstab.errors import RsstabError
 from rsstab.vocab import BLOW_UP, COLLAPSE, STABLE, Label, normalize_optimizer
+
+if TYPE_CHECKING:
+    from rsstab.verdict.request import CheckRequest
 
 __all__ = ["LABELS", "HyperTuple", "schedules", "labelled_schedules", "critical_exponent", "tuples"]
 
@@ -219,6 +223,15 @@ class HyperTuple:
     label: str
     learning: str
     exponents: dict = field(default_factory=dict, compare=False)
+
+    def request(self) -> CheckRequest:
+        """The tuple as :func:`rsstab.check` takes it, validated and parsed
+        (:class:`rsstab.verdict.request.CheckRequest`): ``rsstab.check(t.schedule, t.optimizer,
+        lr=t.lr, …)`` classifies exactly this."""
+        from rsstab.verdict.request import CheckRequest
+
+        return CheckRequest.build(self.schedule, self.optimizer, lr=self.lr, init_std=self.init_std,
+                                  lr_ratio=self.lr_ratio)
 
     def argv(self) -> list[str]:
         """The ``rsstab check`` command line."""

@@ -6,6 +6,9 @@ Imports nothing when it runs: each module is imported by name (the root's :func:
 * :mod:`rsstab.verdict.model` — :class:`~rsstab.verdict.model.Verdict` and
   :class:`~rsstab.verdict.model.QuantityVerdict`, their dict / JSON form and the wording the
   verdicts share.
+* :mod:`rsstab.verdict.request` — :class:`~rsstab.verdict.request.CheckRequest`, the inputs of
+  :func:`~rsstab.verdict.classify.check` validated (in a fixed order) and parsed once; both engines
+  take it.
 * :mod:`rsstab.verdict.classify` — the exact engine (orders in r from :mod:`rsstab.asymptotics`)
   and :func:`~rsstab.verdict.classify.check`, the dispatcher: a schedule with parameters or a
   tuple goes to :mod:`rsstab.verdict.parametric`.

@@ -18,16 +18,16 @@ carries the learning-rate rule ``η ∝ r^lr_exponent`` that keeps the update Θ
 >>> check("alpha/sqrt(r)", optimizer="adam", lr_scaling="-1/2").headline
 'rank-stabilized with η ∝ r^-1/2'
 
-This module is the dispatcher: a schedule with free parameters, or with a learning rate / init
-scale in r, goes to :mod:`rsstab.verdict.parametric`. The verdict itself (:class:`Verdict`,
-:class:`QuantityVerdict`) and the wording both verdicts share live in :mod:`rsstab.verdict.model`
-and are importable from here.
+This module is the dispatcher: :func:`check` validates and parses its inputs once, into a
+:class:`~rsstab.verdict.request.CheckRequest`; a schedule with free parameters, or with a learning
+rate / init scale in r, goes to :mod:`rsstab.verdict.parametric`, any other to the exact engine
+here. The verdict itself (:class:`Verdict`, :class:`QuantityVerdict`) and the wording both verdicts
+share live in :mod:`rsstab.verdict.model` and are importable from here.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
 from typing import Any
@@ -36,13 +36,14 @@ import sympy
 
 from rsstab import theory
 from rsstab.asymptotics import ZERO, Growth, Scale, growth_of
-from rsstab.errors import RsstabError, ScheduleError
+from rsstab.errors import ScheduleError
 from rsstab.verdict.regimes import width_table
-from rsstab.schedule import R, Schedule, as_schedule, parameters_of
+from rsstab.schedule import Schedule
 from rsstab.schema import json_safe  # public here too (in __all__)
-from rsstab.validate import check_ranks, check_width
-from rsstab.verdict.model import INIT_NAMES, LR_FIXED, QuantityVerdict, Verdict, _rational, _reason
-from rsstab.vocab import BLOW_UP, COLLAPSE, INDETERMINATE, LABELS, STABLE, Label, check_optimizer
+from rsstab.verdict.model import LR_FIXED, QuantityVerdict, Verdict, _rational, _reason
+from rsstab.verdict.request import CheckRequest, _fmt_power
+from rsstab.verdict.request import _as_lr_scaling as _as_lr_scaling  # rsstab lint parses P with it from here
+from rsstab.vocab import BLOW_UP, COLLAPSE, INDETERMINATE, LABELS, STABLE, Label
 
 __all__ = ["LABELS", "LR_FIXED", "QuantityVerdict", "Verdict", "check",
            "json_safe", "label_of"]
@@ -81,34 +82,6 @@ def _quantity(name: str, optimizer: str, gamma: Growth, lr_scaling: Fraction = F
     )
 
 
-def _fmt_power(p: Fraction | float) -> str:
-    """``-1/2``, ``1``, ``0`` for fractions; four significant digits for floats."""
-    if isinstance(p, Fraction):
-        return str(p)
-    return f"{p:.4g}"
-
-
-def _as_lr_scaling(value: object) -> Fraction:
-    """The exponent P of ``η ∝ r^P`` as an exact fraction (``"-1/2"``, ``-0.5``, ``0``)."""
-    try:
-        if isinstance(value, str):
-            p = Fraction(value.strip().replace("−", "-"))
-        elif isinstance(value, float):
-            if not math.isfinite(value):
-                raise ValueError
-            p = Fraction(repr(value))
-        elif isinstance(value, (int, Fraction)) and not isinstance(value, bool):
-            p = Fraction(value)
-        else:
-            raise ValueError
-    except (ValueError, ZeroDivisionError):
-        raise RsstabError(f"lr_scaling must be a number such as -1/2 or -0.5, got {value!r}",
-                          parameter="lr_scaling") from None
-    if abs(p) > 100:
-        raise RsstabError(f"lr_scaling must lie in [-100, 100], got {value!r}", parameter="lr_scaling")
-    return p
-
-
 def _lr_rule(gamma: Growth, optimizer: str) -> tuple[Fraction | float | None, str | None, str]:
     """(p, the scale η must follow, the rule in words): ``η ∝ r^p`` (or ``η ∝`` that scale, when
     γ_r carries log factors) keeps the stability quantity Θ(1)."""
@@ -141,40 +114,6 @@ def _lr_rule(gamma: Growth, optimizer: str) -> tuple[Fraction | float | None, st
                             f"no pure power of r does it; scale η with γ_r itself")
     return None, None, (f"{general}: γ_r has no single order in r ({gamma}), so no power of r keeps the "
                         f"update Θ(1)")
-
-
-#: Names that look like the rank: a schedule that uses one but not ``r`` almost surely misnames it.
-_RANK_LIKE = re.compile(r"(?i)(r+|r_?\d+|rk|rnk|ranks?|lora_r|lora_rank|rank_\w*|\w*_rank)")
-
-
-def _refuse_misnamed_rank(sched: Schedule) -> None:
-    """An r-free schedule naming a rank-like constant (``rank``, ``R``, ``rr``…) is refused with a
-    "did you mean r?" — it would otherwise be classified as a constant γ (blow-up). Schedules with
-    no rank-like name (``alpha``, ``16``: the naive γ = α) stay valid.
-
-    >>> _refuse_misnamed_rank(as_schedule("alpha"))
-    >>> _refuse_misnamed_rank(as_schedule("alpha/rank**0.5"))
-    Traceback (most recent call last):
-    ...
-    rsstab.errors.ScheduleError: γ_r does not depend on r, but it names 'rank': did you mean r? (r is the rank; every other name is a constant)
-    """
-    if sched.expr is None or R in sched.expr.free_symbols:
-        return
-    for name in sched.constants:
-        if _RANK_LIKE.fullmatch(name):
-            raise ScheduleError(f"γ_r does not depend on r, but it names {name!r}: did you mean r? "
-                                "(r is the rank; every other name is a constant)")
-
-
-def _refuse_non_positive(sched: Schedule, params: Sequence[str]) -> None:
-    """A schedule with free parameters must still be real and positive for large r: checked
-    numerically with every parameter and constant at 1 (e.g. a negative base to a parametric power
-    is not real), before any region is derived."""
-    from rsstab.asymptotics.numeric import Samples, positivity
-
-    values = {name: 1.0 for name in (*sched.constants, *params)}
-    values.update(dict(sched.values))
-    positivity(Samples(sched.expr, values))
 
 
 def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = "sgd",
@@ -250,69 +189,21 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
     >>> v.label, v.width.crossover_rank, v.width.rows[0].regime
     ('rank-stabilized', 4097.0, 'r ≪ d')
     """
-    optimizer = check_optimizer(optimizer)  # validates; "adamw" is Adam's regime
-    lr_given = lr  # `lr` below is the learning-rate regime's text
+    request = CheckRequest.build(schedule, optimizer, constants=constants, lr_scaling=lr_scaling, width=width,
+                                 ranks=ranks, assume=assume, lr=lr, init_std=init_std, lr_ratio=lr_ratio,
+                                 width_expr=width_expr)
+    if request.is_parametric:
+        from rsstab.verdict.parametric import parametric_check
+
+        return parametric_check(request)
+    return _exact_verdict(request)
+
+
+def _exact_verdict(request: CheckRequest) -> Verdict:
+    """The verdict of a schedule without parameters or factors: γ_r's exact order in r (symbolic, or
+    numeric for a callable), each quantity's law, the learning-rate rule and the table over ranks."""
+    sched, optimizer, scaling, lr = request.schedule, request.optimizer, request.lr_scaling, request.lr_scaling_text
     names = theory.quantities(optimizer)
-    if ranks is not None and width is None:
-        raise RsstabError("ranks are only used with a width (the ranks of the finite-width table)", parameter="ranks")
-    if width is not None:  # fail fast, before the symbolic work
-        check_width(width)
-        if ranks is not None:
-            check_ranks(ranks)
-    scaling = _as_lr_scaling(0 if lr_scaling is None else lr_scaling)
-    lr = LR_FIXED if scaling == 0 else f"η ∝ r^{_fmt_power(scaling)}"
-    sched = as_schedule(schedule)
-    _refuse_misnamed_rank(sched)
-    assumptions = (assume,) if isinstance(assume, str) else tuple(assume or ())
-    if constants:
-        own = dict(constants)
-        others = (lr_given, init_std, lr_ratio, width_expr)
-        if any(o is not None for o in others) and sched.expr is not None:
-            own = {k: v for k, v in own.items() if k in sched.constants}  # the others may name lr/init constants
-            unknown = sorted(set(constants) - set(own) - set().union(*(_names(o) for o in others)))
-            if unknown:
-                raise ScheduleError(f"a value is given for a constant the schedule does not have: {unknown[0]!r}",
-                                    parameter="constants")
-        if own:
-            sched = sched.with_values(own)
-    params = parameters_of(sched.expr) if sched.expr is not None else ()
-    lr_expr, sigma = _factor(lr_given, "lr", constants), _factor(init_std, "init_std", constants)
-    ratio, d_expr = _factor(lr_ratio, "lr_ratio", constants), _factor(width_expr, "width_expr", constants)
-    if d_expr is not None and width is not None:
-        raise RsstabError("give the width either as a number or as an expression in r, not both", parameter="width_expr")
-    if lr_expr is not None and scaling != 0:
-        raise RsstabError("give the learning rate either as an expression in r or as a scaling exponent, not both",
-                          parameter="lr")
-    if lr_expr is not None or sigma is not None or ratio is not None or d_expr is not None:
-        if sched.expr is None:
-            raise RsstabError("a learning rate or init scale in r needs γ_r as an expression", parameter="schedule")
-        if width is not None:
-            raise RsstabError("the width table is for the schedule alone (drop the learning rate / init scale)",
-                              parameter="width")
-        params = tuple(sorted(set(params).union(*(parameters_of(e) for e in (lr_expr, sigma, ratio, d_expr)
-                                                  if e is not None))))
-        text = LR_FIXED if lr_given is None else f"η = {lr_given.strip()}"
-        if ratio is not None:  # name both rates: η_B = η_A·ratio
-            eta_b = "η_A" if sympy.simplify(ratio - 1) == 0 else f"η_A·({ratio})"
-            if lr_expr is not None:
-                eta_b = str(sympy.simplify(lr_expr * ratio))
-            text = f"{'η_A fixed' if lr_given is None else 'η_A = ' + lr_given.strip()}, η_B = {eta_b}"
-        from rsstab.verdict.parametric import parametric_check
-
-        return parametric_check(sched, optimizer, params, assumptions, scaling, text, lr_expr, sigma, init_std,
-                                ratio, d_expr)
-    if params:
-        _refuse_non_positive(sched, params)
-        if width is not None:
-            raise RsstabError(f"--width needs values for the parameters {', '.join(params)} (--set NAME=VALUE)",
-                              parameter="width")
-        from rsstab.verdict.parametric import parametric_check
-
-        return parametric_check(sched, optimizer, params, assumptions, scaling, lr)
-    if assumptions:
-        raise RsstabError("assumptions are about parameters (names in an exponent of r), and this schedule "
-                          "has none" + (" left (--set gave them values)" if constants else ""),
-                          parameter="assume")
     gamma = growth_of(sched)
     quantities = {q: _quantity(q, optimizer, gamma, scaling) for q in names}
     stab = theory.stability_law(optimizer)
@@ -373,51 +264,8 @@ def check(schedule: str | Callable[[float], float] | Schedule, optimizer: str = 
         lr_exponent_exact=str(p) if isinstance(p, Fraction) else None,
         lr_scale=lr_scale,
         lr_rule=rule,
-        **_width_fields(sched, optimizer, width, ranks, label),
+        **_width_fields(sched, optimizer, request.width, request.ranks, label),
     )
-
-
-# --------------------------------------------------------------------------- the learning rate and init as expressions
-
-
-def _names(text: str | None) -> set[str]:
-    try:
-        return set(as_schedule(text).constants) if isinstance(text, str) else set()
-    except RsstabError:
-        return set()
-
-
-def _factor(text: str | None, parameter: str, constants: Mapping[str, float | Fraction] | None) -> sympy.Expr | None:
-    """A learning rate or σ_A given as an expression in r (the schedule parser: nothing is evaluated)."""
-    if text is None:
-        return None
-    if not isinstance(text, str):
-        raise RsstabError(f"{parameter} must be text, an expression in r", parameter=parameter)
-    if parameter == "init_std":
-        text = INIT_NAMES.get(text.strip().lower(), text)
-    try:
-        f = as_schedule(text)
-        given = {k: v for k, v in (constants or {}).items() if k in f.constants}
-        if given:
-            f = f.with_values(given)
-    except RsstabError as exc:
-        raise RsstabError(f"{parameter}: {_renamed(exc, parameter)}", parameter=parameter) from None
-    from rsstab.asymptotics.numeric import Samples, positivity
-
-    try:  # a learning rate, scale or ratio must be positive for large r (every name at 1)
-        positivity(Samples(f.expr, {**{name: 1.0 for name in f.constants}, **dict(f.values)}))
-    except RsstabError as exc:
-        raise RsstabError(f"{parameter}: must be positive for large r: {_renamed(exc, parameter)}",
-                          parameter=parameter) from None
-    return f.expr
-
-
-#: What each factor of the tuple is called in messages (the parser's messages say γ_r).
-_FACTOR_NAMES = {"lr": "η", "init_std": "σ_A", "lr_ratio": "η_B/η_A", "lr_a": "η_A", "lr_b": "η_B", "width_expr": "d"}
-
-
-def _renamed(exc: Exception, parameter: str) -> str:
-    return str(exc).replace("γ_r", _FACTOR_NAMES.get(parameter, parameter))
 
 
 def _width_fields(sched: Schedule, optimizer: str, width: int | None, ranks: Sequence[int] | None,

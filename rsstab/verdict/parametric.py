@@ -1,25 +1,26 @@
 """The verdict of a schedule with free parameters, or of the tuple (γ_r, η(r), σ_A(r)): one label
 per exact region of parameter space (:mod:`rsstab.asymptotics.parametric` does the regions), time-limited.
 
-:func:`rsstab.verdict.classify.check` calls :func:`parametric_check` when the schedule has parameters or a
-learning rate / init scale is given as an expression in r.
+:func:`rsstab.verdict.classify.check` calls :func:`parametric_check` with its validated inputs (a
+:class:`~rsstab.verdict.request.CheckRequest`) when the schedule has parameters or a learning rate / init
+scale is given as an expression in r.
 """
 
 from __future__ import annotations
 
-import functools
 import math
-from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sympy
 
 from rsstab import theory
 from rsstab.asymptotics.parametric import (NotParametric, Region, labelled_regions, one_label, order_text,
                                            parse_assumptions, pgrowth, to_real, when)
-from rsstab.schedule import Schedule
 from rsstab.verdict.model import _REGIME, INIT_NAMES, QuantityVerdict, Verdict, _at, _rational, _reason
-from rsstab.vocab import CONDITIONAL, INDETERMINATE, STABLE, Label, Optimizer
+from rsstab.vocab import CONDITIONAL, INDETERMINATE, STABLE, Label
+
+if TYPE_CHECKING:
+    from rsstab.verdict.request import CheckRequest
 
 __all__ = ["PARAMETRIC_TIME_LIMIT", "parametric_check"]
 
@@ -28,33 +29,34 @@ __all__ = ["PARAMETRIC_TIME_LIMIT", "parametric_check"]
 PARAMETRIC_TIME_LIMIT = 8.0
 
 
-def parametric_check(sched: Schedule, optimizer: Optimizer, params: tuple[str, ...], assumptions: tuple[str, ...],
-                      scaling: Fraction, lr: str, lr_expr: sympy.Expr | None = None,
-                      sigma: sympy.Expr | None = None, init_std: str | None = None,
-                      ratio: sympy.Expr | None = None, width: sympy.Expr | None = None) -> Verdict:
+def parametric_check(request: CheckRequest) -> Verdict:
     """The verdict of a schedule with free parameters (one label per region of parameter space), or
     of the tuple (γ_r, η(r), σ_A(r)): each quantity's law η^l·γ_r^k·r^m·σ_A^s is classified whole.
-    Time-limited (:data:`PARAMETRIC_TIME_LIMIT`): past it the verdict is indeterminate, with why."""
+    Time-limited (:data:`PARAMETRIC_TIME_LIMIT`): past it the verdict is indeterminate, with why.
+
+    ``request`` is :func:`rsstab.verdict.classify.check`'s inputs, validated
+    (:meth:`~rsstab.verdict.request.CheckRequest.build`).
+    """
     from rsstab.timelimit import Timeout, can_time, time_limit
 
-    untimed = functools.partial(_parametric_untimed, sched, optimizer, params, assumptions, scaling, lr, lr_expr,
-                                sigma, init_std, ratio=ratio, width=width)
+    _ = request.lr_text  # the learning rate the verdict names (cached), worked out before the time limit starts
     if not can_time():
-        return untimed()
+        return _parametric_untimed(request)
     try:
         with time_limit(PARAMETRIC_TIME_LIMIT, "the parametric analysis"):
-            return untimed()
+            return _parametric_untimed(request)
     except Timeout as exc:
-        return untimed(undecided=str(exc))
+        return _parametric_untimed(request, undecided=str(exc))
 
 
-def _parametric_untimed(sched: Schedule, optimizer: Optimizer, params: tuple[str, ...], assumptions: tuple[str, ...],
-                        scaling: Fraction, lr: str, lr_expr: sympy.Expr | None = None,
-                        sigma: sympy.Expr | None = None, init_std: str | None = None,
-                        undecided: str | None = None, ratio: sympy.Expr | None = None,
-                        width: sympy.Expr | None = None) -> Verdict:
+def _parametric_untimed(request: CheckRequest, undecided: str | None = None) -> Verdict:
     """:func:`parametric_check` without its time limit; ``undecided`` (a reason) skips the analysis
     and returns the indeterminate verdict."""
+    sched, optimizer, params, assumptions = request.schedule, request.optimizer, request.params, request.assumptions
+    scaling, lr = request.lr_scaling, request.lr_text
+    lr_expr, sigma, ratio, width = (None if f is None else f.expr
+                                    for f in (request.lr, request.init_std, request.lr_ratio, request.width_expr))
+    init_std = None if request.init_std is None else request.init_std.text
     region = parse_assumptions(assumptions, params)
     expr = sched.expr
     consts = dict(sched.values)
