@@ -16,9 +16,9 @@ ruff finds ``[tool.ruff]``); a flag overrides its key.
 
 >>> sorted(CODES)[:3]
 ['RS001', 'RS101', 'RS102']
->>> Finding("a/adapter_config.json", "*", "RS304", "x").text()
+>>> Finding("a/adapter_config.json", "*", "RS304", "x").render()
 'a/adapter_config.json:*: RS304 x'
->>> Finding("a/adapter_config.json", "-", "RS302", "x", line=7).text()
+>>> Finding("a/adapter_config.json", "-", "RS302", "x", line=7).render()
 'a/adapter_config.json:7:-: RS302 x'
 """
 
@@ -178,10 +178,19 @@ class Finding:
         """``error``, ``warning`` or ``info`` (from :data:`CODES`)."""
         return CODES[self.code][0]
 
-    def text(self) -> str:
-        """``path:module: CODE message``, or ``path:line:module: CODE message``."""
+    def render(self) -> str:
+        """The plain text ``rsstab lint`` prints: ``path:module: CODE message``, or
+        ``path:line:module: CODE message``."""
         where = self.path if self.line is None else f"{self.path}:{self.line}"
         return f"{where}:{self.module}: {self.code} {self.message}"
+
+    def text(self) -> str:
+        """:meth:`render`, under its older name."""
+        return self.render()
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form (one entry of ``rsstab lint --format json``'s ``findings``): the fields and the severity."""
+        return {**asdict(self), "severity": self.severity}
 
 
 def explain(code: str) -> str:
@@ -418,12 +427,12 @@ def format_findings(findings: Sequence[Finding], fmt: str = "text", **extra: Any
     ::warning file=a.json,title=RS303::DoRA
     """
     if fmt == "text":
-        return "\n".join(f.text() for f in findings)
+        return "\n".join(f.render() for f in findings)
     if fmt == "json":
         from rsstab.schema import SCHEMA_VERSION, dumps
 
         return dumps({"schema_version": SCHEMA_VERSION, "command": "lint", **extra,
-                      "findings": [{**asdict(f), "severity": f.severity} for f in findings],
+                      "findings": [f.as_dict() for f in findings],
                       "codes": {c: {"severity": s, "meaning": m} for c, (s, m) in CODES.items()}})
     if fmt == "github":
         level = {"error": "error", "warning": "warning", "info": "notice"}

@@ -18,17 +18,12 @@ import argparse
 import math
 import sys
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rsstab.commands._args import add_optimizer
 from rsstab.defaults import STEPS
 from rsstab.errors import RsstabError
 from rsstab.validate import parse_integer, parse_ranks as parse_rank_list
-
-if TYPE_CHECKING:  # the CLI imports the library lazily
-    from rsstab.verdict.adam_eps import AdamEpsilon
-    from rsstab.verdict.regimes import WidthTable
-    from rsstab.verdict.model import Verdict
 
 HELP = ("classify a scaling factor γ_r (rank-stabilized / collapse / blow-up at a fixed learning rate) "
         "per optimizer regime, with the learning-rate rule that keeps the update Θ(1)")
@@ -273,24 +268,17 @@ def run(args: argparse.Namespace) -> int:
         print(dumps(envelope("check", stable=verdict.stable, label=verdict.label, optimizer=verdict.optimizer,
                              schedule=verdict.schedule, reason=verdict.reason, notes=verdict.notes, body=d)))
     else:
-        print(render(verdict, also))
+        print(verdict.render(also))
         if eps is not None:
-            print(render_eps(eps))
+            print(eps.render())
         if expansion is not None:
-            from rsstab.verdict.regimes import render_expansion
+            from rsstab.verdict.regimes import ExpansionTable
 
-            print(render_expansion(expansion))
+            print(ExpansionTable(tuple(expansion)).render())
         if empirical is not None:
-            from rsstab.measure.empirical import render_empirical
-
             print()
-            theory = {q: v.exponent for q, v in verdict.quantities.items()}
-            print(render_empirical(empirical, theory))
+            print(empirical.render({q: v.exponent for q, v in verdict.quantities.items()}))
     return 0 if verdict.stable else 1
-
-
-def _fmt(x: float) -> str:
-    return f"{x:.4g}"
 
 
 def run_table(exprs: list[str], optimizer: str, constants: dict[str, float | Fraction], lr_scaling: str | None,
@@ -344,93 +332,3 @@ def run_table(exprs: list[str], optimizer: str, constants: dict[str, float | Fra
             print(f"rsstab: error: {r['schedule']}: {r['error']}", file=sys.stderr)
     return code
 
-
-def render(v: Verdict, also: Verdict) -> str:
-    """Human-readable verdict."""
-    lines = [
-        f"γ_r = {v.schedule}" + (f"    (read as {v.parsed})" if v.parsed and v.parsed != v.schedule else "")
-        + f"    [optimizer: {v.optimizer}, method: {v.method}]",
-        f"verdict: {v.headline}",
-        *(f"  {c['label']:<16} for {c['when']}" for c in (v.conditions if getattr(v, "parameters", ()) else ())),
-        _regime_line(v),
-        f"γ_r order: {v.gamma_order}    (γ_r → 0: {_yes(v.gamma_to_zero)})",
-        f"why: {v.reason}",
-        f"learning-rate rule: {v.lr_rule}",
-        "",
-    ]
-    w = max(len("order"), *(len(q.order) for q in v.quantities.values())) + 2
-    lines.append(f"{'quantity':<14}{'law':<12}{'order':<{w}}{'exponent':>9}  label")
-    for q in v.quantities.values():
-        exp = "—" if q.exponent is None else f"{q.exponent:+.4g}"
-        lines.append(f"{q.name:<14}{q.law:<12}{q.order:<{w}}{exp:>9}  {q.label}")
-    if v.table:
-        lines += ["", f"{'r':>6}  {'γ_r':>12}  {v.stability_law:>12}"]
-    for r, g, s in v.table:
-        lines.append(f"{r:>6}  {_fmt(g):>12}  {_fmt(s):>12}")
-    lines.append("")
-    width = getattr(v, "width", None)
-    if width is not None:
-        lines += render_width(width) + [""]
-    if getattr(v, "terms", ()):
-        lines += render_terms(v.terms) + [""]
-    lines.extend(f"note: {n}".replace("give the constants values", "give the constants values with --set NAME=VALUE")
-                 for n in v.notes)
-    lines.append(f"under {also.optimizer}: {also.headline} ({also.stability_law} ∈ {also.stability_order})")
-    return "\n".join(lines)
-
-
-def render_terms(terms: tuple[dict[str, Any], ...]) -> list[str]:
-    """The per-condition entries of the hyperparameter tuple (update, forward, backward, A and B)."""
-    from rsstab.verdict.hyperparams import learning_summary
-
-    lines = [f"conditions ({terms[0]['regime']}):"]
-    for t in terms[:-1]:
-        if t["quantity"] == "incoherent":
-            lines.append(f"incoherent part (RMS over A at width d = {t['width']}; {t['regime']}):")
-        cond = t["label"] if t["label"] != "conditional" else "; ".join(
-            f"{c['label']} for {c['when']}" for c in t["conditions"])
-        lines.append(f"  {t['quantity']:<9} ∝ {t['law']}: {cond}")
-    return lines + learning_summary(terms[-1])
-
-
-def render_eps(a: AdamEpsilon) -> str:
-    """Adam's ε: the regime per rank and the crossover rank."""
-    lines = ["", f"Adam with ε = {a.eps:g}, E|∂L/∂B_ij| = γ_r·{a.grad_scale:g} at step 0 (ρ = γ_r·G/ε):",
-             f"{'r':>6}  {'γ_r':>12}  {'ρ':>12}  regime"]
-    for r, g, q, m in a.table:
-        lines.append(f"{r:>6}  {_fmt(g):>12}  {_fmt(q):>12}  {m}")
-    lines.append(f"{a.summary}.")
-    return "\n".join(lines)
-
-
-def _regime_line(v: Verdict) -> str:
-    width = getattr(v, "width", None)
-    if width is None and v.regime.startswith("joint"):
-        return f"regime: {v.regime}; the incoherent part's share is below"
-    if width is None:
-        return f"regime: {v.regime} — the large-rank limit; --width D gives the regime of each rank at your width"
-    return (f"regime: width d = {width.width} — the verdict is about the coherent part (the mean over A, "
-            f"Theorem 3.2's expectation), ∝ {v.stability_law} at every rank; the RMS over A is reported below")
-
-
-def render_width(t: WidthTable) -> list[str]:
-    """The per-rank table at a finite width."""
-    lines = [f"finite width d = {t.width} (forward and backward): E‖·‖² ∝ {t.law}; crossover rank r* ≈ "
-             f"{t.crossover_rank:.6g} (coherent = incoherent)",
-             f"{'r':>8}  {'γ_r':>10}  {'regime':<10}{'coherent':>10}{'incoherent':>12}{'RMS':>10}  RMS slope"]
-    for row in t.rows:
-        # a row with a slope has its label (both None on the first row only)
-        slope = "—" if row.slope is None else f"{row.slope:+.2f} ({_RMS_WORDS[row.label]})"  # type: ignore[index]
-        lines.append(f"{row.r:>8}  {_fmt(row.gamma):>10}  {row.regime:<10}{_fmt(row.coherent):>10}"
-                     f"{_fmt(row.incoherent):>12}{_fmt(row.rms):>10}  {slope}")
-    lines.append("(sizes: RMS over A relative to the total at the smallest rank; RMS slope: in log r from the "
-                 "previous rank, what `rsstab simulate` reports as local slopes)")
-    lines.append(t.summary)
-    return lines
-
-
-_RMS_WORDS = {"rank-stabilized": "flat", "collapse": "shrinks", "blow-up": "grows", "indeterminate": "undetermined"}
-
-
-def _yes(b: bool | None) -> str:
-    return "yes" if b else "no" if b is False else "undetermined"

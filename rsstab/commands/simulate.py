@@ -167,7 +167,6 @@ def run(args: argparse.Namespace) -> int:
 
     require_extra("sim", SIM_MODULES)  # one line naming the extra, before any work
     from rsstab.commands.check import parse_constants
-    from rsstab.measure.empirical import render_empirical
 
     args.expr = read_schedule(args.expr)
 
@@ -204,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
                              notes=notes, body=out)))
     else:
         theory = {q: d["theory"] for q, d in out["quantities"].items()}
-        print(render_empirical(verdict, theory))
+        print(verdict.render(theory))
         if out.get("prediction_range", {}).get("out_of_range_ranks"):
             print(f"range: {out['prediction_range']['statement']}")
         print()

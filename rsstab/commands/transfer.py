@@ -11,18 +11,12 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import TYPE_CHECKING
 
 from rsstab.commands._args import add_optimizer
 from rsstab.errors import RsstabError
 from rsstab.validate import parse_integer
 
-if TYPE_CHECKING:  # the CLI imports the library lazily
-    from rsstab.verdict.transfer import Transfer
-
 HELP = "predict the learning rate at another rank from one tuned at a given rank (per optimizer regime)"
-
-_REGIME = {"sgd": "SGD (Theorem 3.2)", "adam": "Adam, sign-like updates (per-entry gradients ≫ ε)"}
 
 
 def _rank(text: str) -> int:
@@ -63,40 +57,10 @@ def _fmt(x: float) -> str:
     return f"{x:.4g}"
 
 
-def _rule(t: Transfer) -> str:
-    from rsstab.theory import lr_rule
-
-    rule = lr_rule(t.optimizer)  # "η ∝ 1/(γ_r·r)"
-    if t.lr_exponent is not None:
-        return f"{rule} = r^{t.lr_exponent_exact or _fmt(t.lr_exponent)}"
-    if t.lr_scale is not None:
-        return f"{rule} ∝ {t.lr_scale}"
-    return rule
-
-
-def _block(t: Transfer, chosen: bool) -> list[str]:
-    mark = " [your optimizer]" if chosen else ""
-    times = (f"× {t.factor_exact} = {_fmt(t.factor)}" if t.factor_exact and t.factor_exact != _fmt(t.factor)
-             else f"× {_fmt(t.factor)}")
-    rule = _rule(t)
-    if t.eps is not None:
-        rule += " while sign-like; η ∝ 1/(γ_r²·r) once SGD-like (rate η/ε)"
-    lines = [
-        f"{t.optimizer}: {_REGIME[t.optimizer]}{mark}",
-        f"  rule: {rule}  ({t.law})",
-        f"  η at r = {t.to_rank}: {_fmt(t.lr_to)}  ({times})",
-        f"  at an unchanged η = {_fmt(t.lr_from)} the update would be × {_fmt(t.fixed_lr_growth)} at r = {t.to_rank}",
-    ]
-    if t.regime_from is not None:
-        lines.append(f"  Adam with ε = {t.eps:g}, G = {t.grad_scale:g}: {t.regime_from} at r = {t.from_rank}, "
-                     f"{t.regime_to} at r = {t.to_rank}")
-    return lines
-
-
 def run(args: argparse.Namespace) -> int:
     from rsstab.commands.check import parse_constants, read_expr
     from rsstab.errors import RsstabError
-    from rsstab.verdict.transfer import transfer_all
+    from rsstab.verdict.transfer import render_transfers, transfer_all
 
     if (args.eps is None) != (args.grad_scale is None):
         raise RsstabError("--eps and --grad-scale go together: Adam's regime depends on E|∂L/∂B_ij|/ε")
@@ -131,11 +95,5 @@ def run(args: argparse.Namespace) -> int:
         print(dumps(envelope("transfer", stable=mine.stable, label=mine.label, optimizer=args.optimizer,
                              schedule=mine.schedule, reason=reason, notes=notes, body=out)))
         return 0
-    print(f"γ_r = {mine.schedule}: η = {_fmt(args.lr)} tuned at r = {args.from_rank}, moved to r = {args.to_rank}")
-    print(f"predicted η at r = {args.to_rank}: {_fmt(mine.lr_to)}  ({args.optimizer})")
-    for o in order:
-        print()
-        print("\n".join(_block(results[o], o == args.optimizer)))
-    print("\nThe rule keeps the learned update's size equal at both ranks (first-order, small η); it "
-          "predicts how the optimal η moves with r, not the optimum itself.")
+    print(render_transfers(results, args.optimizer))
     return 0

@@ -3,7 +3,7 @@
 The measured counterpart of :func:`rsstab.verdict.classify.check`. It runs :mod:`rsstab.sim` through the
 sweep store, fits with :mod:`rsstab.measure.fit` and labels with :func:`rsstab.vocab.combine_labels`;
 it never reads the theory (a caller who wants the predicted exponents beside the measured ones
-passes them to :func:`render_empirical`).
+passes them to :meth:`EmpiricalVerdict.render`).
 """
 
 from __future__ import annotations
@@ -74,6 +74,40 @@ class EmpiricalVerdict:
             "settings": self.settings,
             "seconds": round(self.seconds, 3),
         }
+
+    def render(self, theory: Mapping[str, float | None] | None = None) -> str:
+        """The plain text ``rsstab simulate`` prints (``rsstab check --simulate`` after the verdict);
+        ``theory`` (quantity → predicted exponent, supplied by the caller) adds a comparison column."""
+        s = self.settings
+        lines = [
+            f"simulation: γ_r = {self.schedule}    [optimizer: {self.optimizer}, "
+            f"depth {s['depth']}, width {s['width']}, {s['steps']} steps, {s['seeds']} seeds, "
+            f"batch {s['batch']}, lr {_lr_text(s)}; {self.seconds:.1f} s]",
+            f"empirical verdict: {self.label} (at this fixed learning rate)" if isinstance(s["lr"], (int, float))
+            else f"empirical verdict: {self.label} (with η = {s['lr']} at each rank)",
+            f"why: {self.reason}",
+        ]
+        n_div = sum(len(v) for v in self.diverged.values())
+        if n_div:
+            where = ", ".join(f"r={r}: {len(v)}" for r, v in self.diverged.items() if v)
+            lines.append(f"diverged runs (seeds): {where}")
+        qw = max(len("quantity"), *(len(q) for q in self.fits))  # the widest name; slopes are 8 wide
+        head = f"{'quantity':<{qw}}{'slope':>8}  {'95% CI':<17}"
+        if theory is not None:
+            head += f"{'theory':>7}  "
+        head += f"{'label':<16}local slopes"
+        lines += ["", head]
+        for q, f in self.fits.items():
+            ci = f"[{f.ci[0]:+.3f}, {f.ci[1]:+.3f}]" if math.isfinite(f.slope) else "—"
+            line = f"{q:<{qw}}{f.slope:>+8.3f}  {ci:<17}"
+            if theory is not None:
+                th = theory.get(q)
+                line += f"{'—' if th is None else format(th, '+.3g'):>7}  "
+            line += f"{f.label:<16}" + " ".join(f"{x:+.2f}" for x in f.local_slopes)
+            lines.append(line)
+        lines += ["", *value_table(next(iter(self.fits.values())).ranks,
+                                   {q: f.values for q, f in self.fits.items()})]
+        return "\n".join(lines)
 
 
 def empirical_verdict(
@@ -301,38 +335,8 @@ def _lr_text(s: Mapping[str, Any]) -> str:
 
 
 def render_empirical(verdict: EmpiricalVerdict, theory: Mapping[str, float | None] | None = None) -> str:
-    """Human-readable table of an :class:`EmpiricalVerdict`; ``theory`` (quantity → predicted
-    exponent, supplied by the caller) adds a comparison column."""
-    s = verdict.settings
-    lines = [
-        f"simulation: γ_r = {verdict.schedule}    [optimizer: {verdict.optimizer}, "
-        f"depth {s['depth']}, width {s['width']}, {s['steps']} steps, {s['seeds']} seeds, "
-        f"batch {s['batch']}, lr {_lr_text(s)}; {verdict.seconds:.1f} s]",
-        f"empirical verdict: {verdict.label} (at this fixed learning rate)" if isinstance(s["lr"], (int, float))
-        else f"empirical verdict: {verdict.label} (with η = {s['lr']} at each rank)",
-        f"why: {verdict.reason}",
-    ]
-    n_div = sum(len(v) for v in verdict.diverged.values())
-    if n_div:
-        where = ", ".join(f"r={r}: {len(v)}" for r, v in verdict.diverged.items() if v)
-        lines.append(f"diverged runs (seeds): {where}")
-    qw = max(len("quantity"), *(len(q) for q in verdict.fits))  # the widest name; slopes are 8 wide
-    head = f"{'quantity':<{qw}}{'slope':>8}  {'95% CI':<17}"
-    if theory is not None:
-        head += f"{'theory':>7}  "
-    head += f"{'label':<16}local slopes"
-    lines += ["", head]
-    for q, f in verdict.fits.items():
-        ci = f"[{f.ci[0]:+.3f}, {f.ci[1]:+.3f}]" if math.isfinite(f.slope) else "—"
-        line = f"{q:<{qw}}{f.slope:>+8.3f}  {ci:<17}"
-        if theory is not None:
-            th = theory.get(q)
-            line += f"{'—' if th is None else format(th, '+.3g'):>7}  "
-        line += f"{f.label:<16}" + " ".join(f"{x:+.2f}" for x in f.local_slopes)
-        lines.append(line)
-    lines += ["", *value_table(next(iter(verdict.fits.values())).ranks,
-                               {q: f.values for q, f in verdict.fits.items()})]
-    return "\n".join(lines)
+    """``verdict.render(theory)``: kept for callers of the function."""
+    return verdict.render(theory)
 
 
 def value_table(ranks: Sequence[int], columns: Mapping[str, Sequence[float]]) -> list[str]:

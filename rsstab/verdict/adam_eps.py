@@ -52,6 +52,20 @@ class AdamEpsilon:
         d["table"] = [{"r": r, "gamma": g, "ratio": q, "regime": m} for r, g, q, m in self.table]
         return d
 
+    def render(self) -> str:
+        """The plain text ``rsstab check --eps EPS --grad-scale G`` prints (a blank line first): the phase
+        per rank and where it changes."""
+        lines = ["", f"Adam with ε = {self.eps:g}, E|∂L/∂B_ij| = γ_r·{self.grad_scale:g} at step 0 (ρ = γ_r·G/ε):",
+                 f"{'r':>6}  {'γ_r':>12}  {'ρ':>12}  regime"]
+        for r, g, q, m in self.table:
+            lines.append(f"{r:>6}  {_fmt(g):>12}  {_fmt(q):>12}  {m}")
+        lines.append(f"{self.summary}.")
+        return "\n".join(lines)
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}"
+
 
 def _ratio(sched: Schedule, r: float, grad_scale: float, eps: float) -> float:
     g = sched.value(r)

@@ -4,6 +4,13 @@ dispatcher :mod:`rsstab.verdict.classify` and the parametric verdict :mod:`rssta
 regime sentences, "at a fixed learning rate" / "with η ∝ r^P", the reason sentence per label, and
 PEFT's init names. Both import from here and neither imports the other's internals; users keep
 importing the classes from :mod:`rsstab.verdict.classify` (or ``rsstab.Verdict``).
+
+The rendering rule: every verdict kind presents itself. Beside its dict / JSON form
+(:meth:`Verdict.to_dict`, ``EmpiricalVerdict.as_dict``, ``AdamEpsilon.to_dict``,
+``WidthTable.json_fields``, ``ExpansionTable.as_list``, ``Transfer.to_dict``, the lint
+``Finding.as_dict``) it has ``render() -> str``, the plain text the CLI prints, defined next to
+the class and reading its fields directly (typed, no ``getattr``). A command only chooses text or
+JSON, puts the pieces in order and writes them; it formats nothing of a verdict's own.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from typing import Any
 
 import sympy
 
+from rsstab.verdict.hyperparams import learning_summary
 from rsstab.verdict.regimes import WidthTable, limit_regime, none_fields
 from rsstab.schema import json_safe
 from rsstab.vocab import BLOW_UP, COLLAPSE, CONDITIONAL, STABLE, Optimizer, VerdictLabel
@@ -135,6 +143,64 @@ class Verdict:
     def to_json(self, **kwargs: Any) -> str:
         return json.dumps(json_safe(self.to_dict()), ensure_ascii=False, **kwargs)
 
+    def render(self, other: Verdict | None = None) -> str:
+        """The plain text ``rsstab check`` prints: the headline, the regime line, γ_r's order, why, the
+        learning-rate rule, the quantities, the value table, the width table and the conditions of a
+        tuple when there are any, the notes; ``other`` (the same schedule under the other optimizer)
+        adds the closing ``under …`` line."""
+        lines = [
+            f"γ_r = {self.schedule}" + (f"    (read as {self.parsed})" if self.parsed and self.parsed != self.schedule
+                                         else "") + f"    [optimizer: {self.optimizer}, method: {self.method}]",
+            f"verdict: {self.headline}",
+            *(f"  {c['label']:<16} for {c['when']}" for c in (self.conditions if self.parameters else ())),
+            self._regime_line(),
+            f"γ_r order: {self.gamma_order}    (γ_r → 0: {_yes(self.gamma_to_zero)})",
+            f"why: {self.reason}",
+            f"learning-rate rule: {self.lr_rule}",
+            "",
+        ]
+        w = max(len("order"), *(len(q.order) for q in self.quantities.values())) + 2
+        lines.append(f"{'quantity':<14}{'law':<12}{'order':<{w}}{'exponent':>9}  label")
+        for q in self.quantities.values():
+            exp = "—" if q.exponent is None else f"{q.exponent:+.4g}"
+            lines.append(f"{q.name:<14}{q.law:<12}{q.order:<{w}}{exp:>9}  {q.label}")
+        if self.table:
+            lines += ["", f"{'r':>6}  {'γ_r':>12}  {self.stability_law:>12}"]
+        for r, g, s in self.table:
+            lines.append(f"{r:>6}  {_fmt(g):>12}  {_fmt(s):>12}")
+        lines.append("")
+        if self.width is not None:
+            lines += [self.width.render(), ""]
+        if self.terms:
+            lines += [*self._terms_lines(), ""]
+        lines.extend(f"note: {n}".replace("give the constants values", "give the constants values with --set NAME=VALUE")
+                     for n in self.notes)
+        if other is not None:
+            lines.append(f"under {other.optimizer}: {other.headline} ({other.stability_law} ∈ {other.stability_order})")
+        return "\n".join(lines)
+
+    def _regime_line(self) -> str:
+        """What the verdict is about: the large-rank limit, a joint width × rank statement, or the
+        coherent part at a finite width."""
+        if self.width is None and self.regime.startswith("joint"):
+            return f"regime: {self.regime}; the incoherent part's share is below"
+        if self.width is None:
+            return f"regime: {self.regime} — the large-rank limit; --width D gives the regime of each rank at your width"
+        return (f"regime: width d = {self.width.width} — the verdict is about the coherent part (the mean over A, "
+                f"Theorem 3.2's expectation), ∝ {self.stability_law} at every rank; the RMS over A is reported below")
+
+    def _terms_lines(self) -> list[str]:
+        """The per-condition entries of the hyperparameter tuple (update, forward, backward, A and B)."""
+        terms = self.terms
+        lines = [f"conditions ({terms[0]['regime']}):"]
+        for t in terms[:-1]:
+            if t["quantity"] == "incoherent":
+                lines.append(f"incoherent part (RMS over A at width d = {t['width']}; {t['regime']}):")
+            cond = t["label"] if t["label"] != "conditional" else "; ".join(
+                f"{c['label']} for {c['when']}" for c in t["conditions"])
+            lines.append(f"  {t['quantity']:<9} ∝ {t['law']}: {cond}")
+        return lines + learning_summary(terms[-1])
+
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Verdict:
         """Inverse of :meth:`to_dict` (also accepts the output of ``rsstab check --json``)."""
@@ -149,6 +215,14 @@ class Verdict:
             data.pop(extra, None)
         data["width"] = WidthTable.from_json_fields(data, data["optimizer"])
         return cls(**data)
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def _yes(b: bool | None) -> str:
+    return "yes" if b else "no" if b is False else "undetermined"
 
 
 def _num(x: float | str) -> float:

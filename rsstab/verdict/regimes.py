@@ -29,7 +29,7 @@ from rsstab import theory
 from rsstab.validate import MAX_SIZE, check_ranks, check_width
 from rsstab.vocab import BLOW_UP, COLLAPSE, FLAT_BAND, INDETERMINATE, STABLE, Label, Optimizer, check_optimizer
 
-__all__ = ["WidthRow", "WidthTable", "default_ranks", "limit_regime", "rms_label", "width_table"]
+__all__ = ["ExpansionTable", "WidthRow", "WidthTable", "default_ranks", "limit_regime", "rms_label", "width_table"]
 
 #: How the RMS behaviour between two ranks is said in words.
 RMS_WORDS = {STABLE: "flat", COLLAPSE: "shrinks", BLOW_UP: "grows", INDETERMINATE: "undetermined"}
@@ -106,6 +106,21 @@ class WidthTable:
     def regime(self) -> str:
         return finite_regime(self.width)
 
+    def render(self) -> str:
+        """The plain text of the per-rank table (what ``rsstab check --width`` prints)."""
+        lines = [f"finite width d = {self.width} (forward and backward): E‖·‖² ∝ {self.law}; crossover rank r* ≈ "
+                 f"{self.crossover_rank:.6g} (coherent = incoherent)",
+                 f"{'r':>8}  {'γ_r':>10}  {'regime':<10}{'coherent':>10}{'incoherent':>12}{'RMS':>10}  RMS slope"]
+        for row in self.rows:
+            # a row with a slope has its label (both None on the first row only)
+            slope = "—" if row.slope is None or row.label is None else f"{row.slope:+.2f} ({RMS_WORDS[row.label]})"
+            lines.append(f"{row.r:>8}  {_fmt(row.gamma):>10}  {row.regime:<10}{_fmt(row.coherent):>10}"
+                         f"{_fmt(row.incoherent):>12}{_fmt(row.rms):>10}  {slope}")
+        lines.append("(sizes: RMS over A relative to the total at the smallest rank; RMS slope: in log r from the "
+                     "previous rank, what `rsstab simulate` reports as local slopes)")
+        lines.append(self.summary)
+        return "\n".join(lines)
+
     def json_fields(self) -> dict[str, Any]:
         """The top-level JSON fields of a verdict at this width."""
         return {"width": self.width, "crossover_rank": self.crossover_rank, "width_law": self.law,
@@ -129,6 +144,10 @@ class WidthTable:
 def none_fields() -> dict[str, Any]:
     """The JSON fields of a verdict without a width."""
     return {"width": None, "crossover_rank": None, "width_law": None, "width_table": [], "rms_summary": None}
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}"
 
 
 def _log(x: float) -> float:
@@ -240,14 +259,31 @@ def expansion_rows(table: WidthTable, optimizer: str, lr: Any, init_std: Any, st
     return rows
 
 
+@dataclass(frozen=True)
+class ExpansionTable:
+    """The rows of :func:`expansion_rows` (their JSON form, ``expansion_table``) with their text."""
+
+    rows: tuple[dict[str, Any], ...]
+
+    def as_list(self) -> list[dict[str, Any]]:
+        """The JSON form: one dict per rank, as :func:`expansion_rows` returns them."""
+        return list(self.rows)
+
+    def render(self) -> str:
+        """The plain text ``rsstab check --width D --lr ETA`` prints (a blank line first)."""
+        lines = ["", f"range of the first-order laws (result 13; in range while the next term ≤ "
+                 f"{theory.EXPANSION_LIMIT:g} of the first; '?' = needs the data: rsstab simulate gives it):",
+                 f"{'r':>8}{'B-driven':>12}{'A-driven':>12}{'in range':>10}"]
+        for row in self.rows:
+            ok = {True: "yes", False: "no", None: "?"}[row["in_range"]]
+            lines.append(f"{row['r']:>8}{_maybe(row['b_driven']):>12}{_maybe(row['a_driven']):>12}{ok:>10}")
+        return "\n".join(lines)
+
+
+def _maybe(v: Any) -> str:
+    return "?" if v is None else f"{v:.3g}"
+
+
 def render_expansion(rows: Sequence[dict[str, Any]]) -> str:
-    """The text lines of :func:`expansion_rows`."""
-    lines = ["", f"range of the first-order laws (result 13; in range while the next term ≤ {theory.EXPANSION_LIMIT:g} "
-             "of the first; '?' = needs the data: rsstab simulate gives it):",
-             f"{'r':>8}{'B-driven':>12}{'A-driven':>12}{'in range':>10}"]
-    for row in rows:
-        def f(v: Any) -> str:
-            return "?" if v is None else f"{v:.3g}"
-        ok = {True: "yes", False: "no", None: "?"}[row["in_range"]]
-        lines.append(f"{row['r']:>8}{f(row['b_driven']):>12}{f(row['a_driven']):>12}{ok:>10}")
-    return "\n".join(lines)
+    """The text of :func:`expansion_rows`: ``ExpansionTable(tuple(rows)).render()``."""
+    return ExpansionTable(tuple(rows)).render()

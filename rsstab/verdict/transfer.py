@@ -39,7 +39,7 @@ from rsstab.timelimit import Timeout, can_time, time_limit
 from rsstab.validate import integer_at_least
 from rsstab.vocab import OPTIMIZERS, STABLE, AdamRegime, Optimizer, VerdictLabel, check_optimizer
 
-__all__ = ["Transfer", "transfer", "transfer_all"]
+__all__ = ["Transfer", "render_transfers", "transfer", "transfer_all"]
 
 SIMPLIFY_SECONDS = 2.0
 _MAX_EXACT = 60  # characters of an exact factor worth printing
@@ -80,6 +80,57 @@ class Transfer:
         not apply are left out, not null)."""
         d = {**asdict(self), "stable": self.stable}
         return {k: v for k, v in d.items() if not (k in _ADAM_EPS_FIELDS and v is None)}
+
+    def render(self, chosen: bool = False) -> str:
+        """The plain text of this optimizer's block in ``rsstab transfer`` (``chosen``: the optimizer the
+        user named, marked)."""
+        mark = " [your optimizer]" if chosen else ""
+        times = (f"× {self.factor_exact} = {_fmt(self.factor)}"
+                 if self.factor_exact and self.factor_exact != _fmt(self.factor) else f"× {_fmt(self.factor)}")
+        rule = self._rule()
+        if self.eps is not None:
+            rule += " while sign-like; η ∝ 1/(γ_r²·r) once SGD-like (rate η/ε)"
+        lines = [
+            f"{self.optimizer}: {_OPTIMIZER_WORDS[self.optimizer]}{mark}",
+            f"  rule: {rule}  ({self.law})",
+            f"  η at r = {self.to_rank}: {_fmt(self.lr_to)}  ({times})",
+            f"  at an unchanged η = {_fmt(self.lr_from)} the update would be × {_fmt(self.fixed_lr_growth)} "
+            f"at r = {self.to_rank}",
+        ]
+        if self.regime_from is not None:
+            lines.append(f"  Adam with ε = {self.eps:g}, G = {self.grad_scale:g}: {self.regime_from} at r = "
+                         f"{self.from_rank}, {self.regime_to} at r = {self.to_rank}")
+        return "\n".join(lines)
+
+    def _rule(self) -> str:
+        rule = theory.lr_rule(self.optimizer)  # "η ∝ 1/(γ_r·r)"
+        if self.lr_exponent is not None:
+            return f"{rule} = r^{self.lr_exponent_exact or _fmt(self.lr_exponent)}"
+        if self.lr_scale is not None:
+            return f"{rule} ∝ {self.lr_scale}"
+        return rule
+
+
+def render_transfers(results: Mapping[str, Transfer], optimizer: str) -> str:
+    """The plain text ``rsstab transfer`` prints: the prediction for ``optimizer`` first, then each
+    optimizer's block (``optimizer``'s first), then what the rule does and does not predict."""
+    mine = results[optimizer]
+    lines = [f"γ_r = {mine.schedule}: η = {_fmt(mine.lr_from)} tuned at r = {mine.from_rank}, moved to r = "
+             f"{mine.to_rank}",
+             f"predicted η at r = {mine.to_rank}: {_fmt(mine.lr_to)}  ({optimizer})"]
+    for o in [optimizer] + [o for o in results if o != optimizer]:
+        lines += ["", results[o].render(o == optimizer)]
+    lines += ["", "The rule keeps the learned update's size equal at both ranks (first-order, small η); it "
+              "predicts how the optimal η moves with r, not the optimum itself."]
+    return "\n".join(lines)
+
+
+#: How each optimizer's block in ``rsstab transfer`` names it.
+_OPTIMIZER_WORDS = {"sgd": "SGD (Theorem 3.2)", "adam": "Adam, sign-like updates (per-entry gradients ≫ ε)"}
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}"
 
 
 _ADAM_EPS_FIELDS = ("eps", "grad_scale", "regime_from", "regime_to")
