@@ -9,9 +9,9 @@
 Both measure log-log slopes across the same ranks, steps and seeds (:data:`RANKS`, :data:`STEPS`,
 :data:`SEEDS`, one name each). They differ where they train different things: the simulator trains
 its own small stack (width 16, a planted teacher), where a batch of 64 and η = 1e-5 (SGD) / 3e-6 (Adam)
-stay in the first-order regime its predictions are for; the check trains the user's own module, of any
+stay in the range of the first-order laws its predictions are for; the check trains the user's own module, of any
 width and cost per step, so it takes a smaller batch (32, its probes 128 inputs) and a smaller η
-(1e-6 in both regimes) that keeps an unknown module's training linearised (a large one lets
+(1e-6 under both optimizers) that keeps an unknown module's training linearised (a large one lets
 blown-up adapters saturate and hide their slope).
 
 Imports nothing but :mod:`rsstab.vocab`, so ``--help`` and anything that only reads a default stays light.

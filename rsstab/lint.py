@@ -297,7 +297,7 @@ def _note_line(note: Any, report: Any, lines: Mapping[tuple[str, ...], int]) -> 
 def lint_report(report: Any, optimizer: str = "adam", path: str | None = None,
                 lr_scaling: str | float | None = None,
                 lines: Mapping[tuple[str, ...], int] | None = None) -> list[Finding]:
-    """The findings about one :class:`~rsstab.peft_files.AdapterReport` in one regime, at a learning
+    """The findings about one :class:`~rsstab.peft_files.AdapterReport` under one optimizer, at a learning
     rate ``η ∝ r^lr_scaling`` (default: fixed); ``lines``: the config's key lines
     (:func:`~rsstab.peft_files.config.key_lines`), for the findings' line numbers."""
     from rsstab.peft_files.hypotheses import assess

@@ -14,7 +14,7 @@ Every object starts with the same keys, named the same way everywhere:
 ``notes``           a list of caveats and warnings (possibly empty)
 =================  =================================================================
 
-then the command's own fields. The other optimizer regime, where a command gives it, is
+then the command's own fields. The other optimizer, where a command gives it, is
 ``other_regime`` (``{"optimizer", "label", "lr_exponent"}``); a simulation's symbolic
 counterpart is ``symbolic``. Non-finite numbers are the strings ``"inf"``, ``"-inf"``,
 ``"nan"`` (strict JSON); text is UTF-8, not escaped. Errors are never JSON: one line on stderr

@@ -1,6 +1,6 @@
 """The single place that knows the exponents: each measurable quantity as a power law in γ_r and r.
 
-For every optimizer regime, a measurable quantity Q scales (up to r-independent factors such as
+For every optimizer, a measurable quantity Q scales (up to r-independent factors such as
 η, α, width and the data) as ``Q ∝ γ_r^k · r^m``. The derivations in :mod:`rsstab.derive` and
 ``proofs/`` establish these laws; the simulator never reads them (measurements stay independent of
 predictions), and the comparison happens in :mod:`rsstab.verdict.classify` and the report.
@@ -110,13 +110,13 @@ _LAWS = {
 
 
 def quantities(optimizer: str) -> tuple[str, ...]:
-    """The quantities that have a law in this regime (iid variance is an SGD/initialisation law)."""
+    """The quantities that have a law under this optimizer (iid variance is an SGD/initialisation law)."""
     optimizer = normalize_optimizer(optimizer)
     return tuple(q for q in QUANTITIES if (q, optimizer) in _LAWS)
 
 
 def law(quantity: str, optimizer: str) -> Law:
-    """The power law of one quantity in one optimizer regime (``"adamw"`` is Adam's)."""
+    """The power law of one quantity under one optimizer (``"adamw"`` is Adam's)."""
     optimizer = normalize_optimizer(optimizer)
     try:
         k, m, sa, why, lr = _LAWS[(quantity, optimizer)]
@@ -207,7 +207,7 @@ class UpdateTerm:
 
 
 def update_term(term: str, optimizer: str) -> UpdateTerm:
-    """The law of the B-driven or A-driven part of the learned change in one optimizer regime.
+    """The law of the B-driven or A-driven part of the learned change under one optimizer.
 
     The B-driven term is the forward law with η = η_B:
 
@@ -230,7 +230,7 @@ def update_term(term: str, optimizer: str) -> UpdateTerm:
 def lr_exponent(gamma_exponent: Fraction | int | float, optimizer: str) -> Fraction | float:
     """The exponent p such that ``η ∝ r^p`` keeps the learned update Θ(1) when ``γ_r ∝ r^g``.
 
-    The stability quantity is ``η·γ_r^k·r^m`` (SGD: k = 2, Adam's sign regime: k = 1; m = 1), so
+    The stability quantity is ``η·γ_r^k·r^m`` (SGD: k = 2, Adam's sign phase: k = 1; m = 1), so
     ``p = −(k·g + m)``: SGD ``p = −(2g + 1)``, Adam ``p = −(g + 1)``. Exact (a Fraction) when g is
     an int or a Fraction, a float otherwise.
 
@@ -297,7 +297,7 @@ def adam_gradient_ratio(gamma: float, grad_scale: float, eps: float) -> float:
 
 def adam_regime(gamma: float, grad_scale: float, eps: float) -> AdamRegime:
     """Which law Adam's first step follows at this γ_r (η does not enter: it scales the step in
-    both regimes; in the SGD-like one the effective SGD learning rate is η/ε).
+    both phases; in the SGD-like one the effective SGD learning rate is η/ε).
 
     >>> adam_regime(1 / 16, 1.0, 1e-8), adam_regime(1 / 16, 1.0, 2.0), adam_regime(1 / 16, 1.0, 0.0625)
     ('sign', 'sgd-like', 'crossover')
@@ -313,7 +313,7 @@ def adam_regime(gamma: float, grad_scale: float, eps: float) -> AdamRegime:
 def adam_update_factor(rho: float) -> float:
     """``F(ρ) = E|Δy_i| / (η·γ_r·r·σ_A‖x‖·√(2/π))``: Adam's first learned change relative to the
     sign law, exact for Gaussian A and one input (``F = E[κZ²/(κ|Z|+1)]/√(2/π)``, Z ~ N(0, 1),
-    κ = ρ·√(π/2)). F → 1 in the sign regime and F ≈ (π/2)·ρ, SGD's law with rate η/ε, for ρ ≪ 1.
+    κ = ρ·√(π/2)). F → 1 in the sign phase and F ≈ (π/2)·ρ, SGD's law with rate η/ε, for ρ ≪ 1.
 
     >>> round(adam_update_factor(100.0), 3), round(adam_update_factor(1e-3) / (math.pi / 2 * 1e-3), 3)
     (0.99, 0.998)
@@ -345,11 +345,11 @@ def adam_update_factor(rho: float) -> float:
 # r* = c_inc / c_coh: d + 1 (SGD) and πd/2 − 1 (Adam) at d_eff = d. The rank-free ``scale`` and the
 # effective width d_eff of each case are tabulated in :func:`finite_width_law`.
 
-#: The regime every verdict without a width refers to.
+#: The width side every verdict without a width refers to (the large-rank limit).
 LIMIT_REGIME = "r >> d (width fixed, r → ∞)"
 #: The quantities that have a finite-width law.
 WIDTH_QUANTITIES = ("forward", "backward")
-#: Regime boundaries: a rank is ``r ≪ d`` when the incoherent square is at least this many times the
+#: Width-side boundaries: a rank is ``r ≪ d`` when the incoherent square is at least this many times the
 #: coherent one (r ≤ r*/4: the RMS is within 12 % of the incoherent part alone), ``r ≫ d`` when the
 #: coherent square is (r ≥ 4 r*), else ``crossover``.
 REGIME_FACTOR = 4
@@ -576,7 +576,7 @@ def rms_local_slope(quantity: str, optimizer: str, r: Any, d: Any, gamma_exponen
 # ε = |B-driven| + A-driven; a first-order prediction is **in range** while ε ≤ EXPANSION_LIMIT, the
 # report's 10 % agreement: the next term moves the prediction by at most 10 %. Beyond it the adapter's
 # growth feeds back into its own gradient and the update saturates at the size the task allows (or,
-# through A's learning, grows faster): a measured slope there is beyond the small-η regime, a
+# through A's learning, grows faster): a measured slope there is beyond the small-η range, a
 # statement about the learning rate, not about the rank scaling of the theorem.
 
 #: ε at or below which a first-order prediction is in range: the next term is at most 10 % of the

@@ -1,8 +1,33 @@
-"""One vocabulary: the labels of a verdict, the optimizer regimes, the measured quantities, and
-the rule that combines per-quantity labels into one.
+"""One vocabulary: the labels of a verdict, the optimizers, the measured quantities, and the rule
+that combines per-quantity labels into one.
 
 Every module that names a label or an optimizer takes it from here, typed as a
 :data:`~typing.Literal` so that a misspelt label is a type error, not a silent mismatch.
+
+Words, each meaning one thing (docstrings, comments and the README use them so):
+
+* **regime** — the combination a verdict is for: an optimizer, a learning-rate rule and a width
+  side ("SGD at a fixed learning rate, r ≫ d"). Each part has its own name:
+* **optimizer** — SGD (Theorem 3.2, update ∝ η·γ_r²·r) or Adam (sign-like updates, ∝ η·γ_r·r);
+  :data:`Optimizer`, with AdamW read as Adam (:data:`OPTIMIZER_ALIASES`).
+* **learning-rate rule** — how η moves with r: fixed (the theorem's) or scaled, η ∝ r^P.
+* **width side** — where a rank sits against the width d: ``r ≪ d``, ``crossover`` or ``r ≫ d``
+  (:meth:`rsstab.theory.WidthLaw.regime`); a verdict without a width is about the large-rank
+  limit r ≫ d.
+* **phase** (Adam's ε) — ``sign`` (per-entry gradients of B ≫ ε), ``crossover`` or ``sgd-like``
+  (≪ ε: SGD with rate η/ε): :data:`AdamRegime`, :func:`rsstab.theory.adam_regime`.
+* **range** — where a law's prediction holds. The first-order (small-η) laws hold in the
+  *small-η range*: while their next term stays ≤ :data:`rsstab.theory.EXPANSION_LIMIT` of the
+  first (result 13); a prediction carried to finite η (result 14) can be *in range* beyond it;
+  elsewhere a rank is *out of range*. ("first-order regime", "linearised regime" and "small-η
+  regime" said the same.)
+
+Printed text and JSON keys are a contract and keep their older words: the width table's and
+Adam's ε table's ``regime`` column, JSON ``regime`` / ``other_regime`` / ``regime_from`` /
+``regime_to`` / ``large_r_regime`` / ``regimes``, and "beyond the small-η regime" in
+``rsstab simulate``'s range statement; so do the public names :data:`AdamRegime`,
+:data:`ADAM_REGIMES`, :func:`rsstab.theory.adam_regime`, ``WidthLaw.regime`` and the module
+:mod:`rsstab.verdict.regimes` (the width side's tables).
 
 >>> combine_labels([STABLE, COLLAPSE])
 'collapse'
@@ -46,10 +71,10 @@ CONDITIONAL: Final = "conditional"
 VerdictLabel = Literal["rank-stabilized", "collapse", "blow-up", "indeterminate", "conditional"]
 VERDICT_LABELS: Final[tuple[VerdictLabel, ...]] = (STABLE, COLLAPSE, BLOW_UP, INDETERMINATE, CONDITIONAL)
 
-#: The optimizer regimes: SGD (Theorem 3.2) and Adam (sign-like updates).
+#: The optimizers: SGD (Theorem 3.2) and Adam (sign-like updates).
 Optimizer = Literal["sgd", "adam"]
 OPTIMIZERS: Final[tuple[Optimizer, ...]] = ("sgd", "adam")
-#: Other accepted names of a regime. AdamW is Adam's regime: decoupled weight decay leaves the
+#: Other accepted names of an optimizer. AdamW is read as Adam: decoupled weight decay leaves the
 #: sign-like first update Θ(η) whatever γ_r, which is what sets Adam's law.
 OPTIMIZER_ALIASES: Final[dict[str, Optimizer]] = {"adamw": "adam"}
 #: Every name an ``optimizer`` argument accepts.
@@ -75,7 +100,7 @@ def check_optimizer(name: object) -> Optimizer:
 
 
 def canonical_optimizer(name: str) -> str:
-    """The regime an accepted name stands for; any other string unchanged (for argparse's
+    """The optimizer an accepted name stands for; any other string unchanged (for argparse's
     ``type=``, ahead of ``choices=OPTIMIZERS``).
 
     >>> canonical_optimizer("AdamW"), canonical_optimizer("sgd"), canonical_optimizer("lion")
@@ -89,7 +114,7 @@ def canonical_optimizer(name: str) -> str:
 
 def normalize_optimizer(name: object) -> Optimizer:
     """``name`` (``"sgd"``, ``"adam"`` or an alias such as ``"adamw"``, any case) as the
-    :data:`Optimizer` regime, or a one-line :class:`RsstabError`.
+    :data:`Optimizer`, or a one-line :class:`RsstabError`.
 
     >>> normalize_optimizer("adamw")
     'adam'
@@ -123,7 +148,7 @@ def combine_labels(labels: Iterable[str]) -> Label:
     return INDETERMINATE
 
 
-#: Which law Adam's first step follows (:func:`rsstab.theory.adam_regime`): per-entry gradients
+#: Adam's phase: which law its first step follows (:func:`rsstab.theory.adam_regime`): per-entry gradients
 #: of B well above ε give sign-like steps, well below ε steps like SGD with rate η/ε.
 AdamRegime = Literal["sign", "crossover", "sgd-like"]
 ADAM_SIGN: Final[AdamRegime] = "sign"

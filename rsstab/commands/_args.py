@@ -27,5 +27,5 @@ def _optimizer(text: str) -> str:
 
 def add_optimizer(parser: argparse.ArgumentParser, *, default: str | None, help: str) -> None:
     """``--optimizer`` accepting every name of :data:`rsstab.vocab.OPTIMIZER_NAMES` (case-insensitive,
-    aliases such as ``adamw`` mapped to their regime), an unknown name listing them all."""
+    aliases such as ``adamw`` mapped to their optimizer), an unknown name listing them all."""
     parser.add_argument("--optimizer", type=_optimizer, metavar=OPTIMIZER_METAVAR, default=default, help=help)

@@ -213,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
     ranks = parse_ranks(args.ranks, width)
     range_lr = None
     if width is not None and lr_ratio is None and _number(lr) is not None:
-        # a numeric learning rate is a fixed one (the default regime of the verdict); with --width it
+        # a numeric learning rate is a fixed one (the verdict's default learning-rate rule); with --width it
         # gives each rank's range of the first-order laws (result 13)
         range_lr, lr = _number(lr), None
         tuple_given = any(x is not None for x in (args.init_std, args.width_expr))
@@ -283,9 +283,9 @@ def run(args: argparse.Namespace) -> int:
 
 def run_table(exprs: list[str], optimizer: str, constants: dict[str, float | Fraction], lr_scaling: str | None,
               as_json: bool, assume: list[str] | None = None) -> int:
-    """Several schedules: one row each (both regimes and their learning-rate rules), for course
-    sheets and sweeps over candidate rules. Exit 0 when every schedule is rank-stabilized in
-    ``optimizer``'s regime, 1 when one is not, 2 when one is invalid (its row says why; with ``--json``
+    """Several schedules: one row each (both optimizers and their learning-rate rules), for course
+    sheets and sweeps over candidate rules. Exit 0 when every schedule is rank-stabilized under
+    ``optimizer``, 1 when one is not, 2 when one is invalid (its row says why; with ``--json``
     a one-line error and no JSON)."""
     from rsstab.verdict.classify import check
 

@@ -5,7 +5,7 @@ Reads ``adapter_config.json`` (+ ``adapter_model.safetensors``) with :mod:`rssta
 does, and attaches the verdict of the adapter's schedule family (``alpha/sqrt(r)`` with
 ``use_rslora``, else ``alpha/r``) from :func:`rsstab.check`, with the theorem's hypotheses checked
 (:func:`rsstab.peft_files.hypotheses.assess`: ``init_lora_weights``, LoRA variants). The default
-regime is Adam's (``adamw``), how PEFT adapters are trained.
+optimizer is Adam (``adamw``), how PEFT adapters are trained.
 
 The verdict is for a fixed learning rate (or η ∝ r^P with ``--lr-scaling P``) and always comes
 with the learning-rate rule that keeps the update Θ(1): under AdamW a stock rsLoRA adapter reads

@@ -1,8 +1,8 @@
 """``rsstab transfer EXPR --from-rank R1 --to-rank R2 --lr ETA``: the learning rate to use at R2.
 
-Keeps the learned update Θ(η·γ_r^k·r) equal at both ranks (SGD k = 2, Adam's sign regime k = 1),
+Keeps the learned update Θ(η·γ_r^k·r) equal at both ranks (SGD k = 2, Adam's sign phase k = 1),
 computed exactly from the schedule (:mod:`rsstab.verdict.transfer`), and prints the prediction for the
-chosen optimizer first, then for the other regime.
+chosen optimizer first, then for the other optimizer.
 
 Exit code: 0 on success, 2 for bad input.
 """
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         from rsstab.verdict.classify import LR_FIXED
         from rsstab.schema import dumps, envelope
 
-        # the common keys: the schedule's verdict in this regime at a fixed learning rate (rsstab
+        # the common keys: the schedule's verdict under this optimizer at a fixed learning rate (rsstab
         # check's); then the transfer: lr_from tuned at from_rank, lr_to predicted at to_rank
         out = {
             "schedule": mine.schedule, "optimizer": args.optimizer, "headline": mine.headline, "lr": LR_FIXED,

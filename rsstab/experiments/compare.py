@@ -41,7 +41,7 @@ def theory_exponent(
 
 
 def theory_label(schedule: str, optimizer: str) -> str:
-    """The symbolic verdict's label for a schedule in one optimizer regime.
+    """The symbolic verdict's label for a schedule under one optimizer.
 
     >>> theory_label("alpha/r", "adam")
     'rank-stabilized'

@@ -68,7 +68,7 @@ class Measurement:
 
 
 def predicted_exponent(schedule: str, optimizer: str) -> float:
-    """The theory's learning-rate exponent p (η* ∝ r^p) for a schedule in an optimizer regime
+    """The theory's learning-rate exponent p (η* ∝ r^p) for a schedule under an optimizer
     (:func:`rsstab.theory.lr_exponent` of the schedule's γ exponent).
 
     >>> predicted_exponent("alpha/sqrt(r)", "adam"), predicted_exponent("alpha/r", "sgd")

@@ -11,7 +11,7 @@ For each cell:
   (the simulator never sees the prediction). The multiplicative constants (``alpha``, ``eta``,
   ``s``) are chosen so that every cell has γ = 1, η = the base learning rate and σ_A = 1 at the
   reference rank (the geometric mean of the ranks): cells differ only in how they scale with r,
-  and none leaves the first-order regime by its constants alone.
+  and none leaves the range of the first-order laws by its constants alone.
 
 The predicted boundary (the zero set of the stability law's exponent) is drawn from
 :meth:`rsstab.theory.Law.exponent` with the exponents of γ_r, σ_A and η read off the

@@ -139,7 +139,7 @@ def eta_fit(points: Sequence[TunedPoint], confidence: float = 0.95) -> tuple[flo
 
 
 def predicted_eta_exponent(method: str) -> float:
-    """η* ∝ r^p under Adam's sign regime, from :func:`rsstab.verdict.transfer.transfer` (keeps η·γ_r·r fixed)."""
+    """η* ∝ r^p under Adam's sign phase, from :func:`rsstab.verdict.transfer.transfer` (keeps η·γ_r·r fixed)."""
     from rsstab.verdict.transfer import transfer
 
     p = transfer(SCHEDULES[method], 1.0, 4, 64, optimizer="adam").lr_exponent

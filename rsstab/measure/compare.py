@@ -100,7 +100,7 @@ def report(
 
 def symbolic_tuple(lr: Any, lr_ratio: Any) -> tuple[str | None, str | None]:
     """``rsstab check``'s ``lr`` and ``lr_ratio`` for the simulated tuple: a number learning rate
-    is a fixed one (None: check's default regime), a ratio of 1 is none.
+    is a fixed one (None: check's default learning-rate rule), a ratio of 1 is none.
 
     >>> symbolic_tuple(1e-5, 1.0)
     (None, None)
@@ -163,11 +163,11 @@ def _add_predictions(verdict: Any, out: dict[str, Any]) -> None:
 
 
 def range_statement(ranks: list[int], expansion: dict[str, list[Any]], label: str, optimizer: str) -> dict[str, Any]:
-    """Where the predictions hold and where the theorem's small-η regime ends (results 13 and 14): the
-    ranks out of range, those beyond the small-η regime, and one sentence that puts a measured label
+    """Where the predictions hold and where the theorem's small-η range ends (results 13 and 14): the
+    ranks out of range, those beyond the small-η range, and one sentence that puts a measured label
     there — a statement about the learning rate, not about the rank scaling the theorem is about. A
     rank whose prediction is carried to finite η (``order`` ``finite-eta``) can be beyond the small-η
-    regime and still in range: the finite-η solution predicts what the learning rate does there.
+    range and still in range: the finite-η solution predicts what the learning rate does there.
 
     >>> st = range_statement([4, 16], {"values": [0.5, 0.05], "in_range": [False, True], "eps_ratio": [1e9, 1e9]},
     ...                      "collapse", "sgd")

@@ -169,7 +169,7 @@ def empirical_verdict(
     from rsstab.sim.grid import make_configs
     from rsstab.sweep import run_sweep
 
-    optimizer = check_optimizer(optimizer)  # "adamw" is Adam's regime
+    optimizer = check_optimizer(optimizer)  # "adamw" is read as Adam
     ranks = [int(r) for r in (ranks if ranks is not None else DEFAULTS["ranks"])]
     if len(set(ranks)) < 2:
         raise RsstabError("give at least two distinct ranks to fit a slope")

@@ -270,7 +270,7 @@ def predict_expansion(
     its expansion parameter (result 13), the next term relative to the first — and ``"finite-eta"``
     where :func:`finite_eta_factors` carries it to finite η — ``values`` the batch noise the population
     recursion leaves out (``batch_noise``, result 14). ``first_order_expansion`` and ``small_eta``
-    (≤ the limit, and Adam's gradients above ε) are the first-order law's, always: the small-η regime
+    (≤ the limit, and Adam's gradients above ε) are the first-order law's, always: the small-η range
     of the theorem, whichever order the prediction is. Per seed, from its data statistics (A-independent, as the
     predictions): SGD sums the layers' curvatures (the residual moves under every layer's update:
     the Gauss–Newton kernel of the stack is the sum of the layers') and takes the largest A-driven

@@ -95,7 +95,7 @@ def init_info(value: bool | str, kind: str = "linear") -> InitInfo:
 
 
 def _sigma_as_gamma(optimizer: Optimizer) -> Fraction:
-    """The power of γ_r that σ_A's power stands for in every law of the regime (1 today)."""
+    """The power of γ_r that σ_A's power stands for in every law of the optimizer (1 today)."""
     ratios = set()
     for q in theory.quantities(optimizer):
         law = theory.law(q, optimizer)
@@ -150,7 +150,7 @@ def variant_caveats(config: AdapterConfig) -> list[str]:
 
 @dataclass(frozen=True)
 class Assessment:
-    """The verdict of every module of one adapter in one optimizer regime, with its caveats."""
+    """The verdict of every module of one adapter under one optimizer, with its caveats."""
 
     optimizer: Optimizer
     label: Label
@@ -171,7 +171,7 @@ def _kind_class(kind: str) -> str:
 
 
 def assess(report: AdapterReport, optimizer: str = "adam", lr_scaling: str | float | None = None) -> Assessment:
-    """Label every module of ``report`` in the ``optimizer`` regime, the theory's hypotheses checked;
+    """Label every module of ``report`` under ``optimizer``, the theory's hypotheses checked;
     ``lr_scaling`` P: the verdict for a learning rate scaled as η ∝ r^P (default: a fixed one).
 
     Imports :mod:`rsstab.verdict.classify` (sympy) on first use; verdicts are cached per schedule.

@@ -90,8 +90,8 @@ Defaults (:data:`DEFAULTS`, used by ``rsstab simulate``): ranks 64…4096, width
 10 steps, 8 seeds, batch 64, η = 1e-5 (SGD) / 3e-6 (Adam). The theory's laws are leading order in
 η, so η is small enough that η·γ_r²·r (SGD) and η·γ_r·r (Adam) stay small at r = 4096 for γ = 1;
 ranks well above the width let the coherent sum over rank (∝ r) dominate the incoherent one
-(∝ √r), which matters most for Adam's sign-like updates. Larger η is the regime the depth sweep
-explores on purpose (``simulations/depth_sweep.py``).
+(∝ √r), which matters most for Adam's sign-like updates. Larger η, beyond the small-η range, is
+what the depth sweep explores on purpose (``simulations/depth_sweep.py``).
 
 This package does not read the theory's exponents (it imports neither :mod:`rsstab.theory` nor
 :mod:`rsstab.measure.fit`): it measures, and :mod:`rsstab.measure.fit` fits.

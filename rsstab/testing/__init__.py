@@ -61,7 +61,7 @@ __all__ = [
 
 
 def schedules(label: str | None = None, optimizer: str = "sgd") -> SearchStrategy[str]:
-    """A hypothesis strategy of γ_r expressions whose label in ``optimizer``'s regime is ``label``
+    """A hypothesis strategy of γ_r expressions whose label under ``optimizer`` is ``label``
     (any of rank-stabilized, collapse, blow-up when ``None``). See
     :func:`rsstab.testing.strategies.schedules`."""
     from rsstab.testing.strategies import schedules as _schedules

@@ -21,10 +21,10 @@ The task: inputs ``x ~ N(0, I)``; targets ``y = f_0(x) + x Tᵀ`` with ``T`` a f
 matrix of entries ``N(0, 1/d_in)``, so the initial residual is Θ(1) per entry whatever the base;
 loss ``½‖f(x) − y‖²`` averaged over the batch; a fresh batch every step; plain
 ``torch.optim.SGD`` or ``torch.optim.Adam``. A small learning rate keeps training in the
-linearised regime the theory describes. The learned change and the backward tangent are
-forward-mode derivatives along the learned parameter step (no difference of two nearly equal
-outputs), so float32, the default, measures them even when the change is many orders of magnitude
-below the base output.
+small-η range, where the linearised (first-order) laws the theory describes hold. The learned
+change and the backward tangent are forward-mode derivatives along the learned parameter step (no
+difference of two nearly equal outputs), so float32, the default, measures them even when the
+change is many orders of magnitude below the base output.
 
 Randomness: for seed ``s`` the global torch RNG is seeded with a value that depends on ``s`` only
 (not on the rank) just before ``factory(r)`` is called, inside :func:`torch.random.fork_rng` so

@@ -67,7 +67,7 @@ class RankStabilityResult:
             rank-stabilized, i.e. its whole confidence interval lies inside ``±tolerance``.
         label: the combined empirical label (:func:`rsstab.vocab.combine_labels` of the voting
             quantities): ``rank-stabilized``, ``collapse``, ``blow-up`` or ``indeterminate``.
-        optimizer: ``"sgd"`` or ``"adam"``: the regime the verdict is for.
+        optimizer: ``"sgd"`` or ``"adam"``: the optimizer the verdict is for.
         ranks: the ranks, increasing.
         values: per quantity, a tuple over ranks of per-seed values.
         fits: per quantity, the :class:`rsstab.measure.fit.SlopeFit`.
@@ -136,7 +136,7 @@ class RankStabilityResult:
         """
         from rsstab.measure.fit import fit_slope
 
-        optimizer = normalize_optimizer(optimizer)  # one-line error; "adamw" is Adam's regime
+        optimizer = normalize_optimizer(optimizer)  # one-line error; "adamw" is read as Adam
         missing = [q for q in QUANTITIES if q not in values]
         if missing:
             raise RsstabError(f"values lack the quantities {', '.join(missing)}")
@@ -384,7 +384,7 @@ def check_rank_stability(
         ranks: at least two distinct ranks (default: the session's ``--rsstab-ranks`` under the
             pytest plugin, else ``DEFAULTS["ranks"]``), at any width: with ``draws`` ≥ 2 the verdict
             follows the coherent part of the learned change, which obeys the theorem at every rank.
-        optimizer: ``"sgd"`` (Theorem 3.2's regime: stable ⇔ γ_r²·r ∈ Θ(1)) or ``"adam"``
+        optimizer: ``"sgd"`` (Theorem 3.2's optimizer: stable ⇔ γ_r²·r ∈ Θ(1)) or ``"adam"``
             (sign-like updates: stable ⇔ γ_r·r ∈ Θ(1), LoRA's α/r).
         steps: training steps before the forward/backward probes.
         seeds: independent repetitions (≥ 2: the slope interval is a t-interval over seeds;
@@ -428,7 +428,7 @@ def check_rank_stability(
     ranks = SESSION_DEFAULTS.get("ranks", DEFAULTS["ranks"]) if ranks is None else ranks
     seeds = SESSION_DEFAULTS.get("seeds", DEFAULTS["seeds"]) if seeds is None else seeds
     rank_list = slope_ranks(ranks)
-    optimizer = normalize_optimizer(optimizer)  # one-line error; "adamw" is Adam's regime
+    optimizer = normalize_optimizer(optimizer)  # one-line error; "adamw" is read as Adam
     steps = integer_at_least(steps, "steps", python_int=True)
     seeds = integer_at_least(seeds, "seeds", 2, python_int=True)
     batch = integer_at_least(batch, "batch", python_int=True)
@@ -577,7 +577,7 @@ def _coherent_from_sums(acc: Any, draws: int) -> float:
 
 
 def assert_rank_stabilized(factory: Callable[[int], Any], **options: Any) -> RankStabilityResult:
-    """Fail a test unless ``factory(r)``'s adapters are rank-stabilized in the chosen regime.
+    """Fail a test unless ``factory(r)``'s adapters are rank-stabilized under the chosen optimizer.
 
     Takes the arguments of :func:`check_rank_stability` (``ranks``, ``optimizer``, ``steps``,
     ``seeds``, ``tolerance``, ``lr``, …) and returns its result when the check passes.

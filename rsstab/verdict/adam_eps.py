@@ -1,7 +1,7 @@
-"""Adam with ε > 0: where the sign regime ends for a schedule, and which law holds beyond.
+"""Adam with ε > 0: where the sign phase ends for a schedule, and which law holds beyond.
 
 :func:`adam_epsilon` scans ρ(r) = γ_r·G/ε (the mean per-entry gradient of B over ε, first step,
-B = 0) for the rank r_ε where Adam leaves the sign regime and turns SGD-like with rate η/ε; the
+B = 0) for the rank r_ε where Adam leaves the sign phase and turns SGD-like with rate η/ε; the
 laws and thresholds are :mod:`rsstab.theory`'s, the derivation is result 11 of ``rsstab derive``.
 """
 
@@ -39,12 +39,12 @@ class AdamEpsilon:
     eps: float
     grad_scale: float
     crossover_rank: float | None
-    large_r_regime: AdamRegime  # the regime for r → ∞ (at r = 2^100)
+    large_r_regime: AdamRegime  # the phase for r → ∞ (at r = 2^100)
     sign_label: VerdictLabel  # "conditional" for a schedule with free parameters
     sgd_like_label: VerdictLabel
     sign_lr_exponent: float | None
     sgd_like_lr_exponent: float | None
-    table: tuple[tuple[int, float, float, AdamRegime], ...]  # (r, γ_r, ρ, regime)
+    table: tuple[tuple[int, float, float, AdamRegime], ...]  # (r, γ_r, ρ, phase)
     summary: str
 
     def to_dict(self) -> dict[str, Any]:
@@ -77,7 +77,7 @@ def _ratio(sched: Schedule, r: float, grad_scale: float, eps: float) -> float:
 def adam_epsilon(schedule: str | Callable[[float], float] | Schedule, eps: float, grad_scale: float,
                  constants: Mapping[str, float | Fraction] | None = None,
                  ranks: tuple[int, ...] = TABLE_RANKS) -> AdamEpsilon:
-    """Where Adam (ε > 0) leaves the sign regime for this schedule, and which law holds beyond.
+    """Where Adam (ε > 0) leaves the sign phase for this schedule, and which law holds beyond.
 
     Args:
         schedule: γ_r as text, callable or Schedule.

@@ -1,6 +1,7 @@
 """The whole LoRA hyperparameter tuple (γ_r, η_A, η_B, σ_A) as expressions in r: one entry per
 condition — the learned update, the forward and backward passes, and whether A and B both learn —
-each with the regime (order in η, expectation, optimizer limit) it is about.
+each with the regime it is about (its ``regime`` entry: the optimizer, the order in η, the
+expectation, the width side).
 
 The laws are :mod:`rsstab.theory`'s (``law`` for update/forward/backward, ``update_term`` for the
 B-driven and A-driven parts of the learned change); this module only classifies them over the
@@ -29,7 +30,7 @@ from rsstab.vocab import BLOW_UP, COLLAPSE, CONDITIONAL, STABLE, Label
 __all__ = ["A_AND_B_LABELS", "AB_REGIME", "INCOHERENT_REGIME", "QUANTITY_REGIME", "WIDTH_CONVENTION", "tuple_terms",
            "learning_summary"]
 
-#: What each update/forward/backward entry is about, per optimizer regime.
+#: What each update/forward/backward entry is about, per optimizer.
 QUANTITY_REGIME = {
     "sgd": "SGD, first order in η (the B-driven term, Theorem 3.2's expansion), coherent part (mean over A), "
            "r >> d; η here is η_B",

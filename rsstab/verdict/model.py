@@ -1,7 +1,7 @@
-"""The verdict model: :class:`Verdict` and :class:`QuantityVerdict` (one schedule in one optimizer
-regime), their dict / JSON form, and the wording the two verdict modules share — the symbolic
+"""The verdict model: :class:`Verdict` and :class:`QuantityVerdict` (one schedule under one
+optimizer), their dict / JSON form, and the wording the two verdict modules share — the symbolic
 dispatcher :mod:`rsstab.verdict.classify` and the parametric verdict :mod:`rsstab.verdict.parametric`: the
-regime sentences, "at a fixed learning rate" / "with η ∝ r^P", the reason sentence per label, and
+optimizer sentences, "at a fixed learning rate" / "with η ∝ r^P", the reason sentence per label, and
 PEFT's init names. Both import from here and neither imports the other's internals; users keep
 importing the classes from :mod:`rsstab.verdict.classify` (or ``rsstab.Verdict``).
 
@@ -56,7 +56,7 @@ class QuantityVerdict:
 
 @dataclass(frozen=True)
 class Verdict:
-    """The classification of a schedule in one optimizer regime.
+    """The classification of a schedule under one optimizer.
 
     With free parameters (names in an exponent of r, such as ``beta`` in ``alpha/r**beta``) the
     verdict is parametric: ``parameters`` names them, ``conditions`` lists the regions of parameter
@@ -81,9 +81,9 @@ class Verdict:
     constants: dict[str, float] = field(default_factory=dict)
     #: how rsstab read the expression (sympy's form), echoed so a misread is visible
     parsed: str = ""
-    #: the learning-rate regime the label is for: ``"fixed"`` or ``"η ∝ r^P"``
+    #: the learning-rate rule the label is for: ``"fixed"`` or ``"η ∝ r^P"``
     lr: str = LR_FIXED
-    #: P in ``η ∝ r^P`` for that regime (0: a fixed learning rate)
+    #: P in ``η ∝ r^P`` for that rule (0: a fixed learning rate)
     lr_scaling: float = 0.0
     #: p such that ``η ∝ r^p`` keeps the update Θ(1); None when γ_r is not a power of r
     lr_exponent: float | None = None
@@ -113,7 +113,8 @@ class Verdict:
 
     @property
     def headline(self) -> str:
-        """The label with its learning-rate regime, and the rule when the label is not stable.
+        """The label with the learning-rate rule it is for, and the rule that keeps the update Θ(1) when
+        the label is not stable.
 
         >>> from rsstab.verdict.classify import check
         >>> check("alpha/r").headline

@@ -1,11 +1,11 @@
-"""Regime-aware verdicts: what a schedule does at the ranks of a given width, from the exact laws.
+"""Width-side verdicts: what a schedule does at the ranks of a given width, from the exact laws.
 
 A verdict of :func:`rsstab.verdict.classify.check` is about the *coherent* part of the learned change (its
 mean over A, the expectation Theorem 3.2 is about), which is ∝ γ_r^k·r at every rank. At width d
 the RMS over A also carries an *incoherent* part ∝ γ_r^k·√(r·d) that dominates below the crossover
 rank r* (d + 1 under SGD, πd/2 − 1 under Adam); see :func:`rsstab.theory.finite_width_law`. This
-module turns those laws into a per-rank table for one schedule: regime, the predicted coherent and
-incoherent sizes, the RMS and its local slope (the slope ``rsstab simulate`` measures between
+module turns those laws into a per-rank table for one schedule: the width side (``regime``), the
+predicted coherent and incoherent sizes, the RMS and its local slope (the slope ``rsstab simulate`` measures between
 successive ranks), and a one-line summary of the RMS behaviour.
 
 Only the standard library: ``rsstab check`` keeps its start-up time.
@@ -48,7 +48,7 @@ def finite_regime(width: int) -> str:
 
 
 def default_ranks(crossover: float) -> tuple[int, ...]:
-    """8, 32, 128, … until the RMS settles into the r ≫ d regime (≥ REGIME_FACTOR²·r*).
+    """8, 32, 128, … until the RMS settles into the r ≫ d side (≥ REGIME_FACTOR²·r*).
 
     >>> default_ranks(513.0)
     (8, 32, 128, 512, 2048, 8192, 32768)
@@ -182,13 +182,13 @@ def _summary(rows: Sequence[WidthRow], verdict: str, crossover: float, k: int) -
 
 def width_table(schedule: Any, optimizer: str, width: object, ranks: Sequence[object] | None,
                 verdict: str) -> WidthTable:
-    """Predict, at ``width``, each rank's regime, coherent/incoherent sizes and RMS slope for ``schedule``.
+    """Predict, at ``width``, each rank's width side, coherent/incoherent sizes and RMS slope for ``schedule``.
 
     Args:
         schedule: a :class:`rsstab.schedule.Schedule` (its ``value(r)`` gives γ_r).
         optimizer: ``"sgd"`` or ``"adam"``.
         width: the input width d of the adapted layer (a positive integer).
-        ranks: the ranks (default :func:`default_ranks`: 8, 32, … into the r ≫ d regime).
+        ranks: the ranks (default :func:`default_ranks`: 8, 32, … into the r ≫ d side).
         verdict: the label of the coherent part (the verdict of :func:`rsstab.verdict.classify.check`).
     """
     optimizer = check_optimizer(optimizer)
@@ -223,7 +223,7 @@ def expansion_rows(table: WidthTable, optimizer: str, lr: Any, init_std: Any, st
     SGD's B-driven term needs only (η, γ_r, r, d, σ_A, n); its A-driven term needs the data gradient
     and Adam's B-driven term the residual, which a simulation records (``rsstab simulate``): those
     entries are None and ``in_range`` is then None unless the known part already exceeds the limit.
-    With Adam's ``eps``/``grad_scale`` a rank below the sign regime is out of the ε → 0 law's range.
+    With Adam's ``eps``/``grad_scale`` a rank below the sign phase is out of the ε → 0 law's range.
     None when the learning rate or σ_A is not a number."""
     try:
         eta = float(lr)

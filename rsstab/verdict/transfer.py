@@ -1,7 +1,7 @@
 """Learning-rate transfer across ranks: "I tuned η at rank 16; what should it be at rank 256?"
 
 The learned update is Θ(η·γ_r^k·r) (:func:`rsstab.theory.stability_law`: SGD k = 2, Adam's sign
-regime k = 1). Keeping it equal at two ranks gives
+phase k = 1). Keeping it equal at two ranks gives
 
     η_to = η_from · (γ_from^k · r_from) / (γ_to^k · r_to),
 
@@ -47,7 +47,7 @@ _MAX_EXACT = 60  # characters of an exact factor worth printing
 
 @dataclass(frozen=True)
 class Transfer:
-    """The predicted learning rate at ``to_rank`` from one tuned at ``from_rank``, in one regime."""
+    """The predicted learning rate at ``to_rank`` from one tuned at ``from_rank``, under one optimizer."""
 
     schedule: str
     optimizer: Optimizer
@@ -62,17 +62,17 @@ class Transfer:
     lr_exponent_exact: str | None
     lr_scale: str | None  # what η must follow when γ_r has log factors ("log(r)^-2")
     fixed_lr_growth: float  # update(to_rank) / update(from_rank) at an unchanged η
-    law: str  # the update law this regime uses
-    label: VerdictLabel  # rsstab check's label of the schedule in this regime at a fixed learning rate (ε → 0)
+    law: str  # the update law this optimizer follows
+    label: VerdictLabel  # rsstab check's label of the schedule under this optimizer at a fixed learning rate (ε → 0)
     headline: str  # rsstab check's headline: the label and the learning-rate rule in one line
     eps: float | None = None
     grad_scale: float | None = None
-    regime_from: AdamRegime | None = None  # Adam with ε: the regime at each rank
+    regime_from: AdamRegime | None = None  # Adam with ε: the phase at each rank
     regime_to: AdamRegime | None = None
 
     @property
     def stable(self) -> bool:
-        """True when the schedule is rank-stabilized at a fixed learning rate in this regime."""
+        """True when the schedule is rank-stabilized at a fixed learning rate under this optimizer."""
         return self.label == STABLE
 
     def to_dict(self) -> dict[str, Any]:
@@ -186,7 +186,7 @@ def transfer(schedule: str | Callable[[float], float] | Schedule, lr: float, fro
         schedule: γ_r as text, callable or Schedule.
         lr: the learning rate tuned at ``from_rank``.
         from_rank, to_rank: ranks (integers ≥ 1).
-        optimizer: ``"sgd"`` (η ∝ 1/(γ_r²·r)) or ``"adam"`` (sign regime: η ∝ 1/(γ_r·r)).
+        optimizer: ``"sgd"`` (η ∝ 1/(γ_r²·r)) or ``"adam"`` (sign phase: η ∝ 1/(γ_r·r)).
         constants: values of named constants; needed only when they do not cancel.
         eps, grad_scale: Adam's ε and G (E|∂L/∂B_ij| = γ_r·G at step 0), both or neither; with
             them the Adam prediction follows the first-step update η·γ_r·r·F(ρ), ρ = γ_r·G/ε.
@@ -253,7 +253,7 @@ def transfer(schedule: str | Callable[[float], float] | Schedule, lr: float, fro
 def transfer_all(schedule: str | Callable[[float], float] | Schedule, lr: float, from_rank: int, to_rank: int,
                  constants: Mapping[str, float | Fraction] | None = None, eps: float | None = None,
                  grad_scale: float | None = None) -> dict[str, Transfer]:
-    """:func:`transfer` in every optimizer regime (ε and G apply to Adam only).
+    """:func:`transfer` under every optimizer (ε and G apply to Adam only).
 
     >>> {o: t.lr_to for o, t in transfer_all("alpha/sqrt(r)", 2e-4, 16, 256).items()}
     {'sgd': 0.0002, 'adam': 5e-05}

@@ -1,4 +1,4 @@
-r"""Result 11: Adam with ε > 0 — where the sign regime ends, and the learning-rate rule on each side.
+r"""Result 11: Adam with ε > 0 — where the sign phase ends, and the learning-rate rule on each side.
 
 One LoRA layer at step 0 (B = 0, rows a_j of A iid N(0, σ_A² I), one input x, v = ∂L/∂y): the gradient
 g_ij = γ_r v_i (a_j·x) depends on r only through γ_r, and Adam's first step is −η g/(|g| + ε). It is sign
@@ -86,7 +86,7 @@ def adam_epsilon() -> Derivation:
     D.check("E|g_ij| = γ_r·G with G = |v_i|·σ_A·‖x‖·√(2/π) (no r)", mean_grad, gamma * g_scale)
     rho = mean_grad / eps
 
-    # 5. Sign regime: ΔB_ij = −η·sign(g_ij), so Δy_i = γ Σ_j ΔB_ij (a_j·x) = −η γ sign(v_i) Σ_j |a_j·x|.
+    # 5. Sign phase: ΔB_ij = −η·sign(g_ij), so Δy_i = γ Σ_j ΔB_ij (a_j·x) = −η γ sign(v_i) Σ_j |a_j·x|.
     zp, vp = sp.symbols("z_pos v_pos", positive=True)
     for zz, vv in ((zp, vp), (-zp, vp), (zp, -vp), (-zp, -vp)):
         D.check(f"sign(γ·v·z)·z = sign(v)·|z| at v = {vv}, z = {zz}",
@@ -98,7 +98,7 @@ def adam_epsilon() -> Derivation:
            lhs("E|Δy_i| (sign)", r"\mathbb{E}|\Delta{}y_i|_{\mathrm{sign}}"), sign_size)
     D.check("sign regime: E|Δy_i| = η·γ_r·r·σ_A‖x‖·√(2/π)", sign_size, eta * gamma * r * s * sp.sqrt(2 / sp.pi))
 
-    # 6. SGD-like regime: ΔB_ij = −(η/ε)·g_ij, so Δy_i = −(η/ε) γ² v_i Σ_j (a_j·x)².
+    # 6. SGD-like phase: ΔB_ij = −(η/ε)·g_ij, so Δy_i = −(η/ε) γ² v_i Σ_j (a_j·x)².
     sgd_size = (eta / eps) * gamma**2 * sp.Abs(v) * r * second
     D.step("computation", r"SGD-like regime: $\Delta{}B_{ij} = -(\eta/\epsilon) g_{ij}$, so $\Delta{}y_i = "
            r"-(\eta/\epsilon)\gamma_r^2 v_i \sum_j (a_j\cdot{}x)^2$:",

@@ -32,8 +32,8 @@ def _family_exponents(factor: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr, sp.Ex
     return logS, sp.expand(logS.coeff(sp.log(r))), sp.expand(logS.coeff(sp.log(sp.log(r)))), c
 
 
-def _regime(e_r: sp.Expr, e_l: sp.Expr) -> Label:
-    """The regime of S = Θ(r^e_r (log r)^e_l) by the exponent rule."""
+def _exponent_label(e_r: sp.Expr, e_l: sp.Expr) -> Label:
+    """The label of S = Θ(r^e_r (log r)^e_l) by the exponent rule."""
     if e_r != 0:
         return BLOW_UP if e_r > 0 else COLLAPSE
     if e_l != 0:
@@ -41,8 +41,8 @@ def _regime(e_r: sp.Expr, e_l: sp.Expr) -> Label:
     return STABLE
 
 
-def _limit_regime(S: sp.Expr) -> Label:
-    """The regime of S by sympy's limit as r → ∞."""
+def _limit_label(S: sp.Expr) -> Label:
+    """The label of S by sympy's limit as r → ∞."""
     lim = sp.limit(S, r, sp.oo)
     if lim == 0:
         return COLLAPSE
@@ -80,8 +80,8 @@ def stability_iff() -> Derivation:
         agree = True
         for pv in _GRID_P:
             for kv in _GRID_K:
-                rule = _regime(e_r.subs(P, pv), e_l.subs(k, kv))
-                by_limit = _limit_regime(factor.subs(gamma, r**pv * sp.log(r) ** kv))
+                rule = _exponent_label(e_r.subs(P, pv), e_l.subs(k, kv))
+                by_limit = _limit_label(factor.subs(gamma, r**pv * sp.log(r) ** kv))
                 agree &= rule == by_limit
                 rows.append((pv, kv, rule))
         D.check(f"{opt}: sympy limits of S on a grid of (p, k) agree with the exponent rule", sp.Integer(agree), 1)
@@ -95,7 +95,7 @@ def stability_iff() -> Derivation:
 
 
 def _check_classifier(D: Derivation, optimizer: Optimizer, rows: Sequence[tuple[sp.Expr, int, Label]]) -> None:
-    """Cross-check the derived regimes against the asymptotic classifier, :func:`rsstab.verdict.classify.check`."""
+    """Cross-check the derived labels against the asymptotic classifier, :func:`rsstab.verdict.classify.check`."""
     mismatches = 0
     for pv, kv, label in rows:
         text = f"r**({pv})" + (f"*log(r)**({kv})" if kv else "")

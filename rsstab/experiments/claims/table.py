@@ -4,7 +4,7 @@ Two kinds of rows (``kind``):
 
 * **reproduction** — the paper's empirical claim measured in a setting where it could be false;
   verdicts ``reproduced`` / ``partly reproduced`` / ``not reproduced`` / ``refuted``;
-* **consistency check** — an exact identity, the gradient algebra at initialisation, or a regime
+* **consistency check** — an exact identity, the gradient algebra at initialisation, or a setting
   where nothing is learned: it confirms the derivation and the simulator, it cannot refute the
   paper; verdicts ``consistent`` / ``partly consistent`` / ``inconsistent``.
 
