@@ -26,6 +26,10 @@ FLAGS = {"constants": "--set NAME=VALUE", "lr_scaling": "--lr-scaling", "eps": "
          "grad_scale": "--grad-scale", "assume": "--assume", "init_std": "--init-std", "from_rank": "--from-rank", "to_rank": "--to-rank", "lr": "--lr"}
 
 
+#: How the command line spells an argument that a library message names (``RsstabError.names``).
+SPELLINGS = {"width": "--width", "constants": "--set", "assume": "--assume"}
+
+
 def _flag(parameter: str | None) -> str | None:
     if not parameter:
         return None
@@ -146,7 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         flag = _flag(getattr(exc, "parameter", None))
         where = f"rsstab {args.command}"
         hint = f"see {flag} in '{where} --help'" if flag else f"see '{where} --help'"
-        print(f"rsstab: error: {exc} ({hint})", file=sys.stderr)
+        print(f"rsstab: error: {exc.spelled(lambda name: SPELLINGS.get(name) or _flag(name))} ({hint})",
+              file=sys.stderr)
         return EXIT_USAGE
     except ImportError as exc:  # an optional dependency missing where no command checked it first
         from rsstab.errors import missing_extra

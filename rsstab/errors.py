@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 __all__ = ["RsstabError", "ScheduleError", "MissingExtraError", "require_extra", "EXTRA_OF", "SIM_MODULES",
            "missing_extra"]
 
@@ -18,11 +20,28 @@ class RsstabError(ValueError):
     'no value for beta'
     >>> RsstabError("no value for beta", parameter="constants").parameter
     'constants'
+
+    A message that must name another argument names it as ``{name}`` and lists it in ``names``:
+    ``str()`` spells it as the library's argument, :meth:`spelled` as a front end does (the command
+    line: its flag), so a library message never names a command-line flag.
+
+    >>> e = RsstabError("{width} needs a value for beta ({constants})", names=("width", "constants"))
+    >>> str(e), e.spelled({"width": "--width", "constants": "--set"}.get)
+    ('width needs a value for beta (constants)', '--width needs a value for beta (--set)')
     """
 
-    def __init__(self, message: str = "", *, parameter: str | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str = "", *, parameter: str | None = None, names: tuple[str, ...] = ()) -> None:
+        self.template, self.names = message, tuple(names)
+        super().__init__(self.spelled(lambda name: name) if self.names else message)
         self.parameter = parameter
+
+    def spelled(self, spell: Callable[[str], str | None]) -> str:
+        """The message with each argument in :attr:`names` spelled by ``spell`` (its own name where
+        ``spell`` gives None)."""
+        text = self.template
+        for name in self.names:
+            text = text.replace("{" + name + "}", spell(name) or name)
+        return text
 
 
 class ScheduleError(RsstabError):

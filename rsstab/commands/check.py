@@ -182,7 +182,7 @@ def learning_rates(lr: str | None, lr_ratio: str | None, lr_a: str | None,
 
 def _for_flag(flag: str, exc: RsstabError) -> RsstabError:
     """``exc``'s message under the flag the user typed (instead of the library's parameter name)."""
-    return RsstabError(f"{flag}: {str(exc).split(': ', 1)[-1]}")
+    return RsstabError(f"{flag}: {exc.template.split(': ', 1)[-1]}", names=exc.names)
 
 
 def run(args: argparse.Namespace) -> int:

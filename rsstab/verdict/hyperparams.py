@@ -155,7 +155,7 @@ def _incoherent_entry(optimizer: str, params: Sequence[str], region: Region, con
     shrinking = [when(reg) for reg, lab in _regions(width, Fraction(0), region, params, consts) if lab == COLLAPSE]
     if shrinking:
         raise RsstabError(f"the width d = {width} must not shrink as r grows; it does for {' or '.join(shrinking)} "
-                          "(restrict with --assume)", parameter="width_expr")
+                          "(restrict with {assume})", parameter="width_expr", names=("assume",))
     d = sympy.Symbol("d", positive=True)
     star = sympy.expand(theory.crossover_rank("forward", optimizer, d, pi=sympy.pi))
     found = _regions(width, Fraction(-1), region, params, consts)

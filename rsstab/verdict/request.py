@@ -288,12 +288,12 @@ class CheckRequest:
         elif params:
             _refuse_non_positive(sched, params)
             if width is not None:
-                raise RsstabError(f"--width needs values for the parameters {', '.join(params)} (--set NAME=VALUE)",
-                                  parameter="width")
+                raise RsstabError(f"{{width}} needs values for the parameters {', '.join(params)} "
+                                  "({constants} NAME=VALUE)", parameter="width", names=("width", "constants"))
         elif assumptions:
             raise RsstabError("assumptions are about parameters (names in an exponent of r), and this schedule "
-                              "has none" + (" left (--set gave them values)" if constants else ""),
-                              parameter="assume")
+                              "has none" + (" left ({constants} gave them values)" if constants else ""),
+                              parameter="assume", names=("constants",))
         return cls(schedule=sched, optimizer=opt, lr_scaling=scaling, params=params, assumptions=assumptions,
                    lr=lr_f, init_std=sigma, lr_ratio=ratio, width_expr=d_expr, width=width_n, ranks=ranks_t,
                    constants_given=bool(constants))
