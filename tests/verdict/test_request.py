@@ -93,7 +93,7 @@ def test_check_refuses_exactly_as_the_request_and_hands_it_to_one_engine(kwargs:
     ({"lr": "eta", "lr_scaling": 1, "width": 64}, "lr", "give the learning rate either"),
     ({"schedule": _inverse, "lr": "eta", "width": 64}, "schedule", "a learning rate or init scale in r needs"),
     ({"init_std": "gaussian", "width": 64}, "width", "the width table is for the schedule alone"),
-    ({"schedule": "alpha/r**beta", "width": 64}, "width", "--width needs values for the parameters beta"),
+    ({"schedule": "alpha/r**beta", "width": 64}, "width", "width needs values for the parameters beta"),
     ({"constants": {"beta": 1}, "schedule": "alpha/r**beta", "assume": "beta > 0"}, "assume",
      "assumptions are about parameters (names in an exponent of r), and this schedule has none left"),
 ])
