@@ -51,7 +51,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 import torch
 
@@ -275,7 +276,7 @@ def measure(
             if keep:
                 change_kept, tangent_kept = change, tangent
             if first_order:
-                gap = _first_order_gap(at, initial, change[:probe_batch], x_test[:probe_batch], lambda: first_order_step(
+                gap = _first_order_gap(probe, change[:probe_batch], x_test[:probe_batch], lambda: first_order_step(
                     at, initial, x_train, teacher, optimizer=optimizer, steps=steps, batch=batch, lr=lr))
         else:
             diverged = steps
@@ -303,27 +304,25 @@ def first_order_step(
     fed those gradients (Adam's normalisation is part of the first order, not a next term).
 
     ``at(params, x)`` is the module at trainable parameters ``params`` (name → tensor)."""
-    names = list(initial)
 
-    def grads_at_theta0(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        pull = torch.func.vjp(lambda *p: at(dict(zip(names, p)), x), *(initial[n] for n in names))[1]
-        return tuple(pull(-(x @ teacher.T) / batch))
+    def grads_at_theta0(x: torch.Tensor) -> dict[str, torch.Tensor]:
+        pull = torch.func.vjp(lambda p: at(p, x), initial)[1]
+        grads: dict[str, torch.Tensor] = pull(-(x @ teacher.T) / batch)[0]
+        return grads
 
     if optimizer == "sgd":
-        g = grads_at_theta0(x_train[: steps * batch])
-        return {n: -lr * t.detach() for n, t in zip(names, g)}
-    step = {n: torch.zeros_like(initial[n], requires_grad=True) for n in names}
+        return {n: -lr * g.detach() for n, g in grads_at_theta0(x_train[: steps * batch]).items()}
+    step = {n: torch.zeros_like(t, requires_grad=True) for n, t in initial.items()}
     opt = torch.optim.Adam(list(step.values()), lr=lr)
     for t in range(steps):
-        for p, gt in zip(step.values(), grads_at_theta0(x_train[t * batch : (t + 1) * batch])):
-            p.grad = gt.detach()
+        for n, g in grads_at_theta0(x_train[t * batch : (t + 1) * batch]).items():
+            step[n].grad = g.detach()
         opt.step()
     return {n: p.detach() for n, p in step.items()}
 
 
 def _first_order_gap(
-    at: Callable[[dict[str, torch.Tensor], torch.Tensor], torch.Tensor],
-    initial: dict[str, torch.Tensor],
+    probe: _Probe,
     change: torch.Tensor,
     x: torch.Tensor,
     first_order: Callable[[], dict[str, torch.Tensor]],
@@ -331,16 +330,10 @@ def _first_order_gap(
     """``RMS(J·δ − J·δ¹) / RMS(J·δ¹)`` on the held-out inputs ``x``, where ``change`` = J·δ is the
     measured learned change there and ``first_order()`` forms δ¹ (:func:`first_order_step`); nan where
     it cannot be formed (a module torch.func cannot trace, or a first-order change of 0)."""
-    names = list(initial)
     try:
-        step1 = first_order()
-        with warnings.catch_warnings():  # as in _Probe.change_and_tangent
-            warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=DeprecationWarning)
-            change1 = torch.func.jvp(lambda *p: at(dict(zip(names, p)), x),
-                                     tuple(initial[n] for n in names), tuple(step1[n] for n in names))[1]
+        c1 = probe.change_along(x, first_order())
     except (RuntimeError, NotImplementedError, TypeError):
         return math.nan
-    c1 = change1.detach().double()
     den = float(c1.pow(2).mean().sqrt())
     num = float((change.double() - c1).pow(2).mean().sqrt())
     return num / den if den > 0 and math.isfinite(num) else math.nan
@@ -350,6 +343,16 @@ def frozen_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The frozen parameters and buffers of ``module`` (what draws > 0 copy from draw 0)."""
     trainable = {n for n, p in module.named_parameters() if p.requires_grad}
     return {k: v for k, v in module.state_dict().items() if k not in trainable}
+
+
+@contextmanager
+def _forward_mode() -> Iterator[None]:
+    """Around ``torch.func.jvp``: torch's forward-mode AD scripts its decompositions on first use,
+    which warns (DeprecationWarning) in recent releases: not the user's concern, and fatal under
+    -W error."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=DeprecationWarning)
+        yield
 
 
 class _Probe:
@@ -370,6 +373,13 @@ class _Probe:
     def _call(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         return torch.func.functional_call(self.module, params, (x,), strict=False)
 
+    def change_along(self, x: torch.Tensor, step: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The learned change on ``x`` along another parameter step, ``J_θ f · step`` at ``θ_0``
+        (forward mode; float64)."""
+        with _forward_mode():
+            change = torch.func.jvp(lambda p: self._call(p, x), (self.initial,), (step,))[1]
+        return change.detach().double()
+
     def change_and_tangent(self, x: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, str]:
         """The learned change on ``x`` and the backward tangent for the output gradient ``v``."""
 
@@ -379,10 +389,7 @@ class _Probe:
             return out, pull(v)[0]
 
         try:
-            with warnings.catch_warnings():
-                # torch's forward-mode AD scripts its decompositions on first use, which warns
-                # (DeprecationWarning) in recent releases: not the user's concern, and fatal under -W error.
-                warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=DeprecationWarning)
+            with _forward_mode():
                 _, (change, tangent) = torch.func.jvp(both, (self.initial,), (self.step,))  # type: ignore[misc]  # as vjp
             return change.detach().double(), tangent.detach().double(), "jvp"
         except (RuntimeError, NotImplementedError, TypeError):
