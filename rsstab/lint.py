@@ -184,10 +184,6 @@ class Finding:
         where = self.path if self.line is None else f"{self.path}:{self.line}"
         return f"{where}:{self.module}: {self.code} {self.message}"
 
-    def text(self) -> str:
-        """:meth:`render`, under its older name."""
-        return self.render()
-
     def as_dict(self) -> dict[str, Any]:
         """The JSON form (one entry of ``rsstab lint --format json``'s ``findings``): the fields and the severity."""
         return {**asdict(self), "severity": self.severity}

@@ -282,8 +282,3 @@ class ExpansionTable:
 
 def _maybe(v: Any) -> str:
     return "?" if v is None else f"{v:.3g}"
-
-
-def render_expansion(rows: Sequence[dict[str, Any]]) -> str:
-    """The text of :func:`expansion_rows`: ``ExpansionTable(tuple(rows)).render()``."""
-    return ExpansionTable(tuple(rows)).render()

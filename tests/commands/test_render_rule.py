@@ -76,5 +76,4 @@ def test_transfer_prints_render_transfers(capsys: pytest.CaptureFixture[str]) ->
 def test_lint_text_is_each_findings_render_and_json_its_as_dict() -> None:
     findings = [Finding("a.json", "q", "RS201", "bad: 1,2", line=3), Finding("b.json", "-", "RS303", "DoRA")]
     assert format_findings(findings, "text") == "\n".join(f.render() for f in findings)
-    assert [f.text() for f in findings] == [f.render() for f in findings]  # the older name
     assert json.loads(format_findings(findings, "json"))["findings"] == [f.as_dict() for f in findings]
